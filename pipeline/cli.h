@@ -1,0 +1,23 @@
+/*
+ * cli.h: subcommand entry points and small command-line helpers.
+ *
+ * Each cf_cmd_X(argc, argv) gets argv[0] = "X" and returns the process exit
+ * code: 0 success, 1 runtime failure, 2 usage or configuration error.
+ */
+#ifndef CF_CLI_H
+#define CF_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+int cf_cmd_broker(int argc, char **argv);
+int cf_cmd_cat(int argc, char **argv);
+
+/* Parses a decimal integer in [min, max]; false on any junk. */
+bool cf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Reads the first line of a bootstrap file into buf (newline stripped).
+ * Returns false and prints an error naming the file on failure. */
+bool cf_read_bootstrap_file(const char *path, char *buf, size_t size);
+
+#endif

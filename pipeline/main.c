@@ -1,0 +1,48 @@
+/*
+ * main.c: the chargeflow binary; dispatches to the subcommands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cf_command {
+        const char *name;
+        int (*main)(int argc, char **argv);
+        const char *help;
+} cf_commands[] = {
+        { "broker", cf_cmd_broker,
+          "run the embedded Kafka-protocol broker on loopback" },
+        { "cat", cf_cmd_cat, "print a chargeflow topic as JSON lines" },
+};
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: chargeflow <command> [options]\n\ncommands:\n");
+        for (size_t i = 0; i < sizeof(cf_commands) / sizeof(cf_commands[0]);
+             i++)
+                fprintf(f, "  %-8s %s\n", cf_commands[i].name,
+                        cf_commands[i].help);
+        fprintf(f, "\n'chargeflow <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+            !strcmp(argv[1], "help")) {
+                usage(stdout);
+                return 0;
+        }
+        for (size_t i = 0; i < sizeof(cf_commands) / sizeof(cf_commands[0]);
+             i++) {
+                if (!strcmp(argv[1], cf_commands[i].name))
+                        return cf_commands[i].main(argc - 1, argv + 1);
+        }
+        fprintf(stderr, "chargeflow: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+}
