@@ -8,6 +8,7 @@
 #define CF_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 int cf_cmd_broker(int argc, char **argv);

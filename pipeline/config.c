@@ -1,0 +1,382 @@
+/* config.c: the configuration table and its loader (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+
+enum { CT_STRING, CT_INT, CT_ENUM };
+
+typedef struct cf_config_entry {
+        const char *key;
+        int type;
+        const char *def;
+        size_t offset;
+        int64_t min, max;    /* CT_INT bounds */
+        const char *choices; /* CT_ENUM: '|'-separated */
+        const char *help;
+} cf_config_entry;
+
+#define S(k, f, d, h) { k, CT_STRING, d, offsetof(cf_config, f), 0, 0, NULL, h }
+#define I(k, f, d, lo, hi, h)                                                  \
+        { k, CT_INT, d, offsetof(cf_config, f), lo, hi, NULL, h }
+#define E(k, f, d, c, h) { k, CT_ENUM, d, offsetof(cf_config, f), 0, 0, c, h }
+#define DAY_MS 86400000LL
+#define HOUR_MS 3600000LL
+
+static const cf_config_entry cf_config_table[] = {
+        S("bootstrap.servers", bootstrap_servers, "127.0.0.1:9092",
+          "Kafka bootstrap servers (host:port,...)."),
+        S("group.id", group_id, "chargeflow",
+          "Consumer group of the pipeline's processes."),
+        S("topic.sessions", topic_sessions, "charging.sessions",
+          "Input topic of session events."),
+        S("topic.meter", topic_meter, "charging.meter",
+          "Input topic of meter readings."),
+        S("topic.sites", topic_sites, "billing.sites",
+          "Table topic of site configs (compacted)."),
+        S("topic.users", topic_users, "billing.users",
+          "Table topic of users (compacted)."),
+        S("topic.charge-records", topic_charge_records,
+          "billing.charge-records", "Output topic of priced charge records."),
+        S("topic.statements", topic_statements, "billing.statements",
+          "Output topic of statements."),
+        S("topic.rejected", topic_rejected, "billing.rejected",
+          "Output topic of rejected input records."),
+        S("topic.repartition", topic_repartition,
+          "chargeflow.billing-repartition",
+          "Internal topic from rating to billing, keyed by billed party."),
+        S("schema.registry", schema_registry, "builtin",
+          "Schema registry: 'builtin' (the ids of schemas/)."),
+        E("processing.guarantee", processing_guarantee, "exactly_once",
+          "exactly_once|at_least_once",
+          "exactly_once: outbox and single-writer recovery; "
+          "at_least_once: produce directly (benchmark baseline)."),
+        I("commit.interval.ms", commit_interval_ms, "1000", 1, DAY_MS,
+          "How often a task commits its state, offsets and outbox in one "
+          "RocksDB WriteBatch."),
+        I("max.task.idle.ms", max_task_idle_ms, "500", 0, HOUR_MS,
+          "How long a task waits for an empty input before merging by event "
+          "time without it."),
+        I("stats.interval.ms", stats_interval_ms, "10000", 0, DAY_MS,
+          "How often counters are logged; 0 disables."),
+        E("log.level", log_level, "info", "debug|info|warn|error",
+          "Lowest level of log lines written to stderr."),
+        S("state.dir", state_dir, "./chargeflow-state",
+          "Directory of the RocksDB state; keep it across restarts."),
+        I("state.cache.max.bytes", state_cache_max_bytes, "67108864", 1048576,
+          INT64_MAX, "Upper bound of the in-memory write-back caches."),
+        I("allowed.lateness.ms", allowed_lateness_ms, "60000", 0, DAY_MS,
+          "How far past a session's stop the task's event time must be "
+          "before the session is priced, so that late readings count."),
+        I("session.timeout.ms", session_timeout_ms, "7200000", 60000,
+          30 * DAY_MS,
+          "A session with no event for this long is closed from its last "
+          "reading and flagged STOP_ESTIMATED."),
+        I("max.clock.skew.ms", max_clock_skew_ms, "86400000", 1000,
+          365 * DAY_MS,
+          "Records whose time is further than this ahead of the task's event "
+          "time are rejected as CLOCK."),
+        I("orphan.wait.ms", orphan_wait_ms, "3600000", 0, 30 * DAY_MS,
+          "How long readings wait for their session before ORPHAN."),
+        I("unknown.site.wait.ms", unknown_site_wait_ms, "600000", 0,
+          30 * DAY_MS,
+          "How long records wait for their site config before "
+          "UNKNOWN_SITE."),
+        I("dedup.window", dedup_window, "1024", 64, 1048576,
+          "Sequence numbers below a charger's highest one that are still "
+          "tracked individually (reordering tolerance)."),
+        I("billing.grace.ms", billing_grace_ms, "86400000", 0, 365 * DAY_MS,
+          "A period closes when its end plus this is behind the watermark."),
+        I("watermark.idle.ms", watermark_idle_ms, "30000", 0, DAY_MS,
+          "A rating task silent for this long (wall clock) stops holding "
+          "back billing's watermark."),
+};
+
+#define N_ENTRIES (sizeof(cf_config_table) / sizeof(cf_config_table[0]))
+
+static const cf_config_entry *find(const char *key)
+{
+        for (size_t i = 0; i < N_ENTRIES; i++)
+                if (!strcmp(cf_config_table[i].key, key))
+                        return &cf_config_table[i];
+        return NULL;
+}
+
+static bool choice_ok(const char *choices, const char *v)
+{
+        size_t n = strlen(v);
+        const char *p = choices;
+        while (p) {
+                const char *bar = strchr(p, '|');
+                size_t len = bar ? (size_t)(bar - p) : strlen(p);
+                if (len == n && !strncmp(p, v, n))
+                        return true;
+                p = bar ? bar + 1 : NULL;
+        }
+        return false;
+}
+
+static cf_err_t set_entry(cf_config *cfg, const cf_config_entry *e,
+                          const char *value, char *errstr, size_t errstr_size)
+{
+        void *f = (char *)cfg + e->offset;
+        switch (e->type) {
+        case CT_STRING:
+                if (!*value && strcmp(e->key, "log.level")) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: value must not be empty", e->key);
+                        return CF_ERR_CONFIG;
+                }
+                free(*(char **)f);
+                *(char **)f = cf_strdup(value);
+                return CF_OK;
+        case CT_ENUM:
+                if (!choice_ok(e->choices, value)) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: '%s' is not one of %s", e->key, value,
+                                 e->choices);
+                        return CF_ERR_CONFIG;
+                }
+                free(*(char **)f);
+                *(char **)f = cf_strdup(value);
+                return CF_OK;
+        case CT_INT: {
+                char *end;
+                errno = 0;
+                long long v = strtoll(value, &end, 10);
+                if (!*value || *end || errno) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: '%s' is not an integer", e->key, value);
+                        return CF_ERR_CONFIG;
+                }
+                if (v < e->min || v > e->max) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: %lld is out of range [%lld, %lld]",
+                                 e->key, v, (long long)e->min,
+                                 (long long)e->max);
+                        return CF_ERR_CONFIG;
+                }
+                *(int64_t *)f = v;
+                return CF_OK;
+        }
+        }
+        return CF_ERR_CONFIG;
+}
+
+void cf_config_init(cf_config *cfg)
+{
+        char err[256];
+        memset(cfg, 0, sizeof(*cfg));
+        for (size_t i = 0; i < N_ENTRIES; i++) {
+                cf_err_t e = set_entry(cfg, &cf_config_table[i],
+                                       cf_config_table[i].def, err,
+                                       sizeof(err));
+                if (e) {
+                        /* A bad default is a programming error. */
+                        fprintf(stderr, "chargeflow: bad default: %s\n", err);
+                        abort();
+                }
+        }
+}
+
+void cf_config_destroy(cf_config *cfg)
+{
+        for (size_t i = 0; i < N_ENTRIES; i++) {
+                const cf_config_entry *e = &cf_config_table[i];
+                if (e->type == CT_STRING || e->type == CT_ENUM) {
+                        char **f = (char **)((char *)cfg + e->offset);
+                        free(*f);
+                        *f = NULL;
+                }
+        }
+        for (size_t i = 0; i < cfg->n_kafka; i++) {
+                free(cfg->kafka[i].key);
+                free(cfg->kafka[i].value);
+        }
+        free(cfg->kafka);
+        cfg->kafka = NULL;
+        cfg->n_kafka = 0;
+}
+
+cf_err_t cf_config_set(cf_config *cfg, const char *key, const char *value,
+                       char *errstr, size_t errstr_size)
+{
+        if (!strncmp(key, "kafka.", 6)) {
+                const char *k = key + 6;
+                if (!*k) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: a librdkafka property name must follow "
+                                 "'kafka.'",
+                                 key);
+                        return CF_ERR_CONFIG;
+                }
+                for (size_t i = 0; i < cfg->n_kafka; i++) {
+                        if (!strcmp(cfg->kafka[i].key, k)) {
+                                free(cfg->kafka[i].value);
+                                cfg->kafka[i].value = cf_strdup(value);
+                                return CF_OK;
+                        }
+                }
+                cfg->kafka = cf_realloc(cfg->kafka, (cfg->n_kafka + 1) *
+                                                            sizeof(cf_kv));
+                cfg->kafka[cfg->n_kafka].key = cf_strdup(k);
+                cfg->kafka[cfg->n_kafka].value = cf_strdup(value);
+                cfg->n_kafka++;
+                return CF_OK;
+        }
+        const cf_config_entry *e = find(key);
+        if (!e) {
+                snprintf(errstr, errstr_size,
+                         "%s: unknown configuration key (see chargeflow run "
+                         "--help-config; librdkafka properties take the "
+                         "prefix 'kafka.')",
+                         key);
+                return CF_ERR_CONFIG;
+        }
+        return set_entry(cfg, e, value, errstr, errstr_size);
+}
+
+static char *trim(char *s)
+{
+        while (isspace((unsigned char)*s))
+                s++;
+        size_t n = strlen(s);
+        while (n && isspace((unsigned char)s[n - 1]))
+                s[--n] = '\0';
+        return s;
+}
+
+cf_err_t cf_config_set_kv(cf_config *cfg, const char *kv, char *errstr,
+                          size_t errstr_size)
+{
+        char *copy = cf_strdup(kv);
+        char *eq = strchr(copy, '=');
+        cf_err_t err;
+        if (!eq) {
+                snprintf(errstr, errstr_size,
+                         "'%s': expected key=value", kv);
+                free(copy);
+                return CF_ERR_CONFIG;
+        }
+        *eq = '\0';
+        err = cf_config_set(cfg, trim(copy), trim(eq + 1), errstr,
+                            errstr_size);
+        free(copy);
+        return err;
+}
+
+cf_err_t cf_config_load_file(cf_config *cfg, const char *path, char *errstr,
+                             size_t errstr_size)
+{
+        FILE *f = fopen(path, "r");
+        char *line = NULL;
+        size_t cap = 0;
+        int lineno = 0;
+        cf_err_t err = CF_OK;
+        if (!f) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return CF_ERR_CONFIG;
+        }
+        while (getline(&line, &cap, f) >= 0) {
+                char *s = trim(line);
+                lineno++;
+                if (!*s || *s == '#' || *s == '!')
+                        continue;
+                char *eq = strchr(s, '=');
+                if (!eq) {
+                        snprintf(errstr, errstr_size,
+                                 "%s:%d: expected key=value, got '%s'", path,
+                                 lineno, s);
+                        err = CF_ERR_CONFIG;
+                        break;
+                }
+                *eq = '\0';
+                char msg[512];
+                err = cf_config_set(cfg, trim(s), trim(eq + 1), msg,
+                                    sizeof(msg));
+                if (err) {
+                        snprintf(errstr, errstr_size, "%s:%d: %s", path,
+                                 lineno, msg);
+                        break;
+                }
+        }
+        free(line);
+        fclose(f);
+        return err;
+}
+
+cf_err_t cf_config_validate(const cf_config *cfg, char *errstr,
+                            size_t errstr_size)
+{
+        if (cf_config_kafka_get(cfg, "bootstrap.servers")) {
+                snprintf(errstr, errstr_size,
+                         "kafka.bootstrap.servers: set bootstrap.servers "
+                         "instead");
+                return CF_ERR_CONFIG;
+        }
+        if (cf_config_kafka_get(cfg, "group.id")) {
+                snprintf(errstr, errstr_size,
+                         "kafka.group.id: set group.id instead");
+                return CF_ERR_CONFIG;
+        }
+        if (strcmp(cfg->schema_registry, "builtin")) {
+                snprintf(errstr, errstr_size,
+                         "schema.registry: '%s' is not supported; only "
+                         "'builtin' is",
+                         cfg->schema_registry);
+                return CF_ERR_CONFIG;
+        }
+        return CF_OK;
+}
+
+const char *cf_config_kafka_get(const cf_config *cfg, const char *key)
+{
+        for (size_t i = 0; i < cfg->n_kafka; i++)
+                if (!strcmp(cfg->kafka[i].key, key))
+                        return cfg->kafka[i].value;
+        return NULL;
+}
+
+void cf_config_print_help(FILE *f, bool markdown)
+{
+        if (markdown) {
+                fprintf(f, "| key | type | default | description |\n");
+                fprintf(f, "| --- | --- | --- | --- |\n");
+        }
+        for (size_t i = 0; i < N_ENTRIES; i++) {
+                const cf_config_entry *e = &cf_config_table[i];
+                char type[160];
+                if (e->type == CT_INT)
+                        snprintf(type, sizeof(type), "integer %lld..%lld",
+                                 (long long)e->min, (long long)e->max);
+                else if (e->type == CT_ENUM)
+                        snprintf(type, sizeof(type), "%s", e->choices);
+                else
+                        snprintf(type, sizeof(type), "string");
+                if (markdown) {
+                        char choices[160];
+                        snprintf(choices, sizeof(choices), "%s", type);
+                        for (char *p = choices; *p; p++)
+                                if (*p == '|')
+                                        *p = '/';
+                        fprintf(f, "| `%s` | %s | `%s` | %s |\n", e->key,
+                                choices, e->def, e->help);
+                } else {
+                        fprintf(f, "%-24s %s (default %s)\n  %s\n", e->key,
+                                type, e->def, e->help);
+                }
+        }
+        if (markdown)
+                fprintf(f, "| `kafka.*` | string | | Passed to librdkafka "
+                           "without the prefix, e.g. `kafka.security."
+                           "protocol=SSL`. |\n");
+        else
+                fprintf(f, "%-24s string\n  Passed to librdkafka without the "
+                           "prefix.\n",
+                        "kafka.*");
+}

@@ -1,0 +1,32 @@
+/*
+ * kafka.h: librdkafka set-up shared by the commands: client configs with
+ * the project's defaults, and topic metadata helpers. The only module besides
+ * the runtime that includes librdkafka; stages never do.
+ */
+#ifndef CF_KAFKA_H
+#define CF_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "err.h"
+
+/* A new librdkafka config with bootstrap.servers set, logs at warning level
+ * and above, then the extra properties (config.h's kafka.* list; NULL for
+ * none) applied in order. NULL with errstr naming the property on error. */
+rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
+                                   size_t n_extra, char *errstr,
+                                   size_t errstr_size);
+
+/* Sets one property; errstr names the key. */
+cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
+                           const char *value, char *errstr,
+                           size_t errstr_size);
+
+/* Number of partitions of topic (metadata request, timeout_ms), or -1 with
+ * errstr set when the topic does not exist or the broker is unreachable. */
+int cf_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                             char *errstr, size_t errstr_size);
+
+#endif
