@@ -125,20 +125,20 @@ int cf_cmd_broker(int argc, char **argv)
 
         /* The mock cluster hangs off a client handle of its own. */
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, "log_level", "3", errstr,
-                              sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK) {
                 fprintf(stderr, "chargeflow broker: %s\n", errstr);
                 rd_kafka_conf_destroy(conf);
                 return 1;
         }
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
-                                      sizeof(errstr));
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!rk) {
                 fprintf(stderr, "chargeflow broker: %s\n", errstr);
                 return 1;
         }
-        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk,
-                                                                (int)brokers);
+        rd_kafka_mock_cluster_t *mc =
+            rd_kafka_mock_cluster_new(rk, (int)brokers);
         if (!mc) {
                 fprintf(stderr,
                         "chargeflow broker: cannot create the mock cluster\n");
@@ -147,10 +147,9 @@ int cf_cmd_broker(int argc, char **argv)
         }
         for (size_t i = 0; i < cf_n_topics; i++) {
                 rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-                        mc, cf_topics[i].name, (int)partitions, 1);
+                    mc, cf_topics[i].name, (int)partitions, 1);
                 if (err) {
-                        fprintf(stderr,
-                                "chargeflow broker: creating %s: %s\n",
+                        fprintf(stderr, "chargeflow broker: creating %s: %s\n",
                                 cf_topics[i].name, rd_kafka_err2str(err));
                         rd_kafka_mock_cluster_destroy(mc);
                         rd_kafka_destroy(rk);
@@ -159,8 +158,7 @@ int cf_cmd_broker(int argc, char **argv)
         }
         const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
         if (bsfile && write_bootstrap_file(bsfile, bs)) {
-                fprintf(stderr, "chargeflow broker: cannot write %s\n",
-                        bsfile);
+                fprintf(stderr, "chargeflow broker: cannot write %s\n", bsfile);
                 rd_kafka_mock_cluster_destroy(mc);
                 rd_kafka_destroy(rk);
                 return 1;

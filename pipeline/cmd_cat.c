@@ -50,10 +50,11 @@ static bool printable_utf8(const unsigned char *p, size_t n)
 {
         for (size_t i = 0; i < n;) {
                 unsigned char c = p[i];
-                size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2
-                                         : (c >> 4) == 14 ? 3
-                                         : (c >> 3) == 30 ? 4
-                                                          : 0;
+                size_t len = c < 0x80         ? 1
+                             : (c >> 5) == 6  ? 2
+                             : (c >> 4) == 14 ? 3
+                             : (c >> 3) == 30 ? 4
+                                              : 0;
                 if (!len || i + len > n || (len == 1 && c < 0x20))
                         return false;
                 for (size_t k = 1; k < len; k++)
@@ -213,9 +214,10 @@ int cf_cmd_cat(int argc, char **argv)
                 goto done;
         }
         rd_kafka_conf_t *conf =
-                cf_kafka_conf_new(bootstrap, NULL, 0, errstr, sizeof(errstr));
-        if (!conf || cf_kafka_conf_set(conf, "group.id", "chargeflow-cat",
-                                       errstr, sizeof(errstr)) ||
+            cf_kafka_conf_new(bootstrap, NULL, 0, errstr, sizeof(errstr));
+        if (!conf ||
+            cf_kafka_conf_set(conf, "group.id", "chargeflow-cat", errstr,
+                              sizeof(errstr)) ||
             cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
                               sizeof(errstr))) {
                 fprintf(stderr, "chargeflow cat: %s\n", errstr);
@@ -228,8 +230,8 @@ int cf_cmd_cat(int argc, char **argv)
                 fprintf(stderr, "chargeflow cat: %s\n", errstr);
                 goto done;
         }
-        int np = cf_kafka_partition_count(rk, topic, 10000, errstr,
-                                          sizeof(errstr));
+        int np =
+            cf_kafka_partition_count(rk, topic, 10000, errstr, sizeof(errstr));
         if (np < 0) {
                 fprintf(stderr, "chargeflow cat: %s\n", errstr);
                 goto done;
@@ -242,8 +244,8 @@ int cf_cmd_cat(int argc, char **argv)
                 int64_t lo = 0, hi = 0;
                 if (until_end) {
                         rd_kafka_resp_err_t err =
-                                rd_kafka_query_watermark_offsets(
-                                        rk, topic, p, &lo, &hi, 10000);
+                            rd_kafka_query_watermark_offsets(rk, topic, p, &lo,
+                                                             &hi, 10000);
                         if (err) {
                                 fprintf(stderr,
                                         "chargeflow cat: offsets of %s [%d]: "
@@ -258,8 +260,8 @@ int cf_cmd_cat(int argc, char **argv)
                         }
                 }
                 rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
-                        from_beginning ? RD_KAFKA_OFFSET_BEGINNING
-                                       : RD_KAFKA_OFFSET_END;
+                    from_beginning ? RD_KAFKA_OFFSET_BEGINNING
+                                   : RD_KAFKA_OFFSET_END;
         }
         rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, parts);
         if (aerr) {

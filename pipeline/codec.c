@@ -39,18 +39,18 @@ enum {
         W_ERROR, /* union branch the reader cannot take: fails at run time */
 };
 
-#define RK_SKIP 0xff /* reader kind: value is read and dropped */
+#define RK_SKIP      0xff /* reader kind: value is read and dropped */
 #define CF_MAX_DEPTH 32
 
 struct cf_plan;
 
 /* How to read one writer value into one reader slot. */
 typedef struct cf_rd {
-        uint8_t wt;   /* W_* */
-        uint8_t rk;   /* cf_kind of the reader slot, or RK_SKIP */
-        uint8_t ropt; /* reader slot is optional (nullable storage) */
-        uint8_t err;  /* W_ERROR: the cf_err_t to return */
-        uint32_t n;   /* union branches, enum symbols, fixed size */
+        uint8_t wt;           /* W_* */
+        uint8_t rk;           /* cf_kind of the reader slot, or RK_SKIP */
+        uint8_t ropt;         /* reader slot is optional (nullable storage) */
+        uint8_t err;          /* W_ERROR: the cf_err_t to return */
+        uint32_t n;           /* union branches, enum symbols, fixed size */
         struct cf_rd *sub;    /* union: branches[n]; array, map: items[1] */
         struct cf_plan *plan; /* records */
         int32_t *emap;        /* enum: writer index -> reader index or -1 */
@@ -75,8 +75,8 @@ typedef struct cf_op {
         int32_t rfield;  /* reader field index or -1 (skipped) */
         uint32_t offset; /* reader field offset */
         uint32_t count_offset;
-        cf_rd rd;      /* OP_READ */
-        cf_default def; /* OP_DEFAULT */
+        cf_rd rd;         /* OP_READ */
+        cf_default def;   /* OP_DEFAULT */
         const char *name; /* field name (JSON) */
 } cf_op;
 
@@ -98,7 +98,7 @@ struct cf_registry {
                 avro_schema_t schema;
                 const char *json;
                 int32_t id;
-                json_t *defaults; /* "ns.Rec.field" -> default JSON */
+                json_t *defaults;      /* "ns.Rec.field" -> default JSON */
                 json_t *enum_defaults; /* "ns.Enum" -> default symbol */
                 cf_rd root;            /* identity plan */
         } r[CF_RT__CNT];
@@ -149,8 +149,8 @@ cerr(cctx *c, cf_err_t err, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        snprintf(c->errstr, c->errstr_size, "%s: %s%s%s",
-                 cf_rtype_name(c->t), c->path, c->path[0] ? ": " : "", msg);
+        snprintf(c->errstr, c->errstr_size, "%s: %s%s%s", cf_rtype_name(c->t),
+                 c->path, c->path[0] ? ": " : "", msg);
         return err;
 }
 
@@ -184,8 +184,8 @@ static void collect_defaults(json_t *j, const char *ns, json_t *fdefs,
         if (json_is_array(j)) {
                 size_t i;
                 json_t *v;
-                json_array_foreach(j, i, v) collect_defaults(v, ns, fdefs,
-                                                             edefs);
+                json_array_foreach(j, i, v)
+                    collect_defaults(v, ns, fdefs, edefs);
                 return;
         }
         if (!json_is_object(j))
@@ -202,8 +202,8 @@ static void collect_defaults(json_t *j, const char *ns, json_t *fdefs,
                 if (strchr(name, '.')) {
                         snprintf(full, sizeof(full), "%s", name);
                         const char *dot = strrchr(name, '.');
-                        snprintf(myns, sizeof(myns), "%.*s",
-                                 (int)(dot - name), name);
+                        snprintf(myns, sizeof(myns), "%.*s", (int)(dot - name),
+                                 name);
                 } else {
                         if (jns)
                                 snprintf(myns, sizeof(myns), "%s", jns);
@@ -226,7 +226,7 @@ static void collect_defaults(json_t *j, const char *ns, json_t *fdefs,
                 json_array_foreach(fields, i, f)
                 {
                         const char *fname =
-                                json_string_value(json_object_get(f, "name"));
+                            json_string_value(json_object_get(f, "name"));
                         json_t *d = json_object_get(f, "default");
                         if (fname && d) {
                                 char key[1100];
@@ -301,17 +301,17 @@ static cf_err_t compile_skip(cctx *c, avro_schema_t w, cf_rd *out, int depth)
                 out->sub = cf_arena_calloc(a, sizeof(cf_rd));
                 return compile_skip(c,
                                     out->wt == W_ARRAY
-                                            ? avro_schema_array_items(w)
-                                            : avro_schema_map_values(w),
+                                        ? avro_schema_array_items(w)
+                                        : avro_schema_map_values(w),
                                     out->sub, depth + 1);
         case AVRO_UNION: {
                 out->wt = W_UNION;
                 out->n = (uint32_t)avro_schema_union_size(w);
                 out->sub = cf_arena_calloc(a, out->n * sizeof(cf_rd));
                 for (uint32_t i = 0; i < out->n; i++) {
-                        cf_err_t err = compile_skip(
-                                c, avro_schema_union_branch(w, (int)i),
-                                &out->sub[i], depth + 1);
+                        cf_err_t err =
+                            compile_skip(c, avro_schema_union_branch(w, (int)i),
+                                         &out->sub[i], depth + 1);
                         if (err)
                                 return err;
                 }
@@ -326,10 +326,8 @@ static cf_err_t compile_skip(cctx *c, avro_schema_t w, cf_rd *out, int depth)
                         p->ops[i].act = OP_READ;
                         p->ops[i].rfield = -1;
                         cf_err_t err = compile_skip(
-                                c,
-                                avro_schema_record_field_get_by_index(
-                                        w, (int)i),
-                                &p->ops[i].rd, depth + 1);
+                            c, avro_schema_record_field_get_by_index(w, (int)i),
+                            &p->ops[i].rd, depth + 1);
                         if (err)
                                 return err;
                 }
@@ -463,15 +461,13 @@ static cf_err_t compile_record(cctx *c, avro_schema_t w, avro_schema_t r,
         bool *seen = cf_calloc(rb->n_fields ? rb->n_fields : 1, sizeof(bool));
         cf_plan *p = cf_arena_calloc(a, sizeof(*p));
         p->rb = rb;
-        p->ops = cf_arena_calloc(a, (wn_fields + rb->n_fields) *
-                                            sizeof(cf_op));
+        p->ops = cf_arena_calloc(a, (wn_fields + rb->n_fields) * sizeof(cf_op));
         cf_err_t err = CF_OK;
         size_t plen = strlen(c->path);
         for (size_t i = 0; i < wn_fields && !err; i++) {
-                const char *fname =
-                        avro_schema_record_field_name(w, (int)i);
+                const char *fname = avro_schema_record_field_name(w, (int)i);
                 avro_schema_t wf =
-                        avro_schema_record_field_get_by_index(w, (int)i);
+                    avro_schema_record_field_get_by_index(w, (int)i);
                 cf_op *op = &p->ops[p->n_ops++];
                 op->act = OP_READ;
                 op->rfield = -1;
@@ -493,10 +489,9 @@ static cf_err_t compile_record(cctx *c, avro_schema_t w, avro_schema_t r,
                 op->name = bf->name;
                 op->offset = bf->offset;
                 op->count_offset = bf->count_offset;
-                err = compile_value(c, wf,
-                                    avro_schema_record_field_get_by_index(
-                                            r, op->rfield),
-                                    bf, &op->rd, depth + 1);
+                err = compile_value(
+                    c, wf, avro_schema_record_field_get_by_index(r, op->rfield),
+                    bf, &op->rd, depth + 1);
         }
         for (uint32_t j = 0; j < rb->n_fields && !err; j++) {
                 if (seen[j])
@@ -513,9 +508,8 @@ static cf_err_t compile_record(cctx *c, avro_schema_t w, avro_schema_t r,
                 op->count_offset = bf->count_offset;
                 op->name = bf->name;
                 err = compile_default(
-                        c, r, bf,
-                        avro_schema_record_field_get_by_index(r, (int)j),
-                        &op->def);
+                    c, r, bf, avro_schema_record_field_get_by_index(r, (int)j),
+                    &op->def);
         }
         c->path[plen] = '\0';
         free(seen);
@@ -590,7 +584,7 @@ static cf_err_t compile_value(cctx *c, avro_schema_t w, avro_schema_t r,
                 uint32_t ok = 0;
                 for (uint32_t i = 0; i < out->n; i++) {
                         avro_schema_t b =
-                                deref(avro_schema_union_branch(w, (int)i));
+                            deref(avro_schema_union_branch(w, (int)i));
                         cf_rd *s = &out->sub[i];
                         if (avro_typeof(b) == AVRO_NULL) {
                                 s->wt = ropt ? W_NULL : W_ERROR;
@@ -668,11 +662,10 @@ static cf_err_t compile_value(cctx *c, avro_schema_t w, avro_schema_t r,
                         goto incompatible;
                 char rn[256];
                 full_name(rv, rn, sizeof(rn));
-                json_t *dj = json_object_get(c->reg->r[c->t].enum_defaults,
-                                             rn);
-                int32_t rdef = dj ? avro_schema_enum_get_by_name(
-                                            rv, json_string_value(dj))
-                                  : -1;
+                json_t *dj = json_object_get(c->reg->r[c->t].enum_defaults, rn);
+                int32_t rdef =
+                    dj ? avro_schema_enum_get_by_name(rv, json_string_value(dj))
+                       : -1;
                 out->wt = W_ENUM;
                 out->n = (uint32_t)avro_schema_enum_number_of_symbols(w);
                 out->emap = cf_arena_alloc(a, out->n * sizeof(int32_t));
@@ -702,8 +695,8 @@ static cf_err_t compile_value(cctx *c, avro_schema_t w, avro_schema_t r,
                 out->elem_size = elem_size(bf);
                 out->sub = cf_arena_calloc(a, sizeof(cf_rd));
                 return compile_value(c, avro_schema_array_items(w),
-                                     avro_schema_array_items(rv), &it,
-                                     out->sub, depth + 1);
+                                     avro_schema_array_items(rv), &it, out->sub,
+                                     depth + 1);
         }
         default:
                 break;
@@ -721,10 +714,9 @@ incompatible:
 static cf_err_t compile_root(cf_registry *reg, cf_rtype t, avro_schema_t w,
                              cf_rd *root, char *errstr, size_t errstr_size)
 {
-        cctx c = { .reg = reg,
-                   .t = t,
-                   .errstr = errstr,
-                   .errstr_size = errstr_size };
+        cctx c = {
+                .reg = reg, .t = t, .errstr = errstr, .errstr_size = errstr_size
+        };
         avro_schema_t r = reg->r[t].schema;
         memset(root, 0, sizeof(*root));
         root->wt = W_RECORD;
@@ -772,8 +764,8 @@ static cf_schema_ent *insert_ent(cf_registry *reg, int32_t id)
         size_t i = 0;
         while (i < reg->n_ents && reg->ents[i].id < id)
                 i++;
-        reg->ents = cf_realloc(reg->ents,
-                               (reg->n_ents + 1) * sizeof(*reg->ents));
+        reg->ents =
+            cf_realloc(reg->ents, (reg->n_ents + 1) * sizeof(*reg->ents));
         memmove(&reg->ents[i + 1], &reg->ents[i],
                 (reg->n_ents - i) * sizeof(*reg->ents));
         reg->n_ents++;
@@ -803,9 +795,8 @@ cf_err_t cf_registry_new(cf_registry **regp, char *errstr, size_t errstr_size)
                 json_error_t jerr;
                 json_t *j = json_loadb(e->json, e->len, 0, &jerr);
                 if (!j) {
-                        snprintf(errstr, errstr_size,
-                                 "schemas/%s: line %d: %s", e->file,
-                                 jerr.line, jerr.text);
+                        snprintf(errstr, errstr_size, "schemas/%s: line %d: %s",
+                                 e->file, jerr.line, jerr.text);
                         err = CF_ERR_SCHEMA;
                         goto fail;
                 }
@@ -876,8 +867,7 @@ cf_err_t cf_registry_add(cf_registry *reg, int32_t id, const char *json,
         }
         if (t == CF_RT__CNT) {
                 snprintf(errstr, errstr_size,
-                         "schema %d is not a record of a known type",
-                         (int)id);
+                         "schema %d is not a record of a known type", (int)id);
                 avro_schema_decref(w);
                 return CF_ERR_INCOMPATIBLE;
         }
@@ -928,7 +918,6 @@ size_t cf_rtype_max_size(void)
 typedef struct dctx {
         const uint8_t *p;
         const uint8_t *end;
-        const uint8_t *start;
         cf_arena *a;
 } dctx;
 
@@ -952,8 +941,9 @@ static inline cf_err_t rd_varint(dctx *d, int64_t *out)
         return CF_ERR_VARINT;
 }
 
-/* A length or count: negative is LENGTH; more than the remaining input is
- * TRUNCATED when it could fit the whole input, else TOO_LARGE. */
+/* A length or count: negative is LENGTH; beyond CF_CODEC_MAX_LEN is
+ * TOO_LARGE (no valid value is that big); otherwise more than the remaining
+ * input is TRUNCATED. */
 static inline cf_err_t rd_len(dctx *d, int64_t *out)
 {
         cf_err_t err = rd_varint(d, out);
@@ -961,9 +951,10 @@ static inline cf_err_t rd_len(dctx *d, int64_t *out)
                 return err;
         if (*out < 0)
                 return CF_ERR_LENGTH;
+        if (*out > CF_CODEC_MAX_LEN)
+                return CF_ERR_TOO_LARGE;
         if (*out > d->end - d->p)
-                return *out > d->end - d->start ? CF_ERR_TOO_LARGE
-                                                 : CF_ERR_TRUNCATED;
+                return CF_ERR_TRUNCATED;
         return CF_OK;
 }
 
@@ -1021,9 +1012,10 @@ static cf_err_t rd_block(dctx *d, bool skip, int64_t *bc, bool *skipped)
         }
         /* Every item takes at least one byte in our schemas' arrays; a
          * count the input cannot hold is refused before any allocation. */
+        if (*bc > CF_CODEC_MAX_LEN)
+                return CF_ERR_TOO_LARGE;
         if (*bc > d->end - d->p)
-                return *bc > d->end - d->start ? CF_ERR_TOO_LARGE
-                                               : CF_ERR_TRUNCATED;
+                return CF_ERR_TRUNCATED;
         return CF_OK;
 }
 
@@ -1051,8 +1043,8 @@ static cf_err_t dec_array(dctx *d, const cf_rd *rd, void *dst, uint32_t *cnt)
                                 ncap = n + (uint64_t)bc;
                         if (ncap > UINT32_MAX)
                                 return CF_ERR_TOO_LARGE;
-                        uint8_t *ni = cf_arena_alloc(d->a,
-                                                     ncap * rd->elem_size);
+                        uint8_t *ni =
+                            cf_arena_alloc(d->a, ncap * rd->elem_size);
                         if (n)
                                 memcpy(ni, items, n * rd->elem_size);
                         items = ni;
@@ -1062,7 +1054,7 @@ static cf_err_t dec_array(dctx *d, const cf_rd *rd, void *dst, uint32_t *cnt)
                         err = dec_value(d, rd->sub,
                                         skip ? NULL
                                              : items + (n + (uint64_t)i) *
-                                                               rd->elem_size);
+                                                           rd->elem_size);
                         if (err)
                                 return err;
                 }
@@ -1164,7 +1156,7 @@ static cf_err_t dec_value(dctx *d, const cf_rd *rd, void *dst)
                 if (dst) {
                         if (rd->rk == CF_K_STRING) {
                                 *(char **)dst = cf_arena_strndup(
-                                        d->a, (const char *)d->p, (size_t)v);
+                                    d->a, (const char *)d->p, (size_t)v);
                         } else {
                                 cf_bytes *b = dst;
                                 b->p = cf_arena_alloc(d->a, (size_t)v + 1);
@@ -1288,13 +1280,10 @@ cf_err_t cf_wire_schema_id(const void *buf, size_t len, int32_t *idp)
         return CF_OK;
 }
 
-static cf_err_t decode_ent(const cf_schema_ent *e, const uint8_t *b,
-                           size_t len, cf_arena *a, void *out, size_t *errpos)
+static cf_err_t decode_ent(const cf_schema_ent *e, const uint8_t *b, size_t len,
+                           cf_arena *a, void *out, size_t *errpos)
 {
-        dctx d = { .p = b + CF_WIRE_HEADER,
-                   .end = b + len,
-                   .start = b + CF_WIRE_HEADER,
-                   .a = a };
+        dctx d = { .p = b + CF_WIRE_HEADER, .end = b + len, .a = a };
         cf_err_t err = dec_plan(&d, e->root.plan, out);
         if (!err && d.p != d.end)
                 err = CF_ERR_TRAILING;
@@ -1429,8 +1418,7 @@ static void enc_value(cf_buf *b, const cf_rd *rd, const void *src,
                         wr_varint(b, count);
                         for (uint32_t i = 0; i < count; i++)
                                 enc_value(b, rd->sub,
-                                          items + (size_t)i * rd->elem_size,
-                                          0);
+                                          items + (size_t)i * rd->elem_size, 0);
                 }
                 wr_varint(b, 0);
                 return;
@@ -1445,16 +1433,15 @@ static void enc_plan(cf_buf *b, const cf_plan *p, const void *src)
         const uint8_t *base = src;
         for (uint32_t i = 0; i < p->n_ops; i++) {
                 const cf_op *op = &p->ops[i];
-                uint32_t count = op->rd.wt == W_ARRAY
-                                         ? *(const uint32_t *)(base +
-                                                               op->count_offset)
-                                         : 0;
+                uint32_t count =
+                    op->rd.wt == W_ARRAY
+                        ? *(const uint32_t *)(base + op->count_offset)
+                        : 0;
                 enc_value(b, &op->rd, base + op->offset, count);
         }
 }
 
-void cf_encode(const cf_registry *reg, cf_rtype t, const void *rec,
-               cf_buf *out)
+void cf_encode(const cf_registry *reg, cf_rtype t, const void *rec, cf_buf *out)
 {
         int32_t id = reg->r[t].id;
         uint8_t hdr[CF_WIRE_HEADER] = { 0, (uint8_t)(id >> 24),
@@ -1547,10 +1534,10 @@ static void json_plan(cf_buf *b, const cf_plan *p, const void *src)
         cf_buf_putc(b, '{');
         for (uint32_t i = 0; i < p->n_ops; i++) {
                 const cf_op *op = &p->ops[i];
-                uint32_t count = op->rd.wt == W_ARRAY
-                                         ? *(const uint32_t *)(base +
-                                                               op->count_offset)
-                                         : 0;
+                uint32_t count =
+                    op->rd.wt == W_ARRAY
+                        ? *(const uint32_t *)(base + op->count_offset)
+                        : 0;
                 if (i)
                         cf_buf_putc(b, ',');
                 cf_buf_json_str(b, op->name, strlen(op->name));

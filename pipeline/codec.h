@@ -14,7 +14,8 @@
  *   5 ChargeRecord  6 Statement     7 Rejected   8 BillingEvent
  *
  * Bounds: the decoder never reads past its input, rejects any length or
- * count that the remaining input cannot hold, limits nesting depth, and
+ * count that the remaining input cannot hold (TRUNCATED) or that exceeds
+ * CF_CODEC_MAX_LEN (TOO_LARGE), limits nesting depth, and
  * allocates only from the caller's arena, at most a small multiple of the
  * input size.
  *
@@ -32,6 +33,9 @@
 #include "records.h"
 
 #define CF_WIRE_HEADER 5 /* magic byte + schema id */
+/* Largest string, bytes or array length the decoder accepts: 64 MiB, far
+ * above Kafka's default message size limit of 1 MiB. */
+#define CF_CODEC_MAX_LEN ((int64_t)64 << 20)
 
 typedef struct cf_registry cf_registry;
 

@@ -21,11 +21,19 @@ typedef struct cf_config_entry {
         const char *help;
 } cf_config_entry;
 
-#define S(k, f, d, h) { k, CT_STRING, d, offsetof(cf_config, f), 0, 0, NULL, h }
+#define S(k, f, d, h)                                                          \
+        {                                                                      \
+                k, CT_STRING, d, offsetof(cf_config, f), 0, 0, NULL, h         \
+        }
 #define I(k, f, d, lo, hi, h)                                                  \
-        { k, CT_INT, d, offsetof(cf_config, f), lo, hi, NULL, h }
-#define E(k, f, d, c, h) { k, CT_ENUM, d, offsetof(cf_config, f), 0, 0, c, h }
-#define DAY_MS 86400000LL
+        {                                                                      \
+                k, CT_INT, d, offsetof(cf_config, f), lo, hi, NULL, h          \
+        }
+#define E(k, f, d, c, h)                                                       \
+        {                                                                      \
+                k, CT_ENUM, d, offsetof(cf_config, f), 0, 0, c, h              \
+        }
+#define DAY_MS  86400000LL
 #define HOUR_MS 3600000LL
 
 static const cf_config_entry cf_config_table[] = {
@@ -173,9 +181,9 @@ void cf_config_init(cf_config *cfg)
         char err[256];
         memset(cfg, 0, sizeof(*cfg));
         for (size_t i = 0; i < N_ENTRIES; i++) {
-                cf_err_t e = set_entry(cfg, &cf_config_table[i],
-                                       cf_config_table[i].def, err,
-                                       sizeof(err));
+                cf_err_t e =
+                    set_entry(cfg, &cf_config_table[i], cf_config_table[i].def,
+                              err, sizeof(err));
                 if (e) {
                         /* A bad default is a programming error. */
                         fprintf(stderr, "chargeflow: bad default: %s\n", err);
@@ -222,8 +230,8 @@ cf_err_t cf_config_set(cf_config *cfg, const char *key, const char *value,
                                 return CF_OK;
                         }
                 }
-                cfg->kafka = cf_realloc(cfg->kafka, (cfg->n_kafka + 1) *
-                                                            sizeof(cf_kv));
+                cfg->kafka =
+                    cf_realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(cf_kv));
                 cfg->kafka[cfg->n_kafka].key = cf_strdup(k);
                 cfg->kafka[cfg->n_kafka].value = cf_strdup(value);
                 cfg->n_kafka++;
@@ -258,14 +266,12 @@ cf_err_t cf_config_set_kv(cf_config *cfg, const char *kv, char *errstr,
         char *eq = strchr(copy, '=');
         cf_err_t err;
         if (!eq) {
-                snprintf(errstr, errstr_size,
-                         "'%s': expected key=value", kv);
+                snprintf(errstr, errstr_size, "'%s': expected key=value", kv);
                 free(copy);
                 return CF_ERR_CONFIG;
         }
         *eq = '\0';
-        err = cf_config_set(cfg, trim(copy), trim(eq + 1), errstr,
-                            errstr_size);
+        err = cf_config_set(cfg, trim(copy), trim(eq + 1), errstr, errstr_size);
         free(copy);
         return err;
 }
@@ -297,11 +303,11 @@ cf_err_t cf_config_load_file(cf_config *cfg, const char *path, char *errstr,
                 }
                 *eq = '\0';
                 char msg[512];
-                err = cf_config_set(cfg, trim(s), trim(eq + 1), msg,
-                                    sizeof(msg));
+                err =
+                    cf_config_set(cfg, trim(s), trim(eq + 1), msg, sizeof(msg));
                 if (err) {
-                        snprintf(errstr, errstr_size, "%s:%d: %s", path,
-                                 lineno, msg);
+                        snprintf(errstr, errstr_size, "%s:%d: %s", path, lineno,
+                                 msg);
                         break;
                 }
         }
@@ -376,7 +382,8 @@ void cf_config_print_help(FILE *f, bool markdown)
                            "without the prefix, e.g. `kafka.security."
                            "protocol=SSL`. |\n");
         else
-                fprintf(f, "%-24s string\n  Passed to librdkafka without the "
-                           "prefix.\n",
+                fprintf(f,
+                        "%-24s string\n  Passed to librdkafka without the "
+                        "prefix.\n",
                         "kafka.*");
 }

@@ -27,16 +27,16 @@ typedef enum cf_err {
         CF_ERR_BOOL,        /* boolean byte other than 0 or 1 */
         CF_ERR_DEPTH,       /* nesting deeper than the decoder allows */
         /* Schemas. */
-        CF_ERR_SCHEMA,       /* schema JSON invalid or not what the code expects */
+        CF_ERR_SCHEMA, /* schema JSON invalid or not what the code expects */
         CF_ERR_INCOMPATIBLE, /* writer schema cannot be resolved to reader */
         /* Setup and runtime. */
-        CF_ERR_CONFIG, /* configuration key unknown or value invalid */
-        CF_ERR_ARG,    /* bad command-line argument */
-        CF_ERR_IO,     /* file or socket error */
-        CF_ERR_KAFKA,  /* librdkafka error */
-        CF_ERR_STATE,  /* RocksDB error */
-        CF_ERR_TARIFF, /* tariff document invalid or unsupported */
-        CF_ERR_TZ,     /* unknown time zone */
+        CF_ERR_CONFIG,    /* configuration key unknown or value invalid */
+        CF_ERR_ARG,       /* bad command-line argument */
+        CF_ERR_IO,        /* file or socket error */
+        CF_ERR_KAFKA,     /* librdkafka error */
+        CF_ERR_STATE,     /* RocksDB error */
+        CF_ERR_TARIFF,    /* tariff document invalid or unsupported */
+        CF_ERR_TZ,        /* unknown time zone */
         CF_ERR_NOT_FOUND, /* lookup found nothing */
         CF_ERR__CNT
 } cf_err_t;

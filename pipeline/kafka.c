@@ -5,8 +5,7 @@
 #include <string.h>
 
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
-                           const char *value, char *errstr,
-                           size_t errstr_size)
+                           const char *value, char *errstr, size_t errstr_size)
 {
         char msg[256];
         if (rd_kafka_conf_set(conf, key, value, msg, sizeof(msg)) !=
@@ -43,7 +42,7 @@ int cf_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
         const struct rd_kafka_metadata *md = NULL;
         int n = -1;
         rd_kafka_resp_err_t err =
-                rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+            rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
         if (err) {
                 snprintf(errstr, errstr_size, "metadata of %s: %s", topic,
                          rd_kafka_err2str(err));

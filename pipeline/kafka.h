@@ -21,8 +21,7 @@ rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
 
 /* Sets one property; errstr names the key. */
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
-                           const char *value, char *errstr,
-                           size_t errstr_size);
+                           const char *value, char *errstr, size_t errstr_size);
 
 /* Number of partitions of topic (metadata request, timeout_ms), or -1 with
  * errstr set when the topic does not exist or the broker is unreachable. */

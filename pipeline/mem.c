@@ -218,8 +218,8 @@ void cf_buf_json_str(cf_buf *b, const char *s, size_t n)
                         break;
                 default:
                         if (c < 0x20) {
-                                char e[6] = { '\\', 'u', '0', '0', hex[c >> 4],
-                                              hex[c & 15] };
+                                char e[6] = { '\\', 'u',         '0',
+                                              '0',  hex[c >> 4], hex[c & 15] };
                                 cf_buf_put(b, e, 6);
                         } else {
                                 cf_buf_putc(b, c);

@@ -49,7 +49,7 @@ void cf_buf_putc(cf_buf *b, uint8_t c);
 void cf_buf_puts(cf_buf *b, const char *s);
 /* printf-style append. */
 void cf_buf_printf(cf_buf *b, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal (quotes and escapes). */
 void cf_buf_json_str(cf_buf *b, const char *s, size_t n);
 /* Appends bytes as lowercase hex. */

@@ -6,17 +6,30 @@
 
 #include <stddef.h>
 
-#define F(st, f, k) { #f, k, 0, 0, offsetof(st, f), 0, NULL }
-#define FO(st, f, k) { #f, k, 1, 0, offsetof(st, f), 0, NULL }
-#define FR(st, f, r) { #f, CF_K_RECORD, 0, 0, offsetof(st, f), 0, &r }
-#define FRO(st, f, r) { #f, CF_K_RECORD, 1, 0, offsetof(st, f), 0, &r }
-#define FA(st, f, ek, r)                                                       \
-        { #f, CF_K_ARRAY, 0, ek, offsetof(st, f), offsetof(st, n_##f), r }
-#define REC(var, st, fullname, fields)                                         \
-        static const cf_bind_record var = {                                    \
-                fullname, sizeof(st), fields,                                  \
-                sizeof(fields) / sizeof(fields[0])                             \
+#define F(st, f, k)                                                            \
+        {                                                                      \
+#f, k, 0, 0, offsetof(st, f), 0, NULL                          \
         }
+#define FO(st, f, k)                                                           \
+        {                                                                      \
+#f, k, 1, 0, offsetof(st, f), 0, NULL                          \
+        }
+#define FR(st, f, r)                                                           \
+        {                                                                      \
+#f, CF_K_RECORD, 0, 0, offsetof(st, f), 0, &r                  \
+        }
+#define FRO(st, f, r)                                                          \
+        {                                                                      \
+#f, CF_K_RECORD, 1, 0, offsetof(st, f), 0, &r                  \
+        }
+#define FA(st, f, ek, r)                                                       \
+        {                                                                      \
+#f, CF_K_ARRAY, 0, ek, offsetof(st, f), offsetof(st, n_##f), r \
+        }
+#define REC(var, st, fullname, fields)                                         \
+        static const cf_bind_record var = { fullname, sizeof(st), fields,      \
+                                            sizeof(fields) /                   \
+                                                sizeof(fields[0]) }
 
 static const cf_bind_field session_event_f[] = {
         F(cf_session_event, event_id, CF_K_STRING),
@@ -184,8 +197,7 @@ static const cf_bind_field charge_record_f[] = {
         F(cf_charge_record, total_incl_vat, CF_K_LONG),
         F(cf_charge_record, period_id, CF_K_STRING),
         FA(cf_charge_record, flags, CF_K_ENUM, NULL),
-        FA(cf_charge_record, charging_periods, CF_K_RECORD,
-           &charging_period_b),
+        FA(cf_charge_record, charging_periods, CF_K_RECORD, &charging_period_b),
 };
 REC(charge_record_b, cf_charge_record, "chargeflow.ChargeRecord",
     charge_record_f);

@@ -129,9 +129,9 @@ typedef struct cf_session_event {
         char *charger_id;
         int32_t connector_id;
         int64_t time_ms;
-        int64_t energy_wh; /* the charger's energy register */
-        char *user_id;     /* optional */
-        char *badge_id;    /* optional */
+        int64_t energy_wh;   /* the charger's energy register */
+        char *user_id;       /* optional */
+        char *badge_id;      /* optional */
         int32_t stop_reason; /* optional cf_stop_reason, -1 when null */
 } cf_session_event;
 
@@ -200,7 +200,7 @@ typedef struct cf_price_version {
         int64_t valid_from_ms;
         cf_group_plan *plans;
         uint32_t n_plans;
-        cf_tariff default_plan;   /* authenticated user, no group plan */
+        cf_tariff default_plan;          /* authenticated user, no group plan */
         cf_tariff *unauthenticated_plan; /* optional; default_plan if NULL */
 } cf_price_version;
 
@@ -208,12 +208,12 @@ typedef struct cf_site {
         char *site_id;
         char *tenant_id;
         char *name;
-        char *time_zone; /* IANA */
+        char *time_zone;        /* IANA */
         int32_t billing_period; /* cf_billing_period */
         char *currency;
-        int64_t vat_bp;      /* default VAT of components without one */
-        int64_t max_power_w; /* for METER_JUMP */
-        bool access_control; /* false: sessions carry no user */
+        int64_t vat_bp;             /* default VAT of components without one */
+        int64_t max_power_w;        /* for METER_JUMP */
+        bool access_control;        /* false: sessions carry no user */
         cf_price_version *versions; /* ascending valid_from_ms */
         uint32_t n_versions;
         int64_t updated_ms;
@@ -232,11 +232,11 @@ typedef struct cf_user {
 /* ---- outputs ----------------------------------------------------------- */
 
 typedef struct cf_price_line {
-        int32_t dimension;   /* cf_dim */
-        int64_t volume;      /* Wh, ms, or 1 for FLAT (after step_size) */
-        int64_t excl_vat;    /* minor units */
+        int32_t dimension; /* cf_dim */
+        int64_t volume;    /* Wh, ms, or 1 for FLAT (after step_size) */
+        int64_t excl_vat;  /* minor units */
         int64_t vat_bp;
-        int64_t vat;         /* minor units */
+        int64_t vat; /* minor units */
 } cf_price_line;
 
 typedef struct cf_cdr_dimension {
@@ -335,8 +335,8 @@ typedef struct cf_rejected {
         char *source_topic;
         int32_t partition;
         int64_t offset;
-        cf_bytes key;   /* optional */
-        cf_bytes value; /* optional */
+        cf_bytes key;          /* optional */
+        cf_bytes value;        /* optional */
         int64_t event_time_ms; /* optional */
 } cf_rejected;
 

@@ -1,0 +1,106 @@
+/* harness.c: child-process helpers for whole-process tests (harness.h). */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(int ms)
+{
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+bool cf_test_broker_start(cf_test_broker *b, int partitions)
+{
+        char parts[16];
+        memset(b, 0, sizeof(*b));
+        snprintf(b->bsfile, sizeof(b->bsfile), "/tmp/cf-test-bs-%d-%ld",
+                 (int)getpid(), (long)time(NULL));
+        snprintf(parts, sizeof(parts), "%d", partitions);
+        unlink(b->bsfile);
+        b->pid = fork();
+        if (b->pid < 0)
+                return false;
+        if (b->pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY);
+                dup2(devnull, STDOUT_FILENO);
+                execl(CF_BINARY, CF_BINARY, "broker", "--partitions", parts,
+                      "--bootstrap-file", b->bsfile, (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 1000; i++) {
+                FILE *f = fopen(b->bsfile, "r");
+                if (f) {
+                        bool ok = fgets(b->bootstrap, sizeof(b->bootstrap),
+                                        f) != NULL;
+                        fclose(f);
+                        if (ok) {
+                                b->bootstrap[strcspn(b->bootstrap, "\n")] = 0;
+                                return true;
+                        }
+                }
+                if (waitpid(b->pid, NULL, WNOHANG) == b->pid)
+                        return false;
+                sleep_ms(10);
+        }
+        return false;
+}
+
+int cf_test_broker_stop(cf_test_broker *b)
+{
+        int status;
+        kill(b->pid, SIGTERM);
+        for (int i = 0; i < 1000; i++) {
+                if (waitpid(b->pid, &status, WNOHANG) == b->pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                sleep_ms(10);
+        }
+        kill(b->pid, SIGKILL);
+        waitpid(b->pid, &status, 0);
+        return -1;
+}
+
+int cf_test_run(char *const argv[], char **out, size_t *outlen)
+{
+        int fds[2], status;
+        size_t cap = 4096, len = 0;
+        char *buf = malloc(cap);
+        if (!buf || pipe(fds))
+                return -1;
+        pid_t pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                dup2(fds[1], STDOUT_FILENO);
+                close(fds[0]);
+                close(fds[1]);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        close(fds[1]);
+        for (;;) {
+                if (len + 1 >= cap) {
+                        cap *= 2;
+                        buf = realloc(buf, cap);
+                        if (!buf)
+                                abort();
+                }
+                ssize_t n = read(fds[0], buf + len, cap - len - 1);
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        close(fds[0]);
+        buf[len] = '\0';
+        *out = buf;
+        if (outlen)
+                *outlen = len;
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
