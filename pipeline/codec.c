@@ -56,6 +56,7 @@ typedef struct cf_rd {
         int32_t *emap;        /* enum: writer index -> reader index or -1 */
         const char **syms;    /* enum: writer symbols (for JSON) */
         uint32_t elem_size;   /* array: reader element size */
+        uint32_t min_size;    /* fewest bytes a writer value can take */
 } cf_rd;
 
 enum { OP_READ, OP_DEFAULT };
@@ -711,6 +712,55 @@ incompatible:
                     avro_schema_type_name(w), avro_schema_type_name(rv));
 }
 
+/* Sets min_size on rd and every node below it: the fewest bytes a value of
+ * the writer's type can be encoded in. Array and map counts are checked
+ * against it, so a count the input cannot hold is refused before anything
+ * is allocated for it. */
+static uint32_t set_min_size(cf_rd *rd)
+{
+        uint32_t m = 0;
+        switch (rd->wt) {
+        case W_NULL:
+        case W_ERROR:
+                m = 0;
+                break;
+        case W_FLOAT:
+                m = 4;
+                break;
+        case W_DOUBLE:
+                m = 8;
+                break;
+        case W_FIXED:
+                m = rd->n;
+                break;
+        case W_UNION: {
+                uint32_t best = UINT32_MAX;
+                for (uint32_t i = 0; i < rd->n; i++) {
+                        uint32_t b = set_min_size(&rd->sub[i]);
+                        if (b < best)
+                                best = b;
+                }
+                m = 1 + (best == UINT32_MAX ? 0 : best);
+                break;
+        }
+        case W_ARRAY:
+        case W_MAP:
+                set_min_size(rd->sub);
+                m = 1;
+                break;
+        case W_RECORD:
+                for (uint32_t i = 0; i < rd->plan->n_ops; i++)
+                        if (rd->plan->ops[i].act == OP_READ)
+                                m += set_min_size(&rd->plan->ops[i].rd);
+                break;
+        default: /* bool, int, long, string, bytes, enum */
+                m = 1;
+                break;
+        }
+        rd->min_size = m;
+        return m;
+}
+
 static cf_err_t compile_root(cf_registry *reg, cf_rtype t, avro_schema_t w,
                              cf_rd *root, char *errstr, size_t errstr_size)
 {
@@ -725,7 +775,10 @@ static cf_err_t compile_root(cf_registry *reg, cf_rtype t, avro_schema_t w,
         if (avro_typeof(w) != AVRO_RECORD)
                 return cerr(&c, CF_ERR_INCOMPATIBLE,
                             "writer schema is not a record");
-        return compile_record(&c, w, r, cf_bindings[t], &root->plan, 0);
+        cf_err_t err = compile_record(&c, w, r, cf_bindings[t], &root->plan, 0);
+        if (!err)
+                set_min_size(root);
+        return err;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -987,10 +1040,13 @@ static void set_null(uint8_t rk, void *dst)
 static cf_err_t dec_plan(dctx *d, const cf_plan *p, void *dst);
 static cf_err_t dec_value(dctx *d, const cf_rd *rd, void *dst);
 
-/* Reads the block count of an array or map; sets *bc to the items of the
- * block (0 at the end). A negative count is followed by the block's byte
- * size, which lets a skipped block be jumped over (*skipped = true). */
-static cf_err_t rd_block(dctx *d, bool skip, int64_t *bc, bool *skipped)
+/* Reads the block count of an array or map whose items take at least
+ * item_min bytes; sets *bc to the items of the block (0 at the end). A
+ * negative count is followed by the block's byte size, which lets a dropped
+ * block be jumped over (*skipped = true). A count the remaining input cannot
+ * hold is refused here, before anything is allocated for it. */
+static cf_err_t rd_block(dctx *d, bool skip, uint32_t item_min, int64_t *bc,
+                         bool *skipped)
 {
         int64_t bytes;
         cf_err_t err = rd_varint(d, bc);
@@ -1010,11 +1066,9 @@ static cf_err_t rd_block(dctx *d, bool skip, int64_t *bc, bool *skipped)
                         return CF_OK;
                 }
         }
-        /* Every item takes at least one byte in our schemas' arrays; a
-         * count the input cannot hold is refused before any allocation. */
         if (*bc > CF_CODEC_MAX_LEN)
                 return CF_ERR_TOO_LARGE;
-        if (*bc > d->end - d->p)
+        if (*bc > (d->end - d->p) / (item_min ? item_min : 1))
                 return CF_ERR_TRUNCATED;
         return CF_OK;
 }
@@ -1030,7 +1084,8 @@ static cf_err_t dec_array(dctx *d, const cf_rd *rd, void *dst, uint32_t *cnt)
         for (;;) {
                 int64_t bc;
                 bool skipped;
-                cf_err_t err = rd_block(d, skip, &bc, &skipped);
+                cf_err_t err =
+                    rd_block(d, skip, rd->sub->min_size, &bc, &skipped);
                 if (err)
                         return err;
                 if (bc == 0)
@@ -1073,7 +1128,8 @@ static cf_err_t skip_map(dctx *d, const cf_rd *rd)
         for (;;) {
                 int64_t bc, kl;
                 bool skipped;
-                cf_err_t err = rd_block(d, true, &bc, &skipped);
+                cf_err_t err =
+                    rd_block(d, true, 1 + rd->sub->min_size, &bc, &skipped);
                 if (err)
                         return err;
                 if (bc == 0)
@@ -1159,7 +1215,8 @@ static cf_err_t dec_value(dctx *d, const cf_rd *rd, void *dst)
                                     d->a, (const char *)d->p, (size_t)v);
                         } else {
                                 cf_bytes *b = dst;
-                                b->p = cf_arena_alloc(d->a, (size_t)v + 1);
+                                b->p =
+                                    cf_arena_alloc_bytes(d->a, (size_t)v + 1);
                                 memcpy(b->p, d->p, (size_t)v);
                                 b->n = (uint32_t)v;
                         }
@@ -1226,7 +1283,7 @@ static void apply_default(cf_arena *a, const cf_op *op, uint8_t *dst)
                 break;
         case CF_K_BYTES: {
                 cf_bytes *b = f;
-                b->p = cf_arena_alloc(a, op->def.slen + 1);
+                b->p = cf_arena_alloc_bytes(a, op->def.slen + 1);
                 memcpy(b->p, op->def.s, op->def.slen);
                 b->n = (uint32_t)op->def.slen;
                 break;

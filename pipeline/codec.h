@@ -16,8 +16,10 @@
  * Bounds: the decoder never reads past its input, rejects any length or
  * count that the remaining input cannot hold (TRUNCATED) or that exceeds
  * CF_CODEC_MAX_LEN (TOO_LARGE), limits nesting depth, and
- * allocates only from the caller's arena, at most a small multiple of the
- * input size.
+ * allocates only from the caller's arena: at most CF_CODEC_ARENA_FACTOR
+ * bytes per input byte (the worst case is an array of tiny records, e.g. an
+ * empty TariffElement: 2 input bytes, a 24-byte struct, and arrays that grow
+ * by doubling when written in many blocks).
  *
  * Thread safety: a registry is built by one thread; once built it is
  * read-only and every decode/encode/JSON call may run on any thread.
@@ -35,7 +37,8 @@
 #define CF_WIRE_HEADER 5 /* magic byte + schema id */
 /* Largest string, bytes or array length the decoder accepts: 64 MiB, far
  * above Kafka's default message size limit of 1 MiB. */
-#define CF_CODEC_MAX_LEN ((int64_t)64 << 20)
+#define CF_CODEC_MAX_LEN      ((int64_t)64 << 20)
+#define CF_CODEC_ARENA_FACTOR 32
 
 typedef struct cf_registry cf_registry;
 

@@ -58,15 +58,17 @@ void cf_arena_init(cf_arena *a, size_t chunk_size)
         a->used = 0;
 }
 
-void *cf_arena_alloc(cf_arena *a, size_t n)
+/* Hands out n bytes aligned to align (a power of two, at most 16). */
+static void *arena_take(cf_arena *a, size_t n, size_t align)
 {
         struct cf_arena_chunk *c = a->head;
-        n = (n + 15) & ~(size_t)15;
-        if (!c || c->size - c->off < n) {
+        size_t off = c ? (c->off + align - 1) & ~(align - 1) : 0;
+        if (!c || off > c->size || c->size - off < n) {
                 size_t sz = n > a->chunk_size ? n : a->chunk_size;
                 c = cf_malloc(sizeof(*c) + sz);
                 c->size = sz;
                 c->off = 0;
+                off = 0;
                 /* A big one-off chunk goes behind the head so that the head
                  * keeps serving small allocations. */
                 if (a->head && sz > a->chunk_size) {
@@ -77,10 +79,20 @@ void *cf_arena_alloc(cf_arena *a, size_t n)
                         a->head = c;
                 }
         }
-        void *p = c->data + c->off;
-        c->off += n;
+        void *p = c->data + off;
+        c->off = off + n;
         a->used += n;
         return p;
+}
+
+void *cf_arena_alloc(cf_arena *a, size_t n)
+{
+        return arena_take(a, n, 16);
+}
+
+void *cf_arena_alloc_bytes(cf_arena *a, size_t n)
+{
+        return arena_take(a, n, 1);
 }
 
 void *cf_arena_calloc(cf_arena *a, size_t n)
@@ -92,7 +104,7 @@ void *cf_arena_calloc(cf_arena *a, size_t n)
 
 char *cf_arena_strndup(cf_arena *a, const char *s, size_t n)
 {
-        char *d = cf_arena_alloc(a, n + 1);
+        char *d = cf_arena_alloc_bytes(a, n + 1);
         memcpy(d, s, n);
         d[n] = '\0';
         return d;

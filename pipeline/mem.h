@@ -27,7 +27,9 @@ void cf_arena_init(cf_arena *a, size_t chunk_size);
 /* Returns 16-byte aligned memory; never NULL. */
 void *cf_arena_alloc(cf_arena *a, size_t n);
 void *cf_arena_calloc(cf_arena *a, size_t n);
-/* Copies n bytes and appends a NUL. */
+/* Unaligned memory, for strings and bytes; never NULL. */
+void *cf_arena_alloc_bytes(cf_arena *a, size_t n);
+/* Copies n bytes and appends a NUL (unaligned). */
 char *cf_arena_strndup(cf_arena *a, const char *s, size_t n);
 char *cf_arena_strdup(cf_arena *a, const char *s);
 /* Frees everything but the first chunk, which is kept for reuse. */

@@ -1016,6 +1016,9 @@ static void m_nested_enum(bytes *x)
         lng(x, 1); /* one element */
         lng(x, 1); /* one component */
         lng(x, 4); /* TariffDimension has 4 symbols */
+        lng(x, 1); /* price_micros */
+        lng(x, 0); /* vat_bp null */
+        lng(x, 1); /* step_size */
 }
 
 static const malformed cases[] = {
@@ -1115,6 +1118,48 @@ static void every_truncation_of_a_site_fails_cleanly(void **state)
         cf_buf_free(&b);
 }
 
+/* Found by the fuzzer: a block count was checked against the remaining
+ * bytes, not against the items' smallest encoding, so 50 claimed price
+ * versions (about 100 bytes each in memory) were allocated from a few input
+ * bytes. A count is now refused unless every item could fit. */
+static void array_count_checked_against_item_size(void **state)
+{
+        (void)state;
+        bytes x = { .n = 0 };
+        cf_site o;
+        site_prefix(&x);
+        x.b[x.n++] = 1;
+        lng(&x, 50); /* versions; each needs at least 11 bytes */
+        for (int i = 0; i < 100; i++)
+                x.b[x.n++] = 0;
+        cf_arena_reset(&arena);
+        assert_int_equal(cf_decode(reg, CF_RT_SITE, x.b, x.n, &arena, &o, NULL),
+                         CF_ERR_TRUNCATED);
+        assert_true(arena.used <= x.n * CF_CODEC_ARENA_FACTOR);
+        /* The same count with enough bytes is read: 50 versions of
+         * valid_from 0, no plans, an empty default tariff, no
+         * unauthenticated plan, 11 bytes each; then updated_ms. */
+        x.n -= 100;
+        for (int i = 0; i < 50; i++) {
+                lng(&x, 0);
+                lng(&x, 0);
+                str(&x, "");
+                str(&x, "");
+                lng(&x, 0);
+                for (int k = 0; k < 4; k++)
+                        lng(&x, 0);
+                lng(&x, 0);
+        }
+        lng(&x, 0); /* end of versions */
+        lng(&x, 7); /* updated_ms */
+        cf_arena_reset(&arena);
+        assert_int_equal(cf_decode(reg, CF_RT_SITE, x.b, x.n, &arena, &o, NULL),
+                         CF_OK);
+        assert_int_equal(o.n_versions, 50);
+        assert_true(o.updated_ms == 7);
+        assert_true(arena.used <= x.n * CF_CODEC_ARENA_FACTOR);
+}
+
 static void registry_ids_are_fixed(void **state)
 {
         (void)state;
@@ -1146,6 +1191,7 @@ int main(void)
                 cmocka_unit_test(rejects_incompatible_writer),
                 cmocka_unit_test(malformed_inputs_get_exact_errors),
                 cmocka_unit_test(every_truncation_of_a_site_fails_cleanly),
+                cmocka_unit_test(array_count_checked_against_item_size),
                 cmocka_unit_test(registry_ids_are_fixed),
         };
         return cmocka_run_group_tests_name("codec", tests, setup, teardown);
