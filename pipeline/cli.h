@@ -13,6 +13,7 @@
 
 int cf_cmd_broker(int argc, char **argv);
 int cf_cmd_cat(int argc, char **argv);
+int cf_cmd_tariff(int argc, char **argv);
 int cf_cmd_run(int argc, char **argv);
 
 /* Parses a decimal integer in [min, max]; false on any junk. */

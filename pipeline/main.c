@@ -14,6 +14,8 @@ static const struct cf_command {
         { "broker", cf_cmd_broker,
           "run the embedded Kafka-protocol broker on loopback" },
         { "cat", cf_cmd_cat, "print a chargeflow topic as JSON lines" },
+        { "tariff", cf_cmd_tariff,
+          "check an OCPI tariff document, price a session with it" },
         { "run", cf_cmd_run, "run the pipeline (see run --help-config)" },
 };
 

@@ -83,9 +83,9 @@ int64_t cf_days_from_civil(int32_t y, int32_t m, int32_t d)
 {
         int64_t yy = (int64_t)y - (m <= 2);
         int64_t era = floor_div(yy, 400);
-        int64_t yoe = yy - era * 400;                  /* 0..399 */
-        int64_t mp = m > 2 ? m - 3 : m + 9;            /* March = 0 */
-        int64_t doy = (153 * mp + 2) / 5 + (d - 1);    /* 0..365 */
+        int64_t yoe = yy - era * 400;               /* 0..399 */
+        int64_t mp = m > 2 ? m - 3 : m + 9;         /* March = 0 */
+        int64_t doy = (153 * mp + 2) / 5 + (d - 1); /* 0..365 */
         int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         return era * 146097 + doe - 719468; /* 0000-03-01 to 1970-01-01 */
 }
@@ -94,10 +94,10 @@ void cf_civil_from_days(int64_t days, int32_t *y, int32_t *m, int32_t *d)
 {
         int64_t z = days + 719468;
         int64_t era = floor_div(z, 146097);
-        int64_t doe = z - era * 146097;                               /* 0..146096 */
+        int64_t doe = z - era * 146097; /* 0..146096 */
         int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);        /* 0..365 */
-        int64_t mp = (5 * doy + 2) / 153;                             /* 0..11 */
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* 0..365 */
+        int64_t mp = (5 * doy + 2) / 153;                      /* 0..11 */
         int32_t dd = (int32_t)(doy - (153 * mp + 2) / 5 + 1);
         int32_t mm = (int32_t)(mp < 10 ? mp + 3 : mp - 9);
         *y = (int32_t)(yoe + era * 400 + (mm <= 2));
@@ -133,14 +133,13 @@ static int64_t rdate_day(const tz_rdate *r, int32_t y)
 }
 
 /* DST start and end (UTC ms) of year y under rule r. */
-static void rule_year(const tz_rule *r, int32_t y, int64_t *start,
-                      int64_t *end)
+static void rule_year(const tz_rule *r, int32_t y, int64_t *start, int64_t *end)
 {
-        *start = (rdate_day(&r->start, y) * 86400 + r->start.time -
-                  r->std_off) *
-                 1000;
-        *end = (rdate_day(&r->end, y) * 86400 + r->end.time - r->dst_off) *
-               1000;
+        *start =
+            (rdate_day(&r->start, y) * 86400 + r->start.time - r->std_off) *
+            1000;
+        *end =
+            (rdate_day(&r->end, y) * 86400 + r->end.time - r->dst_off) * 1000;
 }
 
 static int32_t year_of(int64_t t_ms, int32_t off)
@@ -351,8 +350,8 @@ static bool read_hdr(const uint8_t *p, size_t len, tzif_hdr *h)
 
 static size_t block_len(const tzif_hdr *h, int tsz)
 {
-        return (size_t)h->time * tsz + h->time + (size_t)h->type * 6 +
-               h->chr + (size_t)h->leap * (tsz + 4) + h->isstd + h->isut;
+        return (size_t)h->time * tsz + h->time + (size_t)h->type * 6 + h->chr +
+               (size_t)h->leap * (tsz + 4) + h->isstd + h->isut;
 }
 
 /* Appends a (time, offset) change when the offset differs. */
@@ -434,14 +433,14 @@ static struct cf_tz *parse_tzif(const uint8_t *buf, size_t len)
                          * always, without transitions): generate its
                          * changes up to the extension year, evaluate it
                          * directly past that. */
-                        int64_t t = last * 1000;
-                        if (!h.time) {
-                                t = cf_days_from_civil(1900, 1, 1) * MS_PER_DAY;
+                        int64_t t = h.time ? last * 1000
+                                           : cf_days_from_civil(1900, 1, 1) *
+                                                 MS_PER_DAY;
+                        if (!h.time)
                                 z->off0 = rule_offset(&z->rule, t);
-                        }
                         int64_t stop =
-                                cf_days_from_civil(CF_TZ_EXT_YEAR, 1, 1) *
-                                MS_PER_DAY;
+                            cf_days_from_civil(CF_TZ_EXT_YEAR, 1, 1) *
+                            MS_PER_DAY;
                         for (;;) {
                                 int64_t nx = rule_next(&z->rule, t);
                                 if (nx >= stop)
@@ -615,7 +614,7 @@ void cf_period_of(const cf_tz *tz, int32_t kind, int64_t t_ms,
                 int32_t ty, tm, td;
                 cf_civil_from_days(thursday, &ty, &tm, &td);
                 int64_t week =
-                        (thursday - cf_days_from_civil(ty, 1, 1)) / 7 + 1;
+                    (thursday - cf_days_from_civil(ty, 1, 1)) / 7 + 1;
                 from = monday;
                 to = monday + 7;
                 snprintf(id, CF_PERIOD_ID_MAX, "%04d-W%02d", (int)ty,
