@@ -32,6 +32,7 @@ static const struct {
         [CF_ERR_TARIFF] = { "TARIFF", "invalid or unsupported tariff" },
         [CF_ERR_TZ] = { "TZ", "unknown time zone" },
         [CF_ERR_NOT_FOUND] = { "NOT_FOUND", "not found" },
+        [CF_ERR_CORRUPT] = { "CORRUPT", "stored state cannot be decoded" },
 };
 
 const char *cf_err2str(cf_err_t err)

@@ -38,6 +38,7 @@ typedef enum cf_err {
         CF_ERR_TARIFF,    /* tariff document invalid or unsupported */
         CF_ERR_TZ,        /* unknown time zone */
         CF_ERR_NOT_FOUND, /* lookup found nothing */
+        CF_ERR_CORRUPT,   /* stored state cannot be decoded */
         CF_ERR__CNT
 } cf_err_t;
 

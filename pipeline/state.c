@@ -1,0 +1,469 @@
+/*
+ * state.c: RocksDB behind the cf_state API (see state.h): options, column
+ * families, reads, prefix scans, write batches, error translation.
+ *
+ * Options, for a write-heavy workload of small values (tens to hundreds of
+ * bytes) written in one batch per commit and read back mostly through the
+ * per-task write-back caches (store.c):
+ * - LZ4 for every level but the last, ZSTD for the last, which holds most
+ *   of the data and is rewritten least (Debian's librocksdb links both);
+ * - one LRU block cache for all column families, sized by the caller, that
+ *   also holds index and filter blocks, so it bounds them too (L0's are
+ *   pinned, being read on every lookup);
+ * - full-key bloom filters, 10 bits per key (~1% false positives): a cache
+ *   miss on an absent key (a new charger, session or party) costs no disk
+ *   read; the hash index inside data blocks speeds up the remaining gets;
+ * - memtables bounded in total by db_write_buffer_size over all column
+ *   families, a quarter of it per column family, and the WAL bounded to
+ *   four times that so that rarely written column families cannot pin old
+ *   WAL files;
+ * - level compaction with dynamic level sizes (bounded space amplification:
+ *   "state stays bounded on disk"), two background jobs, 1 MiB
+ *   bytes_per_sync to spread writeback, point-in-time WAL recovery (a torn
+ *   last record is dropped, earlier batches are kept whole);
+ * - RocksDB's own LOG files rotated and capped at four of 8 MiB.
+ */
+#include "state.h"
+
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB ((size_t)1 << 20)
+
+struct cf_state {
+        rocksdb_t *db;
+        rocksdb_column_family_handle_t *cf[CF_COL__CNT];
+        rocksdb_column_family_handle_t **all; /* every handle we opened */
+        size_t nall;
+        rocksdb_options_t *opt;
+        rocksdb_block_based_table_options_t *bbto;
+        rocksdb_cache_t *cache;
+        rocksdb_readoptions_t *ro;
+        rocksdb_writeoptions_t *wo;      /* WAL on, no fsync */
+        rocksdb_writeoptions_t *wo_sync; /* WAL on, fsync */
+        char *dir;
+};
+
+struct cf_batch {
+        cf_state *s;
+        rocksdb_writebatch_t *wb;
+};
+
+static const char *const cf_col_names[CF_COL__CNT] = {
+        [CF_COL_META] = "meta",       [CF_COL_DEDUP] = "dedup",
+        [CF_COL_SESSION] = "session", [CF_COL_PENDING] = "pending",
+        [CF_COL_OUTBOX] = "outbox",   [CF_COL_TABLE] = "table",
+        [CF_COL_BILL] = "bill",       [CF_COL_INDEX] = "index",
+};
+
+const char *cf_state_col_name(cf_col_t col)
+{
+        if ((unsigned)col >= CF_COL__CNT)
+                return NULL;
+        return cf_col_names[col];
+}
+
+/* Copies RocksDB's message (and what we were doing) into errstr, frees it
+ * and returns CF_ERR_STATE. */
+static cf_err_t state_err(char *rerr, const char *what, char *errstr,
+                          size_t errstr_size)
+{
+        if (errstr && errstr_size)
+                snprintf(errstr, errstr_size, "%s: %s", what,
+                         rerr ? rerr : "unknown RocksDB error");
+        rocksdb_free(rerr);
+        return CF_ERR_STATE;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+static void key_append(cf_key *k, const void *p, size_t n)
+{
+        if (k->overflow || n > CF_KEY_MAX - k->len) {
+                k->overflow = true;
+                return;
+        }
+        memcpy(k->b + k->len, p, n);
+        k->len += n;
+}
+
+void cf_key_init(cf_key *k, uint16_t task)
+{
+        k->b[0] = (uint8_t)(task >> 8);
+        k->b[1] = (uint8_t)task;
+        k->len = 2;
+        k->overflow = false;
+}
+
+void cf_key_u8(cf_key *k, uint8_t v)
+{
+        key_append(k, &v, 1);
+}
+
+void cf_key_u64(cf_key *k, uint64_t v)
+{
+        uint8_t b[8];
+        for (int i = 7; i >= 0; i--) {
+                b[i] = (uint8_t)v;
+                v >>= 8;
+        }
+        key_append(k, b, 8);
+}
+
+void cf_key_i64(cf_key *k, int64_t v)
+{
+        cf_key_u64(k, (uint64_t)v ^ ((uint64_t)1 << 63));
+}
+
+void cf_key_str(cf_key *k, const char *s)
+{
+        /* Both parts or neither: a string without its separator would make
+         * the key ambiguous. */
+        size_t n = strlen(s);
+        if (k->overflow || n >= CF_KEY_MAX - k->len) {
+                k->overflow = true;
+                return;
+        }
+        key_append(k, s, n + 1);
+}
+
+void cf_key_bytes(cf_key *k, const void *p, size_t n)
+{
+        key_append(k, p, n);
+}
+
+uint64_t cf_be64(const uint8_t *p)
+{
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+uint16_t cf_key_task(const void *key, size_t klen)
+{
+        const uint8_t *p = key;
+        (void)klen;
+        return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+/* ----------------------------------------------------------- database */
+
+static void state_free(cf_state *s)
+{
+        for (size_t i = 0; i < s->nall; i++)
+                rocksdb_column_family_handle_destroy(s->all[i]);
+        free(s->all);
+        if (s->db)
+                rocksdb_close(s->db);
+        if (s->opt)
+                rocksdb_options_destroy(s->opt);
+        /* The table factory holds its own copy of the table options and a
+         * reference to the cache, so the order here does not matter. */
+        if (s->bbto)
+                rocksdb_block_based_options_destroy(s->bbto);
+        if (s->cache)
+                rocksdb_cache_destroy(s->cache);
+        if (s->ro)
+                rocksdb_readoptions_destroy(s->ro);
+        if (s->wo)
+                rocksdb_writeoptions_destroy(s->wo);
+        if (s->wo_sync)
+                rocksdb_writeoptions_destroy(s->wo_sync);
+        free(s->dir);
+        free(s);
+}
+
+static void state_options(cf_state *s, const cf_state_conf *conf)
+{
+        size_t cache = conf && conf->block_cache_bytes ? conf->block_cache_bytes
+                                                       : 64 * MIB;
+        size_t wbuf = conf && conf->write_buffer_bytes
+                          ? conf->write_buffer_bytes
+                          : 64 * MIB;
+        size_t per_cf = wbuf / 4 < MIB ? MIB : wbuf / 4;
+
+        s->cache = rocksdb_cache_create_lru(cache);
+        s->bbto = rocksdb_block_based_options_create();
+        rocksdb_block_based_options_set_block_cache(s->bbto, s->cache);
+        /* The table options take ownership of the filter policy. */
+        rocksdb_block_based_options_set_filter_policy(
+            s->bbto, rocksdb_filterpolicy_create_bloom_full(10));
+        rocksdb_block_based_options_set_whole_key_filtering(s->bbto, 1);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->bbto,
+                                                                      1);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(
+            s->bbto, 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
+            s->bbto, 1);
+        rocksdb_block_based_options_set_format_version(s->bbto, 5);
+        rocksdb_block_based_options_set_data_block_index_type(
+            s->bbto,
+            rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+        rocksdb_block_based_options_set_data_block_hash_ratio(s->bbto, 0.75);
+
+        s->opt = rocksdb_options_create();
+        rocksdb_options_set_create_if_missing(s->opt, 1);
+        rocksdb_options_set_create_missing_column_families(s->opt, 1);
+        rocksdb_options_set_block_based_table_factory(s->opt, s->bbto);
+        rocksdb_options_set_compression(s->opt, rocksdb_lz4_compression);
+        rocksdb_options_set_bottommost_compression(s->opt,
+                                                   rocksdb_zstd_compression);
+        rocksdb_options_set_write_buffer_size(s->opt, per_cf);
+        rocksdb_options_set_max_write_buffer_number(s->opt, 3);
+        rocksdb_options_set_db_write_buffer_size(s->opt, wbuf);
+        rocksdb_options_set_max_total_wal_size(s->opt, 4 * wbuf);
+        rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opt, 1);
+        rocksdb_options_set_max_background_jobs(s->opt, 2);
+        rocksdb_options_set_bytes_per_sync(s->opt, MIB);
+        rocksdb_options_set_wal_recovery_mode(s->opt,
+                                              rocksdb_point_in_time_recovery);
+        rocksdb_options_set_keep_log_file_num(s->opt, 4);
+        rocksdb_options_set_max_log_file_size(s->opt, 8 * MIB);
+
+        s->ro = rocksdb_readoptions_create();
+        s->wo = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(s->wo, 0);
+        s->wo_sync = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(s->wo_sync, 1);
+}
+
+cf_err_t cf_state_open(const char *dir, const cf_state_conf *conf,
+                       cf_state **sp, char *errstr, size_t errstr_size)
+{
+        cf_state *s = cf_calloc(1, sizeof(*s));
+        char **exist = NULL, *rerr = NULL;
+        size_t nexist = 0, n = 0;
+        const char **names = NULL;
+        const rocksdb_options_t **opts = NULL;
+        cf_err_t err = CF_OK;
+
+        *sp = NULL;
+        s->dir = cf_strdup(dir);
+        state_options(s, conf);
+
+        /* Every column family in the database must be named at open. A
+         * database that does not exist yet fails the listing: ignore that,
+         * the open below creates it (or reports the real problem). */
+        exist = rocksdb_list_column_families(s->opt, dir, &nexist, &rerr);
+        if (rerr) {
+                /* Even failing, it returns a (zero-length) array. */
+                if (exist)
+                        rocksdb_list_column_families_destroy(exist, nexist);
+                rocksdb_free(rerr);
+                rerr = NULL;
+                exist = NULL;
+                nexist = 0;
+        }
+
+        names = cf_calloc(1 + CF_COL__CNT + nexist, sizeof(*names));
+        names[n++] = "default";
+        for (int c = 0; c < CF_COL__CNT; c++)
+                names[n++] = cf_col_names[c];
+        for (size_t i = 0; i < nexist; i++) {
+                bool known = false;
+                for (size_t j = 0; j < n && !known; j++)
+                        known = !strcmp(exist[i], names[j]);
+                if (!known)
+                        names[n++] = exist[i];
+        }
+        opts = cf_calloc(n, sizeof(*opts));
+        for (size_t i = 0; i < n; i++)
+                opts[i] = s->opt;
+        s->all = cf_calloc(n, sizeof(*s->all));
+
+        s->db = rocksdb_open_column_families(s->opt, dir, (int)n, names, opts,
+                                             s->all, &rerr);
+        if (rerr) {
+                s->db = NULL;
+                err = state_err(rerr, dir, errstr, errstr_size);
+                goto fail;
+        }
+        s->nall = n;
+        for (int c = 0; c < CF_COL__CNT; c++)
+                s->cf[c] = s->all[1 + c];
+        goto done;
+
+fail:
+        state_free(s);
+        s = NULL;
+done:
+        if (exist)
+                rocksdb_list_column_families_destroy(exist, nexist);
+        free(names);
+        free(opts);
+        *sp = s;
+        return err;
+}
+
+void cf_state_close(cf_state *s)
+{
+        if (!s)
+                return;
+        state_free(s);
+}
+
+const char *cf_state_dir(const cf_state *s)
+{
+        return s->dir;
+}
+
+cf_err_t cf_state_get(cf_state *s, cf_col_t col, const void *key, size_t klen,
+                      cf_buf *val, char *errstr, size_t errstr_size)
+{
+        char *rerr = NULL;
+        rocksdb_pinnableslice_t *ps =
+            rocksdb_get_pinned_cf(s->db, s->ro, s->cf[col], key, klen, &rerr);
+        val->len = 0;
+        if (rerr)
+                return state_err(rerr, "get", errstr, errstr_size);
+        if (!ps)
+                return CF_ERR_NOT_FOUND;
+        size_t vlen = 0;
+        const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+        cf_buf_put(val, v, vlen);
+        rocksdb_pinnableslice_destroy(ps);
+        return CF_OK;
+}
+
+cf_err_t cf_state_scan_range(cf_state *s, cf_col_t col, const void *lo,
+                             size_t lolen, const void *hi, size_t hilen,
+                             cf_state_scan_cb *cb, void *opaque, char *errstr,
+                             size_t errstr_size)
+{
+        /* The read options keep a pointer to hi, which outlives the
+         * iterator. */
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        if (hi)
+                rocksdb_readoptions_set_iterate_upper_bound(ro, hi, hilen);
+        rocksdb_iterator_t *it =
+            rocksdb_create_iterator_cf(s->db, ro, s->cf[col]);
+        if (lo && lolen)
+                rocksdb_iter_seek(it, lo, lolen);
+        else
+                rocksdb_iter_seek_to_first(it);
+        for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+                size_t kl = 0, vl = 0;
+                const char *k = rocksdb_iter_key(it, &kl);
+                const char *v = rocksdb_iter_value(it, &vl);
+                if (cb(opaque, (const uint8_t *)k, kl, (const uint8_t *)v, vl))
+                        break;
+        }
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(ro);
+        if (rerr)
+                return state_err(rerr, "scan", errstr, errstr_size);
+        return CF_OK;
+}
+
+cf_err_t cf_state_scan(cf_state *s, cf_col_t col, const void *prefix,
+                       size_t plen, cf_state_scan_cb *cb, void *opaque,
+                       char *errstr, size_t errstr_size)
+{
+        /* The smallest key above every key starting with prefix: drop the
+         * trailing 0xff bytes and increment the last remaining one. An
+         * all-0xff (or empty) prefix needs no bound: every key at or after
+         * it starts with it. */
+        uint8_t *hi = NULL;
+        size_t hilen = plen;
+        if (plen) {
+                hi = cf_malloc(plen);
+                memcpy(hi, prefix, plen);
+                while (hilen && hi[hilen - 1] == 0xff)
+                        hilen--;
+                if (hilen)
+                        hi[hilen - 1]++;
+        }
+        cf_err_t err =
+            cf_state_scan_range(s, col, prefix, plen, hilen ? hi : NULL, hilen,
+                                cb, opaque, errstr, errstr_size);
+        free(hi);
+        return err;
+}
+
+cf_err_t cf_state_drop_task(cf_state *s, uint16_t task, char *errstr,
+                            size_t errstr_size)
+{
+        if (task > CF_TASK_MAX) {
+                if (errstr && errstr_size)
+                        snprintf(errstr, errstr_size, "task id %u is reserved",
+                                 (unsigned)task);
+                return CF_ERR_ARG;
+        }
+        uint8_t lo[2] = { (uint8_t)(task >> 8), (uint8_t)task };
+        uint16_t next = (uint16_t)(task + 1);
+        uint8_t hi[2] = { (uint8_t)(next >> 8), (uint8_t)next };
+        cf_batch *b = cf_batch_new(s);
+        for (int c = 0; c < CF_COL__CNT; c++)
+                cf_batch_delete_range(b, (cf_col_t)c, lo, 2, hi, 2);
+        cf_err_t err = cf_state_write(s, b, true, errstr, errstr_size);
+        cf_batch_destroy(b);
+        return err;
+}
+
+/* -------------------------------------------------------------- batches */
+
+cf_batch *cf_batch_new(cf_state *s)
+{
+        cf_batch *b = cf_malloc(sizeof(*b));
+        b->s = s;
+        b->wb = rocksdb_writebatch_create();
+        return b;
+}
+
+void cf_batch_destroy(cf_batch *b)
+{
+        if (!b)
+                return;
+        rocksdb_writebatch_destroy(b->wb);
+        free(b);
+}
+
+void cf_batch_put(cf_batch *b, cf_col_t col, const void *key, size_t klen,
+                  const void *val, size_t vlen)
+{
+        rocksdb_writebatch_put_cf(b->wb, b->s->cf[col], key, klen, val, vlen);
+}
+
+void cf_batch_delete(cf_batch *b, cf_col_t col, const void *key, size_t klen)
+{
+        rocksdb_writebatch_delete_cf(b->wb, b->s->cf[col], key, klen);
+}
+
+void cf_batch_delete_range(cf_batch *b, cf_col_t col, const void *lo,
+                           size_t lolen, const void *hi, size_t hilen)
+{
+        rocksdb_writebatch_delete_range_cf(b->wb, b->s->cf[col], lo, lolen, hi,
+                                           hilen);
+}
+
+void cf_batch_clear(cf_batch *b)
+{
+        rocksdb_writebatch_clear(b->wb);
+}
+
+int cf_batch_count(cf_batch *b)
+{
+        return rocksdb_writebatch_count(b->wb);
+}
+
+size_t cf_batch_bytes(cf_batch *b)
+{
+        size_t n = 0;
+        (void)rocksdb_writebatch_data(b->wb, &n);
+        return n;
+}
+
+cf_err_t cf_state_write(cf_state *s, cf_batch *b, bool sync, char *errstr,
+                        size_t errstr_size)
+{
+        char *rerr = NULL;
+        rocksdb_write(s->db, sync ? s->wo_sync : s->wo, b->wb, &rerr);
+        if (rerr)
+                return state_err(rerr, "write", errstr, errstr_size);
+        return CF_OK;
+}

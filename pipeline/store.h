@@ -1,0 +1,156 @@
+/*
+ * store.h: a typed write-back cache over one column family for one task
+ * (DESIGN section 5: "the hot path works on memory: a write-back cache per
+ * task, flushed as one WriteBatch per commit").
+ *
+ * A cf_store maps keys (bytes, given without the task prefix) to objects of
+ * the caller's type, described by a cf_store_ops table: how to encode an
+ * object to bytes, decode it back, free it and estimate its size. Reads are
+ * served from memory; a miss may read RocksDB once and remembers the answer,
+ * also "absent". Writes only touch memory and mark the entry dirty;
+ * cf_store_flush() turns the dirty entries into puts and deletes in the
+ * commit's cf_batch. In RocksDB each key is stored as
+ * cf_key_init(task) + the caller's key bytes.
+ *
+ * Memory: clean entries (and remembered absences) are evicted least
+ * recently used first whenever the accounted bytes exceed the budget; dirty
+ * entries are never evicted, so memory is bounded by max(budget, bytes of
+ * the dirty set), and the dirty set by what one commit interval changes.
+ *
+ * Object lifetime: the store owns every object given to cf_store_put() and
+ * every object it decoded. A pointer returned by cf_store_get() stays valid
+ * until the next cf_store_get(), cf_store_flush(), cf_store_load_all() or
+ * cf_store_destroy() on the same store (those may evict it), or until the
+ * key is put or deleted. A dirty object is never evicted, so after
+ * cf_store_put() or cf_store_dirty() it stays valid until the next flush.
+ *
+ * Errors: a RocksDB read error or a stored value that the ops cannot decode
+ * is sticky: cf_store_get() returns NULL as for an absent key, and the
+ * error is kept (cf_store_error()) and returned by every later
+ * cf_store_flush(), so that a commit can never include state computed from
+ * a read that failed. The runtime then fails the task and rebuilds it from
+ * RocksDB.
+ *
+ * Threads: a store belongs to the one thread running its task; it uses the
+ * shared cf_state, which is thread-safe.
+ */
+#ifndef CF_STORE_H
+#define CF_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "mem.h"
+#include "state.h"
+
+/* How the store handles the caller's objects. Shared and immutable; opaque
+ * is the per-store context given to cf_store_new(). */
+typedef struct cf_store_ops {
+        /* Appends obj's serialized form to out. */
+        void (*encode)(void *opaque, const void *obj, cf_buf *out);
+        /* Returns a new object from p[0..len), or NULL when the bytes are
+         * not a valid encoding. */
+        void *(*decode)(void *opaque, const uint8_t *p, size_t len);
+        /* Frees obj (never called with NULL). */
+        void (*free)(void *opaque, void *obj);
+        /* Approximate bytes of memory obj holds, its own struct included. */
+        size_t (*size)(void *opaque, const void *obj);
+} cf_store_ops;
+
+typedef struct cf_store cf_store;
+
+/* Counters; entries and bytes are current values, the rest totals since
+ * cf_store_new(). */
+typedef struct cf_store_stats {
+        size_t entries;     /* in memory, remembered absences included */
+        size_t dirty;       /* entries to be written by the next flush */
+        size_t bytes;       /* accounted memory: objects, keys, overhead */
+        uint64_t hits;      /* cf_store_get() answered from memory */
+        uint64_t misses;    /* cf_store_get() not in memory */
+        uint64_t reads;     /* RocksDB point reads (misses with load_on_miss
+                             * while the store is not complete) */
+        uint64_t evictions; /* clean entries dropped for the budget */
+        uint64_t flushed;   /* puts and deletes added by cf_store_flush() */
+} cf_store_stats;
+
+/* Creates a store of task's keys in column family col of s. ops (not
+ * copied, must outlive the store) describes the objects; opaque is passed to
+ * every op. budget_bytes bounds the memory of clean entries (see above).
+ * With load_on_miss a cf_store_get() miss reads RocksDB; without, the store
+ * only knows what was put or loaded (cf_store_load_all()). Never NULL. */
+cf_store *cf_store_new(cf_state *s, cf_col_t col, uint16_t task,
+                       const cf_store_ops *ops, void *opaque,
+                       size_t budget_bytes, bool load_on_miss);
+
+/* Frees every entry and object and the store. Dirty entries are lost:
+ * flush and write first. cf_store_destroy(NULL) is a no-op. */
+void cf_store_destroy(cf_store *st);
+
+/* Returns the object under key, or NULL when absent (or deleted, or on a
+ * sticky error). A hit does not touch RocksDB. A miss with load_on_miss
+ * reads RocksDB once, unless the store is complete (see cf_store_load_all)
+ * and caches the object or the absence. The object belongs to the store;
+ * see the lifetime rules above. */
+void *cf_store_get(cf_store *st, const void *key, size_t klen);
+
+/* Stores obj under key, taking ownership of it, and marks the entry dirty.
+ * A previous object under key is freed unless it is obj itself. A NULL obj
+ * is a cf_store_del(). Never evicts. */
+void cf_store_put(cf_store *st, const void *key, size_t klen, void *obj);
+
+/* Marks the object under key as changed in place (its size is measured
+ * again). Returns false, doing nothing, when key holds no object in memory.
+ * Never evicts. */
+bool cf_store_dirty(cf_store *st, const void *key, size_t klen);
+
+/* Deletes key: frees its object and writes a delete at the next flush
+ * (none when the key is known not to be in RocksDB). Never evicts. */
+void cf_store_del(cf_store *st, const void *key, size_t klen);
+
+/* Adds a put (encoded object) or delete for every dirty entry to b, marks
+ * them clean and then evicts down to the budget. *nwrites (may be NULL)
+ * receives the number of operations added. Returns the sticky error, adding
+ * nothing, if there is one; CF_OK otherwise.
+ *
+ * After a flush the store assumes b will be written: if cf_state_write()
+ * fails, the store no longer matches RocksDB and must be destroyed. */
+cf_err_t cf_store_flush(cf_store *st, cf_batch *b, size_t *nwrites);
+
+/* Loads the task's keys of the column family from RocksDB into memory
+ * (keys already in memory are kept as they are) until the budget is
+ * reached. When every key fits, the store becomes complete: later misses
+ * are answered "absent" without reading RocksDB, until an eviction makes it
+ * incomplete again. Meant for a task's start. Returns CF_OK, CF_ERR_STATE
+ * or CF_ERR_CORRUPT (both sticky; errstr filled). */
+cf_err_t cf_store_load_all(cf_store *st, char *errstr, size_t errstr_size);
+
+/* True when memory holds every key of the task (see cf_store_load_all). */
+bool cf_store_complete(const cf_store *st);
+
+/* foreach callback: return 0 to go on, anything else to stop. */
+typedef int(cf_store_foreach_cb)(void *opaque, const uint8_t *key, size_t klen,
+                                 void *obj);
+
+/* Visit in key order (bytewise) rather than hash order: costs a sort, but
+ * the order then does not depend on the history of the cache, which keeps
+ * outputs derived from the iteration deterministic across restarts. */
+#define CF_STORE_SORTED 0x1
+
+/* Calls cb for every object in memory (not for deleted or absent keys;
+ * keys not in memory are not visited: use a complete store, or flush and
+ * cf_state_scan, for a full view). During the iteration nothing is evicted
+ * and the table is not resized, so cb may call cf_store_get, put, dirty and
+ * del on this store (keys inserted meanwhile may or may not be visited).
+ * cb must not flush, load or destroy the store. */
+void cf_store_foreach(cf_store *st, int flags, cf_store_foreach_cb *cb,
+                      void *opaque);
+
+/* Returns the sticky error (CF_OK when none) and, if errstr is not NULL,
+ * copies its message. */
+cf_err_t cf_store_error(const cf_store *st, char *errstr, size_t errstr_size);
+
+void cf_store_stats_get(const cf_store *st, cf_store_stats *out);
+
+#endif
