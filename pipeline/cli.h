@@ -15,6 +15,7 @@ int cf_cmd_broker(int argc, char **argv);
 int cf_cmd_cat(int argc, char **argv);
 int cf_cmd_tariff(int argc, char **argv);
 int cf_cmd_run(int argc, char **argv);
+int cf_cmd_gen(int argc, char **argv);
 
 /* Parses a decimal integer in [min, max]; false on any junk. */
 bool cf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

@@ -17,6 +17,8 @@ static const struct cf_command {
         { "tariff", cf_cmd_tariff,
           "check an OCPI tariff document, price a session with it" },
         { "run", cf_cmd_run, "run the pipeline (see run --help-config)" },
+        { "gen", cf_cmd_gen,
+          "generate charger traffic (load generator, ground truth)" },
 };
 
 static void usage(FILE *f)
