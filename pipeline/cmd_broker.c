@@ -173,10 +173,18 @@ int cf_cmd_broker(int argc, char **argv)
         while (!broker_stop)
                 usleep(100 * 1000);
 
+        /* Remove the bootstrap file only if it still names this broker (a
+         * newer one may have taken the path). */
+        char cur[1024];
+        FILE *bf = bsfile ? fopen(bsfile, "r") : NULL;
+        if (bf) {
+                if (fgets(cur, sizeof(cur), bf) &&
+                    !strncmp(cur, bs, strlen(bs)) && cur[strlen(bs)] == '\n')
+                        unlink(bsfile);
+                fclose(bf);
+        }
         rd_kafka_mock_cluster_destroy(mc);
         rd_kafka_destroy(rk);
-        if (bsfile)
-                unlink(bsfile);
         fprintf(stderr, "chargeflow broker: stopped\n");
         return 0;
 }

@@ -1,18 +1,836 @@
 /*
- * runtime.c: the pipeline runtime.
+ * runtime.c: the pipeline runtime (`chargeflow run`).
  *
- * Not built yet: the rating and billing sub-topologies arrive with their
- * issues. Until then `run` validates its configuration and says so.
+ * One thread runs everything that decides outputs, so the same input gives
+ * the same output whatever the fetch timing:
+ *
+ *  1. Open the state (RocksDB), load the tables from it, then read the
+ *     table topics from the stored offsets to their current end.
+ *  2. Join the consumer group on the input topics with the range assignor,
+ *     so that partition p of both co-partitioned inputs goes to the same
+ *     process; each assigned p is a rating task, resumed from the offsets
+ *     in its state (the group's own offsets are not used).
+ *  3. Loop: fetch messages into the tasks' queues; let every task merge its
+ *     two queues by Kafka timestamp, waiting at most max.task.idle.ms for an
+ *     empty queue that is not known to be at its end; keep the tables
+ *     current; every commit.interval.ms commit.
+ *  4. A commit writes one RocksDB batch for all tasks (stores, input
+ *     offsets, outbox entries, sequence numbers), synced; only then are the
+ *     outputs produced (idempotent producer, headers cf.task and cf.seq).
+ *     Delivered outputs leave the outbox in the next commit.
+ *  5. SIGINT/SIGTERM: finish the record in hand, commit, wait for
+ *     deliveries, commit again, exit 0. --until-idle: the same once every
+ *     input partition is read to its end, nothing is queued, and no new
+ *     record came for idle time; first each stage drains (the input is over:
+ *     waits end, open sessions close).
  */
 #include "runtime.h"
 
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "task.h"
+
+#define QUEUE_PAUSE  20000 /* messages queued per input before pausing */
+#define QUEUE_RESUME 2000  /* ... and resuming */
+#define IDLE_MS      2000  /* --until-idle: quiet time at the end */
+#define BATCH        1024  /* messages per fetch call */
+
+static volatile sig_atomic_t rt_stop;
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        rt_stop = 1;
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- queues -------------------------------------------------------------- */
+
+static void q_push(cf_inq *q, rd_kafka_message_t *m)
+{
+        if (q->n == q->cap) {
+                size_t cap = q->cap ? q->cap * 2 : 1024;
+                rd_kafka_message_t **v = cf_malloc(cap * sizeof(*v));
+                for (size_t i = 0; i < q->n; i++)
+                        v[i] = q->v[(q->head + i) % q->cap];
+                free(q->v);
+                q->v = v;
+                q->head = 0;
+                q->cap = cap;
+        }
+        q->v[(q->head + q->n++) % q->cap] = m;
+        q->at_end = false;
+}
+
+static rd_kafka_message_t *q_peek(const cf_inq *q)
+{
+        return q->n ? q->v[q->head] : NULL;
+}
+
+static rd_kafka_message_t *q_pop(cf_inq *q)
+{
+        rd_kafka_message_t *m = q->v[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+        return m;
+}
+
+static int64_t ts_of(const rd_kafka_message_t *m)
+{
+        return rd_kafka_message_timestamp(m, NULL);
+}
+
+/* ---- the runtime ----------------------------------------------------------
+ */
+
+typedef struct rt_state {
+        cf_runtime rt;
+        rd_kafka_t *tables_rk;
+        int32_t table_parts[2];
+        int64_t last_commit, last_stats, last_msg;
+        bool assigned;
+        int64_t commits;
+        int64_t commit_ms_last, commit_ms_max;
+        cf_batch *batch;
+} rt_state;
+
+static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, s->rt.in_topic[input], t->id);
+        if (pause)
+                rd_kafka_pause_partitions(s->rt.consumer, l);
+        else
+                rd_kafka_resume_partitions(s->rt.consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        t->in[input].paused = pause;
+}
+
+/* Processes what the merge rule allows of one task's queues: the record
+ * with the smaller timestamp first (sessions on a tie); when one queue is
+ * empty and its partition is not known to be at its end, wait for it, for
+ * at most max.task.idle.ms from the moment the task became blocked. */
+static void run_task(rt_state *s, cf_task *t, int64_t now)
+{
+        cf_inq *qs = &t->in[CF_IN_SESSIONS], *qm = &t->in[CF_IN_METER];
+        int64_t idle = s->rt.cfg->max_task_idle_ms;
+        for (;;) {
+                rd_kafka_message_t *ms = q_peek(qs), *mm = q_peek(qm);
+                int input;
+                if (ms && mm) {
+                        input = ts_of(mm) < ts_of(ms) ? CF_IN_METER
+                                                      : CF_IN_SESSIONS;
+                } else if (ms || mm) {
+                        cf_inq *empty = ms ? qm : qs;
+                        if (!empty->at_end) {
+                                if (t->blocked_since < 0)
+                                        t->blocked_since = now;
+                                if (now - t->blocked_since < idle)
+                                        break; /* wait for the other input */
+                        }
+                        input = ms ? CF_IN_SESSIONS : CF_IN_METER;
+                } else {
+                        break;
+                }
+                t->blocked_since = -1;
+                cf_inq *q = &t->in[input];
+                rd_kafka_message_t *m = q_pop(q);
+                cf_task_process(t, input, m);
+                rd_kafka_message_destroy(m);
+                if (q->paused && q->n < QUEUE_RESUME)
+                        pause_input(s, t, input, false);
+        }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        rt_state *s = opaque;
+        cf_out *o = m->_private;
+        (void)rk;
+        if (m->err) {
+                s->rt.fatal = 1;
+                snprintf(s->rt.fatal_msg, sizeof(s->rt.fatal_msg),
+                         "delivery to %s [%d] failed: %s",
+                         rd_kafka_topic_name(m->rkt), (int)m->partition,
+                         rd_kafka_err2str(m->err));
+                return;
+        }
+        s->rt.delivered++;
+        if (o) {
+                cf_task *t = o->task;
+                if (t) {
+                        if (t->n_delivered == t->cap_delivered) {
+                                t->cap_delivered = t->cap_delivered
+                                                       ? t->cap_delivered * 2
+                                                       : 1024;
+                                t->delivered = cf_realloc(t->delivered,
+                                                          t->cap_delivered *
+                                                              sizeof(int64_t));
+                        }
+                        t->delivered[t->n_delivered++] = o->seq;
+                        t->inflight--;
+                }
+                cf_out_free(o);
+        }
+}
+
+/* Produces a task's committed outputs. */
+static void produce_pending(rt_state *s, cf_task *t)
+{
+        cf_runtime *rt = &s->rt;
+        for (size_t i = 0; i < t->n_pending; i++) {
+                cf_out *o = t->pending[i];
+                char seq[24];
+                int sl = snprintf(seq, sizeof(seq), "%" PRId64, o->seq);
+                for (;;) {
+                        rd_kafka_resp_err_t err = rd_kafka_producev(
+                            rt->producer,
+                            RD_KAFKA_V_TOPIC(rt->out_topic[o->topic]),
+                            RD_KAFKA_V_PARTITION(o->partition),
+                            RD_KAFKA_V_KEY(o->key, o->klen),
+                            RD_KAFKA_V_VALUE(o->value, o->vlen),
+                            RD_KAFKA_V_TIMESTAMP(o->ts),
+                            RD_KAFKA_V_HEADER("cf.task", t->name,
+                                              (ssize_t)strlen(t->name)),
+                            RD_KAFKA_V_HEADER("cf.seq", seq, sl),
+                            RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
+                        if (!err)
+                                break;
+                        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                                rt->fatal = 1;
+                                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                                         "produce to %s: %s",
+                                         rt->out_topic[o->topic],
+                                         rd_kafka_err2str(err));
+                                return;
+                        }
+                        rd_kafka_poll(rt->producer, 10);
+                }
+                t->inflight++;
+                rt->produced++;
+        }
+        t->n_pending = 0;
+}
+
+/* Commits every task (one synced batch), then produces their outputs. */
+static cf_err_t commit_all(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        char errstr[512];
+        int64_t t0 = now_ms();
+        cf_batch_clear(s->batch);
+        cf_tables_flush(rt->tables, s->batch);
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t)
+                        continue;
+                cf_task_emit_watermark(t);
+                cf_err_t err =
+                    cf_task_commit(t, s->batch, errstr, sizeof(errstr));
+                if (err) {
+                        cf_log(CF_LOG_ERROR, "commit of %s: %s", t->name,
+                               errstr);
+                        return err;
+                }
+        }
+        cf_err_t err =
+            cf_state_write(rt->st, s->batch, true, errstr, sizeof(errstr));
+        if (err) {
+                cf_log(CF_LOG_ERROR,
+                       "commit: state write failed, nothing committed: %s",
+                       errstr);
+                return err;
+        }
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        produce_pending(s, rt->tasks[p]);
+        s->commits++;
+        s->commit_ms_last = now_ms() - t0;
+        if (s->commit_ms_last > s->commit_ms_max)
+                s->commit_ms_max = s->commit_ms_last;
+        s->last_commit = now_ms();
+        return rt->fatal ? CF_ERR_KAFKA : CF_OK;
+}
+
+static const char *const reason_names[CF_REJECT__CNT] = {
+        "SCHEMA",           "FIELD",        "CLOCK",
+        "METER_REGRESSION", "METER_JUMP",   "SESSION_STATE",
+        "ORPHAN",           "UNKNOWN_SITE", "NO_PLAN",
+};
+
+static void log_stats(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        cf_counts tot[CF_IN__CNT];
+        int64_t reasons[CF_REJECT__CNT] = { 0 };
+        char line[1024];
+        size_t n = 0;
+        memset(tot, 0, sizeof(tot));
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t)
+                        continue;
+                for (int i = 0; i < CF_IN__CNT; i++) {
+                        tot[i].in += t->cnt[i].in;
+                        tot[i].accepted += t->cnt[i].accepted;
+                        tot[i].dup += t->cnt[i].dup;
+                        tot[i].rejected += t->cnt[i].rejected;
+                        tot[i].pending += t->cnt[i].pending;
+                }
+                for (int r = 0; r < CF_REJECT__CNT; r++)
+                        reasons[r] += t->reasons[r];
+        }
+        for (int i = 0; i < 2; i++)
+                cf_log(CF_LOG_INFO,
+                       "stats %s: in %" PRId64 " = accepted %" PRId64
+                       " + duplicates %" PRId64 " + rejected %" PRId64
+                       " + pending %" PRId64,
+                       rt->in_topic[i], tot[i].in, tot[i].accepted, tot[i].dup,
+                       tot[i].rejected, tot[i].pending);
+        for (int r = 0; r < CF_REJECT__CNT; r++)
+                if (reasons[r])
+                        n += (size_t)snprintf(line + n, sizeof(line) - n,
+                                              " %s=%" PRId64, reason_names[r],
+                                              reasons[r]);
+        cf_log(CF_LOG_INFO,
+               "stats rejected by reason:%s; produced %" PRId64
+               ", delivered %" PRId64 "; commits %" PRId64 " (last %" PRId64
+               " ms, max %" PRId64 " ms)",
+               n ? line : " none", rt->produced, rt->delivered, s->commits,
+               s->commit_ms_last, s->commit_ms_max);
+        s->last_stats = now_ms();
+}
+
+/* Prints the run's counters as one JSON line on stdout (at exit). */
+static void print_summary(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        cf_counts tot[CF_IN__CNT];
+        int64_t reasons[CF_REJECT__CNT] = { 0 };
+        memset(tot, 0, sizeof(tot));
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t)
+                        continue;
+                for (int i = 0; i < CF_IN__CNT; i++) {
+                        tot[i].in += t->cnt[i].in;
+                        tot[i].accepted += t->cnt[i].accepted;
+                        tot[i].dup += t->cnt[i].dup;
+                        tot[i].rejected += t->cnt[i].rejected;
+                        tot[i].pending += t->cnt[i].pending;
+                }
+                for (int r = 0; r < CF_REJECT__CNT; r++)
+                        reasons[r] += t->reasons[r];
+        }
+        printf("{\"inputs\":{");
+        for (int i = 0; i < 2; i++)
+                printf("%s\"%s\":{\"in\":%" PRId64 ",\"accepted\":%" PRId64
+                       ",\"duplicates\":%" PRId64 ",\"rejected\":%" PRId64
+                       ",\"pending\":%" PRId64 "}",
+                       i ? "," : "", rt->in_topic[i], tot[i].in,
+                       tot[i].accepted, tot[i].dup, tot[i].rejected,
+                       tot[i].pending);
+        printf("},\"rejected\":{");
+        for (int r = 0, n = 0; r < CF_REJECT__CNT; r++)
+                if (reasons[r])
+                        printf("%s\"%s\":%" PRId64, n++ ? "," : "",
+                               reason_names[r], reasons[r]);
+        printf("},\"produced\":%" PRId64 ",\"delivered\":%" PRId64
+               ",\"commits\":%" PRId64 "}\n",
+               rt->produced, rt->delivered, s->commits);
+        fflush(stdout);
+}
+
+/* ---- tables ----------------------------------------------------------------
+ */
+
+/* Reads the table topics from the stored offsets; with to_end, until the
+ * end as of now. */
+static cf_err_t tables_poll(rt_state *s, bool to_end)
+{
+        cf_runtime *rt = &s->rt;
+        int64_t *ends = NULL;
+        int remaining = 0;
+        int np = s->table_parts[0] + s->table_parts[1];
+        if (to_end) {
+                ends = cf_calloc((size_t)np, sizeof(int64_t));
+                for (int k = 0; k < 2; k++) {
+                        const char *topic =
+                            k ? rt->cfg->topic_users : rt->cfg->topic_sites;
+                        for (int p = 0; p < s->table_parts[k]; p++) {
+                                int64_t lo, hi;
+                                rd_kafka_resp_err_t err =
+                                    rd_kafka_query_watermark_offsets(
+                                        s->tables_rk, topic, p, &lo, &hi,
+                                        10000);
+                                if (err) {
+                                        cf_log(CF_LOG_ERROR,
+                                               "table %s [%d]: %s", topic, p,
+                                               rd_kafka_err2str(err));
+                                        free(ends);
+                                        return CF_ERR_KAFKA;
+                                }
+                                int64_t have = cf_tables_offset(
+                                    rt->tables, (cf_table_kind)k, p);
+                                ends[k * s->table_parts[0] + p] = hi;
+                                if (have < hi)
+                                        remaining++;
+                        }
+                }
+        }
+        for (;;) {
+                if (to_end && remaining == 0)
+                        break;
+                rd_kafka_message_t *m =
+                    rd_kafka_consumer_poll(s->tables_rk, to_end ? 200 : 0);
+                if (!m) {
+                        if (!to_end)
+                                break;
+                        if (rt_stop) {
+                                free(ends);
+                                return CF_ERR_KAFKA;
+                        }
+                        continue;
+                }
+                if (m->err) {
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                cf_log(CF_LOG_WARN, "tables: %s",
+                                       rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                int k =
+                    strcmp(rd_kafka_topic_name(m->rkt), rt->cfg->topic_sites)
+                        ? 1
+                        : 0;
+                if (!cf_tables_apply(rt->tables, (cf_table_kind)k, m->partition,
+                                     m->offset, m->key, m->key_len, m->payload,
+                                     m->len))
+                        cf_log(CF_LOG_WARN,
+                               "table %s [%d] offset %" PRId64
+                               ": record skipped (undecodable, or its id "
+                               "is not its key)",
+                               rd_kafka_topic_name(m->rkt), (int)m->partition,
+                               m->offset);
+                if (to_end &&
+                    m->offset + 1 >= ends[k * s->table_parts[0] + m->partition])
+                        remaining--;
+                rd_kafka_message_destroy(m);
+        }
+        free(ends);
+        return CF_OK;
+}
+
+static cf_err_t tables_open(rt_state *s, char *errstr, size_t errstr_size)
+{
+        cf_runtime *rt = &s->rt;
+        const cf_config *cfg = rt->cfg;
+        rd_kafka_conf_t *conf =
+            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
+                              errstr, errstr_size);
+        if (!conf)
+                return CF_ERR_CONFIG;
+        if (cf_kafka_conf_set(conf, "group.id", cfg->group_id, errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(conf);
+                return CF_ERR_CONFIG;
+        }
+        s->tables_rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (!s->tables_rk)
+                return CF_ERR_KAFKA;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(16);
+        for (int k = 0; k < 2; k++) {
+                const char *topic = k ? cfg->topic_users : cfg->topic_sites;
+                int n = cf_kafka_partition_count(s->tables_rk, topic, 10000,
+                                                 errstr, errstr_size);
+                if (n < 0) {
+                        rd_kafka_topic_partition_list_destroy(l);
+                        return CF_ERR_KAFKA;
+                }
+                s->table_parts[k] = n;
+                for (int p = 0; p < n; p++) {
+                        int64_t off =
+                            cf_tables_offset(rt->tables, (cf_table_kind)k, p);
+                        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                            off > 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
+                }
+        }
+        rd_kafka_resp_err_t err = rd_kafka_assign(s->tables_rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err) {
+                snprintf(errstr, errstr_size, "tables: assign: %s",
+                         rd_kafka_err2str(err));
+                return CF_ERR_KAFKA;
+        }
+        return CF_OK;
+}
+
+/* ---- group membership --------------------------------------------------- */
+
+static void revoke_all(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        if (commit_all(s) == CF_OK)
+                rd_kafka_flush(rt->producer, 30000);
+        commit_all(s); /* deletes what was delivered from the outbox */
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task_destroy(rt->tasks[p]);
+                rt->tasks[p] = NULL;
+        }
+        s->assigned = false;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        rt_state *s = opaque;
+        cf_runtime *rt = &s->rt;
+        char errstr[512];
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+                cf_log(CF_LOG_INFO, "partitions revoked");
+                revoke_all(s);
+                rd_kafka_assign(rk, NULL);
+                return;
+        }
+        if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                cf_log(CF_LOG_ERROR, "rebalance: %s", rd_kafka_err2str(err));
+                rd_kafka_assign(rk, NULL);
+                return;
+        }
+        /* A rating task for each assigned partition of the sessions topic;
+         * the range assignor gives this process the same partition of the
+         * meter topic. */
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int32_t p = tp->partition;
+                if (p < 0 || p >= rt->n_tasks)
+                        continue;
+                if (!rt->tasks[p]) {
+                        if (cf_task_new(rt, 'A', p, &rt->tasks[p], errstr,
+                                        sizeof(errstr))) {
+                                rt->fatal = 1;
+                                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                                         "task A-%d: %s", (int)p, errstr);
+                                return;
+                        }
+                        cf_log(CF_LOG_INFO, "task A-%d assigned", (int)p);
+                }
+                int input = strcmp(tp->topic, rt->in_topic[CF_IN_METER])
+                                ? CF_IN_SESSIONS
+                                : CF_IN_METER;
+                int64_t off = rt->tasks[p]->in[input].next_offset;
+                tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
+                rt->tasks[p]->blocked_since = -1;
+        }
+        rd_kafka_assign(rk, parts);
+        s->assigned = true;
+        /* Outputs recovered from the outbox are produced right away. */
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        produce_pending(s, rt->tasks[p]);
+}
+
+/* ---- main loop ------------------------------------------------------------
+ */
+
+static bool idle_now(rt_state *s, int64_t now)
+{
+        cf_runtime *rt = &s->rt;
+        int n = 0;
+        if (!s->assigned || now - s->last_msg < IDLE_MS)
+                return false;
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t)
+                        continue;
+                n++;
+                for (int i = 0; i < 2; i++)
+                        if (t->in[i].n || !t->in[i].at_end)
+                                return false;
+                if (t->inflight)
+                        return false;
+        }
+        return n > 0 && rd_kafka_outq_len(rt->producer) == 0;
+}
+
+static void route(rt_state *s, rd_kafka_message_t *m)
+{
+        cf_runtime *rt = &s->rt;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        int input = strcmp(topic, rt->in_topic[CF_IN_METER]) ? CF_IN_SESSIONS
+                                                             : CF_IN_METER;
+        int32_t p = m->partition;
+        cf_task *t = p >= 0 && p < rt->n_tasks ? rt->tasks[p] : NULL;
+        if (m->err) {
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        /* Every message before it is queued already. */
+                        if (t)
+                                t->in[input].at_end = true;
+                } else {
+                        cf_log(CF_LOG_WARN, "consume: %s",
+                               rd_kafka_message_errstr(m));
+                }
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        if (!t) {
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        q_push(&t->in[input], m);
+        s->last_msg = now_ms();
+        if (!t->in[input].paused && t->in[input].n >= QUEUE_PAUSE)
+                pause_input(s, t, input, true);
+}
+
+static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
+{
+        cf_runtime *rt = &s->rt;
+        const cf_config *cfg = rt->cfg;
+        rd_kafka_conf_t *pc =
+            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
+                              errstr, errstr_size);
+        if (!pc)
+                return CF_ERR_CONFIG;
+        if (cf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(pc, "linger.ms", "5", errstr, errstr_size) ||
+            cf_kafka_conf_set(pc, "compression.codec", "lz4", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(pc);
+                return CF_ERR_CONFIG;
+        }
+        rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+        rd_kafka_conf_set_opaque(pc, s);
+        rt->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errstr_size);
+        if (!rt->producer)
+                return CF_ERR_KAFKA;
+
+        static const char *const outs[CF_OUT__CNT] = { "", "", "", "" };
+        (void)outs;
+        for (int o = 0; o < CF_OUT__CNT; o++) {
+                int n = cf_kafka_partition_count(rt->producer, rt->out_topic[o],
+                                                 10000, errstr, errstr_size);
+                if (n < 0)
+                        return CF_ERR_KAFKA;
+                rt->out_partitions[o] = n;
+        }
+        int ns =
+            cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_SESSIONS],
+                                     10000, errstr, errstr_size);
+        int nm =
+            cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_METER],
+                                     10000, errstr, errstr_size);
+        if (ns < 0 || nm < 0)
+                return CF_ERR_KAFKA;
+        if (ns != nm) {
+                snprintf(errstr, errstr_size,
+                         "%s has %d partitions and %s %d: the inputs must be "
+                         "co-partitioned (same key, same partition count)",
+                         rt->in_topic[0], ns, rt->in_topic[1], nm);
+                return CF_ERR_CONFIG;
+        }
+        if (rt->out_partitions[CF_OUT_CHARGE] < ns ||
+            rt->out_partitions[CF_OUT_REJECTED] < ns) {
+                snprintf(errstr, errstr_size,
+                         "%s and %s need at least the %d partitions of the "
+                         "inputs (one writer per partition)",
+                         rt->out_topic[CF_OUT_CHARGE],
+                         rt->out_topic[CF_OUT_REJECTED], ns);
+                return CF_ERR_CONFIG;
+        }
+        rt->in_partitions = ns;
+        rt->n_tasks = ns;
+        rt->tasks = cf_calloc((size_t)ns, sizeof(cf_task *));
+
+        rd_kafka_conf_t *cc =
+            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
+                              errstr, errstr_size);
+        if (!cc)
+                return CF_ERR_CONFIG;
+        if (cf_kafka_conf_set(cc, "group.id", cfg->group_id, errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(cc, "enable.auto.commit", "false", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(cc, "enable.partition.eof", "true", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(cc, "partition.assignment.strategy", "range",
+                              errstr, errstr_size) ||
+            cf_kafka_conf_set(cc, "auto.offset.reset", "earliest", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(cc);
+                return CF_ERR_CONFIG;
+        }
+        rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+        rd_kafka_conf_set_opaque(cc, s);
+        rt->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, errstr_size);
+        if (!rt->consumer)
+                return CF_ERR_KAFKA;
+        rd_kafka_poll_set_consumer(rt->consumer);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(2);
+        rd_kafka_topic_partition_list_add(l, rt->in_topic[CF_IN_SESSIONS],
+                                          RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(l, rt->in_topic[CF_IN_METER],
+                                          RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(rt->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err) {
+                snprintf(errstr, errstr_size, "subscribe: %s",
+                         rd_kafka_err2str(err));
+                return CF_ERR_KAFKA;
+        }
+        return CF_OK;
+}
 
 int cf_runtime_run(const cf_config *cfg, bool until_idle)
 {
-        (void)cfg;
-        (void)until_idle;
-        fprintf(stderr, "chargeflow run: configuration is valid, but this "
-                        "build has no pipeline runtime yet\n");
-        return 1;
+        rt_state s;
+        cf_runtime *rt = &s.rt;
+        char errstr[512];
+        int rc = 1;
+        memset(&s, 0, sizeof(s));
+        rt->cfg = cfg;
+        rt->exactly_once = !strcmp(cfg->processing_guarantee, "exactly_once");
+        rt->in_topic[CF_IN_SESSIONS] = cfg->topic_sessions;
+        rt->in_topic[CF_IN_METER] = cfg->topic_meter;
+        rt->in_topic[CF_IN_REPARTITION] = cfg->topic_repartition;
+        rt->out_topic[CF_OUT_CHARGE] = cfg->topic_charge_records;
+        rt->out_topic[CF_OUT_REJECTED] = cfg->topic_rejected;
+        rt->out_topic[CF_OUT_REPARTITION] = cfg->topic_repartition;
+        rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
+        cf_log_set_level(cfg->log_level);
+
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+
+        if (cf_registry_new(&rt->reg, errstr, sizeof(errstr))) {
+                cf_log(CF_LOG_ERROR, "schemas: %s", errstr);
+                goto done;
+        }
+        cf_state_conf sc = { .block_cache_bytes =
+                                 (size_t)cfg->state_cache_max_bytes,
+                             .write_buffer_bytes = 64u << 20 };
+        if (cf_state_open(cfg->state_dir, &sc, &rt->st, errstr,
+                          sizeof(errstr))) {
+                cf_log(CF_LOG_ERROR, "state.dir %s: %s", cfg->state_dir,
+                       errstr);
+                goto done;
+        }
+        s.batch = cf_batch_new(rt->st);
+        rt->tables = cf_tables_new(rt->st, rt->reg);
+        if (cf_tables_load(rt->tables, errstr, sizeof(errstr))) {
+                cf_log(CF_LOG_ERROR, "tables: %s", errstr);
+                goto done;
+        }
+        if (tables_open(&s, errstr, sizeof(errstr)) || tables_poll(&s, true)) {
+                cf_log(CF_LOG_ERROR, "tables: %s", errstr);
+                goto done;
+        }
+        {
+                size_t ns, nu, nb;
+                uint64_t sk;
+                cf_tables_counts(rt->tables, &ns, &nu, &nb, &sk);
+                cf_log(CF_LOG_INFO,
+                       "tables loaded: %zu sites, %zu users, %zu badges "
+                       "(%" PRIu64 " records skipped)",
+                       ns, nu, nb, sk);
+        }
+        cf_err_t err = open_clients(&s, errstr, sizeof(errstr));
+        if (err) {
+                cf_log(CF_LOG_ERROR, "%s", errstr);
+                rc = err == CF_ERR_CONFIG ? 2 : 1;
+                goto done;
+        }
+        cf_log(CF_LOG_INFO, "running: %s (%d partitions), guarantee %s",
+               cfg->group_id, (int)rt->in_partitions,
+               cfg->processing_guarantee);
+        s.last_commit = s.last_stats = s.last_msg = now_ms();
+
+        rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
+        rd_kafka_message_t *msgs[BATCH];
+        bool failed = false;
+        while (!rt_stop && !rt->fatal) {
+                ssize_t n = rd_kafka_consume_batch_queue(cq, 20, msgs, BATCH);
+                for (ssize_t i = 0; i < n; i++)
+                        route(&s, msgs[i]);
+                int64_t now = now_ms();
+                for (int32_t p = 0; p < rt->n_tasks; p++)
+                        if (rt->tasks[p])
+                                run_task(&s, rt->tasks[p], now);
+                rd_kafka_poll(rt->producer, 0);
+                tables_poll(&s, false);
+                if (now - s.last_commit >= cfg->commit_interval_ms &&
+                    commit_all(&s)) {
+                        failed = true;
+                        break;
+                }
+                if (cfg->stats_interval_ms &&
+                    now - s.last_stats >= cfg->stats_interval_ms)
+                        log_stats(&s);
+                if (until_idle && idle_now(&s, now)) {
+                        cf_log(CF_LOG_INFO, "input read to its end: draining");
+                        for (int32_t p = 0; p < rt->n_tasks; p++)
+                                if (rt->tasks[p])
+                                        cf_task_drain(rt->tasks[p]);
+                        break;
+                }
+        }
+        rd_kafka_queue_destroy(cq);
+        if (rt->fatal) {
+                cf_log(CF_LOG_ERROR, "%s", rt->fatal_msg);
+                failed = true;
+        }
+        if (!failed) {
+                /* Final commit, deliveries, then a commit that empties the
+                 * outbox of what was delivered. */
+                if (commit_all(&s) == CF_OK) {
+                        rd_kafka_flush(rt->producer, 60000);
+                        if (commit_all(&s) == CF_OK && !rt->fatal)
+                                rc = 0;
+                }
+        }
+        log_stats(&s);
+        print_summary(&s);
+        rd_kafka_consumer_close(rt->consumer);
+done:
+        if (rt->tasks)
+                for (int32_t p = 0; p < rt->n_tasks; p++)
+                        cf_task_destroy(rt->tasks[p]);
+        free(rt->tasks);
+        if (rt->consumer)
+                rd_kafka_destroy(rt->consumer);
+        if (s.tables_rk) {
+                rd_kafka_consumer_close(s.tables_rk);
+                rd_kafka_destroy(s.tables_rk);
+        }
+        if (rt->producer)
+                rd_kafka_destroy(rt->producer);
+        cf_tables_destroy(rt->tables);
+        cf_batch_destroy(s.batch);
+        cf_state_close(rt->st);
+        cf_registry_destroy(rt->reg);
+        return rc;
 }

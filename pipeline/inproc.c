@@ -1,0 +1,141 @@
+/* inproc.c: rating tasks without Kafka (see inproc.h). */
+#include "inproc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cf_inproc {
+        cf_runtime rt;
+        cf_batch *batch;
+        cf_inproc_sink *sink;
+        void *opaque;
+};
+
+cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
+                       cf_inproc_sink *sink, void *opaque, cf_inproc **ipp,
+                       char *errstr, size_t errstr_size)
+{
+        cf_inproc *ip = cf_calloc(1, sizeof(*ip));
+        cf_runtime *rt = &ip->rt;
+        cf_err_t err;
+        ip->sink = sink;
+        ip->opaque = opaque;
+        rt->cfg = cfg;
+        rt->exactly_once = !strcmp(cfg->processing_guarantee, "exactly_once");
+        rt->in_topic[CF_IN_SESSIONS] = cfg->topic_sessions;
+        rt->in_topic[CF_IN_METER] = cfg->topic_meter;
+        rt->in_topic[CF_IN_REPARTITION] = cfg->topic_repartition;
+        rt->out_topic[CF_OUT_CHARGE] = cfg->topic_charge_records;
+        rt->out_topic[CF_OUT_REJECTED] = cfg->topic_rejected;
+        rt->out_topic[CF_OUT_REPARTITION] = cfg->topic_repartition;
+        rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
+        for (int o = 0; o < CF_OUT__CNT; o++)
+                rt->out_partitions[o] = partitions;
+        rt->in_partitions = rt->n_tasks = partitions;
+        if ((err = cf_registry_new(&rt->reg, errstr, errstr_size)))
+                goto fail;
+        cf_state_conf sc = { .block_cache_bytes =
+                                 (size_t)cfg->state_cache_max_bytes,
+                             .write_buffer_bytes = 64u << 20 };
+        if ((err = cf_state_open(cfg->state_dir, &sc, &rt->st, errstr,
+                                 errstr_size)))
+                goto fail;
+        ip->batch = cf_batch_new(rt->st);
+        rt->tables = cf_tables_new(rt->st, rt->reg);
+        if ((err = cf_tables_load(rt->tables, errstr, errstr_size)))
+                goto fail;
+        rt->tasks = cf_calloc((size_t)partitions, sizeof(cf_task *));
+        for (int32_t p = 0; p < partitions; p++)
+                if ((err = cf_task_new(rt, 'A', p, &rt->tasks[p], errstr,
+                                       errstr_size)))
+                        goto fail;
+        *ipp = ip;
+        return CF_OK;
+fail:
+        cf_inproc_destroy(ip);
+        return err;
+}
+
+void cf_inproc_destroy(cf_inproc *ip)
+{
+        if (!ip)
+                return;
+        cf_runtime *rt = &ip->rt;
+        if (rt->tasks)
+                for (int32_t p = 0; p < rt->n_tasks; p++)
+                        cf_task_destroy(rt->tasks[p]);
+        free(rt->tasks);
+        cf_tables_destroy(rt->tables);
+        cf_batch_destroy(ip->batch);
+        cf_state_close(rt->st);
+        cf_registry_destroy(rt->reg);
+        free(ip);
+}
+
+bool cf_inproc_table(cf_inproc *ip, cf_table_kind k, const void *key,
+                     size_t klen, const void *value, size_t vlen)
+{
+        return cf_tables_apply(ip->rt.tables, k, -1, 0, key, klen, value, vlen);
+}
+
+void cf_inproc_feed(cf_inproc *ip, const cf_src *src)
+{
+        cf_task_process_src(ip->rt.tasks[src->partition], src);
+}
+
+void cf_inproc_drain(cf_inproc *ip)
+{
+        for (int32_t p = 0; p < ip->rt.n_tasks; p++)
+                cf_task_drain(ip->rt.tasks[p]);
+}
+
+cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
+{
+        cf_runtime *rt = &ip->rt;
+        cf_err_t err;
+        cf_batch_clear(ip->batch);
+        cf_tables_flush(rt->tables, ip->batch);
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task_emit_watermark(rt->tasks[p]);
+                if ((err = cf_task_commit(rt->tasks[p], ip->batch, errstr,
+                                          errstr_size)))
+                        return err;
+        }
+        if ((err =
+                 cf_state_write(rt->st, ip->batch, true, errstr, errstr_size)))
+                return err;
+        /* "Deliver" at once: to the sink, then into the task's delivered
+         * list so that the next commit removes them from the outbox. */
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                for (size_t i = 0; i < t->n_pending; i++) {
+                        cf_out *o = t->pending[i];
+                        if (ip->sink)
+                                ip->sink(ip->opaque, o);
+                        if (t->n_delivered == t->cap_delivered) {
+                                t->cap_delivered = t->cap_delivered
+                                                       ? t->cap_delivered * 2
+                                                       : 1024;
+                                t->delivered = cf_realloc(t->delivered,
+                                                          t->cap_delivered *
+                                                              sizeof(int64_t));
+                        }
+                        t->delivered[t->n_delivered++] = o->seq;
+                        cf_out_free(o);
+                }
+                t->n_pending = 0;
+        }
+        return CF_OK;
+}
+
+cf_task *cf_inproc_task(cf_inproc *ip, int32_t partition)
+{
+        return partition >= 0 && partition < ip->rt.n_tasks
+                   ? ip->rt.tasks[partition]
+                   : NULL;
+}
+
+const cf_registry *cf_inproc_registry(const cf_inproc *ip)
+{
+        return ip->rt.reg;
+}

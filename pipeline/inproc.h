@@ -1,0 +1,56 @@
+/*
+ * inproc.h: the rating tasks run in process, without Kafka.
+ *
+ * The same tasks, stages, state store and commits as `chargeflow run`, fed
+ * records directly: the stage-chain benchmark feeds it the generator's file
+ * output, and the stage tests feed it records they encode. Outputs go to a
+ * sink callback at each commit (in the order a producer would send them),
+ * as if delivered at once.
+ *
+ * Threading: one thread.
+ */
+#ifndef CF_INPROC_H
+#define CF_INPROC_H
+
+#include "config.h"
+#include "tables.h"
+#include "task.h"
+
+typedef struct cf_inproc cf_inproc;
+
+/* An output record: topic is a cf_output, key and value are framed bytes,
+ * valid during the call. */
+typedef void cf_inproc_sink(void *opaque, const cf_out *o);
+
+/* Opens cfg->state_dir and creates a rating task per partition (restoring
+ * what the state holds). Output topics get `partitions` partitions. */
+cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
+                       cf_inproc_sink *sink, void *opaque, cf_inproc **ipp,
+                       char *errstr, size_t errstr_size);
+
+/* Commits nothing; closes the state (as a crash after the last commit
+ * would leave it). NULL is a no-op. */
+void cf_inproc_destroy(cf_inproc *ip);
+
+/* Applies a record of a table topic. */
+bool cf_inproc_table(cf_inproc *ip, cf_table_kind k, const void *key,
+                     size_t klen, const void *value, size_t vlen);
+
+/* Feeds one input record (input: cf_input) to the task of its partition;
+ * offsets must increase per input and partition. */
+void cf_inproc_feed(cf_inproc *ip, const cf_src *src);
+
+/* The input is over: every task drains. */
+void cf_inproc_drain(cf_inproc *ip);
+
+/* Commits every task (one synced batch), then hands the outputs to the
+ * sink. */
+cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size);
+
+/* The task of a partition (for its counters), or NULL. */
+cf_task *cf_inproc_task(cf_inproc *ip, int32_t partition);
+
+/* The registry the records must be encoded with. */
+const cf_registry *cf_inproc_registry(const cf_inproc *ip);
+
+#endif

@@ -1,0 +1,581 @@
+/*
+ * task.c: tasks and the services the stages use (see task.h, stage.h).
+ *
+ * State keys (task-prefixed): META 'o' next input offsets, 'q' next output
+ * sequence number, 'w' last watermark sent; OUTBOX seq (big-endian) -> an
+ * encoded cf_out.
+ */
+#include "task.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "genfile.h"
+#include "log.h"
+#include "stages.h"
+#include "wire.h"
+
+static const cf_stage *const chain_rate[] = {
+        &cf_stage_decode,     &cf_stage_dedup, &cf_stage_validate,
+        &cf_stage_sessionize, &cf_stage_price,
+};
+
+/* ---- outputs ------------------------------------------------------------ */
+
+void cf_out_free(cf_out *o)
+{
+        if (!o)
+                return;
+        free(o->key);
+        free(o->value);
+        free(o);
+}
+
+void cf_out_encode(const cf_out *o, cf_buf *b)
+{
+        cf_put_varint(b, o->topic);
+        cf_put_varint(b, o->partition);
+        cf_put_varint(b, o->seq);
+        cf_put_varint(b, o->ts);
+        cf_put_bytes(b, o->key, o->klen);
+        cf_put_bytes(b, o->value, o->vlen);
+}
+
+cf_out *cf_out_decode(const uint8_t *p, size_t len)
+{
+        cf_wrd r;
+        uint32_t kl, vl;
+        cf_wrd_init(&r, p, len);
+        cf_out *o = cf_calloc(1, sizeof(*o));
+        o->topic = (int32_t)cf_get_varint(&r);
+        o->partition = (int32_t)cf_get_varint(&r);
+        o->seq = cf_get_varint(&r);
+        o->ts = cf_get_varint(&r);
+        const uint8_t *k = cf_get_bytes(&r, &kl);
+        const uint8_t *v = cf_get_bytes(&r, &vl);
+        if (!r.ok || r.p != r.end || o->topic < 0 || o->topic >= CF_OUT__CNT) {
+                free(o);
+                return NULL;
+        }
+        o->key = cf_malloc(kl + 1);
+        memcpy(o->key, k, kl);
+        o->klen = kl;
+        o->value = cf_malloc(vl + 1);
+        memcpy(o->value, v, vl);
+        o->vlen = vl;
+        return o;
+}
+
+/* Queues an output; in at-least-once mode it is produced at once. */
+static void emit(cf_task *t, int32_t topic, int32_t partition, const void *key,
+                 size_t klen, const void *value, size_t vlen)
+{
+        cf_out *o = cf_calloc(1, sizeof(*o));
+        o->task = t;
+        o->topic = topic;
+        o->partition = partition;
+        o->seq = t->next_seq++;
+        o->ts = t->stream_time == CF_NONE ? 0 : t->stream_time;
+        o->key = cf_malloc(klen + 1);
+        memcpy(o->key, key, klen);
+        o->klen = (uint32_t)klen;
+        o->value = cf_malloc(vlen + 1);
+        memcpy(o->value, value, vlen);
+        o->vlen = (uint32_t)vlen;
+        if (t->n_pending == t->cap_pending) {
+                t->cap_pending = t->cap_pending ? t->cap_pending * 2 : 256;
+                t->pending =
+                    cf_realloc(t->pending, t->cap_pending * sizeof(cf_out *));
+        }
+        t->pending[t->n_pending++] = o;
+}
+
+/* ---- services for stages ------------------------------------------------ */
+
+int32_t cf_task_id(const cf_task *t)
+{
+        return t->id;
+}
+
+int64_t cf_task_stream_time(const cf_task *t)
+{
+        return t->stream_time;
+}
+
+const struct cf_config *cf_task_config(const cf_task *t)
+{
+        return t->rt->cfg;
+}
+
+const cf_registry *cf_task_registry(const cf_task *t)
+{
+        return t->rt->reg;
+}
+
+cf_arena *cf_task_scratch(cf_task *t)
+{
+        return &t->scratch;
+}
+
+const cf_tables *cf_task_tables(const cf_task *t)
+{
+        return t->rt->tables;
+}
+
+cf_store *cf_task_store(cf_task *t, cf_col_t col, const cf_store_ops *ops,
+                        void *opaque, size_t budget_bytes, bool load_on_miss)
+{
+        if (t->n_stores == CF_TASK_MAX_STORES)
+                abort(); /* a programming error: raise the limit */
+        cf_store *st = cf_store_new(t->rt->st, col, t->state_id, ops, opaque,
+                                    budget_bytes, load_on_miss);
+        t->stores[t->n_stores++] = st;
+        return st;
+}
+
+static size_t stage_index(const cf_task *t, const cf_stage *s)
+{
+        for (size_t i = 0; i < t->n_stages; i++)
+                if (t->chain[i] == s)
+                        return i;
+        abort(); /* not a stage of this chain */
+}
+
+static cf_stage_rc run_from(cf_task *t, size_t i, cf_item *it)
+{
+        for (; i < t->n_stages; i++) {
+                cf_stage_rc rc = t->chain[i]->process(t, t->ctx[i], it);
+                if (rc != CF_STAGE_PASS)
+                        return rc;
+        }
+        return CF_STAGE_ACCEPTED; /* went through every stage */
+}
+
+cf_stage_rc cf_task_forward(cf_task *t, const cf_stage *from, cf_item *it)
+{
+        return run_from(t, stage_index(t, from) + 1, it);
+}
+
+void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
+                    int32_t reason, int64_t event_time, const char *fmt, ...)
+{
+        char detail[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+        cf_rejected r = {
+                .reason = reason,
+                .detail = detail,
+                .stage = (char *)stage->name,
+                .source_topic = (char *)t->rt->in_topic[src->input],
+                .partition = src->partition,
+                .offset = src->offset,
+                .key = { (uint8_t *)src->key, src->key_len },
+                .value = { (uint8_t *)src->value, src->value_len },
+                .event_time_ms = event_time,
+        };
+        if (!src->key)
+                r.key.p = NULL;
+        if (!src->value)
+                r.value.p = NULL;
+        cf_buf b;
+        cf_buf_init(&b);
+        cf_encode(t->rt->reg, CF_RT_REJECTED, &r, &b);
+        emit(t, CF_OUT_REJECTED, t->id % t->rt->out_partitions[CF_OUT_REJECTED],
+             src->key ? src->key : (const uint8_t *)"",
+             src->key ? src->key_len : 0, b.p, b.len);
+        cf_buf_free(&b);
+        if (reason >= 0 && reason < CF_REJECT__CNT)
+                t->reasons[reason]++;
+}
+
+void cf_task_resolve(cf_task *t, const cf_src *src, bool accepted)
+{
+        cf_counts *c = &t->cnt[src->input];
+        c->pending--;
+        if (accepted)
+                c->accepted++;
+        else
+                c->rejected++;
+}
+
+void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr)
+{
+        cf_runtime *rt = t->rt;
+        cf_buf b, be;
+        cf_buf_init(&b);
+        cf_buf_init(&be);
+        cf_encode(rt->reg, CF_RT_CHARGE_RECORD, cr, &b);
+        emit(t, CF_OUT_CHARGE, t->id % rt->out_partitions[CF_OUT_CHARGE],
+             cr->session_id, strlen(cr->session_id), b.p, b.len);
+        cf_billing_event ev = {
+                .kind = CF_BILLING_CHARGE,
+                .source_task = t->id,
+                .watermark_ms = cf_task_watermark(t),
+                .record = { b.p, (uint32_t)b.len },
+        };
+        cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &be);
+        size_t pl = strlen(cr->billed_party);
+        emit(t, CF_OUT_REPARTITION,
+             cf_genfile_partition(cr->billed_party, pl,
+                                  rt->out_partitions[CF_OUT_REPARTITION]),
+             cr->billed_party, pl, be.p, be.len);
+        cf_buf_free(&b);
+        cf_buf_free(&be);
+}
+
+void cf_task_emit_statement(cf_task *t, const cf_statement *st)
+{
+        cf_buf b;
+        cf_buf_init(&b);
+        cf_encode(t->rt->reg, CF_RT_STATEMENT, st, &b);
+        emit(t, CF_OUT_STATEMENT,
+             t->id % t->rt->out_partitions[CF_OUT_STATEMENT], st->statement_id,
+             strlen(st->statement_id), b.p, b.len);
+        cf_buf_free(&b);
+}
+
+void cf_task_count(cf_task *t, const cf_stage *stage, const char *counter,
+                   int64_t delta)
+{
+        for (size_t i = 0; i < t->n_stats; i++) {
+                if (t->stats[i].stage == stage->name &&
+                    !strcmp(t->stats[i].name, counter)) {
+                        t->stats[i].value += delta;
+                        return;
+                }
+        }
+        t->stats = cf_realloc(t->stats, (t->n_stats + 1) * sizeof(cf_stat));
+        t->stats[t->n_stats++] = (cf_stat){ stage->name, counter, delta };
+}
+
+int64_t cf_task_watermark(const cf_task *t)
+{
+        if (t->stream_time == CF_NONE)
+                return CF_NONE;
+        return t->stream_time - t->rt->cfg->allowed_lateness_ms;
+}
+
+void cf_task_emit_watermark(cf_task *t)
+{
+        cf_runtime *rt = t->rt;
+        int64_t wm = cf_task_watermark(t);
+        if (wm == CF_NONE || (t->wm_sent != CF_NONE && wm <= t->wm_sent))
+                return;
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "%c-%d", t->sub, (int)t->id);
+        cf_billing_event ev = { .kind = CF_BILLING_WATERMARK,
+                                .source_task = t->id,
+                                .watermark_ms = wm,
+                                .record = { NULL, 0 } };
+        cf_buf b;
+        cf_buf_init(&b);
+        cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &b);
+        for (int32_t q = 0; q < rt->out_partitions[CF_OUT_REPARTITION]; q++)
+                emit(t, CF_OUT_REPARTITION, q, key, (size_t)kl, b.p, b.len);
+        cf_buf_free(&b);
+        t->wm_sent = wm;
+}
+
+/* ---- held records ------------------------------------------------------- */
+
+cf_src *cf_src_dup(const cf_src *src)
+{
+        cf_src *d = cf_malloc(sizeof(*d) + src->key_len + src->value_len + 2);
+        uint8_t *p = (uint8_t *)(d + 1);
+        *d = *src;
+        if (src->key) {
+                memcpy(p, src->key, src->key_len);
+                d->key = p;
+        }
+        p += src->key_len + 1;
+        if (src->value) {
+                memcpy(p, src->value, src->value_len);
+                d->value = p;
+        }
+        return d;
+}
+
+void cf_src_encode(const cf_src *src, cf_buf *b)
+{
+        cf_put_varint(b, src->input);
+        cf_put_varint(b, src->partition);
+        cf_put_varint(b, src->offset);
+        cf_put_varint(b, src->ts);
+        cf_put_varint(b, src->key ? 1 : 0);
+        cf_put_bytes(b, src->key, src->key ? src->key_len : 0);
+        cf_put_varint(b, src->value ? 1 : 0);
+        cf_put_bytes(b, src->value, src->value ? src->value_len : 0);
+}
+
+cf_src *cf_src_decode(cf_wrd *r)
+{
+        cf_src s;
+        memset(&s, 0, sizeof(s));
+        s.input = (int32_t)cf_get_varint(r);
+        s.partition = (int32_t)cf_get_varint(r);
+        s.offset = cf_get_varint(r);
+        s.ts = cf_get_varint(r);
+        bool hk = cf_get_varint(r) == 1;
+        s.key = cf_get_bytes(r, &s.key_len);
+        bool hv = cf_get_varint(r) == 1;
+        s.value = cf_get_bytes(r, &s.value_len);
+        if (!r->ok || s.input < 0 || s.input >= CF_IN__CNT)
+                return NULL;
+        if (!hk)
+                s.key = NULL;
+        if (!hv)
+                s.value = NULL;
+        return cf_src_dup(&s);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void meta_key(cf_key *k, const cf_task *t, char what)
+{
+        cf_key_init(k, t->state_id);
+        cf_key_u8(k, (uint8_t)what);
+}
+
+static cf_err_t meta_get(cf_task *t, char what, cf_buf *v, char *errstr,
+                         size_t errstr_size)
+{
+        cf_key k;
+        meta_key(&k, t, what);
+        return cf_state_get(t->rt->st, CF_COL_META, k.b, k.len, v, errstr,
+                            errstr_size);
+}
+
+static int load_outbox(void *opaque, const uint8_t *key, size_t klen,
+                       const uint8_t *val, size_t vlen)
+{
+        cf_task *t = opaque;
+        (void)key;
+        (void)klen;
+        cf_out *o = cf_out_decode(val, vlen);
+        if (!o) {
+                cf_log(CF_LOG_ERROR, "%s: corrupt outbox entry skipped",
+                       t->name);
+                return 0;
+        }
+        o->task = t;
+        if (t->n_pending == t->cap_pending) {
+                t->cap_pending = t->cap_pending ? t->cap_pending * 2 : 256;
+                t->pending =
+                    cf_realloc(t->pending, t->cap_pending * sizeof(cf_out *));
+        }
+        t->pending[t->n_pending++] = o;
+        return 0;
+}
+
+cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
+                     char *errstr, size_t errstr_size)
+{
+        cf_task *t = cf_calloc(1, sizeof(*t));
+        cf_err_t err;
+        cf_buf v;
+        cf_buf_init(&v);
+        t->rt = rt;
+        t->sub = sub;
+        t->id = id;
+        t->state_id = (uint16_t)(sub == 'A' ? id : 0x4000 | id);
+        snprintf(t->name, sizeof(t->name), "%c-%d", sub, (int)id);
+        t->chain = chain_rate;
+        t->n_stages = sizeof(chain_rate) / sizeof(chain_rate[0]);
+        t->ctx = cf_calloc(t->n_stages, sizeof(void *));
+        t->stream_time = CF_NONE;
+        t->blocked_since = -1;
+        t->wm_sent = CF_NONE;
+        cf_arena_init(&t->scratch, 64 * 1024);
+        for (int i = 0; i < CF_IN__CNT; i++)
+                t->in[i].next_offset = -1;
+
+        err = meta_get(t, 'o', &v, errstr, errstr_size);
+        if (err == CF_OK) {
+                cf_wrd r;
+                cf_wrd_init(&r, v.p, v.len);
+                for (int i = 0; i < CF_IN__CNT; i++)
+                        t->in[i].next_offset = cf_get_varint(&r);
+                t->stream_time = cf_get_varint(&r);
+                if (!r.ok)
+                        goto corrupt;
+        } else if (err != CF_ERR_NOT_FOUND) {
+                goto fail;
+        }
+        v.len = 0;
+        err = meta_get(t, 'q', &v, errstr, errstr_size);
+        if (err == CF_OK) {
+                cf_wrd r;
+                cf_wrd_init(&r, v.p, v.len);
+                t->next_seq = cf_get_varint(&r);
+                t->wm_sent = cf_get_varint(&r);
+                if (!r.ok)
+                        goto corrupt;
+        } else if (err != CF_ERR_NOT_FOUND) {
+                goto fail;
+        }
+        for (size_t i = 0; i < t->n_stages; i++) {
+                if (!t->chain[i]->init)
+                        continue;
+                err = t->chain[i]->init(t, &t->ctx[i], errstr, errstr_size);
+                if (err)
+                        goto fail;
+        }
+        if (rt->exactly_once) {
+                cf_key k;
+                cf_key_init(&k, t->state_id);
+                err = cf_state_scan(rt->st, CF_COL_OUTBOX, k.b, k.len,
+                                    load_outbox, t, errstr, errstr_size);
+                if (err)
+                        goto fail;
+        }
+        cf_buf_free(&v);
+        *tp = t;
+        return CF_OK;
+corrupt:
+        snprintf(errstr, errstr_size, "task %s: stored metadata is corrupt",
+                 t->name);
+        err = CF_ERR_STATE;
+fail:
+        cf_buf_free(&v);
+        cf_task_destroy(t);
+        return err;
+}
+
+void cf_task_destroy(cf_task *t)
+{
+        if (!t)
+                return;
+        for (size_t i = 0; i < t->n_stages; i++)
+                if (t->ctx[i] && t->chain[i]->destroy)
+                        t->chain[i]->destroy(t->ctx[i]);
+        free(t->ctx);
+        for (size_t i = 0; i < t->n_stores; i++)
+                cf_store_destroy(t->stores[i]);
+        for (int i = 0; i < CF_IN__CNT; i++) {
+                cf_inq *q = &t->in[i];
+                for (size_t k = 0; k < q->n; k++)
+                        rd_kafka_message_destroy(q->v[(q->head + k) % q->cap]);
+                free(q->v);
+        }
+        for (size_t i = 0; i < t->n_pending; i++)
+                cf_out_free(t->pending[i]);
+        free(t->pending);
+        free(t->delivered);
+        free(t->stats);
+        cf_arena_destroy(&t->scratch);
+        free(t);
+}
+
+/* ---- processing --------------------------------------------------------- */
+
+static void account(cf_task *t, int32_t input, cf_stage_rc rc)
+{
+        cf_counts *c = &t->cnt[input];
+        c->in++;
+        switch (rc) {
+        case CF_STAGE_HELD:
+                c->pending++;
+                break;
+        case CF_STAGE_DUP:
+                c->dup++;
+                break;
+        case CF_STAGE_REJECTED:
+                c->rejected++;
+                break;
+        default:
+                c->accepted++;
+                break;
+        }
+}
+
+static void advance(cf_task *t)
+{
+        for (size_t i = 0; i < t->n_stages; i++)
+                if (t->chain[i]->advance)
+                        t->chain[i]->advance(t, t->ctx[i], t->stream_time);
+}
+
+void cf_task_process_src(cf_task *t, const cf_src *src)
+{
+        /* Time first: what is due before this record is done before it. */
+        if (src->ts >= 0 &&
+            (t->stream_time == CF_NONE || src->ts > t->stream_time)) {
+                t->stream_time = src->ts;
+                advance(t);
+        }
+        cf_item it = { .kind = CF_ITEM_RAW,
+                       .src = src,
+                       .rec = NULL,
+                       .event_time = CF_NONE };
+        account(t, src->input, run_from(t, 0, &it));
+        t->in[src->input].next_offset = src->offset + 1;
+        cf_arena_reset(&t->scratch);
+}
+
+void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m)
+{
+        cf_src src = {
+                .input = input,
+                .partition = m->partition,
+                .offset = m->offset,
+                .ts = rd_kafka_message_timestamp(m, NULL),
+                .key = m->key,
+                .key_len = (uint32_t)m->key_len,
+                .value = m->payload,
+                .value_len = (uint32_t)m->len,
+        };
+        cf_task_process_src(t, &src);
+}
+
+void cf_task_drain(cf_task *t)
+{
+        for (size_t i = 0; i < t->n_stages; i++)
+                if (t->chain[i]->drain)
+                        t->chain[i]->drain(t, t->ctx[i]);
+        cf_arena_reset(&t->scratch);
+}
+
+cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
+                        size_t errstr_size)
+{
+        cf_key k;
+        cf_buf v;
+        for (size_t i = 0; i < t->n_stores; i++) {
+                cf_err_t err = cf_store_flush(t->stores[i], b, NULL);
+                if (err)
+                        return cf_store_error(t->stores[i], errstr,
+                                              errstr_size);
+        }
+        cf_buf_init(&v);
+        for (int i = 0; i < CF_IN__CNT; i++)
+                cf_put_varint(&v, t->in[i].next_offset);
+        cf_put_varint(&v, t->stream_time);
+        meta_key(&k, t, 'o');
+        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        v.len = 0;
+        cf_put_varint(&v, t->next_seq);
+        cf_put_varint(&v, t->wm_sent);
+        meta_key(&k, t, 'q');
+        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        if (t->rt->exactly_once) {
+                for (size_t i = 0; i < t->n_pending; i++) {
+                        v.len = 0;
+                        cf_out_encode(t->pending[i], &v);
+                        cf_key_init(&k, t->state_id);
+                        cf_key_u64(&k, (uint64_t)t->pending[i]->seq);
+                        cf_batch_put(b, CF_COL_OUTBOX, k.b, k.len, v.p, v.len);
+                }
+                for (size_t i = 0; i < t->n_delivered; i++) {
+                        cf_key_init(&k, t->state_id);
+                        cf_key_u64(&k, (uint64_t)t->delivered[i]);
+                        cf_batch_delete(b, CF_COL_OUTBOX, k.b, k.len);
+                }
+        }
+        t->n_delivered = 0;
+        cf_buf_free(&v);
+        return CF_OK;
+}

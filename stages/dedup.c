@@ -1,0 +1,238 @@
+/*
+ * dedup.c: the dedup stage. Drops exact repeats of input records.
+ *
+ * Per charger (the input key, so all of it is in this task), one state
+ * entry holds:
+ *  - for meter readings, the highest sequence number seen and a bitmap of
+ *    the dedup.window numbers below it: a number in the window is a repeat
+ *    if its bit is set; a number below the window is a repeat (the charger's
+ *    numbers arrive in order up to reordering within the window);
+ *  - for session events, a ring of the charger's last RECENT sessions with
+ *    the event id of each kind (STARTED, AUTHORIZED, STOPPED): an event whose
+ *    id is already recorded for its session and kind is a repeat. A second
+ *    event of the same kind with another id is not a repeat (sessionize
+ *    rejects it as SESSION_STATE).
+ * So the state is bounded per charger, exact within those windows, and
+ * survives restarts through the task's store; no RocksDB read on a hit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "hmap.h"
+#include "stages.h"
+#include "wire.h"
+
+#define RECENT 32 /* sessions remembered per charger */
+
+typedef struct recent_session {
+        uint64_t sid;    /* hash of the session id, 0: empty slot */
+        uint64_t eid[3]; /* hash of the event id per kind, 0: none yet */
+} recent_session;
+
+typedef struct charger_dedup {
+        int64_t hwm;    /* highest seq_no seen, -1: none */
+        uint64_t *bits; /* bit i: hwm - i seen (i < window) */
+        uint32_t next;  /* ring position of the next new session */
+        recent_session recent[RECENT];
+} charger_dedup;
+
+typedef struct dd_ctx {
+        cf_store *chargers;
+        uint32_t words; /* window / 64 */
+} dd_ctx;
+
+static uint64_t h64(const char *s)
+{
+        return cf_hash64(s, strlen(s));
+}
+
+static charger_dedup *cd_new(const dd_ctx *c)
+{
+        charger_dedup *d = cf_calloc(1, sizeof(*d));
+        d->hwm = -1;
+        d->bits = cf_calloc(c->words, sizeof(uint64_t));
+        return d;
+}
+
+static void cd_encode(void *opaque, const void *obj, cf_buf *b)
+{
+        const dd_ctx *c = opaque;
+        const charger_dedup *d = obj;
+        cf_put_varint(b, d->hwm);
+        cf_put_varint(b, c->words);
+        cf_buf_put(b, d->bits, c->words * sizeof(uint64_t));
+        cf_put_varint(b, d->next);
+        cf_buf_put(b, d->recent, sizeof(d->recent));
+}
+
+static void *cd_decode(void *opaque, const uint8_t *p, size_t len)
+{
+        const dd_ctx *c = opaque;
+        cf_wrd r;
+        cf_wrd_init(&r, p, len);
+        charger_dedup *d = cd_new(c);
+        d->hwm = cf_get_varint(&r);
+        int64_t words = cf_get_varint(&r);
+        size_t wbytes = (size_t)words * sizeof(uint64_t);
+        if (!r.ok || words < 0 || (size_t)(r.end - r.p) < wbytes)
+                goto fail;
+        /* A window resized by configuration keeps what still fits. */
+        memcpy(d->bits, r.p,
+               (words < c->words ? (size_t)words : c->words) *
+                   sizeof(uint64_t));
+        r.p += wbytes;
+        d->next = (uint32_t)cf_get_varint(&r);
+        if (!r.ok || d->next >= RECENT ||
+            (size_t)(r.end - r.p) != sizeof(d->recent))
+                goto fail;
+        memcpy(d->recent, r.p, sizeof(d->recent));
+        return d;
+fail:
+        free(d->bits);
+        free(d);
+        return NULL;
+}
+
+static void cd_free(void *opaque, void *obj)
+{
+        charger_dedup *d = obj;
+        (void)opaque;
+        free(d->bits);
+        free(d);
+}
+
+static size_t cd_size(void *opaque, const void *obj)
+{
+        const dd_ctx *c = opaque;
+        (void)obj;
+        return sizeof(charger_dedup) + c->words * sizeof(uint64_t) + 32;
+}
+
+static const cf_store_ops cd_ops = {
+        .encode = cd_encode,
+        .decode = cd_decode,
+        .free = cd_free,
+        .size = cd_size,
+};
+
+static charger_dedup *charger(dd_ctx *c, const char *id)
+{
+        size_t n = strlen(id);
+        charger_dedup *d = cf_store_get(c->chargers, id, n);
+        if (!d) {
+                d = cd_new(c);
+                cf_store_put(c->chargers, id, n, d);
+        }
+        return d;
+}
+
+/* Shifts the window so that hwm becomes seq (> hwm). */
+static void shift(charger_dedup *d, uint32_t words, int64_t by)
+{
+        if (by >= (int64_t)words * 64) {
+                memset(d->bits, 0, words * sizeof(uint64_t));
+                return;
+        }
+        uint32_t w = (uint32_t)(by / 64), b = (uint32_t)(by % 64);
+        for (int64_t i = (int64_t)words - 1; i >= 0; i--) {
+                uint64_t hi = i - (int64_t)w >= 0 ? d->bits[i - w] : 0;
+                uint64_t lo = i - (int64_t)w - 1 >= 0 ? d->bits[i - w - 1] : 0;
+                d->bits[i] = b ? (hi << b) | (lo >> (64 - b)) : hi;
+        }
+}
+
+/* True if seq was seen; marks it seen otherwise. */
+static bool seen_seq(dd_ctx *c, charger_dedup *d, int64_t seq)
+{
+        int64_t window = (int64_t)c->words * 64;
+        if (seq > d->hwm) {
+                if (d->hwm >= 0)
+                        shift(d, c->words, seq - d->hwm);
+                d->hwm = seq;
+                d->bits[0] |= 1;
+                return false;
+        }
+        int64_t off = d->hwm - seq;
+        if (off >= window)
+                return true;
+        uint64_t bit = 1ULL << (off % 64);
+        if (d->bits[off / 64] & bit)
+                return true;
+        d->bits[off / 64] |= bit;
+        return false;
+}
+
+/* True if the event was seen; records it otherwise. */
+static bool seen_event(charger_dedup *d, const cf_session_event *e)
+{
+        uint64_t sid = h64(e->session_id), eid = h64(e->event_id);
+        int k = e->kind >= 0 && e->kind < 3 ? e->kind : 0;
+        for (int i = 0; i < RECENT; i++) {
+                recent_session *r = &d->recent[i];
+                if (r->sid != sid)
+                        continue;
+                if (r->eid[k] == eid)
+                        return true;
+                if (!r->eid[k])
+                        r->eid[k] = eid;
+                return false;
+        }
+        recent_session *r = &d->recent[d->next];
+        d->next = (d->next + 1) % RECENT;
+        memset(r, 0, sizeof(*r));
+        r->sid = sid;
+        r->eid[k] = eid;
+        return false;
+}
+
+static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
+{
+        dd_ctx *c = ctx;
+        const char *charger_id;
+        bool dup;
+        if (it->kind == CF_ITEM_READING) {
+                const cf_meter_reading *m = it->rec;
+                charger_id = m->charger_id;
+                charger_dedup *d = charger(c, charger_id);
+                dup = seen_seq(c, d, m->seq_no);
+        } else if (it->kind == CF_ITEM_EVENT) {
+                const cf_session_event *e = it->rec;
+                charger_id = e->charger_id;
+                charger_dedup *d = charger(c, charger_id);
+                dup = seen_event(d, e);
+        } else {
+                return CF_STAGE_PASS;
+        }
+        if (dup)
+                return CF_STAGE_DUP;
+        cf_store_dirty(c->chargers, charger_id, strlen(charger_id));
+        return CF_STAGE_PASS;
+}
+
+static cf_err_t dd_init(cf_task *t, void **ctxp, char *errstr,
+                        size_t errstr_size)
+{
+        const cf_config *cfg = cf_task_config(t);
+        dd_ctx *c = cf_calloc(1, sizeof(*c));
+        (void)errstr;
+        (void)errstr_size;
+        c->words = (uint32_t)((cfg->dedup_window + 63) / 64);
+        c->chargers =
+            cf_task_store(t, CF_COL_DEDUP, &cd_ops, c,
+                          (size_t)cfg->state_cache_max_bytes / 8, true);
+        *ctxp = c;
+        return CF_OK;
+}
+
+static void dd_destroy(void *ctx)
+{
+        free(ctx);
+}
+
+const cf_stage cf_stage_dedup = {
+        .name = "dedup",
+        .init = dd_init,
+        .process = dd_process,
+        .destroy = dd_destroy,
+};

@@ -1,0 +1,739 @@
+/*
+ * sessionize.c: the sessionize stage. A state machine per session, keyed by
+ * session id, with the open session of each charger connector.
+ *
+ *  - STARTED opens a session (a second STARTED is SESSION_STATE). If another
+ *    session is still open on the same connector, that one lost its stop:
+ *    it is closed from its last reading, flagged estimated.
+ *  - AUTHORIZED attaches the user and badge; STOPPED records the stop.
+ *  - A reading joins its session's timeline (time order; the register must
+ *    not go down against its neighbours: METER_REGRESSION; the implied power
+ *    must stay within the site's maximum: METER_JUMP; it must lie within the
+ *    session: CLOCK).
+ *  - Records for a session whose STARTED has not arrived are held, for at
+ *    most orphan.wait.ms of stream time; then readings are ORPHAN and events
+ *    SESSION_STATE. When STARTED arrives they are replayed in order.
+ *  - A stopped session is closed once the stream time passes the moment its
+ *    stop was seen by allowed.lateness.ms (so late readings still count); an
+ *    open one with nothing new for session.timeout.ms is closed from its last
+ *    reading, flagged estimated. Closing hands the session to price.
+ *  - A closed session stays as a small tombstone for session.timeout.ms, so
+ *    that records arriving after it are rejected as SESSION_STATE.
+ *
+ * All of it lives in the task's session store (persisted at every commit),
+ * and the deadlines are rebuilt from it at start, so a restarted task makes
+ * the same decisions as one that never stopped. Deadlines are kept in a
+ * min-heap with lazy re-checking: an entry that pops early is pushed again
+ * at the session's current deadline.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "dheap.h"
+#include "hmap.h"
+#include "session.h"
+#include "tables.h"
+#include "wire.h"
+
+#define GAP_MS             (15 * 60 * 1000) /* readings further apart: METER_GAP */
+#define JUMP_TOLERANCE_PCT 110 /* implied power above max * 1.1: JUMP */
+
+typedef struct sz_ctx {
+        cf_store *sessions;
+        cf_hmap connectors; /* "charger\x1fconnector" -> sid (owned) */
+        cf_dheap timers;    /* session deadlines */
+        int64_t lateness, timeout, orphan_wait;
+        bool replaying; /* handling held records after STARTED */
+} sz_ctx;
+
+/* ---- sessions and their encoding ---------------------------------------- */
+
+void cf_session_free(cf_session *s)
+{
+        if (!s)
+                return;
+        free(s->session_id);
+        free(s->site_id);
+        free(s->charger_id);
+        free(s->user_id);
+        free(s->badge_id);
+        free(s->points);
+        free(s->start_src);
+        for (uint32_t i = 0; i < s->n_held; i++)
+                free(s->held[i]);
+        free(s->held);
+        free(s);
+}
+
+static char *dup_or_null(const char *s)
+{
+        return s ? cf_strdup(s) : NULL;
+}
+
+static cf_session *session_new(const char *sid, const char *site,
+                               const char *charger, int32_t connector,
+                               int64_t ts)
+{
+        cf_session *s = cf_calloc(1, sizeof(*s));
+        s->session_id = cf_strdup(sid);
+        s->site_id = cf_strdup(site);
+        s->charger_id = cf_strdup(charger);
+        s->connector_id = connector;
+        s->start_ms = CF_NONE;
+        s->stop_ms = CF_NONE;
+        s->stop_reason = -1;
+        s->charging_end_ms = CF_NONE;
+        s->first_ts = ts;
+        s->last_ts = ts;
+        s->stop_ts = CF_NONE;
+        return s;
+}
+
+static void sess_encode(void *opaque, const void *obj, cf_buf *b)
+{
+        const cf_session *s = obj;
+        (void)opaque;
+        cf_put_varint(b, 1); /* encoding version */
+        cf_put_str(b, s->session_id);
+        cf_put_str(b, s->site_id);
+        cf_put_str(b, s->charger_id);
+        cf_put_varint(b, s->connector_id);
+        cf_put_str(b, s->user_id);
+        cf_put_str(b, s->badge_id);
+        cf_put_varint(b, s->flags);
+        cf_put_varint(b, s->start_ms);
+        cf_put_varint(b, s->start_wh);
+        cf_put_varint(b, s->stop_ms);
+        cf_put_varint(b, s->stop_wh);
+        cf_put_varint(b, s->stop_reason);
+        cf_put_varint(b, s->first_ts);
+        cf_put_varint(b, s->last_ts);
+        cf_put_varint(b, s->stop_ts);
+        cf_put_varint(b, s->n_points);
+        int64_t pt = 0, pe = 0;
+        for (uint32_t i = 0; i < s->n_points; i++) {
+                const cf_meter_point *p = &s->points[i];
+                cf_put_varint(b, p->t_ms - pt); /* deltas stay small */
+                cf_put_varint(b, p->energy_wh - pe);
+                cf_put_varint(b, p->power_w);
+                cf_put_varint(b, p->current_ma);
+                pt = p->t_ms;
+                pe = p->energy_wh;
+        }
+        cf_put_varint(b, s->start_src != NULL);
+        if (s->start_src)
+                cf_src_encode(s->start_src, b);
+        cf_put_varint(b, s->n_held);
+        for (uint32_t i = 0; i < s->n_held; i++)
+                cf_src_encode(s->held[i], b);
+}
+
+static void *sess_decode(void *opaque, const uint8_t *p, size_t len)
+{
+        cf_wrd r;
+        (void)opaque;
+        cf_wrd_init(&r, p, len);
+        if (cf_get_varint(&r) != 1)
+                return NULL;
+        cf_session *s = cf_calloc(1, sizeof(*s));
+        s->session_id = cf_get_str(&r);
+        s->site_id = cf_get_str(&r);
+        s->charger_id = cf_get_str(&r);
+        s->connector_id = (int32_t)cf_get_varint(&r);
+        s->user_id = cf_get_str(&r);
+        s->badge_id = cf_get_str(&r);
+        s->flags = (uint32_t)cf_get_varint(&r);
+        s->start_ms = cf_get_varint(&r);
+        s->start_wh = cf_get_varint(&r);
+        s->stop_ms = cf_get_varint(&r);
+        s->stop_wh = cf_get_varint(&r);
+        s->stop_reason = (int32_t)cf_get_varint(&r);
+        s->first_ts = cf_get_varint(&r);
+        s->last_ts = cf_get_varint(&r);
+        s->stop_ts = cf_get_varint(&r);
+        int64_t n = cf_get_varint(&r);
+        if (!r.ok || n < 0 || n > (int64_t)len)
+                goto fail;
+        s->n_points = s->cap_points = (uint32_t)n;
+        s->points = cf_malloc((size_t)n * sizeof(cf_meter_point) + 1);
+        int64_t pt = 0, pe = 0;
+        for (int64_t i = 0; i < n; i++) {
+                cf_meter_point *q = &s->points[i];
+                q->t_ms = pt += cf_get_varint(&r);
+                q->energy_wh = pe += cf_get_varint(&r);
+                q->power_w = cf_get_varint(&r);
+                q->current_ma = cf_get_varint(&r);
+        }
+        if (cf_get_varint(&r) == 1)
+                s->start_src = cf_src_decode(&r);
+        n = cf_get_varint(&r);
+        if (!r.ok || n < 0 || n > (int64_t)len)
+                goto fail;
+        s->held = cf_calloc((size_t)n + 1, sizeof(cf_src *));
+        for (int64_t i = 0; i < n; i++) {
+                s->held[i] = cf_src_decode(&r);
+                if (!s->held[i])
+                        goto fail;
+                s->n_held++;
+        }
+        if (!r.ok || r.p != r.end || !s->session_id || !s->site_id ||
+            !s->charger_id)
+                goto fail;
+        return s;
+fail:
+        cf_session_free(s);
+        return NULL;
+}
+
+static void sess_free(void *opaque, void *obj)
+{
+        (void)opaque;
+        cf_session_free(obj);
+}
+
+static size_t sess_size(void *opaque, const void *obj)
+{
+        const cf_session *s = obj;
+        size_t n = sizeof(*s) + s->cap_points * sizeof(cf_meter_point) + 64;
+        (void)opaque;
+        if (s->start_src)
+                n += sizeof(cf_src) + s->start_src->key_len +
+                     s->start_src->value_len;
+        for (uint32_t i = 0; i < s->n_held; i++)
+                n += sizeof(cf_src) + s->held[i]->key_len +
+                     s->held[i]->value_len + sizeof(void *);
+        return n;
+}
+
+static const cf_store_ops sess_ops = {
+        .encode = sess_encode,
+        .decode = sess_decode,
+        .free = sess_free,
+        .size = sess_size,
+};
+
+/* ---- deadlines --------------------------------------------------------- */
+
+static int64_t deadline(const sz_ctx *c, const cf_session *s)
+{
+        if (s->flags & CF_SESS_CLOSED)
+                return s->stop_ts + c->timeout;
+        if (!(s->flags & CF_SESS_STARTED))
+                return s->first_ts + c->orphan_wait;
+        if (s->flags & CF_SESS_STOPPED)
+                return s->stop_ts + c->lateness;
+        return s->last_ts + c->timeout;
+}
+
+static void schedule(sz_ctx *c, const cf_session *s)
+{
+        cf_dheap_push(&c->timers, deadline(c, s), s->session_id);
+}
+
+/* ---- connectors -------------------------------------------------------- */
+
+static size_t conn_key(char *buf, size_t size, const char *charger,
+                       int32_t connector)
+{
+        int n = snprintf(buf, size, "%s\x1f%d", charger, (int)connector);
+        return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+static void conn_set(sz_ctx *c, const cf_session *s)
+{
+        char k[256];
+        size_t kl = conn_key(k, sizeof(k), s->charger_id, s->connector_id);
+        free(cf_hmap_put(&c->connectors, k, kl, cf_strdup(s->session_id)));
+}
+
+static void conn_clear(sz_ctx *c, const cf_session *s)
+{
+        char k[256];
+        size_t kl = conn_key(k, sizeof(k), s->charger_id, s->connector_id);
+        const char *cur = cf_hmap_get(&c->connectors, k, kl);
+        if (cur && !strcmp(cur, s->session_id))
+                free(cf_hmap_del(&c->connectors, k, kl));
+}
+
+static const char *conn_get(sz_ctx *c, const char *charger, int32_t connector)
+{
+        char k[256];
+        size_t kl = conn_key(k, sizeof(k), charger, connector);
+        return cf_hmap_get(&c->connectors, k, kl);
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static cf_session *get(sz_ctx *c, const char *sid)
+{
+        return cf_store_get(c->sessions, sid, strlen(sid));
+}
+
+static void touch(sz_ctx *c, const cf_session *s)
+{
+        cf_store_dirty(c->sessions, s->session_id, strlen(s->session_id));
+}
+
+/* Prices s (hands it to price) and turns it into a tombstone. s must be
+ * dirty or freshly put (so that it stays valid). */
+static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
+                          int64_t now)
+{
+        uint32_t n = s->n_points;
+        if (estimated) {
+                s->flags |= CF_SESS_ESTIMATED;
+                s->stop_ms = n ? s->points[n - 1].t_ms : s->start_ms;
+                s->stop_wh = n ? s->points[n - 1].energy_wh : s->start_wh;
+                s->stop_reason = CF_STOP_TIMEOUT;
+        }
+        /* Charging ended when the register first reached its final value. */
+        int64_t final_wh = s->stop_wh;
+        s->charging_end_ms = s->stop_ms;
+        if (!(n && s->points[n - 1].energy_wh < final_wh)) {
+                for (uint32_t i = 0; i < n; i++) {
+                        if (s->points[i].energy_wh >= final_wh) {
+                                s->charging_end_ms = s->points[i].t_ms;
+                                break;
+                        }
+                }
+                if (final_wh <= s->start_wh)
+                        s->charging_end_ms = s->start_ms;
+        }
+        int64_t prev = s->start_ms;
+        for (uint32_t i = 0; i <= n; i++) {
+                int64_t at = i < n ? s->points[i].t_ms : s->stop_ms;
+                if (at - prev > GAP_MS)
+                        s->flags |= CF_SESS_GAP;
+                prev = at;
+        }
+        conn_clear(c, s);
+        cf_item it = { .kind = CF_ITEM_SESSION,
+                       .src = s->start_src,
+                       .rec = s,
+                       .event_time = s->stop_ms };
+        cf_task_forward(t, &cf_stage_sessionize, &it);
+        cf_task_count(t, &cf_stage_sessionize,
+                      estimated ? "closed_estimated" : "closed", 1);
+        /* Keep a tombstone: ids and times only. */
+        free(s->points);
+        s->points = NULL;
+        s->n_points = s->cap_points = 0;
+        free(s->start_src);
+        s->start_src = NULL;
+        s->flags |= CF_SESS_CLOSED;
+        s->stop_ts = now;
+        touch(c, s);
+        schedule(c, s);
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
+                            const cf_session_event *e, int64_t now);
+static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
+                              const cf_meter_reading *m, int64_t now);
+
+static void hold(sz_ctx *c, cf_session *s, const cf_src *src)
+{
+        s->held = cf_realloc(s->held, (s->n_held + 1) * sizeof(cf_src *));
+        s->held[s->n_held++] = cf_src_dup(src);
+        touch(c, s);
+}
+
+/* Replays the records held for s (now started), in arrival order. */
+static void replay(cf_task *t, sz_ctx *c, const char *sid, int64_t now)
+{
+        cf_session *s = get(c, sid);
+        if (!s || !s->n_held)
+                return;
+        cf_src **held = s->held;
+        uint32_t n = s->n_held;
+        s->held = NULL;
+        s->n_held = 0;
+        touch(c, s);
+        c->replaying = true;
+        for (uint32_t i = 0; i < n; i++) {
+                cf_arena *a = cf_task_scratch(t);
+                const cf_registry *reg = cf_task_registry(t);
+                cf_stage_rc rc;
+                if (held[i]->input == CF_IN_SESSIONS) {
+                        cf_session_event e;
+                        if (cf_decode(reg, CF_RT_SESSION_EVENT, held[i]->value,
+                                      held[i]->value_len, a, &e, NULL))
+                                abort(); /* decoded once already */
+                        rc = on_event(t, c, held[i], &e, now);
+                } else {
+                        cf_meter_reading m;
+                        if (cf_decode(reg, CF_RT_METER_READING, held[i]->value,
+                                      held[i]->value_len, a, &m, NULL))
+                                abort();
+                        rc = on_reading(t, c, held[i], &m, now);
+                }
+                cf_task_resolve(t, held[i], rc == CF_STAGE_ACCEPTED);
+                free(held[i]);
+        }
+        c->replaying = false;
+        free(held);
+}
+
+/* Rejects what a never-started session held. */
+static void expire_orphan(cf_task *t, cf_session *s)
+{
+        for (uint32_t i = 0; i < s->n_held; i++) {
+                const cf_src *h = s->held[i];
+                if (h->input == CF_IN_METER)
+                        cf_task_reject(t, &cf_stage_sessionize, h,
+                                       CF_REJECT_ORPHAN, CF_NONE,
+                                       "reading for session %s, which never "
+                                       "started",
+                                       s->session_id);
+                else
+                        cf_task_reject(t, &cf_stage_sessionize, h,
+                                       CF_REJECT_SESSION_STATE, CF_NONE,
+                                       "event for session %s, which never "
+                                       "started",
+                                       s->session_id);
+                cf_task_resolve(t, h, false);
+        }
+}
+
+static cf_stage_rc reject_closed(cf_task *t, const cf_src *src, const char *sid,
+                                 int64_t et)
+{
+        cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_SESSION_STATE,
+                       et, "session %s is already closed", sid);
+        return CF_STAGE_REJECTED;
+}
+
+/* The session of sid, created as not yet started if unknown. */
+static cf_session *get_or_new(sz_ctx *c, const char *sid, const char *site,
+                              const char *charger, int32_t connector,
+                              int64_t now)
+{
+        cf_session *s = get(c, sid);
+        if (s)
+                return s;
+        s = session_new(sid, site, charger, connector, now);
+        cf_store_put(c->sessions, sid, strlen(sid), s);
+        schedule(c, s);
+        return s;
+}
+
+static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
+                            const cf_session_event *e, int64_t now)
+{
+        cf_session *s = get_or_new(c, e->session_id, e->site_id, e->charger_id,
+                                   e->connector_id, now);
+        if (s->flags & CF_SESS_CLOSED)
+                return reject_closed(t, src, e->session_id, e->time_ms);
+        bool started = s->flags & CF_SESS_STARTED;
+        if (e->kind != CF_SESSION_STARTED && !started) {
+                hold(c, s, src);
+                return CF_STAGE_HELD;
+        }
+        switch (e->kind) {
+        case CF_SESSION_STARTED: {
+                if (started) {
+                        cf_task_reject(t, &cf_stage_sessionize, src,
+                                       CF_REJECT_SESSION_STATE, e->time_ms,
+                                       "second start of session %s",
+                                       e->session_id);
+                        return CF_STAGE_REJECTED;
+                }
+                char *sid = cf_strdup(e->session_id);
+                /* A session still open on this connector lost its stop. */
+                const char *prev = conn_get(c, e->charger_id, e->connector_id);
+                if (prev && strcmp(prev, sid)) {
+                        char *psid = cf_strdup(prev);
+                        cf_session *p = get(c, psid);
+                        if (p && !(p->flags & CF_SESS_CLOSED)) {
+                                touch(c, p);
+                                close_session(t, c, p,
+                                              !(p->flags & CF_SESS_STOPPED),
+                                              now);
+                        }
+                        free(psid);
+                }
+                s = get(c, sid);
+                s->flags |= CF_SESS_STARTED;
+                s->start_ms = e->time_ms;
+                s->start_wh = e->energy_wh;
+                s->last_ts = now;
+                if (e->user_id && !s->user_id)
+                        s->user_id = cf_strdup(e->user_id);
+                if (e->badge_id && !s->badge_id)
+                        s->badge_id = cf_strdup(e->badge_id);
+                s->start_src = cf_src_dup(src);
+                touch(c, s);
+                conn_set(c, s);
+                schedule(c, s);
+                replay(t, c, sid, now);
+                free(sid);
+                return CF_STAGE_ACCEPTED;
+        }
+        case CF_SESSION_AUTHORIZED:
+                if (s->flags & CF_SESS_AUTHED) {
+                        cf_task_reject(t, &cf_stage_sessionize, src,
+                                       CF_REJECT_SESSION_STATE, e->time_ms,
+                                       "second authorization of session %s",
+                                       e->session_id);
+                        return CF_STAGE_REJECTED;
+                }
+                s->flags |= CF_SESS_AUTHED;
+                free(s->user_id);
+                free(s->badge_id);
+                s->user_id = dup_or_null(e->user_id);
+                s->badge_id = dup_or_null(e->badge_id);
+                s->last_ts = now;
+                touch(c, s);
+                return CF_STAGE_ACCEPTED;
+        case CF_SESSION_STOPPED: {
+                const char *why = NULL;
+                int32_t reason = CF_REJECT_SESSION_STATE;
+                uint32_t n = s->n_points;
+                if (s->flags & CF_SESS_STOPPED) {
+                        why = "second stop";
+                } else if (e->time_ms < s->start_ms) {
+                        why = "stop before start";
+                } else if (e->energy_wh < s->start_wh ||
+                           (n && e->energy_wh < s->points[n - 1].energy_wh)) {
+                        why = "stop register below the session's readings";
+                        reason = CF_REJECT_METER_REGRESSION;
+                }
+                if (why) {
+                        cf_task_reject(t, &cf_stage_sessionize, src, reason,
+                                       e->time_ms, "%s of session %s", why,
+                                       e->session_id);
+                        return CF_STAGE_REJECTED;
+                }
+                s->flags |= CF_SESS_STOPPED;
+                s->stop_ms = e->time_ms;
+                s->stop_wh = e->energy_wh;
+                s->stop_reason = e->stop_reason;
+                s->stop_ts = now;
+                s->last_ts = now;
+                touch(c, s);
+                conn_clear(c, s);
+                schedule(c, s);
+                return CF_STAGE_ACCEPTED;
+        }
+        default:
+                cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_FIELD,
+                               e->time_ms, "unknown event kind %d",
+                               (int)e->kind);
+                return CF_STAGE_REJECTED;
+        }
+}
+
+static cf_stage_rc reject_reading(cf_task *t, const cf_src *src,
+                                  const cf_meter_reading *m, int32_t reason,
+                                  const char *what, int64_t a, int64_t b)
+{
+        cf_task_reject(
+            t, &cf_stage_sessionize, src, reason, m->time_ms,
+            "reading %s of session %s: %s (%" PRId64 " vs %" PRId64 ")",
+            m->event_id, m->session_id ? m->session_id : "-", what, a, b);
+        return CF_STAGE_REJECTED;
+}
+
+/* Power implied by going from p to q, in W (INT64_MAX for an instant
+ * jump). */
+static int64_t implied_power(int64_t t0, int64_t e0, int64_t t1, int64_t e1)
+{
+        int64_t dt = t1 - t0, de = e1 - e0;
+        if (de <= 0)
+                return 0;
+        if (dt <= 0)
+                return INT64_MAX;
+        return de * 3600000 / dt;
+}
+
+static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
+                              const cf_meter_reading *m, int64_t now)
+{
+        const char *sid = m->session_id;
+        if (!sid)
+                sid = conn_get(c, m->charger_id, m->connector_id);
+        if (!sid) {
+                cf_task_reject(
+                    t, &cf_stage_sessionize, src, CF_REJECT_ORPHAN, m->time_ms,
+                    "reading %s without a session, and no session "
+                    "open on %s connector %d",
+                    m->event_id, m->charger_id, (int)m->connector_id);
+                return CF_STAGE_REJECTED;
+        }
+        char *id = cf_strdup(sid);
+        cf_session *s =
+            get_or_new(c, id, m->site_id, m->charger_id, m->connector_id, now);
+        free(id);
+        if (s->flags & CF_SESS_CLOSED)
+                return reject_closed(t, src, s->session_id, m->time_ms);
+        if (!(s->flags & CF_SESS_STARTED)) {
+                hold(c, s, src);
+                return CF_STAGE_HELD;
+        }
+        if (m->time_ms < s->start_ms)
+                return reject_reading(t, src, m, CF_REJECT_CLOCK,
+                                      "before the session started", m->time_ms,
+                                      s->start_ms);
+        if ((s->flags & CF_SESS_STOPPED) && m->time_ms > s->stop_ms)
+                return reject_reading(t, src, m, CF_REJECT_CLOCK,
+                                      "after the session stopped", m->time_ms,
+                                      s->stop_ms);
+        /* Neighbours in time: the start (or the reading before) and the
+         * reading after (or the stop). */
+        uint32_t n = s->n_points, pos = n;
+        while (pos > 0 && s->points[pos - 1].t_ms > m->time_ms)
+                pos--;
+        int64_t pt = pos ? s->points[pos - 1].t_ms : s->start_ms;
+        int64_t pe = pos ? s->points[pos - 1].energy_wh : s->start_wh;
+        if (m->energy_wh < pe)
+                return reject_reading(t, src, m, CF_REJECT_METER_REGRESSION,
+                                      "register went down", m->energy_wh, pe);
+        bool has_next = pos < n || (s->flags & CF_SESS_STOPPED);
+        int64_t nt = pos < n ? s->points[pos].t_ms : s->stop_ms;
+        int64_t ne = pos < n ? s->points[pos].energy_wh : s->stop_wh;
+        if (has_next && m->energy_wh > ne)
+                return reject_reading(t, src, m, CF_REJECT_METER_REGRESSION,
+                                      "register above a later one",
+                                      m->energy_wh, ne);
+        const cf_site *site = cf_tables_site(cf_task_tables(t), s->site_id);
+        if (site && site->max_power_w > 0) {
+                int64_t lim = site->max_power_w * JUMP_TOLERANCE_PCT / 100;
+                int64_t p1 = implied_power(pt, pe, m->time_ms, m->energy_wh);
+                int64_t p2 =
+                    has_next ? implied_power(m->time_ms, m->energy_wh, nt, ne)
+                             : 0;
+                if (p1 > lim || p2 > lim)
+                        return reject_reading(t, src, m, CF_REJECT_METER_JUMP,
+                                              "implied power above the "
+                                              "site's maximum (W)",
+                                              p1 > lim ? p1 : p2, lim);
+        }
+        if (n == s->cap_points) {
+                s->cap_points = s->cap_points ? s->cap_points * 2 : 64;
+                s->points =
+                    cf_realloc(s->points, s->cap_points * sizeof(*s->points));
+        }
+        memmove(&s->points[pos + 1], &s->points[pos],
+                (n - pos) * sizeof(*s->points));
+        s->points[pos] = (cf_meter_point){ m->time_ms, m->energy_wh, m->power_w,
+                                           m->current_ma };
+        s->n_points++;
+        s->last_ts = now;
+        touch(c, s);
+        return CF_STAGE_ACCEPTED;
+}
+
+/* ---- stage ------------------------------------------------------------- */
+
+static int load_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
+{
+        sz_ctx *c = opaque;
+        const cf_session *s = obj;
+        (void)key;
+        (void)klen;
+        schedule(c, s);
+        if ((s->flags & CF_SESS_STARTED) &&
+            !(s->flags & (CF_SESS_STOPPED | CF_SESS_CLOSED)))
+                conn_set(c, s);
+        return 0;
+}
+
+static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
+                        size_t errstr_size)
+{
+        const cf_config *cfg = cf_task_config(t);
+        sz_ctx *c = cf_calloc(1, sizeof(*c));
+        cf_hmap_init(&c->connectors);
+        cf_dheap_init(&c->timers);
+        c->lateness = cfg->allowed_lateness_ms;
+        c->timeout = cfg->session_timeout_ms;
+        c->orphan_wait = cfg->orphan_wait_ms;
+        c->sessions =
+            cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
+                          (size_t)cfg->state_cache_max_bytes / 4, true);
+        /* Deadlines and connectors are rebuilt from the stored sessions. */
+        cf_err_t err = cf_store_load_all(c->sessions, errstr, errstr_size);
+        if (err) {
+                cf_hmap_free(&c->connectors);
+                free(c);
+                return err;
+        }
+        cf_store_foreach(c->sessions, CF_STORE_SORTED, load_one, c);
+        *ctxp = c;
+        return CF_OK;
+}
+
+static cf_stage_rc sz_process(cf_task *t, void *ctx, cf_item *it)
+{
+        sz_ctx *c = ctx;
+        int64_t now = cf_task_stream_time(t);
+        if (it->kind == CF_ITEM_EVENT)
+                return on_event(t, c, it->src, it->rec, now);
+        if (it->kind == CF_ITEM_READING)
+                return on_reading(t, c, it->src, it->rec, now);
+        return CF_STAGE_PASS;
+}
+
+static void sz_advance(cf_task *t, void *ctx, int64_t now)
+{
+        sz_ctx *c = ctx;
+        while (cf_dheap_due(&c->timers, now)) {
+                cf_dheap_ent e = cf_dheap_pop(&c->timers);
+                char *sid = e.key;
+                cf_session *s = get(c, sid);
+                if (!s) {
+                        free(sid);
+                        continue;
+                }
+                int64_t d = deadline(c, s);
+                if (d > now) {
+                        cf_dheap_push_owned(&c->timers, d, sid);
+                        continue;
+                }
+                if (s->flags & CF_SESS_CLOSED) {
+                        cf_store_del(c->sessions, sid, strlen(sid));
+                } else if (!(s->flags & CF_SESS_STARTED)) {
+                        expire_orphan(t, s);
+                        cf_store_del(c->sessions, sid, strlen(sid));
+                } else {
+                        touch(c, s);
+                        close_session(t, c, s, !(s->flags & CF_SESS_STOPPED),
+                                      now);
+                }
+                free(sid);
+        }
+}
+
+static void sz_drain(cf_task *t, void *ctx)
+{
+        /* The input is over for now: everything waiting is due. */
+        sz_advance(t, ctx, INT64_MAX / 2);
+}
+
+static void sz_destroy(void *ctx)
+{
+        sz_ctx *c = ctx;
+        size_t i = 0;
+        cf_hmap_slot *sl;
+        if (!c)
+                return;
+        cf_dheap_free(&c->timers);
+        while (cf_hmap_next(&c->connectors, &i, &sl))
+                free(sl->value);
+        cf_hmap_free(&c->connectors);
+        free(c);
+}
+
+const cf_stage cf_stage_sessionize = {
+        .name = "sessionize",
+        .init = sz_init,
+        .process = sz_process,
+        .advance = sz_advance,
+        .drain = sz_drain,
+        .destroy = sz_destroy,
+};

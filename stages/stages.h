@@ -1,0 +1,18 @@
+/*
+ * stages.h: the stages of the two sub-topologies, in chain order.
+ *
+ *   A "rate":  decode -> dedup -> validate -> sessionize -> price
+ *   B "bill":  decode -> (billing stages, with their issue)
+ */
+#ifndef CF_STAGES_H
+#define CF_STAGES_H
+
+#include "stage.h"
+
+extern const cf_stage cf_stage_decode;
+extern const cf_stage cf_stage_dedup;
+extern const cf_stage cf_stage_validate;
+extern const cf_stage cf_stage_sessionize;
+extern const cf_stage cf_stage_price;
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * test_rate.c: the rating sub-topology end to end, against the generator's
+ * ground truth.
+ *
+ * Starts the embedded broker, publishes the generator's small preset with
+ * every fault, runs `chargeflow run --until-idle`, then reads the output
+ * topics with a plain librdkafka consumer and checks them against the truth
+ * file (written by the generator, independently of the pipeline):
+ *  - every real session appears exactly once in billing.charge-records,
+ *    with the truth's energy, user, badge and group, and a lost stop is
+ *    flagged STOP_ESTIMATED; nothing else is there;
+ *  - every injected invalid record appears exactly once in billing.rejected
+ *    with the reason the truth names (matched by event id, or for corrupt
+ *    bytes by the FNV-1a hash of the value); nothing else is there;
+ *  - duplicates are counted (the run's summary), not emitted, and per input
+ *    topic in = accepted + duplicates + rejected, with nothing pending.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "codec.h"
+#include "harness.h"
+
+#define DAYS "3"
+
+static cf_test_broker broker;
+static char dir[64];
+static json_t *summary;   /* the run's counters */
+static json_t *truth_sum; /* the truth's closing summary line */
+static json_t *sessions;  /* session id -> truth line */
+static json_t *faults;    /* event id or hash -> [truth lines] */
+static size_t n_faults;   /* faults that name a reason */
+static cf_registry *reg;
+
+static void path(char *buf, size_t n, const char *name)
+{
+        snprintf(buf, n, "%s/%s", dir, name);
+}
+
+static void load_truth(void)
+{
+        char p[128];
+        path(p, sizeof(p), "truth.jsonl");
+        FILE *f = fopen(p, "r");
+        assert_non_null(f);
+        sessions = json_object();
+        faults = json_object();
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) {
+                json_t *j = json_loads(line, 0, NULL);
+                assert_non_null(j);
+                const char *type =
+                    json_string_value(json_object_get(j, "type"));
+                if (!strcmp(type, "session")) {
+                        json_object_set(
+                            sessions,
+                            json_string_value(json_object_get(j, "session_id")),
+                            j);
+                } else if (!strcmp(type, "fault") &&
+                           json_is_string(json_object_get(j, "reason"))) {
+                        const char *id =
+                            json_string_value(json_object_get(j, "event_id"));
+                        if (!id)
+                                id = json_string_value(
+                                    json_object_get(j, "hash"));
+                        assert_non_null(id);
+                        /* Two corruptions can give the same bytes. */
+                        json_t *list = json_object_get(faults, id);
+                        if (!list) {
+                                list = json_array();
+                                json_object_set_new(faults, id, list);
+                        }
+                        json_array_append(list, j);
+                        n_faults++;
+                } else if (!strcmp(type, "summary")) {
+                        truth_sum = json_incref(j);
+                }
+                json_decref(j);
+        }
+        free(line);
+        fclose(f);
+        assert_non_null(truth_sum);
+}
+
+static int setup(void **state)
+{
+        char err[512], bs[300], truth[128], cfg[128];
+        (void)state;
+        snprintf(dir, sizeof(dir), "/tmp/cf-test-rate-%d", (int)getpid());
+        char *mk[] = { "/bin/mkdir", "-p", dir, NULL };
+        char *out;
+        if (cf_test_run(mk, &out, NULL) != 0)
+                return -1;
+        free(out);
+        if (cf_registry_new(&reg, err, sizeof(err)))
+                return -1;
+        if (!cf_test_broker_start(&broker, 4))
+                return -1;
+        snprintf(bs, sizeof(bs), "%s", broker.bsfile);
+        path(truth, sizeof(truth), "truth.jsonl");
+        char *gen[] = { CF_BINARY, "gen",     "--preset", "small",
+                        "--seed",  "7",       "--faults", "--days",
+                        DAYS,      "--truth", truth,      "--bootstrap-file",
+                        bs,        NULL };
+        if (cf_test_run(gen, &out, NULL) != 0)
+                return -1;
+        free(out);
+        path(cfg, sizeof(cfg), "cf.properties");
+        FILE *f = fopen(cfg, "w");
+        fprintf(f,
+                "bootstrap.servers=%s\nstate.dir=%s/state\n"
+                "commit.interval.ms=200\nstats.interval.ms=0\n",
+                broker.bootstrap, dir);
+        fclose(f);
+        char *run[] = { CF_BINARY, "run", "-c", cfg, "--until-idle", NULL };
+        if (cf_test_run(run, &out, NULL) != 0)
+                return -1;
+        summary = json_loads(out, 0, NULL);
+        free(out);
+        if (!summary)
+                return -1;
+        load_truth();
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        (void)state;
+        json_decref(summary);
+        json_decref(truth_sum);
+        json_decref(sessions);
+        json_decref(faults);
+        cf_registry_destroy(reg);
+        char *rm[] = { "/bin/rm", "-rf", dir, NULL };
+        char *out;
+        cf_test_run(rm, &out, NULL);
+        free(out);
+        return cf_test_broker_stop(&broker) == 0 ? 0 : -1;
+}
+
+/* Reads every record of topic; calls fn on each value. */
+static int read_topic(const char *topic,
+                      void (*fn)(const rd_kafka_message_t *m, void *opaque),
+                      void *opaque)
+{
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", broker.bootstrap, err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", "test-rate-reader", err,
+                          sizeof(err));
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        assert_non_null(rk);
+        const struct rd_kafka_metadata *md;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        assert_int_equal(rd_kafka_metadata(rk, 0, rkt, &md, 10000), 0);
+        int np = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(np);
+        int64_t remaining = 0;
+        int64_t *hi = calloc((size_t)np, sizeof(int64_t));
+        for (int p = 0; p < np; p++) {
+                int64_t lo;
+                assert_int_equal(rd_kafka_query_watermark_offsets(
+                                     rk, topic, p, &lo, &hi[p], 10000),
+                                 0);
+                assert_int_equal(lo, 0); /* nothing was dropped */
+                remaining += hi[p];
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        }
+        assert_int_equal(rd_kafka_assign(rk, l), 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        int n = 0;
+        for (int spins = 0; remaining > 0 && spins < 3000; spins++) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m)
+                        continue;
+                if (!m->err && m->offset < hi[m->partition]) {
+                        fn(m, opaque);
+                        remaining--;
+                        n++;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        assert_int_equal(remaining, 0);
+        free(hi);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n;
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+        return json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+        return json_string_value(json_object_get(o, k));
+}
+
+static bool same(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+typedef struct cr_check {
+        json_t *seen;
+        int bad;
+} cr_check;
+
+static void check_charge(const rd_kafka_message_t *m, void *opaque)
+{
+        cr_check *c = opaque;
+        cf_arena a;
+        cf_charge_record cr;
+        cf_arena_init(&a, 0);
+        assert_int_equal(cf_decode(reg, CF_RT_CHARGE_RECORD, m->payload, m->len,
+                                   &a, &cr, NULL),
+                         CF_OK);
+        json_t *t = json_object_get(sessions, cr.session_id);
+        if (!t) {
+                print_error("charge record for unknown session %s\n",
+                            cr.session_id);
+                c->bad++;
+                cf_arena_destroy(&a);
+                return;
+        }
+        /* Exactly once. */
+        assert_null(json_object_get(c->seen, cr.session_id));
+        json_object_set_new(c->seen, cr.session_id, json_true());
+        /* The key is the session id. */
+        assert_int_equal(m->key_len, strlen(cr.session_id));
+        assert_memory_equal(m->key, cr.session_id, m->key_len);
+        bool estimated = false;
+        for (uint32_t i = 0; i < cr.n_flags; i++)
+                estimated |= cr.flags[i] == CF_FLAG_STOP_ESTIMATED;
+        const char *badge = jstr(t, "badge");
+        if (cr.energy_wh != jint(t, "energy_wh") ||
+            !same(cr.user_id, jstr(t, "user")) || !same(cr.badge_id, badge) ||
+            !same(cr.user_group, jstr(t, "group")) ||
+            estimated != json_is_true(json_object_get(t, "stop_lost")) ||
+            strcmp(cr.site_id, jstr(t, "site")) ||
+            strcmp(cr.tenant_id, jstr(t, "tenant"))) {
+                if (c->bad++ < 10)
+                        print_error("session %s: energy %lld (truth %lld) "
+                                    "user %s (%s) badge %s (%s) group %s "
+                                    "(%s) estimated %d\n",
+                                    cr.session_id, (long long)cr.energy_wh,
+                                    (long long)jint(t, "energy_wh"), cr.user_id,
+                                    jstr(t, "user"), cr.badge_id, badge,
+                                    cr.user_group, jstr(t, "group"), estimated);
+        }
+        cf_arena_destroy(&a);
+}
+
+static void every_session_once_with_true_values(void **state)
+{
+        (void)state;
+        cr_check c = { json_object(), 0 };
+        int n = read_topic("billing.charge-records", check_charge, &c);
+        assert_int_equal(c.bad, 0);
+        assert_int_equal(n, json_object_size(sessions));
+        assert_int_equal(json_object_size(c.seen), json_object_size(sessions));
+        json_decref(c.seen);
+}
+
+static const char *const reasons[] = {
+        "SCHEMA",           "FIELD",        "CLOCK",
+        "METER_REGRESSION", "METER_JUMP",   "SESSION_STATE",
+        "ORPHAN",           "UNKNOWN_SITE", "NO_PLAN",
+};
+
+static void fnv1a_hex(const void *p, size_t n, char out[17])
+{
+        const uint8_t *b = p;
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (size_t i = 0; i < n; i++) {
+                h ^= b[i];
+                h *= 0x100000001b3ULL;
+        }
+        snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static void check_rejected(const rd_kafka_message_t *m, void *opaque)
+{
+        cr_check *c = opaque;
+        cf_arena a;
+        cf_rejected r;
+        cf_arena_init(&a, 0);
+        assert_int_equal(
+            cf_decode(reg, CF_RT_REJECTED, m->payload, m->len, &a, &r, NULL),
+            CF_OK);
+        /* Which input record: its event id, or its bytes' hash. */
+        char id[256];
+        void *orig = cf_arena_alloc(&a, cf_rtype_max_size());
+        cf_rtype t;
+        if (r.value.p &&
+            !cf_decode_any(reg, r.value.p, r.value.n, &a, orig, &t, NULL)) {
+                const char *eid = t == CF_RT_SESSION_EVENT
+                                      ? ((cf_session_event *)orig)->event_id
+                                      : ((cf_meter_reading *)orig)->event_id;
+                snprintf(id, sizeof(id), "%s", eid);
+        } else {
+                fnv1a_hex(r.value.p, r.value.n, id);
+        }
+        /* Each fault is matched once: the n-th rejection of an id takes
+         * the n-th fault with that id. */
+        json_t *list = json_object_get(faults, id);
+        size_t used = (size_t)json_integer_value(json_object_get(c->seen, id));
+        json_t *f = list ? json_array_get(list, used) : NULL;
+        const char *want = f ? jstr(f, "reason") : NULL;
+        if (!f || strcmp(want, reasons[r.reason]) ||
+            strcmp(r.source_topic, jstr(f, "topic"))) {
+                if (c->bad++ < 10)
+                        print_error("rejected %s as %s (%s), truth %s\n", id,
+                                    reasons[r.reason], r.detail,
+                                    want ? want : "no (more) fault");
+        }
+        json_object_set_new(c->seen, id, json_integer((json_int_t)used + 1));
+        cf_arena_destroy(&a);
+}
+
+static void every_invalid_record_rejected_with_its_reason(void **state)
+{
+        (void)state;
+        cr_check c = { json_object(), 0 };
+        int n = read_topic("billing.rejected", check_rejected, &c);
+        assert_int_equal(c.bad, 0);
+        assert_int_equal(n, n_faults);
+        json_decref(c.seen);
+}
+
+static void duplicates_counted_and_inputs_conserved(void **state)
+{
+        (void)state;
+        json_t *in = json_object_get(summary, "inputs");
+        json_t *records = json_object_get(truth_sum, "records");
+        int64_t dups = 0;
+        const char *topics[] = { "charging.sessions", "charging.meter" };
+        for (int i = 0; i < 2; i++) {
+                json_t *c = json_object_get(in, topics[i]);
+                assert_non_null(c);
+                /* Every record the generator published was read. */
+                assert_int_equal(jint(c, "in"), jint(records, topics[i]));
+                assert_int_equal(jint(c, "in"), jint(c, "accepted") +
+                                                    jint(c, "duplicates") +
+                                                    jint(c, "rejected"));
+                assert_int_equal(jint(c, "pending"), 0);
+                dups += jint(c, "duplicates");
+        }
+        json_t *tf = json_object_get(truth_sum, "faults");
+        assert_int_equal(dups, jint(tf, "duplicate"));
+        /* The reasons add up to the faults that name them. */
+        int64_t rejected = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(summary, "rejected"), k, v)
+            rejected += json_integer_value(v);
+        assert_int_equal(rejected, n_faults);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(every_session_once_with_true_values),
+                cmocka_unit_test(every_invalid_record_rejected_with_its_reason),
+                cmocka_unit_test(duplicates_counted_and_inputs_conserved),
+        };
+        return cmocka_run_group_tests_name("rate", tests, setup, teardown);
+}
