@@ -263,6 +263,7 @@ REC(rejected_b, cf_rejected, "chargeflow.Rejected", rejected_f);
 static const cf_bind_field billing_event_f[] = {
         F(cf_billing_event, kind, CF_K_ENUM),
         F(cf_billing_event, source_task, CF_K_INT),
+        F(cf_billing_event, seq, CF_K_LONG),
         F(cf_billing_event, watermark_ms, CF_K_LONG),
         FO(cf_billing_event, record, CF_K_BYTES),
 };

@@ -344,6 +344,7 @@ typedef struct cf_rejected {
 typedef struct cf_billing_event {
         int32_t kind; /* cf_billing_kind */
         int32_t source_task;
+        int64_t seq; /* the source task's output sequence number */
         int64_t watermark_ms;
         cf_bytes record; /* optional: a framed ChargeRecord (CHARGE only) */
 } cf_billing_event;

@@ -19,10 +19,14 @@
  *     outputs produced (idempotent producer, headers cf.task and cf.seq).
  *     Delivered outputs leave the outbox in the next commit.
  *  5. SIGINT/SIGTERM: finish the record in hand, commit, wait for
- *     deliveries, commit again, exit 0. --until-idle: the same once every
- *     input partition is read to its end, nothing is queued, and no new
- *     record came for idle time; first each stage drains (the input is over:
- *     waits end, open sessions close).
+ *     deliveries, commit again, exit 0. --until-idle: once every input
+ *     partition is read to its end, nothing is queued and no new record came
+ *     for a while, every stage drains (the input is over: waits end, open
+ *     sessions close, rating sends the end-of-input watermark); once billing
+ *     has read that and is idle again, the same as a signal.
+ *
+ * Rating tasks (A) read partition p of both inputs; billing tasks (B) read
+ * partition q of the repartition topic; both kinds share the loop.
  */
 #include "runtime.h"
 
@@ -127,6 +131,18 @@ static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
  * at most max.task.idle.ms from the moment the task became blocked. */
 static void run_task(rt_state *s, cf_task *t, int64_t now)
 {
+        if (t->sub == 'B') {
+                /* One input: in order. */
+                cf_inq *q = &t->in[CF_IN_REPARTITION];
+                while (q->n) {
+                        rd_kafka_message_t *m = q_pop(q);
+                        cf_task_process(t, CF_IN_REPARTITION, m);
+                        rd_kafka_message_destroy(m);
+                }
+                if (q->paused)
+                        pause_input(s, t, CF_IN_REPARTITION, false);
+                return;
+        }
         cf_inq *qs = &t->in[CF_IN_SESSIONS], *qm = &t->in[CF_IN_METER];
         int64_t idle = s->rt.cfg->max_task_idle_ms;
         for (;;) {
@@ -239,7 +255,10 @@ static cf_err_t commit_all(rt_state *s)
                 cf_task *t = rt->tasks[p];
                 if (!t)
                         continue;
-                cf_task_emit_watermark(t);
+                if (t->sub == 'A')
+                        cf_task_emit_watermark(t);
+                else
+                        cf_task_tick(t); /* idle sources, due periods */
                 cf_err_t err =
                     cf_task_commit(t, s->batch, errstr, sizeof(errstr));
                 if (err) {
@@ -295,7 +314,7 @@ static void log_stats(rt_state *s)
                 for (int r = 0; r < CF_REJECT__CNT; r++)
                         reasons[r] += t->reasons[r];
         }
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < CF_IN__CNT; i++)
                 cf_log(CF_LOG_INFO,
                        "stats %s: in %" PRId64 " = accepted %" PRId64
                        " + duplicates %" PRId64 " + rejected %" PRId64
@@ -338,7 +357,7 @@ static void print_summary(rt_state *s)
                         reasons[r] += t->reasons[r];
         }
         printf("{\"inputs\":{");
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < CF_IN__CNT; i++)
                 printf("%s\"%s\":{\"in\":%" PRId64 ",\"accepted\":%" PRId64
                        ",\"duplicates\":%" PRId64 ",\"rejected\":%" PRId64
                        ",\"pending\":%" PRId64 "}",
@@ -486,6 +505,24 @@ static cf_err_t tables_open(rt_state *s, char *errstr, size_t errstr_size)
 
 /* ---- group membership --------------------------------------------------- */
 
+static int input_of(const cf_runtime *rt, const char *topic)
+{
+        for (int i = 0; i < CF_IN__CNT; i++)
+                if (!strcmp(topic, rt->in_topic[i]))
+                        return i;
+        return CF_IN_SESSIONS;
+}
+
+/* Index in rt->tasks of the task reading partition p of input, or -1. */
+static int32_t task_index(const cf_runtime *rt, int input, int32_t p)
+{
+        if (input == CF_IN_REPARTITION) {
+                int32_t nb = rt->n_tasks - rt->in_partitions;
+                return p >= 0 && p < nb ? rt->in_partitions + p : -1;
+        }
+        return p >= 0 && p < rt->in_partitions ? p : -1;
+}
+
 static void revoke_all(rt_state *s)
 {
         cf_runtime *rt = &s->rt;
@@ -521,25 +558,26 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * meter topic. */
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                int32_t p = tp->partition;
-                if (p < 0 || p >= rt->n_tasks)
+                int input = input_of(rt, tp->topic);
+                int32_t idx = task_index(rt, input, tp->partition);
+                if (idx < 0)
                         continue;
-                if (!rt->tasks[p]) {
-                        if (cf_task_new(rt, 'A', p, &rt->tasks[p], errstr,
-                                        sizeof(errstr))) {
+                char sub = input == CF_IN_REPARTITION ? 'B' : 'A';
+                if (!rt->tasks[idx]) {
+                        if (cf_task_new(rt, sub, tp->partition, &rt->tasks[idx],
+                                        errstr, sizeof(errstr))) {
                                 rt->fatal = 1;
                                 snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
-                                         "task A-%d: %s", (int)p, errstr);
+                                         "task %c-%d: %s", sub,
+                                         (int)tp->partition, errstr);
                                 return;
                         }
-                        cf_log(CF_LOG_INFO, "task A-%d assigned", (int)p);
+                        cf_log(CF_LOG_INFO, "task %s assigned",
+                               rt->tasks[idx]->name);
                 }
-                int input = strcmp(tp->topic, rt->in_topic[CF_IN_METER])
-                                ? CF_IN_SESSIONS
-                                : CF_IN_METER;
-                int64_t off = rt->tasks[p]->in[input].next_offset;
+                int64_t off = rt->tasks[idx]->in[input].next_offset;
                 tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
-                rt->tasks[p]->blocked_since = -1;
+                rt->tasks[idx]->blocked_since = -1;
         }
         rd_kafka_assign(rk, parts);
         s->assigned = true;
@@ -563,7 +601,9 @@ static bool idle_now(rt_state *s, int64_t now)
                 if (!t)
                         continue;
                 n++;
-                for (int i = 0; i < 2; i++)
+                int lo = t->sub == 'A' ? CF_IN_SESSIONS : CF_IN_REPARTITION;
+                int hi = t->sub == 'A' ? CF_IN_METER : CF_IN_REPARTITION;
+                for (int i = lo; i <= hi; i++)
                         if (t->in[i].n || !t->in[i].at_end)
                                 return false;
                 if (t->inflight)
@@ -575,11 +615,9 @@ static bool idle_now(rt_state *s, int64_t now)
 static void route(rt_state *s, rd_kafka_message_t *m)
 {
         cf_runtime *rt = &s->rt;
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        int input = strcmp(topic, rt->in_topic[CF_IN_METER]) ? CF_IN_SESSIONS
-                                                             : CF_IN_METER;
-        int32_t p = m->partition;
-        cf_task *t = p >= 0 && p < rt->n_tasks ? rt->tasks[p] : NULL;
+        int input = input_of(rt, rd_kafka_topic_name(m->rkt));
+        int32_t idx = task_index(rt, input, m->partition);
+        cf_task *t = idx >= 0 ? rt->tasks[idx] : NULL;
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         /* Every message before it is queued already. */
@@ -625,8 +663,6 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
         if (!rt->producer)
                 return CF_ERR_KAFKA;
 
-        static const char *const outs[CF_OUT__CNT] = { "", "", "", "" };
-        (void)outs;
         for (int o = 0; o < CF_OUT__CNT; o++) {
                 int n = cf_kafka_partition_count(rt->producer, rt->out_topic[o],
                                                  10000, errstr, errstr_size);
@@ -658,9 +694,18 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                          rt->out_topic[CF_OUT_REJECTED], ns);
                 return CF_ERR_CONFIG;
         }
+        int nr = rt->out_partitions[CF_OUT_REPARTITION];
+        if (rt->out_partitions[CF_OUT_STATEMENT] < nr) {
+                snprintf(errstr, errstr_size,
+                         "%s needs at least the %d partitions of %s (one "
+                         "writer per partition)",
+                         rt->out_topic[CF_OUT_STATEMENT], nr,
+                         rt->out_topic[CF_OUT_REPARTITION]);
+                return CF_ERR_CONFIG;
+        }
         rt->in_partitions = ns;
-        rt->n_tasks = ns;
-        rt->tasks = cf_calloc((size_t)ns, sizeof(cf_task *));
+        rt->n_tasks = ns + nr;
+        rt->tasks = cf_calloc((size_t)rt->n_tasks, sizeof(cf_task *));
 
         rd_kafka_conf_t *cc =
             cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
@@ -687,11 +732,10 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 return CF_ERR_KAFKA;
         rd_kafka_poll_set_consumer(rt->consumer);
         rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(2);
-        rd_kafka_topic_partition_list_add(l, rt->in_topic[CF_IN_SESSIONS],
-                                          RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(l, rt->in_topic[CF_IN_METER],
-                                          RD_KAFKA_PARTITION_UA);
+            rd_kafka_topic_partition_list_new(CF_IN__CNT);
+        for (int i = 0; i < CF_IN__CNT; i++)
+                rd_kafka_topic_partition_list_add(l, rt->in_topic[i],
+                                                  RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t err = rd_kafka_subscribe(rt->consumer, l);
         rd_kafka_topic_partition_list_destroy(l);
         if (err) {
@@ -771,7 +815,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
 
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
         rd_kafka_message_t *msgs[BATCH];
-        bool failed = false;
+        bool failed = false, drained = false;
         while (!rt_stop && !rt->fatal) {
                 ssize_t n = rd_kafka_consume_batch_queue(cq, 20, msgs, BATCH);
                 for (ssize_t i = 0; i < n; i++)
@@ -791,11 +835,22 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                     now - s.last_stats >= cfg->stats_interval_ms)
                         log_stats(&s);
                 if (until_idle && idle_now(&s, now)) {
+                        if (drained)
+                                break;
+                        /* The input is over: rating closes what waits and
+                         * sends the end-of-input watermark; billing then
+                         * closes what that allows, and we stop when idle
+                         * again. */
                         cf_log(CF_LOG_INFO, "input read to its end: draining");
                         for (int32_t p = 0; p < rt->n_tasks; p++)
                                 if (rt->tasks[p])
                                         cf_task_drain(rt->tasks[p]);
-                        break;
+                        drained = true;
+                        if (commit_all(&s)) {
+                                failed = true;
+                                break;
+                        }
+                        s.last_msg = now_ms();
                 }
         }
         rd_kafka_queue_destroy(cq);

@@ -94,7 +94,9 @@ typedef struct cf_stage {
                          size_t errstr_size);
         /* Handles one item. */
         cf_stage_rc (*process)(cf_task *t, void *ctx, cf_item *it);
-        /* The task's stream time moved to stream_time (ms). Optional. */
+        /* The task's stream time moved to stream_time (ms); also called at
+         * every commit (with the same time) for wall-clock driven work.
+         * Optional. */
         void (*advance)(cf_task *t, void *ctx, int64_t stream_time);
         /* The input is exhausted for now (--until-idle): finish what can be
          * finished without more input. Optional. */
@@ -111,6 +113,14 @@ int32_t cf_task_id(const cf_task *t);
 /* Highest Kafka timestamp the task has processed (ms), CF_NONE before the
  * first record. */
 int64_t cf_task_stream_time(const cf_task *t);
+
+/* Wall-clock milliseconds (monotonic), for what is inherently about
+ * wall-clock time: whether a source has gone idle. Never for deciding what
+ * a record means. */
+int64_t cf_task_wall_ms(const cf_task *t);
+
+/* Number of rating tasks (input partitions): the sources of billing. */
+int32_t cf_task_sources(const cf_task *t);
 
 /* The pipeline's configuration and schema registry. */
 const struct cf_config *cf_task_config(const cf_task *t);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "genfile.h"
 #include "log.h"
@@ -20,6 +21,12 @@
 static const cf_stage *const chain_rate[] = {
         &cf_stage_decode,     &cf_stage_dedup, &cf_stage_validate,
         &cf_stage_sessionize, &cf_stage_price,
+};
+
+static const cf_stage *const chain_bill[] = {
+        &cf_stage_decode,
+        &cf_stage_dedup,
+        &cf_stage_bill,
 };
 
 /* ---- outputs ------------------------------------------------------------ */
@@ -97,6 +104,19 @@ static void emit(cf_task *t, int32_t topic, int32_t partition, const void *key,
 int32_t cf_task_id(const cf_task *t)
 {
         return t->id;
+}
+
+int64_t cf_task_wall_ms(const cf_task *t)
+{
+        struct timespec ts;
+        (void)t;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int32_t cf_task_sources(const cf_task *t)
+{
+        return t->rt->in_partitions;
 }
 
 int64_t cf_task_stream_time(const cf_task *t)
@@ -214,6 +234,7 @@ void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr)
         cf_billing_event ev = {
                 .kind = CF_BILLING_CHARGE,
                 .source_task = t->id,
+                .seq = t->next_seq, /* the seq emit() gives it below */
                 .watermark_ms = cf_task_watermark(t),
                 .record = { b.p, (uint32_t)b.len },
         };
@@ -254,6 +275,8 @@ void cf_task_count(cf_task *t, const cf_stage *stage, const char *counter,
 
 int64_t cf_task_watermark(const cf_task *t)
 {
+        if (t->ended)
+                return CF_WATERMARK_END;
         if (t->stream_time == CF_NONE)
                 return CF_NONE;
         return t->stream_time - t->rt->cfg->allowed_lateness_ms;
@@ -267,15 +290,18 @@ void cf_task_emit_watermark(cf_task *t)
                 return;
         char key[16];
         int kl = snprintf(key, sizeof(key), "%c-%d", t->sub, (int)t->id);
-        cf_billing_event ev = { .kind = CF_BILLING_WATERMARK,
-                                .source_task = t->id,
-                                .watermark_ms = wm,
-                                .record = { NULL, 0 } };
         cf_buf b;
         cf_buf_init(&b);
-        cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &b);
-        for (int32_t q = 0; q < rt->out_partitions[CF_OUT_REPARTITION]; q++)
+        for (int32_t q = 0; q < rt->out_partitions[CF_OUT_REPARTITION]; q++) {
+                cf_billing_event ev = { .kind = CF_BILLING_WATERMARK,
+                                        .source_task = t->id,
+                                        .seq = t->next_seq,
+                                        .watermark_ms = wm,
+                                        .record = { NULL, 0 } };
+                b.len = 0;
+                cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &b);
                 emit(t, CF_OUT_REPARTITION, q, key, (size_t)kl, b.p, b.len);
+        }
         cf_buf_free(&b);
         t->wm_sent = wm;
 }
@@ -383,8 +409,13 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         t->id = id;
         t->state_id = (uint16_t)(sub == 'A' ? id : 0x4000 | id);
         snprintf(t->name, sizeof(t->name), "%c-%d", sub, (int)id);
-        t->chain = chain_rate;
-        t->n_stages = sizeof(chain_rate) / sizeof(chain_rate[0]);
+        if (sub == 'A') {
+                t->chain = chain_rate;
+                t->n_stages = sizeof(chain_rate) / sizeof(chain_rate[0]);
+        } else {
+                t->chain = chain_bill;
+                t->n_stages = sizeof(chain_bill) / sizeof(chain_bill[0]);
+        }
         t->ctx = cf_calloc(t->n_stages, sizeof(void *));
         t->stream_time = CF_NONE;
         t->blocked_since = -1;
@@ -400,6 +431,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                 for (int i = 0; i < CF_IN__CNT; i++)
                         t->in[i].next_offset = cf_get_varint(&r);
                 t->stream_time = cf_get_varint(&r);
+                t->ended = cf_get_varint(&r) == 1;
                 if (!r.ok)
                         goto corrupt;
         } else if (err != CF_ERR_NOT_FOUND) {
@@ -537,6 +569,14 @@ void cf_task_drain(cf_task *t)
                 if (t->chain[i]->drain)
                         t->chain[i]->drain(t, t->ctx[i]);
         cf_arena_reset(&t->scratch);
+        if (t->sub == 'A')
+                t->ended = true;
+}
+
+void cf_task_tick(cf_task *t)
+{
+        advance(t);
+        cf_arena_reset(&t->scratch);
 }
 
 cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
@@ -554,6 +594,7 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
         for (int i = 0; i < CF_IN__CNT; i++)
                 cf_put_varint(&v, t->in[i].next_offset);
         cf_put_varint(&v, t->stream_time);
+        cf_put_varint(&v, t->ended ? 1 : 0);
         meta_key(&k, t, 'o');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
         v.len = 0;

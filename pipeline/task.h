@@ -95,6 +95,7 @@ struct cf_task {
         size_t n_delivered, cap_delivered;
         size_t inflight;
         int64_t wm_sent; /* last watermark sent to billing */
+        bool ended;      /* drained: its input is over (watermark: end) */
 };
 
 typedef struct cf_task cf_task;
@@ -112,7 +113,9 @@ typedef struct cf_runtime {
         int32_t out_partitions[CF_OUT__CNT];
         int32_t in_partitions;
         bool exactly_once;
-        cf_task **tasks; /* rating tasks by partition, NULL if unassigned */
+        /* Rating task p at [p], billing task q at [in_partitions + q]; NULL
+         * where not assigned to this process. */
+        cf_task **tasks;
         int32_t n_tasks;
         volatile int fatal; /* a delivery failed for good */
         char fatal_msg[1024];
@@ -133,12 +136,19 @@ void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m);
  * stage-chain benchmark). */
 void cf_task_process_src(cf_task *t, const cf_src *src);
 
-/* End of input (--until-idle): every stage's drain(). */
+/* End of input (--until-idle): every stage's drain(); a rating task then
+ * sends CF_WATERMARK_END. */
 void cf_task_drain(cf_task *t);
+
+/* Runs every stage's advance() at the current stream time (each commit). */
+void cf_task_tick(cf_task *t);
 
 /* Adds the task's commit to b: stores, offsets, outbox. */
 cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
                         size_t errstr_size);
+
+/* The watermark a drained rating task sends: its input is over. */
+#define CF_WATERMARK_END (INT64_MAX / 4)
 
 /* Task's event-time watermark for billing. */
 int64_t cf_task_watermark(const cf_task *t);

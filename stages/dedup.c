@@ -14,7 +14,13 @@
  *    rejects it as SESSION_STATE).
  * So the state is bounded per charger, exact within those windows, and
  * survives restarts through the task's store; no RocksDB read on a hit.
+ *
+ * In billing tasks the input is the repartition topic, written by every
+ * rating task: per source task ("src" + its number) the entry keeps the
+ * highest sequence number seen, and a record at or below it is a repeat
+ * (each source's records reach a partition in order).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,6 +207,17 @@ static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
                 charger_id = e->charger_id;
                 charger_dedup *d = charger(c, charger_id);
                 dup = seen_event(d, e);
+        } else if (it->kind == CF_ITEM_BILLING) {
+                const cf_billing_event *ev = it->rec;
+                char key[24];
+                snprintf(key, sizeof(key), "src%d", (int)ev->source_task);
+                charger_dedup *d = charger(c, key);
+                dup = ev->seq <= d->hwm;
+                if (dup)
+                        return CF_STAGE_DUP;
+                d->hwm = ev->seq;
+                cf_store_dirty(c->chargers, key, strlen(key));
+                return CF_STAGE_PASS;
         } else {
                 return CF_STAGE_PASS;
         }

@@ -2,7 +2,7 @@
  * stages.h: the stages of the two sub-topologies, in chain order.
  *
  *   A "rate":  decode -> dedup -> validate -> sessionize -> price
- *   B "bill":  decode -> (billing stages, with their issue)
+ *   B "bill":  decode -> dedup -> bill (aggregate and close)
  */
 #ifndef CF_STAGES_H
 #define CF_STAGES_H
@@ -14,5 +14,6 @@ extern const cf_stage cf_stage_dedup;
 extern const cf_stage cf_stage_validate;
 extern const cf_stage cf_stage_sessionize;
 extern const cf_stage cf_stage_price;
+extern const cf_stage cf_stage_bill;
 
 #endif

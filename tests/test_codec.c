@@ -524,12 +524,14 @@ static void roundtrip_rejected_and_billing_event(void **state)
 
         cf_billing_event be = { .kind = CF_BILLING_WATERMARK,
                                 .source_task = 5,
+                                .seq = 77,
                                 .watermark_ms = 1793000000000,
                                 .record = { NULL, 0 } },
                          bo;
         roundtrip(CF_RT_BILLING_EVENT, &be, &bo);
         assert_int_equal(bo.kind, CF_BILLING_WATERMARK);
         assert_int_equal(bo.source_task, 5);
+        assert_true(bo.seq == 77);
         assert_true(bo.watermark_ms == 1793000000000);
         assert_null(bo.record.p);
 }
