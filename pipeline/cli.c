@@ -43,3 +43,17 @@ bool cf_read_bootstrap_file(const char *path, char *buf, size_t size)
         }
         return true;
 }
+
+bool cf_read_bootstrap_file_quiet(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "r");
+        bool ok = false;
+        if (!f)
+                return false;
+        if (fgets(buf, (int)size, f)) {
+                buf[strcspn(buf, "\r\n")] = '\0';
+                ok = *buf != '\0';
+        }
+        fclose(f);
+        return ok;
+}

@@ -15,6 +15,8 @@ int cf_cmd_broker(int argc, char **argv);
 int cf_cmd_cat(int argc, char **argv);
 int cf_cmd_tariff(int argc, char **argv);
 int cf_cmd_run(int argc, char **argv);
+int cf_cmd_report(int argc, char **argv);
+int cf_cmd_demo(int argc, char **argv);
 int cf_cmd_gen(int argc, char **argv);
 
 /* Parses a decimal integer in [min, max]; false on any junk. */
@@ -23,5 +25,8 @@ bool cf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Reads the first line of a bootstrap file into buf (newline stripped).
  * Returns false and prints an error naming the file on failure. */
 bool cf_read_bootstrap_file(const char *path, char *buf, size_t size);
+
+/* The same without the error message (for polling until it exists). */
+bool cf_read_bootstrap_file_quiet(const char *path, char *buf, size_t size);
 
 #endif

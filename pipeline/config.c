@@ -72,6 +72,9 @@ static const cf_config_entry cf_config_table[] = {
           "time without it."),
         I("stats.interval.ms", stats_interval_ms, "10000", 0, DAY_MS,
           "How often counters are logged; 0 disables."),
+        I("idle.exit.ms", idle_exit_ms, "2000", 100, HOUR_MS,
+          "With --until-idle: how long every input must stay read to its end "
+          "before the run drains and exits."),
         E("log.level", log_level, "info", "debug|info|warn|error",
           "Lowest level of log lines written to stderr."),
         S("state.dir", state_dir, "./chargeflow-state",

@@ -39,6 +39,7 @@ typedef struct cf_config {
         int64_t commit_interval_ms;
         int64_t max_task_idle_ms;
         int64_t stats_interval_ms;
+        int64_t idle_exit_ms;
         char *log_level;
         /* State */
         char *state_dir;

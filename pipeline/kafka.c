@@ -2,6 +2,7 @@
 #include "kafka.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
@@ -57,4 +58,84 @@ int cf_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
                 rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
         return n;
+}
+
+cf_err_t cf_kafka_read_all(const char *bootstrap, const char *topic,
+                           cf_kafka_record_fn *fn, void *opaque, char *errstr,
+                           size_t errstr_size)
+{
+        cf_err_t err = CF_ERR_KAFKA;
+        int64_t *ends = NULL;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_conf_t *conf =
+            cf_kafka_conf_new(bootstrap, NULL, 0, errstr, errstr_size);
+        if (!conf)
+                return CF_ERR_CONFIG;
+        if (cf_kafka_conf_set(conf, "group.id", "chargeflow-reader", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(conf);
+                return CF_ERR_CONFIG;
+        }
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (!rk)
+                return CF_ERR_KAFKA;
+        int np =
+            cf_kafka_partition_count(rk, topic, 10000, errstr, errstr_size);
+        if (np < 0)
+                goto done;
+        ends = calloc((size_t)np + 1, sizeof(int64_t));
+        l = rd_kafka_topic_partition_list_new(np);
+        int64_t remaining = 0;
+        for (int p = 0; p < np; p++) {
+                int64_t lo, hi;
+                rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+                    rk, topic, p, &lo, &hi, 10000);
+                if (e) {
+                        snprintf(errstr, errstr_size, "offsets of %s [%d]: %s",
+                                 topic, p, rd_kafka_err2str(e));
+                        goto done;
+                }
+                ends[p] = hi;
+                remaining += hi - lo;
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (rd_kafka_assign(rk, l)) {
+                snprintf(errstr, errstr_size, "assign %s failed", topic);
+                goto done;
+        }
+        int idle = 0;
+        while (remaining > 0 && idle < 300) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m) {
+                        idle++;
+                        continue;
+                }
+                idle = 0;
+                if (!m->err && m->offset < ends[m->partition]) {
+                        remaining--;
+                        if (fn(opaque, m)) {
+                                rd_kafka_message_destroy(m);
+                                break;
+                        }
+                }
+                rd_kafka_message_destroy(m);
+        }
+        if (remaining > 0) {
+                snprintf(errstr, errstr_size,
+                         "%s: %lld records not read within 30 s", topic,
+                         (long long)remaining);
+                goto done;
+        }
+        err = CF_OK;
+done:
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+        free(ends);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return err;
 }

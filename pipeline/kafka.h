@@ -28,4 +28,13 @@ cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
 int cf_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
                              char *errstr, size_t errstr_size);
 
+/* Calls fn for every record of every partition of topic, from the oldest
+ * to the end as of the call (a plain consumer by assignment; commits
+ * nothing). Returns CF_OK, or CF_ERR_KAFKA with errstr set. fn returns 0 to
+ * go on. */
+typedef int(cf_kafka_record_fn)(void *opaque, const rd_kafka_message_t *m);
+cf_err_t cf_kafka_read_all(const char *bootstrap, const char *topic,
+                           cf_kafka_record_fn *fn, void *opaque, char *errstr,
+                           size_t errstr_size);
+
 #endif

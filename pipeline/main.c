@@ -17,6 +17,10 @@ static const struct cf_command {
         { "tariff", cf_cmd_tariff,
           "check an OCPI tariff document, price a session with it" },
         { "run", cf_cmd_run, "run the pipeline (see run --help-config)" },
+        { "report", cf_cmd_report,
+          "the charge report of a billing period (invoice basis)" },
+        { "demo", cf_cmd_demo,
+          "broker, generated traffic, the pipeline and a summary" },
         { "gen", cf_cmd_gen,
           "generate charger traffic (load generator, ground truth)" },
 };

@@ -44,7 +44,6 @@
 
 #define QUEUE_PAUSE  20000 /* messages queued per input before pausing */
 #define QUEUE_RESUME 2000  /* ... and resuming */
-#define IDLE_MS      2000  /* --until-idle: quiet time at the end */
 #define BATCH        1024  /* messages per fetch call */
 
 static volatile sig_atomic_t rt_stop;
@@ -125,10 +124,25 @@ static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
         t->in[input].paused = pause;
 }
 
+/* True when the broker is known (from the last fetch) to hold records of
+ * the task's input that are not queued yet. */
+static bool has_lag(rt_state *s, const cf_task *t, int input)
+{
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(
+                s->rt.consumer, s->rt.in_topic[input], t->id, &lo, &hi))
+                return false;
+        int64_t pos =
+            t->in[input].next_offset >= 0 ? t->in[input].next_offset : lo;
+        return hi > pos;
+}
+
 /* Processes what the merge rule allows of one task's queues: the record
- * with the smaller timestamp first (sessions on a tie); when one queue is
- * empty and its partition is not known to be at its end, wait for it, for
- * at most max.task.idle.ms from the moment the task became blocked. */
+ * with the smaller timestamp first (sessions on a tie). When one queue is
+ * empty: if the broker holds records of it not yet fetched, wait for them
+ * (they may come first); if it is caught up, wait for new ones at most
+ * max.task.idle.ms from the moment the task became blocked (as Kafka
+ * Streams does). So the order does not depend on fetch timing. */
 static void run_task(rt_state *s, cf_task *t, int64_t now)
 {
         if (t->sub == 'B') {
@@ -152,12 +166,18 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
                         input = ts_of(mm) < ts_of(ms) ? CF_IN_METER
                                                       : CF_IN_SESSIONS;
                 } else if (ms || mm) {
-                        cf_inq *empty = ms ? qm : qs;
+                        int ei = ms ? CF_IN_METER : CF_IN_SESSIONS;
+                        cf_inq *empty = &t->in[ei];
+                        /* Records the broker has for it are not fetched
+                         * yet: wait for them, however long it takes. */
+                        if (has_lag(s, t, ei))
+                                break;
+                        /* Caught up: wait for new ones, a bounded time. */
                         if (!empty->at_end) {
                                 if (t->blocked_since < 0)
                                         t->blocked_since = now;
                                 if (now - t->blocked_since < idle)
-                                        break; /* wait for the other input */
+                                        break;
                         }
                         input = ms ? CF_IN_SESSIONS : CF_IN_METER;
                 } else {
@@ -594,7 +614,7 @@ static bool idle_now(rt_state *s, int64_t now)
 {
         cf_runtime *rt = &s->rt;
         int n = 0;
-        if (!s->assigned || now - s->last_msg < IDLE_MS)
+        if (!s->assigned || now - s->last_msg < rt->cfg->idle_exit_ms)
                 return false;
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task *t = rt->tasks[p];

@@ -449,6 +449,26 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         } else if (err != CF_ERR_NOT_FOUND) {
                 goto fail;
         }
+        v.len = 0;
+        err = meta_get(t, 'c', &v, errstr, errstr_size);
+        if (err == CF_OK) {
+                cf_wrd r;
+                cf_wrd_init(&r, v.p, v.len);
+                for (int i = 0; i < CF_IN__CNT; i++) {
+                        cf_counts *c = &t->cnt[i];
+                        c->in = cf_get_varint(&r);
+                        c->accepted = cf_get_varint(&r);
+                        c->dup = cf_get_varint(&r);
+                        c->rejected = cf_get_varint(&r);
+                        c->pending = cf_get_varint(&r);
+                }
+                for (int x = 0; x < CF_REJECT__CNT; x++)
+                        t->reasons[x] = cf_get_varint(&r);
+                if (!r.ok)
+                        goto corrupt;
+        } else if (err != CF_ERR_NOT_FOUND) {
+                goto fail;
+        }
         for (size_t i = 0; i < t->n_stages; i++) {
                 if (!t->chain[i]->init)
                         continue;
@@ -601,6 +621,20 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
         cf_put_varint(&v, t->next_seq);
         cf_put_varint(&v, t->wm_sent);
         meta_key(&k, t, 'q');
+        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        /* The counters, so that conservation holds across restarts. */
+        v.len = 0;
+        for (int i = 0; i < CF_IN__CNT; i++) {
+                const cf_counts *c = &t->cnt[i];
+                cf_put_varint(&v, c->in);
+                cf_put_varint(&v, c->accepted);
+                cf_put_varint(&v, c->dup);
+                cf_put_varint(&v, c->rejected);
+                cf_put_varint(&v, c->pending);
+        }
+        for (int r = 0; r < CF_REJECT__CNT; r++)
+                cf_put_varint(&v, t->reasons[r]);
+        meta_key(&k, t, 'c');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
         if (t->rt->exactly_once) {
                 for (size_t i = 0; i < t->n_pending; i++) {

@@ -11,7 +11,8 @@
  *    the event id of each kind (STARTED, AUTHORIZED, STOPPED): an event whose
  *    id is already recorded for its session and kind is a repeat. A second
  *    event of the same kind with another id is not a repeat (sessionize
- *    rejects it as SESSION_STATE).
+ *    rejects it as SESSION_STATE), but a repeat of that one is: such ids
+ *    are kept in a ring of EXTRA per charger.
  * So the state is bounded per charger, exact within those windows, and
  * survives restarts through the task's store; no RocksDB read on a hit.
  *
@@ -36,11 +37,17 @@ typedef struct recent_session {
         uint64_t eid[3]; /* hash of the event id per kind, 0: none yet */
 } recent_session;
 
+#define EXTRA 16 /* ids of events that were not the first of their kind */
+
 typedef struct charger_dedup {
         int64_t hwm;    /* highest seq_no seen, -1: none */
         uint64_t *bits; /* bit i: hwm - i seen (i < window) */
         uint32_t next;  /* ring position of the next new session */
         recent_session recent[RECENT];
+        /* A second STARTED (say) with a new id is not a repeat, but a
+         * repeat of it is: those ids are kept here, in a ring. */
+        uint32_t next_extra;
+        uint64_t extra[EXTRA];
 } charger_dedup;
 
 typedef struct dd_ctx {
@@ -70,6 +77,8 @@ static void cd_encode(void *opaque, const void *obj, cf_buf *b)
         cf_buf_put(b, d->bits, c->words * sizeof(uint64_t));
         cf_put_varint(b, d->next);
         cf_buf_put(b, d->recent, sizeof(d->recent));
+        cf_put_varint(b, d->next_extra);
+        cf_buf_put(b, d->extra, sizeof(d->extra));
 }
 
 static void *cd_decode(void *opaque, const uint8_t *p, size_t len)
@@ -90,9 +99,15 @@ static void *cd_decode(void *opaque, const uint8_t *p, size_t len)
         r.p += wbytes;
         d->next = (uint32_t)cf_get_varint(&r);
         if (!r.ok || d->next >= RECENT ||
-            (size_t)(r.end - r.p) != sizeof(d->recent))
+            (size_t)(r.end - r.p) < sizeof(d->recent))
                 goto fail;
         memcpy(d->recent, r.p, sizeof(d->recent));
+        r.p += sizeof(d->recent);
+        d->next_extra = (uint32_t)cf_get_varint(&r);
+        if (!r.ok || d->next_extra >= EXTRA ||
+            (size_t)(r.end - r.p) != sizeof(d->extra))
+                goto fail;
+        memcpy(d->extra, r.p, sizeof(d->extra));
         return d;
 fail:
         free(d->bits);
@@ -180,8 +195,16 @@ static bool seen_event(charger_dedup *d, const cf_session_event *e)
                         continue;
                 if (r->eid[k] == eid)
                         return true;
-                if (!r->eid[k])
+                if (!r->eid[k]) {
                         r->eid[k] = eid;
+                        return false;
+                }
+                /* Not the first of its kind in this session. */
+                for (int x = 0; x < EXTRA; x++)
+                        if (d->extra[x] == eid)
+                                return true;
+                d->extra[d->next_extra] = eid;
+                d->next_extra = (d->next_extra + 1) % EXTRA;
                 return false;
         }
         recent_session *r = &d->recent[d->next];
@@ -199,6 +222,11 @@ static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
         bool dup;
         if (it->kind == CF_ITEM_READING) {
                 const cf_meter_reading *m = it->rec;
+                /* A negative number is no sequence number: validate rejects
+                 * it (FIELD); it must not count as a repeat nor move the
+                 * window. */
+                if (m->seq_no < 0)
+                        return CF_STAGE_PASS;
                 charger_id = m->charger_id;
                 charger_dedup *d = charger(c, charger_id);
                 dup = seen_seq(c, d, m->seq_no);

@@ -163,7 +163,9 @@ static cf_stage_rc va_process(cf_task *t, void *ctx, cf_item *it)
                 return CF_STAGE_REJECTED;
         }
         int64_t now = cf_task_stream_time(t);
-        if (it->event_time > now + c->skew) {
+        /* Before any record with a Kafka timestamp there is no stream time
+         * to be ahead of. */
+        if (now != CF_NONE && it->event_time > now + c->skew) {
                 cf_task_reject(t, &cf_stage_validate, it->src, CF_REJECT_CLOCK,
                                it->event_time,
                                "time %lld is %lld ms ahead of the stream "

@@ -1,0 +1,406 @@
+/*
+ * cmd_demo.c: `chargeflow demo`, the whole system on one machine.
+ *
+ * Starts the embedded broker, the pipeline (`run --until-idle`) and the
+ * generator (the small preset with every fault, paced so that the broker's
+ * 5 MiB per partition is read before it is dropped), waits until the
+ * generator is done and the pipeline has closed every period, then prints a
+ * summary (events in, accepted, duplicates, rejected by reason; sessions;
+ * statements per tenant; the five largest statements), writes a charge
+ * report CSV, stops what it started, and exits 0. Everything it writes is in
+ * one directory (printed at the start).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "kafka.h"
+#include "report.h"
+#include "tariff.h"
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "usage: chargeflow demo [--dir D] [--days N] [--seed S] "
+                "[--rate R]\n\n"
+                "Runs the embedded broker, the load generator (small preset, "
+                "every fault) and\nthe pipeline together, then prints a "
+                "summary and writes a charge report CSV.\n\n"
+                "  --dir D   where to put state, logs and outputs (default: a "
+                "new /tmp dir)\n"
+                "  --days N  simulated days (default 45: three billing "
+                "months)\n"
+                "  --seed S  scenario seed (default 42)\n"
+                "  --rate R  generator pace, events/s (default 150000)\n");
+}
+
+static pid_t spawn(char *const argv[], const char *out, const char *err)
+{
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644) : fo;
+        if (fo < 0 || fe < 0)
+                _exit(127);
+        dup2(fo, STDOUT_FILENO);
+        dup2(fe, STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+}
+
+static int wait_exit(pid_t pid)
+{
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static double since(const struct timespec *t0)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)(t.tv_sec - t0->tv_sec) +
+               (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+typedef struct stmt {
+        char *id, *tenant, *party, *period, *currency;
+        int64_t sessions, incl, excl, vat, adjustments;
+} stmt;
+
+typedef struct collect {
+        const cf_registry *reg;
+        cf_arena a;
+        stmt *v;
+        size_t n, cap;
+        int64_t records;
+        cf_report *rep;
+} collect;
+
+static int on_statement(void *opaque, const rd_kafka_message_t *m)
+{
+        collect *c = opaque;
+        cf_statement st;
+        cf_arena_reset(&c->a);
+        if (!m->payload || cf_decode(c->reg, CF_RT_STATEMENT, m->payload,
+                                     m->len, &c->a, &st, NULL))
+                return 0;
+        if (c->n == c->cap) {
+                c->cap = c->cap ? c->cap * 2 : 256;
+                c->v = cf_realloc(c->v, c->cap * sizeof(stmt));
+        }
+        c->v[c->n++] = (stmt){ cf_strdup(st.statement_id),
+                               cf_strdup(st.tenant_id),
+                               cf_strdup(st.billed_party),
+                               cf_strdup(st.period_id),
+                               cf_strdup(st.currency),
+                               st.session_count,
+                               st.total_incl_vat,
+                               st.total_excl_vat,
+                               st.total_vat,
+                               st.n_adjustments };
+        return 0;
+}
+
+static int on_charge(void *opaque, const rd_kafka_message_t *m)
+{
+        collect *c = opaque;
+        cf_charge_record cr;
+        cf_arena_reset(&c->a);
+        if (!m->payload || cf_decode(c->reg, CF_RT_CHARGE_RECORD, m->payload,
+                                     m->len, &c->a, &cr, NULL))
+                return 0;
+        c->records++;
+        cf_report_add(c->rep, &cr);
+        return 0;
+}
+
+static int by_incl_desc(const void *a, const void *b)
+{
+        const stmt *x = a, *y = b;
+        if (x->incl != y->incl)
+                return x->incl < y->incl ? 1 : -1;
+        return strcmp(x->id, y->id);
+}
+
+static const char *amount(char *buf, size_t n, int64_t minor, const char *cur)
+{
+        int32_t exp = cf_price_currency_exp(cur);
+        cf_price_format(minor, exp < 0 ? 2 : exp, buf, n);
+        return buf;
+}
+
+/* Prints the summary from the pipeline's counters and the output topics. */
+static int summarize(const char *dir, const char *bootstrap, double secs)
+{
+        char path[600], errstr[512];
+        json_error_t jerr;
+        snprintf(path, sizeof(path), "%s/summary.json", dir);
+        json_t *sum = json_load_file(path, 0, &jerr);
+        if (!sum) {
+                fprintf(stderr, "demo: no pipeline summary in %s\n", path);
+                return 1;
+        }
+        printf("\n== chargeflow demo: done in %.1f s (all files in %s)\n\n",
+               secs, dir);
+        printf("%-32s %10s %10s %10s %10s %8s\n", "input topic", "in",
+               "accepted", "duplicates", "rejected", "pending");
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(sum, "inputs"), k, v)
+        {
+                printf("%-32s %10lld %10lld %10lld %10lld %8lld\n", k,
+                       (long long)json_integer_value(json_object_get(v, "in")),
+                       (long long)json_integer_value(
+                           json_object_get(v, "accepted")),
+                       (long long)json_integer_value(
+                           json_object_get(v, "duplicates")),
+                       (long long)json_integer_value(
+                           json_object_get(v, "rejected")),
+                       (long long)json_integer_value(
+                           json_object_get(v, "pending")));
+        }
+        printf("\nrejected by reason:");
+        json_object_foreach(json_object_get(sum, "rejected"), k, v)
+            printf(" %s %lld", k, (long long)json_integer_value(v));
+        printf("\n");
+        json_decref(sum);
+
+        cf_registry *reg;
+        if (cf_registry_new(&reg, errstr, sizeof(errstr)))
+                return 1;
+        cf_report rep;
+        cf_report_init(&rep, CF_REPORT_USER, "2026-11", NULL);
+        collect c = { .reg = reg, .rep = &rep };
+        cf_arena_init(&c.a, 0);
+        int rc = 1;
+        if (cf_kafka_read_all(bootstrap, "billing.charge-records", on_charge,
+                              &c, errstr, sizeof(errstr)) ||
+            cf_kafka_read_all(bootstrap, "billing.statements", on_statement, &c,
+                              errstr, sizeof(errstr))) {
+                fprintf(stderr, "demo: %s\n", errstr);
+                goto done;
+        }
+        printf("sessions priced (charge records): %lld\n",
+               (long long)c.records);
+        printf("\nstatements per tenant:\n%-8s %-4s %10s %10s %12s %14s\n",
+               "tenant", "cur", "statements", "sessions", "adjustments",
+               "total incl VAT");
+        /* Per tenant and currency, in order. */
+        for (size_t i = 0; i < c.n; i++) {
+                bool first = true;
+                for (size_t j = 0; j < i; j++)
+                        if (!strcmp(c.v[j].tenant, c.v[i].tenant) &&
+                            !strcmp(c.v[j].currency, c.v[i].currency))
+                                first = false;
+                if (!first)
+                        continue;
+                int64_t n = 0, s = 0, adj = 0, incl = 0;
+                for (size_t j = i; j < c.n; j++) {
+                        if (strcmp(c.v[j].tenant, c.v[i].tenant) ||
+                            strcmp(c.v[j].currency, c.v[i].currency))
+                                continue;
+                        n++;
+                        s += c.v[j].sessions;
+                        adj += c.v[j].adjustments;
+                        incl += c.v[j].incl;
+                }
+                char a[40];
+                printf("%-8s %-4s %10lld %10lld %12lld %14s\n", c.v[i].tenant,
+                       c.v[i].currency, (long long)n, (long long)s,
+                       (long long)adj,
+                       amount(a, sizeof(a), incl, c.v[i].currency));
+        }
+        qsort(c.v, c.n, sizeof(stmt), by_incl_desc);
+        printf("\nfive largest statements:\n%-20s %-8s %-10s %-9s %8s %14s\n",
+               "statement", "tenant", "party", "period", "sessions",
+               "total incl VAT");
+        for (size_t i = 0; i < c.n && i < 5; i++) {
+                char a[40];
+                printf("%-20s %-8s %-10s %-9s %8lld %10s %s\n", c.v[i].id,
+                       c.v[i].tenant, c.v[i].party, c.v[i].period,
+                       (long long)c.v[i].sessions,
+                       amount(a, sizeof(a), c.v[i].incl, c.v[i].currency),
+                       c.v[i].currency);
+        }
+        snprintf(path, sizeof(path), "%s/charge-report-2026-11.csv", dir);
+        FILE *f = fopen(path, "w");
+        if (f) {
+                cf_report_write(&rep, CF_REPORT_CSV, f);
+                fclose(f);
+                printf("\ncharge report (by user, 2026-11): %s\n", path);
+        }
+        rc = 0;
+done:
+        for (size_t i = 0; i < c.n; i++) {
+                free(c.v[i].id);
+                free(c.v[i].tenant);
+                free(c.v[i].party);
+                free(c.v[i].period);
+                free(c.v[i].currency);
+        }
+        free(c.v);
+        cf_arena_destroy(&c.a);
+        cf_report_free(&rep);
+        cf_registry_destroy(reg);
+        return rc;
+}
+
+int cf_cmd_demo(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "dir", required_argument, NULL, 'd' },
+                { "days", required_argument, NULL, 'n' },
+                { "seed", required_argument, NULL, 's' },
+                { "rate", required_argument, NULL, 'r' },
+                { "help", no_argument, NULL, 'h' },
+                { NULL, 0, NULL, 0 },
+        };
+        char dir[256] = "", self[512], days[24] = "45", seed[24] = "42",
+             rate[24] = "150000";
+        int64_t v;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'd':
+                        snprintf(dir, sizeof(dir), "%s", optarg);
+                        break;
+                case 'n':
+                case 's':
+                case 'r':
+                        if (!cf_parse_i64(optarg, 1, 100000000, &v)) {
+                                fprintf(stderr,
+                                        "chargeflow demo: '%s' is not a "
+                                        "positive integer\n",
+                                        optarg);
+                                return 2;
+                        }
+                        snprintf(c == 'n'   ? days
+                                 : c == 's' ? seed
+                                            : rate,
+                                 24, "%lld", (long long)v);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (sl <= 0) {
+                fprintf(stderr, "demo: cannot find my own binary\n");
+                return 1;
+        }
+        self[sl] = '\0';
+        if (!*dir) {
+                snprintf(dir, sizeof(dir), "/tmp/chargeflow-demo-XXXXXX");
+                if (!mkdtemp(dir)) {
+                        fprintf(stderr, "demo: mkdtemp: %s\n", strerror(errno));
+                        return 1;
+                }
+        }
+        char bs[300], props[300], truth[300], log[300], out[300], glog[300],
+            blog[300], bootstrap[300];
+        snprintf(bs, sizeof(bs), "%s/bootstrap", dir);
+        snprintf(props, sizeof(props), "%s/demo.properties", dir);
+        snprintf(truth, sizeof(truth), "%s/truth.jsonl", dir);
+        snprintf(log, sizeof(log), "%s/pipeline.log", dir);
+        snprintf(out, sizeof(out), "%s/summary.json", dir);
+        snprintf(glog, sizeof(glog), "%s/gen.log", dir);
+        snprintf(blog, sizeof(blog), "%s/broker.log", dir);
+        printf("chargeflow demo in %s: broker, generator (small preset, "
+               "%s days, every fault),\npipeline; logs there.\n",
+               dir, days);
+        fflush(stdout);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        signal(SIGPIPE, SIG_IGN);
+
+        char *bargv[] = { self, "broker", "--bootstrap-file", bs, NULL };
+        pid_t broker = spawn(bargv, blog, NULL);
+        bool up = false;
+        for (int i = 0; i < 300 && !up; i++) {
+                up = cf_read_bootstrap_file_quiet(bs, bootstrap,
+                                                  sizeof(bootstrap));
+                if (!up)
+                        usleep(100000);
+        }
+        int rc = 1;
+        pid_t gen = -1, run = -1;
+        if (!up) {
+                fprintf(stderr, "demo: the broker did not start (%s)\n", blog);
+                goto stop;
+        }
+        FILE *f = fopen(props, "w");
+        if (!f)
+                goto stop;
+        fprintf(f,
+                "# written by chargeflow demo\n"
+                "bootstrap.servers=%s\n"
+                "state.dir=%s/state\n"
+                "commit.interval.ms=500\n"
+                "stats.interval.ms=10000\n"
+                "idle.exit.ms=5000\n",
+                bootstrap, dir);
+        fclose(f);
+        char *gargv[] = { self,       "gen",
+                          "--preset", "small",
+                          "--seed",   seed,
+                          "--days",   days,
+                          "--faults", "--rate",
+                          rate,       "--truth",
+                          truth,      "--bootstrap-file",
+                          bs,         NULL };
+        gen = spawn(gargv, glog, NULL);
+        /* The generator publishes the tables first; the pipeline reads them
+         * whole before any input, so give them a moment. */
+        usleep(1500000);
+        char *rargv[] = { self, "run", "-c", props, "--until-idle", NULL };
+        run = spawn(rargv, out, log);
+        printf("generating and processing...\n");
+        fflush(stdout);
+        int grc = wait_exit(gen);
+        gen = -1;
+        printf("generator done after %.1f s (exit %d); waiting for the "
+               "pipeline to close every period...\n",
+               since(&t0), grc);
+        fflush(stdout);
+        int rrc = wait_exit(run);
+        run = -1;
+        if (grc || rrc) {
+                fprintf(stderr,
+                        "demo: generator exit %d, pipeline exit %d: see %s "
+                        "and %s\n",
+                        grc, rrc, glog, log);
+                goto stop;
+        }
+        rc = summarize(dir, bootstrap, since(&t0));
+stop:
+        if (gen > 0) {
+                kill(gen, SIGTERM);
+                wait_exit(gen);
+        }
+        if (run > 0) {
+                kill(run, SIGTERM);
+                wait_exit(run);
+        }
+        kill(broker, SIGTERM);
+        wait_exit(broker);
+        return rc;
+}
