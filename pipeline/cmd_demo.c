@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,7 +42,7 @@ static void usage(FILE *f)
                 "  --days N  simulated days (default 45: three billing "
                 "months)\n"
                 "  --seed S  scenario seed (default 42)\n"
-                "  --rate R  generator pace, events/s (default 150000)\n");
+                "  --rate R  generator pace, events/s (default 70000)\n");
 }
 
 static pid_t spawn(char *const argv[], const char *out, const char *err)
@@ -88,6 +89,7 @@ typedef struct collect {
         size_t n, cap;
         int64_t records;
         cf_report *rep;
+        json_t *priced; /* session id -> energy_wh, from charge records */
 } collect;
 
 static int on_statement(void *opaque, const rd_kafka_message_t *m)
@@ -125,6 +127,10 @@ static int on_charge(void *opaque, const rd_kafka_message_t *m)
                 return 0;
         c->records++;
         cf_report_add(c->rep, &cr);
+        json_t *prev = json_object_get(c->priced, cr.session_id);
+        /* A second record for a session marks it (-1): never expected. */
+        json_object_set_new(c->priced, cr.session_id,
+                            json_integer(prev ? -1 : cr.energy_wh));
         return 0;
 }
 
@@ -141,6 +147,68 @@ static const char *amount(char *buf, size_t n, int64_t minor, const char *cur)
         int32_t exp = cf_price_currency_exp(cur);
         cf_price_format(minor, exp < 0 ? 2 : exp, buf, n);
         return buf;
+}
+
+/* Checks the outputs against the generator's truth: every real session
+ * priced once with its true energy, and the rejections per reason. */
+static void verify(const char *dir, collect *c, json_t *rejected)
+{
+        char path[600];
+        snprintf(path, sizeof(path), "%s/truth.jsonl", dir);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return;
+        char *line = NULL;
+        size_t cap = 0;
+        int64_t sessions = 0, exact = 0;
+        json_t *want = json_object();
+        while (getline(&line, &cap, f) > 0) {
+                json_t *j = json_loads(line, 0, NULL);
+                const char *type =
+                    json_string_value(json_object_get(j, "type"));
+                if (type && !strcmp(type, "session")) {
+                        sessions++;
+                        json_t *e = json_object_get(
+                            c->priced, json_string_value(
+                                           json_object_get(j, "session_id")));
+                        exact += e && json_integer_value(e) ==
+                                          json_integer_value(
+                                              json_object_get(j, "energy_wh"));
+                } else if (type && !strcmp(type, "fault") &&
+                           json_is_string(json_object_get(j, "reason"))) {
+                        const char *r =
+                            json_string_value(json_object_get(j, "reason"));
+                        json_object_set_new(
+                            want, r,
+                            json_integer(
+                                json_integer_value(json_object_get(want, r)) +
+                                1));
+                }
+                json_decref(j);
+        }
+        free(line);
+        fclose(f);
+        printf("\nchecked against the generator's truth (%s):\n", path);
+        printf("  real sessions priced exactly once with their true energy: "
+               "%lld of %lld; charge records %lld\n",
+               (long long)exact, (long long)sessions, (long long)c->records);
+        printf("  %-18s %8s %8s\n", "rejected reason", "truth", "pipeline");
+        const char *k;
+        json_t *v;
+        json_object_foreach(want, k, v)
+        {
+                printf("  %-18s %8lld %8lld\n", k,
+                       (long long)json_integer_value(v),
+                       (long long)json_integer_value(
+                           json_object_get(rejected, k)));
+        }
+        json_object_foreach(rejected, k, v)
+        {
+                if (!json_object_get(want, k))
+                        printf("  %-18s %8d %8lld\n", k, 0,
+                               (long long)json_integer_value(v));
+        }
+        json_decref(want);
 }
 
 /* Prints the summary from the pipeline's counters and the output topics. */
@@ -177,6 +245,7 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
         json_object_foreach(json_object_get(sum, "rejected"), k, v)
             printf(" %s %lld", k, (long long)json_integer_value(v));
         printf("\n");
+        json_t *rejected = json_incref(json_object_get(sum, "rejected"));
         json_decref(sum);
 
         cf_registry *reg;
@@ -184,7 +253,7 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
                 return 1;
         cf_report rep;
         cf_report_init(&rep, CF_REPORT_USER, "2026-11", NULL);
-        collect c = { .reg = reg, .rep = &rep };
+        collect c = { .reg = reg, .rep = &rep, .priced = json_object() };
         cf_arena_init(&c.a, 0);
         int rc = 1;
         if (cf_kafka_read_all(bootstrap, "billing.charge-records", on_charge,
@@ -243,6 +312,7 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
                 fclose(f);
                 printf("\ncharge report (by user, 2026-11): %s\n", path);
         }
+        verify(dir, &c, rejected);
         rc = 0;
 done:
         for (size_t i = 0; i < c.n; i++) {
@@ -253,6 +323,8 @@ done:
                 free(c.v[i].currency);
         }
         free(c.v);
+        json_decref(c.priced);
+        json_decref(rejected);
         cf_arena_destroy(&c.a);
         cf_report_free(&rep);
         cf_registry_destroy(reg);
@@ -270,7 +342,7 @@ int cf_cmd_demo(int argc, char **argv)
                 { NULL, 0, NULL, 0 },
         };
         char dir[256] = "", self[512], days[24] = "45", seed[24] = "42",
-             rate[24] = "150000";
+             rate[24] = "70000";
         int64_t v;
         int c;
         optind = 1;
@@ -314,6 +386,9 @@ int cf_cmd_demo(int argc, char **argv)
                         fprintf(stderr, "demo: mkdtemp: %s\n", strerror(errno));
                         return 1;
                 }
+        } else if (mkdir(dir, 0755) && errno != EEXIST) {
+                fprintf(stderr, "demo: --dir %s: %s\n", dir, strerror(errno));
+                return 1;
         }
         char bs[300], props[300], truth[300], log[300], out[300], glog[300],
             blog[300], bootstrap[300];
@@ -356,7 +431,14 @@ int cf_cmd_demo(int argc, char **argv)
                 "state.dir=%s/state\n"
                 "commit.interval.ms=500\n"
                 "stats.interval.ms=10000\n"
-                "idle.exit.ms=5000\n",
+                "idle.exit.ms=5000\n"
+                "# The demo runs some 65,000 times faster than real time, so\n"
+                "# 50 ms of skew between the two input topics is about an\n"
+                "# hour of event time: the waits that absorb skew are longer\n"
+                "# than a production system needs.\n"
+                "orphan.wait.ms=86400000\n"
+                "allowed.lateness.ms=3600000\n"
+                "max.task.idle.ms=10000\n",
                 bootstrap, dir);
         fclose(f);
         char *gargv[] = { self,       "gen",

@@ -86,8 +86,14 @@ static const cf_config_entry cf_config_table[] = {
           "before the session is priced, so that late readings count."),
         I("session.timeout.ms", session_timeout_ms, "7200000", 60000,
           30 * DAY_MS,
-          "A session with no event for this long is closed from its last "
-          "reading and flagged STOP_ESTIMATED."),
+          "A session with no record for this long (stream time) while its "
+          "charger goes on sending others is closed from its last reading, "
+          "flagged STOP_ESTIMATED (its stop was lost)."),
+        I("session.offline.ms", session_offline_ms, "604800000", 60000,
+          365 * DAY_MS,
+          "A session with no record at all for this long of stream time is "
+          "closed the same way (its charger never came back); shorter "
+          "silences are a charger offline, whose upload is awaited."),
         I("max.clock.skew.ms", max_clock_skew_ms, "86400000", 1000,
           365 * DAY_MS,
           "Records whose time is further than this ahead of the task's event "

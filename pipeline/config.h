@@ -47,6 +47,7 @@ typedef struct cf_config {
         /* Rating */
         int64_t allowed_lateness_ms;
         int64_t session_timeout_ms;
+        int64_t session_offline_ms;
         int64_t max_clock_skew_ms;
         int64_t orphan_wait_ms;
         int64_t unknown_site_wait_ms;

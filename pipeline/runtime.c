@@ -77,6 +77,7 @@ static void q_push(cf_inq *q, rd_kafka_message_t *m)
         }
         q->v[(q->head + q->n++) % q->cap] = m;
         q->at_end = false;
+        q->idle_since = -1;
 }
 
 static rd_kafka_message_t *q_peek(const cf_inq *q)
@@ -141,8 +142,9 @@ static bool has_lag(rt_state *s, const cf_task *t, int input)
  * with the smaller timestamp first (sessions on a tie). When one queue is
  * empty: if the broker holds records of it not yet fetched, wait for them
  * (they may come first); if it is caught up, wait for new ones at most
- * max.task.idle.ms from the moment the task became blocked (as Kafka
- * Streams does). So the order does not depend on fetch timing. */
+ * max.task.idle.ms from when it went idle (as Kafka Streams does). So the
+ * order does not depend on fetch timing, within that bound for live
+ * input. */
 static void run_task(rt_state *s, cf_task *t, int64_t now)
 {
         if (t->sub == 'B') {
@@ -172,18 +174,18 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
                          * yet: wait for them, however long it takes. */
                         if (has_lag(s, t, ei))
                                 break;
-                        /* Caught up: wait for new ones, a bounded time. */
-                        if (!empty->at_end) {
-                                if (t->blocked_since < 0)
-                                        t->blocked_since = now;
-                                if (now - t->blocked_since < idle)
-                                        break;
-                        }
+                        /* Caught up: new ones may be on their way. Wait for
+                         * them at most max.task.idle.ms from when it went
+                         * idle; then it no longer holds the other back,
+                         * until it gets records again. */
+                        if (empty->idle_since < 0)
+                                empty->idle_since = now;
+                        if (now - empty->idle_since < idle)
+                                break;
                         input = ms ? CF_IN_SESSIONS : CF_IN_METER;
                 } else {
                         break;
                 }
-                t->blocked_since = -1;
                 cf_inq *q = &t->in[input];
                 rd_kafka_message_t *m = q_pop(q);
                 cf_task_process(t, input, m);
@@ -597,7 +599,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 }
                 int64_t off = rt->tasks[idx]->in[input].next_offset;
                 tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
-                rt->tasks[idx]->blocked_since = -1;
+                rt->tasks[idx]->in[input].idle_since = -1;
         }
         rd_kafka_assign(rk, parts);
         s->assigned = true;

@@ -418,11 +418,12 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         }
         t->ctx = cf_calloc(t->n_stages, sizeof(void *));
         t->stream_time = CF_NONE;
-        t->blocked_since = -1;
         t->wm_sent = CF_NONE;
         cf_arena_init(&t->scratch, 64 * 1024);
-        for (int i = 0; i < CF_IN__CNT; i++)
+        for (int i = 0; i < CF_IN__CNT; i++) {
                 t->in[i].next_offset = -1;
+                t->in[i].idle_since = -1;
+        }
 
         err = meta_get(t, 'o', &v, errstr, errstr_size);
         if (err == CF_OK) {

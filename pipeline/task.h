@@ -51,6 +51,7 @@ typedef struct cf_inq {
         rd_kafka_message_t **v;
         size_t head, n, cap;
         bool at_end;         /* fetched up to the partition's end */
+        int64_t idle_since;  /* wall ms it was found empty and caught up */
         int64_t next_offset; /* next offset to process (committed) */
         bool paused;
 } cf_inq;
@@ -80,7 +81,6 @@ struct cf_task {
         cf_store *stores[CF_TASK_MAX_STORES];
         size_t n_stores;
         int64_t stream_time;
-        int64_t blocked_since; /* wall ms the merge began waiting, or -1 */
         cf_arena scratch;
         cf_inq in[CF_IN__CNT];
         cf_counts cnt[CF_IN__CNT];

@@ -222,16 +222,19 @@ static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
         bool dup;
         if (it->kind == CF_ITEM_READING) {
                 const cf_meter_reading *m = it->rec;
-                /* A negative number is no sequence number: validate rejects
-                 * it (FIELD); it must not count as a repeat nor move the
+                /* A record without a valid identity (no charger, a
+                 * negative number) is not tracked: validate rejects it
+                 * (FIELD); it must not count as a repeat nor move the
                  * window. */
-                if (m->seq_no < 0)
+                if (m->seq_no < 0 || !*m->charger_id || !*m->event_id)
                         return CF_STAGE_PASS;
                 charger_id = m->charger_id;
                 charger_dedup *d = charger(c, charger_id);
                 dup = seen_seq(c, d, m->seq_no);
         } else if (it->kind == CF_ITEM_EVENT) {
                 const cf_session_event *e = it->rec;
+                if (!*e->charger_id || !*e->event_id || !*e->session_id)
+                        return CF_STAGE_PASS; /* validate: FIELD */
                 charger_id = e->charger_id;
                 charger_dedup *d = charger(c, charger_id);
                 dup = seen_event(d, e);

@@ -43,9 +43,9 @@
 
 typedef struct sz_ctx {
         cf_store *sessions;
-        cf_hmap connectors; /* "charger\x1fconnector" -> sid (owned) */
+        cf_store *chargers; /* charger id -> charger_st */
         cf_dheap timers;    /* session deadlines */
-        int64_t lateness, timeout, orphan_wait;
+        int64_t lateness, timeout, offline, orphan_wait;
         bool replaying; /* handling held records after STARTED */
 } sz_ctx;
 
@@ -225,7 +225,7 @@ static int64_t deadline(const sz_ctx *c, const cf_session *s)
                 return s->first_ts + c->orphan_wait;
         if (s->flags & CF_SESS_STOPPED)
                 return s->stop_ts + c->lateness;
-        return s->last_ts + c->timeout;
+        return s->last_ts + c->offline;
 }
 
 static void schedule(sz_ctx *c, const cf_session *s)
@@ -233,36 +233,151 @@ static void schedule(sz_ctx *c, const cf_session *s)
         cf_dheap_push(&c->timers, deadline(c, s), s->session_id);
 }
 
-/* ---- connectors -------------------------------------------------------- */
+/* ---- chargers ---------------------------------------------------------- */
 
-static size_t conn_key(char *buf, size_t size, const char *charger,
-                       int32_t connector)
+/* The open session of one connector. */
+typedef struct conn_open {
+        int32_t connector;
+        char *sid;
+        int64_t last_ts; /* stream time of its latest record */
+} conn_open;
+
+/* Per charger: its connectors' open sessions. A session is overdue when
+ * its charger sends a record while the session has had none for
+ * session.timeout.ms of stream time: the charger is alive, the session's
+ * stop was lost. A charger that is offline sends nothing, so its sessions
+ * wait (up to session.offline.ms) for the upload; an upload's records keep
+ * their session active as they arrive, whatever their (old) event times.
+ * A charger silent for longer than the timeout was offline: when it comes
+ * back (uploading its backlog, interleaved across its connectors), every
+ * session's silence counts from then.
+ * (Event-time clocks cannot tell these apart: a backlog upload interleaves
+ * old event times with the charger's live ones.) */
+typedef struct charger_st {
+        int64_t last_ts;    /* stream time of its latest record */
+        int64_t resumed_ts; /* when it came back after its last silence */
+        uint32_t n;
+        conn_open *open;
+} charger_st;
+
+static void ch_free(void *opaque, void *obj)
 {
-        int n = snprintf(buf, size, "%s\x1f%d", charger, (int)connector);
-        return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+        charger_st *ch = obj;
+        (void)opaque;
+        for (uint32_t i = 0; i < ch->n; i++)
+                free(ch->open[i].sid);
+        free(ch->open);
+        free(ch);
 }
 
-static void conn_set(sz_ctx *c, const cf_session *s)
+static void ch_encode(void *opaque, const void *obj, cf_buf *b)
 {
-        char k[256];
-        size_t kl = conn_key(k, sizeof(k), s->charger_id, s->connector_id);
-        free(cf_hmap_put(&c->connectors, k, kl, cf_strdup(s->session_id)));
+        const charger_st *ch = obj;
+        (void)opaque;
+        cf_put_varint(b, ch->last_ts);
+        cf_put_varint(b, ch->resumed_ts);
+        cf_put_varint(b, ch->n);
+        for (uint32_t i = 0; i < ch->n; i++) {
+                cf_put_varint(b, ch->open[i].connector);
+                cf_put_str(b, ch->open[i].sid);
+                cf_put_varint(b, ch->open[i].last_ts);
+        }
+}
+
+static void *ch_decode(void *opaque, const uint8_t *p, size_t len)
+{
+        cf_wrd r;
+        cf_wrd_init(&r, p, len);
+        charger_st *ch = cf_calloc(1, sizeof(*ch));
+        ch->last_ts = cf_get_varint(&r);
+        ch->resumed_ts = cf_get_varint(&r);
+        int64_t n = cf_get_varint(&r);
+        if (!r.ok || n < 0 || n > (int64_t)len)
+                goto fail;
+        ch->open = cf_calloc((size_t)n + 1, sizeof(conn_open));
+        for (int64_t i = 0; i < n; i++) {
+                ch->open[i].connector = (int32_t)cf_get_varint(&r);
+                ch->open[i].sid = cf_get_str(&r);
+                ch->open[i].last_ts = cf_get_varint(&r);
+                ch->n++;
+                if (!ch->open[i].sid)
+                        goto fail;
+        }
+        if (r.ok && r.p == r.end)
+                return ch;
+fail:
+        ch_free(opaque, ch);
+        return NULL;
+}
+
+static size_t ch_size(void *opaque, const void *obj)
+{
+        const charger_st *ch = obj;
+        (void)opaque;
+        return sizeof(*ch) + ch->n * (sizeof(conn_open) + 32);
+}
+
+static const cf_store_ops ch_ops = {
+        .encode = ch_encode,
+        .decode = ch_decode,
+        .free = ch_free,
+        .size = ch_size,
+};
+
+/* The charger's state, created if new, marked dirty (so it stays valid). */
+static charger_st *charger(sz_ctx *c, const char *id)
+{
+        size_t n = strlen(id);
+        charger_st *ch = cf_store_get(c->chargers, id, n);
+        if (!ch) {
+                ch = cf_calloc(1, sizeof(*ch));
+                ch->last_ts = ch->resumed_ts = CF_NONE;
+                cf_store_put(c->chargers, id, n, ch);
+        } else {
+                cf_store_dirty(c->chargers, id, n);
+        }
+        return ch;
+}
+
+static conn_open *conn_find(charger_st *ch, int32_t connector)
+{
+        for (uint32_t i = 0; i < ch->n; i++)
+                if (ch->open[i].connector == connector)
+                        return &ch->open[i];
+        return NULL;
+}
+
+static void conn_set(sz_ctx *c, const cf_session *s, int64_t now)
+{
+        charger_st *ch = charger(c, s->charger_id);
+        conn_open *o = conn_find(ch, s->connector_id);
+        if (!o) {
+                ch->open = cf_realloc(ch->open, (ch->n + 1) * sizeof(*o));
+                o = &ch->open[ch->n++];
+                o->connector = s->connector_id;
+                o->sid = NULL;
+        }
+        free(o->sid);
+        o->sid = cf_strdup(s->session_id);
+        o->last_ts = now;
 }
 
 static void conn_clear(sz_ctx *c, const cf_session *s)
 {
-        char k[256];
-        size_t kl = conn_key(k, sizeof(k), s->charger_id, s->connector_id);
-        const char *cur = cf_hmap_get(&c->connectors, k, kl);
-        if (cur && !strcmp(cur, s->session_id))
-                free(cf_hmap_del(&c->connectors, k, kl));
+        charger_st *ch = charger(c, s->charger_id);
+        conn_open *o = conn_find(ch, s->connector_id);
+        if (!o || strcmp(o->sid, s->session_id))
+                return;
+        free(o->sid);
+        *o = ch->open[--ch->n];
 }
 
-static const char *conn_get(sz_ctx *c, const char *charger, int32_t connector)
+/* The open session on a connector (a copy the caller frees), or NULL. */
+static char *conn_get(sz_ctx *c, const char *charger_id, int32_t connector)
 {
-        char k[256];
-        size_t kl = conn_key(k, sizeof(k), charger, connector);
-        return cf_hmap_get(&c->connectors, k, kl);
+        charger_st *ch = charger(c, charger_id);
+        conn_open *o = conn_find(ch, connector);
+        return o ? cf_strdup(o->sid) : NULL;
 }
 
 /* ---- closing ----------------------------------------------------------- */
@@ -445,9 +560,8 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                 }
                 char *sid = cf_strdup(e->session_id);
                 /* A session still open on this connector lost its stop. */
-                const char *prev = conn_get(c, e->charger_id, e->connector_id);
-                if (prev && strcmp(prev, sid)) {
-                        char *psid = cf_strdup(prev);
+                char *psid = conn_get(c, e->charger_id, e->connector_id);
+                if (psid && strcmp(psid, sid)) {
                         cf_session *p = get(c, psid);
                         if (p && !(p->flags & CF_SESS_CLOSED)) {
                                 touch(c, p);
@@ -455,8 +569,8 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                                               !(p->flags & CF_SESS_STOPPED),
                                               now);
                         }
-                        free(psid);
                 }
+                free(psid);
                 s = get(c, sid);
                 s->flags |= CF_SESS_STARTED;
                 s->start_ms = e->time_ms;
@@ -468,7 +582,7 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                         s->badge_id = cf_strdup(e->badge_id);
                 s->start_src = cf_src_dup(src);
                 touch(c, s);
-                conn_set(c, s);
+                conn_set(c, s, now);
                 schedule(c, s);
                 replay(t, c, sid, now);
                 free(sid);
@@ -554,9 +668,9 @@ static int64_t implied_power(int64_t t0, int64_t e0, int64_t t1, int64_t e1)
 static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                               const cf_meter_reading *m, int64_t now)
 {
-        const char *sid = m->session_id;
-        if (!sid)
-                sid = conn_get(c, m->charger_id, m->connector_id);
+        char *open =
+            m->session_id ? NULL : conn_get(c, m->charger_id, m->connector_id);
+        const char *sid = m->session_id ? m->session_id : open;
         if (!sid) {
                 cf_task_reject(
                     t, &cf_stage_sessionize, src, CF_REJECT_ORPHAN, m->time_ms,
@@ -566,6 +680,7 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                 return CF_STAGE_REJECTED;
         }
         char *id = cf_strdup(sid);
+        free(open);
         cf_session *s =
             get_or_new(c, id, m->site_id, m->charger_id, m->connector_id, now);
         free(id);
@@ -590,9 +705,22 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                 pos--;
         int64_t pt = pos ? s->points[pos - 1].t_ms : s->start_ms;
         int64_t pe = pos ? s->points[pos - 1].energy_wh : s->start_wh;
+        /* Against the reading before it first (the reading itself is the
+         * anomaly when the one after agrees with the one before), then
+         * against the one after. */
+        const cf_site *site = cf_tables_site(cf_task_tables(t), s->site_id);
+        int64_t lim = site && site->max_power_w > 0
+                          ? site->max_power_w * JUMP_TOLERANCE_PCT / 100
+                          : INT64_MAX;
         if (m->energy_wh < pe)
                 return reject_reading(t, src, m, CF_REJECT_METER_REGRESSION,
                                       "register went down", m->energy_wh, pe);
+        int64_t p1 = implied_power(pt, pe, m->time_ms, m->energy_wh);
+        if (p1 > lim)
+                return reject_reading(t, src, m, CF_REJECT_METER_JUMP,
+                                      "implied power above the site's "
+                                      "maximum (W)",
+                                      p1, lim);
         bool has_next = pos < n || (s->flags & CF_SESS_STOPPED);
         int64_t nt = pos < n ? s->points[pos].t_ms : s->stop_ms;
         int64_t ne = pos < n ? s->points[pos].energy_wh : s->stop_wh;
@@ -600,19 +728,13 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                 return reject_reading(t, src, m, CF_REJECT_METER_REGRESSION,
                                       "register above a later one",
                                       m->energy_wh, ne);
-        const cf_site *site = cf_tables_site(cf_task_tables(t), s->site_id);
-        if (site && site->max_power_w > 0) {
-                int64_t lim = site->max_power_w * JUMP_TOLERANCE_PCT / 100;
-                int64_t p1 = implied_power(pt, pe, m->time_ms, m->energy_wh);
-                int64_t p2 =
-                    has_next ? implied_power(m->time_ms, m->energy_wh, nt, ne)
-                             : 0;
-                if (p1 > lim || p2 > lim)
-                        return reject_reading(t, src, m, CF_REJECT_METER_JUMP,
-                                              "implied power above the "
-                                              "site's maximum (W)",
-                                              p1 > lim ? p1 : p2, lim);
-        }
+        int64_t p2 =
+            has_next ? implied_power(m->time_ms, m->energy_wh, nt, ne) : 0;
+        if (p2 > lim)
+                return reject_reading(t, src, m, CF_REJECT_METER_JUMP,
+                                      "implied power above the site's "
+                                      "maximum (W)",
+                                      p2, lim);
         if (n == s->cap_points) {
                 s->cap_points = s->cap_points ? s->cap_points * 2 : 64;
                 s->points =
@@ -628,6 +750,43 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
         return CF_STAGE_ACCEPTED;
 }
 
+/* The charger sent a record (at stream time now): the record's open
+ * session, if it took the record, is active; a session of the charger
+ * silent for more than session.timeout.ms lost its stop. */
+static void tick_charger(cf_task *t, sz_ctx *c, const char *charger_id,
+                         int32_t connector, const char *sid, bool accepted,
+                         int64_t now)
+{
+        charger_st *ch = charger(c, charger_id);
+        if (ch->last_ts == CF_NONE || now - ch->last_ts > c->timeout)
+                ch->resumed_ts = now; /* back after being offline */
+        ch->last_ts = now;
+        conn_open *o = conn_find(ch, connector);
+        if (o && accepted && sid && !strcmp(o->sid, sid))
+                o->last_ts = now;
+        for (uint32_t i = 0; i < ch->n;) {
+                int64_t since = ch->open[i].last_ts > ch->resumed_ts
+                                    ? ch->open[i].last_ts
+                                    : ch->resumed_ts;
+                if (now - since <= c->timeout) {
+                        i++;
+                        continue;
+                }
+                char *overdue = cf_strdup(ch->open[i].sid);
+                cf_session *s = get(c, overdue);
+                if (s && !(s->flags & (CF_SESS_CLOSED | CF_SESS_STOPPED))) {
+                        touch(c, s);
+                        /* Removes it from ch->open (conn_clear). */
+                        close_session(t, c, s, true, now);
+                } else {
+                        free(ch->open[i].sid);
+                        ch->open[i] = ch->open[--ch->n];
+                }
+                free(overdue);
+                ch = charger(c, charger_id);
+        }
+}
+
 /* ---- stage ------------------------------------------------------------- */
 
 static int load_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
@@ -637,9 +796,6 @@ static int load_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
         (void)key;
         (void)klen;
         schedule(c, s);
-        if ((s->flags & CF_SESS_STARTED) &&
-            !(s->flags & (CF_SESS_STOPPED | CF_SESS_CLOSED)))
-                conn_set(c, s);
         return 0;
 }
 
@@ -648,18 +804,20 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
 {
         const cf_config *cfg = cf_task_config(t);
         sz_ctx *c = cf_calloc(1, sizeof(*c));
-        cf_hmap_init(&c->connectors);
         cf_dheap_init(&c->timers);
         c->lateness = cfg->allowed_lateness_ms;
         c->timeout = cfg->session_timeout_ms;
+        c->offline = cfg->session_offline_ms;
         c->orphan_wait = cfg->orphan_wait_ms;
         c->sessions =
             cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
                           (size_t)cfg->state_cache_max_bytes / 4, true);
-        /* Deadlines and connectors are rebuilt from the stored sessions. */
+        c->chargers =
+            cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
+                          (size_t)cfg->state_cache_max_bytes / 16, true);
+        /* Deadlines are rebuilt from the stored sessions. */
         cf_err_t err = cf_store_load_all(c->sessions, errstr, errstr_size);
         if (err) {
-                cf_hmap_free(&c->connectors);
                 free(c);
                 return err;
         }
@@ -672,11 +830,27 @@ static cf_stage_rc sz_process(cf_task *t, void *ctx, cf_item *it)
 {
         sz_ctx *c = ctx;
         int64_t now = cf_task_stream_time(t);
-        if (it->kind == CF_ITEM_EVENT)
-                return on_event(t, c, it->src, it->rec, now);
-        if (it->kind == CF_ITEM_READING)
-                return on_reading(t, c, it->src, it->rec, now);
-        return CF_STAGE_PASS;
+        cf_stage_rc rc;
+        const char *charger_id, *sid;
+        int32_t connector;
+        if (it->kind == CF_ITEM_EVENT) {
+                const cf_session_event *e = it->rec;
+                rc = on_event(t, c, it->src, e, now);
+                charger_id = e->charger_id;
+                connector = e->connector_id;
+                sid = e->session_id;
+        } else if (it->kind == CF_ITEM_READING) {
+                const cf_meter_reading *m = it->rec;
+                rc = on_reading(t, c, it->src, m, now);
+                charger_id = m->charger_id;
+                connector = m->connector_id;
+                sid = m->session_id;
+        } else {
+                return CF_STAGE_PASS;
+        }
+        tick_charger(t, c, charger_id, connector, sid, rc == CF_STAGE_ACCEPTED,
+                     now);
+        return rc;
 }
 
 static void sz_advance(cf_task *t, void *ctx, int64_t now)
@@ -718,14 +892,9 @@ static void sz_drain(cf_task *t, void *ctx)
 static void sz_destroy(void *ctx)
 {
         sz_ctx *c = ctx;
-        size_t i = 0;
-        cf_hmap_slot *sl;
         if (!c)
                 return;
         cf_dheap_free(&c->timers);
-        while (cf_hmap_next(&c->connectors, &i, &sl))
-                free(sl->value);
-        cf_hmap_free(&c->connectors);
         free(c);
 }
 

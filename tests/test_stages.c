@@ -975,6 +975,33 @@ static void sessionize_rejects_implied_power_above_site_max(void **state)
         rig_done(r);
 }
 
+/* Found in the live demo: a jump that is also above a register known from
+ * later (here the stop, which arrived first) was called a regression. The
+ * reading before it and the stop agree; the jump is the anomaly. */
+static void sessionize_jump_above_later_register_is_a_jump(void **state)
+{
+        (void)state;
+        rig *r = rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m1);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 60 * MIN, 105000);
+        feed_ev_at(r, T0 + 20 * MIN, &st);
+        /* 200000 - 102500 = 97500 Wh in 15 min = 390000 W from r1, and
+         * above the stop's 105000: a jump, not a regression. */
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 200000);
+        int64_t off = feed_rd_at(r, T0 + 20 * MIN + 30000, &m2);
+        commit(r);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_METER_JUMP, "sessionize",
+                      CF_IN_METER, off,
+                      "reading r2 of session S-1: implied power above the "
+                      "site's maximum (W) (390000 vs 24200)");
+        rig_done(r);
+}
+
 static void sessionize_rejects_reading_before_start(void **state)
 {
         (void)state;
@@ -1110,12 +1137,19 @@ static void sessionize_closes_lost_stop_by_timeout(void **state)
         cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
         feed_rd(r, &m1);
         feed_rd(r, &m2);
-        /* No stop. session.timeout.ms (40 min) after the last record taken
-         * (Kafka time T0+30min): closed at T0+70min. Ticks repeat r2. */
-        tick(r, T0 + 70 * MIN - 1);
+        /* No stop. The charger goes on sending (connector 2 starts S-9)
+         * while S-1 has had nothing since Kafka time T0+30min: past
+         * session.timeout.ms (40 min) its stop was lost. At T0+70min
+         * exactly it is not past yet; 1 ms later it is. */
+        cf_session_event o1 =
+            ev("e9", CF_SESSION_STARTED, "S-9", T0 + 70 * MIN, 900000);
+        o1.connector_id = 2;
+        feed_ev(r, &o1);
         commit(r);
         assert_int_equal(r->n_charges, 0);
-        tick(r, T0 + 70 * MIN);
+        cf_meter_reading o2 = rd("r9", "S-9", 3, T0 + 70 * MIN + 1, 900000);
+        o2.connector_id = 2;
+        feed_rd(r, &o2);
         commit(r);
         assert_int_equal(r->n_charges, 1);
         const cf_charge_record *cr = charge_of(r, "S-1");
@@ -1129,7 +1163,79 @@ static void sessionize_closes_lost_stop_by_timeout(void **state)
         /* 5000 Wh at 2.50 = 12.50 NOK = 1250; VAT 312.5 -> 313 (half
          * up). */
         assert_energy_only(cr, 5000, 1250, 313);
-        assert_counts(r, CF_IN_METER, 4, 2, 2, 0, 0);
+        assert_counts(r, CF_IN_METER, 3, 3, 0, 0, 0);
+        rig_done(r);
+}
+
+/* A charger that goes offline sends nothing: its clock stands still, so
+ * its open session waits (while stream time moves on for days) for the
+ * upload, and is then billed from its real stop, not estimated. */
+static void sessionize_waits_for_offline_charger_upload(void **state)
+{
+        (void)state;
+        rig *r = rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.user_id = "u-anna";
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m1);
+        /* Stream time moves 3 days on (another charger's reading). */
+        cf_meter_reading other = rd("x1", "S-X", 1, T0 + 3 * 1440 * MIN, 5);
+        other.charger_id = "CH-2";
+        cf_session_event ox =
+            ev("ex", CF_SESSION_STARTED, "S-X", T0 + 3 * 1440 * MIN - MIN, 0);
+        ox.charger_id = "CH-2";
+        feed_ev(r, &ox);
+        feed_rd(r, &other);
+        commit(r);
+        assert_int_equal(r->n_charges, 0);
+        /* The upload: a reading and the stop, from an hour after start. */
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 45 * MIN, 104000);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 60 * MIN, 104000);
+        int64_t up = T0 + 3 * 1440 * MIN + MIN;
+        feed_rd_at(r, up, &m2);
+        feed_ev_at(r, up, &st);
+        /* Priced after the allowed lateness past the stop's arrival. */
+        tick(r, up + LATENESS + 1);
+        commit(r);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *cr = charge_of(r, "S-1");
+        /* Not estimated; the 30 min between its readings (+15, +45) is a
+         * gap (over 15 min). */
+        assert_int_equal(cr->n_flags, 1);
+        assert_int_equal(cr->flags[0], CF_FLAG_METER_GAP);
+        assert_int_equal(cr->stop_ms, T0 + 60 * MIN);
+        /* 4000 Wh at 2.50 = 10.00 NOK = 1000; VAT 250. */
+        assert_energy_only(cr, 4000, 1000, 250);
+        rig_done(r);
+}
+
+/* A charger silent for session.offline.ms of stream time never came back:
+ * its open session is closed from its last reading. */
+static void sessionize_closes_after_offline_bound(void **state)
+{
+        (void)state;
+        rig *r = rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.user_id = "u-anna";
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m1);
+        /* The default session.offline.ms is 7 days after its last record
+         * (Kafka time T0+15min): at T0+15min+7d it is due. */
+        int64_t due = T0 + 15 * MIN + 7 * 1440 * MIN;
+        tick(r, due - 1);
+        commit(r);
+        assert_int_equal(r->n_charges, 0);
+        tick(r, due);
+        commit(r);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *cr = charge_of(r, "S-1");
+        assert_int_equal(cr->flags[0], CF_FLAG_STOP_ESTIMATED);
+        assert_int_equal(cr->stop_ms, T0 + 15 * MIN);
+        /* 2500 Wh at 2.50 = 625; VAT 156.25 -> 156. */
+        assert_energy_only(cr, 2500, 625, 156);
         rig_done(r);
 }
 
@@ -1465,12 +1571,15 @@ int main(void)
                 T(validate_releases_held_records_when_site_arrives),
                 T(sessionize_rejects_register_going_down),
                 T(sessionize_rejects_implied_power_above_site_max),
+                T(sessionize_jump_above_later_register_is_a_jump),
                 T(sessionize_rejects_reading_before_start),
                 T(sessionize_rejects_second_start),
                 T(sessionize_rejects_stop_before_start),
                 T(sessionize_rejects_orphan_reading_after_wait),
                 T(sessionize_holds_early_reading_until_start),
                 T(sessionize_closes_lost_stop_by_timeout),
+                T(sessionize_waits_for_offline_charger_upload),
+                T(sessionize_closes_after_offline_bound),
                 T(sessionize_new_start_closes_previous_session_on_connector),
                 T(sessionize_late_reading_within_lateness_counts),
                 T(sessionize_record_after_close_is_session_state),
