@@ -6,9 +6,12 @@
 
 struct cf_inproc {
         cf_runtime rt;
+        int32_t nb;       /* billing tasks (repartition partitions) */
+        int64_t *next_rp; /* next offset per repartition partition */
         cf_batch *batch;
         cf_inproc_sink *sink;
         void *opaque;
+        uint64_t writes; /* RocksDB writes (batch entries) committed */
 };
 
 cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
@@ -31,7 +34,10 @@ cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
         rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
         for (int o = 0; o < CF_OUT__CNT; o++)
                 rt->out_partitions[o] = partitions;
-        rt->in_partitions = rt->n_tasks = partitions;
+        rt->in_partitions = partitions;
+        ip->nb = partitions;
+        rt->n_tasks = partitions + ip->nb;
+        ip->next_rp = cf_calloc((size_t)ip->nb, sizeof(int64_t));
         if ((err = cf_registry_new(&rt->reg, errstr, errstr_size)))
                 goto fail;
         cf_state_conf sc = { .block_cache_bytes =
@@ -44,11 +50,22 @@ cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
         rt->tables = cf_tables_new(rt->st, rt->reg);
         if ((err = cf_tables_load(rt->tables, errstr, errstr_size)))
                 goto fail;
-        rt->tasks = cf_calloc((size_t)partitions, sizeof(cf_task *));
-        for (int32_t p = 0; p < partitions; p++)
-                if ((err = cf_task_new(rt, 'A', p, &rt->tasks[p], errstr,
+        rt->tasks = cf_calloc((size_t)rt->n_tasks, sizeof(cf_task *));
+        for (int32_t i = 0; i < rt->n_tasks; i++) {
+                char sub = i < partitions ? 'A' : 'B';
+                int32_t p = i < partitions ? i : i - partitions;
+                if ((err = cf_task_new(rt, sub, p, &rt->tasks[i], errstr,
                                        errstr_size)))
                         goto fail;
+                /* Resume the repartition offsets where billing stands. */
+                if (sub == 'B')
+                        ip->next_rp[p] =
+                            rt->tasks[i]->in[CF_IN_REPARTITION].next_offset < 0
+                                ? 0
+                                : rt->tasks[i]
+                                      ->in[CF_IN_REPARTITION]
+                                      .next_offset;
+        }
         *ipp = ip;
         return CF_OK;
 fail:
@@ -65,6 +82,7 @@ void cf_inproc_destroy(cf_inproc *ip)
                 for (int32_t p = 0; p < rt->n_tasks; p++)
                         cf_task_destroy(rt->tasks[p]);
         free(rt->tasks);
+        free(ip->next_rp);
         cf_tables_destroy(rt->tables);
         cf_batch_destroy(ip->batch);
         cf_state_close(rt->st);
@@ -89,6 +107,27 @@ void cf_inproc_drain(cf_inproc *ip)
                 cf_task_drain(ip->rt.tasks[p]);
 }
 
+/* Billing tasks read what rating wrote to the repartition topic, as if
+ * consumed from it. */
+static void feed_billing(cf_inproc *ip, const cf_out *o)
+{
+        cf_runtime *rt = &ip->rt;
+        int32_t q = o->partition;
+        if (q < 0 || q >= ip->nb)
+                return;
+        cf_src src = {
+                .input = CF_IN_REPARTITION,
+                .partition = q,
+                .offset = ip->next_rp[q]++,
+                .ts = o->ts,
+                .key = o->key,
+                .key_len = o->klen,
+                .value = o->value,
+                .value_len = o->vlen,
+        };
+        cf_task_process_src(rt->tasks[rt->in_partitions + q], &src);
+}
+
 cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
 {
         cf_runtime *rt = &ip->rt;
@@ -96,11 +135,15 @@ cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
         cf_batch_clear(ip->batch);
         cf_tables_flush(rt->tables, ip->batch);
         for (int32_t p = 0; p < rt->n_tasks; p++) {
-                cf_task_emit_watermark(rt->tasks[p]);
+                if (rt->tasks[p]->sub == 'A')
+                        cf_task_emit_watermark(rt->tasks[p]);
+                else
+                        cf_task_tick(rt->tasks[p]); /* idle sources */
                 if ((err = cf_task_commit(rt->tasks[p], ip->batch, errstr,
                                           errstr_size)))
                         return err;
         }
+        ip->writes += (uint64_t)cf_batch_count(ip->batch);
         if ((err =
                  cf_state_write(rt->st, ip->batch, true, errstr, errstr_size)))
                 return err;
@@ -112,6 +155,8 @@ cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
                         cf_out *o = t->pending[i];
                         if (ip->sink)
                                 ip->sink(ip->opaque, o);
+                        if (o->topic == CF_OUT_REPARTITION)
+                                feed_billing(ip, o);
                         if (t->n_delivered == t->cap_delivered) {
                                 t->cap_delivered = t->cap_delivered
                                                        ? t->cap_delivered * 2
@@ -138,4 +183,9 @@ cf_task *cf_inproc_task(cf_inproc *ip, int32_t partition)
 const cf_registry *cf_inproc_registry(const cf_inproc *ip)
 {
         return ip->rt.reg;
+}
+
+uint64_t cf_inproc_writes(const cf_inproc *ip)
+{
+        return ip->writes;
 }

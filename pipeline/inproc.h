@@ -1,11 +1,13 @@
 /*
- * inproc.h: the rating tasks run in process, without Kafka.
+ * inproc.h: the rating and billing tasks run in process, without Kafka.
  *
  * The same tasks, stages, state store and commits as `chargeflow run`, fed
  * records directly: the stage-chain benchmark feeds it the generator's file
  * output, and the stage tests feed it records they encode. Outputs go to a
  * sink callback at each commit (in the order a producer would send them),
- * as if delivered at once.
+ * as if delivered at once; what rating writes to the repartition topic is
+ * then read by the billing task of its partition, as from the topic (so
+ * billing's outputs of a commit come with the next commit).
  *
  * Threading: one thread.
  */
@@ -22,8 +24,9 @@ typedef struct cf_inproc cf_inproc;
  * valid during the call. */
 typedef void cf_inproc_sink(void *opaque, const cf_out *o);
 
-/* Opens cfg->state_dir and creates a rating task per partition (restoring
- * what the state holds). Output topics get `partitions` partitions. */
+/* Opens cfg->state_dir and creates a rating and a billing task per
+ * partition (restoring what the state holds). Every topic gets
+ * `partitions` partitions. */
 cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
                        cf_inproc_sink *sink, void *opaque, cf_inproc **ipp,
                        char *errstr, size_t errstr_size);
@@ -47,8 +50,12 @@ void cf_inproc_drain(cf_inproc *ip);
  * sink. */
 cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size);
 
-/* The task of a partition (for its counters), or NULL. */
+/* The rating task of a partition (for its counters), or NULL; billing
+ * task q is cf_inproc_task(ip, partitions + q). */
 cf_task *cf_inproc_task(cf_inproc *ip, int32_t partition);
+
+/* RocksDB writes (puts and deletes) committed so far. */
+uint64_t cf_inproc_writes(const cf_inproc *ip);
 
 /* The registry the records must be encoded with. */
 const cf_registry *cf_inproc_registry(const cf_inproc *ip);

@@ -1,0 +1,182 @@
+/*
+ * bench_chain.c: the stage chain in process, without Kafka.
+ *
+ * Feeds the generator's record file (`chargeflow gen --out FILE
+ * --partitions N`) through the same tasks as `chargeflow run`: decode,
+ * dedup, validate, sessionize, price, and billing's aggregate and close,
+ * with the real RocksDB state (a fresh directory per run) and commits every
+ * commit.interval.ms of wall time, synced. One thread feeds every task.
+ *
+ *   build/chargeflow gen --preset small --seed 1 --faults --days 45 \
+ *       --out /tmp/small.cfgen --partitions 8
+ *   build/bench/bench_chain /tmp/small.cfgen [runs] [commit_ms]
+ *
+ * Prints per run and the median: input events/s (wall), CPU seconds per
+ * million events (process CPU, RocksDB's background threads included),
+ * RocksDB writes per input event, outputs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "genfile.h"
+#include "inproc.h"
+
+typedef struct result {
+        double eps, cpu_per_m, writes_per_event, secs;
+        uint64_t events, outputs;
+} result;
+
+static double now_s(clockid_t c)
+{
+        struct timespec ts;
+        clock_gettime(c, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void count_out(void *opaque, const cf_out *o)
+{
+        (void)o;
+        (*(uint64_t *)opaque)++;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+static int run_once(const char *path, int64_t commit_ms, int run, result *res)
+{
+        char err[512], dir[64], cmd[128];
+        cf_genfile_reader *r;
+        if (cf_genfile_reader_open(&r, path, err, sizeof(err))) {
+                fprintf(stderr, "bench_chain: %s\n", err);
+                return 1;
+        }
+        int32_t parts = cf_genfile_reader_partitions(r);
+        if (parts <= 0) {
+                fprintf(stderr,
+                        "bench_chain: %s has no partitions: write it "
+                        "with gen --partitions N\n",
+                        path);
+                return 1;
+        }
+        int ti_sessions = cf_genfile_reader_topic_index(r, "charging.sessions");
+        int ti_meter = cf_genfile_reader_topic_index(r, "charging.meter");
+        int ti_sites = cf_genfile_reader_topic_index(r, "billing.sites");
+        int ti_users = cf_genfile_reader_topic_index(r, "billing.users");
+        snprintf(dir, sizeof(dir), "/tmp/cf-bench-chain-%d-%d", (int)getpid(),
+                 run);
+        cf_config cfg;
+        cf_config_init(&cfg);
+        cf_config_set(&cfg, "state.dir", dir, err, sizeof(err));
+        uint64_t outputs = 0;
+        cf_inproc *ip;
+        if (cf_inproc_new(&cfg, parts, count_out, &outputs, &ip, err,
+                          sizeof(err))) {
+                fprintf(stderr, "bench_chain: %s\n", err);
+                return 1;
+        }
+        int64_t *offsets = calloc((size_t)parts * 2, sizeof(int64_t));
+        cf_genfile_rec rec;
+        uint64_t events = 0;
+        double w0 = now_s(CLOCK_MONOTONIC),
+               c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        double last_commit = w0;
+        while (cf_genfile_next(r, &rec) == CF_OK) {
+                int t = (int)rec.topic;
+                if (t == ti_sites || t == ti_users) {
+                        cf_inproc_table(
+                            ip, t == ti_sites ? CF_TABLE_SITES : CF_TABLE_USERS,
+                            rec.key, rec.key_len, rec.value, rec.value_len);
+                        continue;
+                }
+                if (t != ti_sessions && t != ti_meter)
+                        continue;
+                int input = t == ti_sessions ? CF_IN_SESSIONS : CF_IN_METER;
+                cf_src src = {
+                        .input = input,
+                        .partition = rec.partition,
+                        .offset = offsets[rec.partition * 2 + input]++,
+                        .ts = rec.timestamp_ms,
+                        .key = rec.key,
+                        .key_len = rec.key_len,
+                        .value = rec.value,
+                        .value_len = rec.value_len,
+                };
+                cf_inproc_feed(ip, &src);
+                events++;
+                if ((events & 1023) == 0) {
+                        double w = now_s(CLOCK_MONOTONIC);
+                        if ((w - last_commit) * 1000 >= (double)commit_ms) {
+                                if (cf_inproc_commit(ip, err, sizeof(err))) {
+                                        fprintf(stderr, "bench_chain: %s\n",
+                                                err);
+                                        return 1;
+                                }
+                                last_commit = w;
+                        }
+                }
+        }
+        cf_inproc_drain(ip);
+        cf_inproc_commit(ip, err, sizeof(err));
+        cf_inproc_commit(ip, err, sizeof(err));
+        double w1 = now_s(CLOCK_MONOTONIC),
+               c1 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        res->events = events;
+        res->outputs = outputs;
+        res->secs = w1 - w0;
+        res->eps = (double)events / (w1 - w0);
+        res->cpu_per_m = (c1 - c0) / ((double)events / 1e6);
+        res->writes_per_event = (double)cf_inproc_writes(ip) / (double)events;
+        cf_inproc_destroy(ip);
+        cf_config_destroy(&cfg);
+        cf_genfile_reader_close(r);
+        free(offsets);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "bench_chain: could not remove %s\n", dir);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc < 2) {
+                fprintf(stderr, "usage: bench_chain FILE [runs (3)] [commit_ms "
+                                "(1000)]\n");
+                return 2;
+        }
+        int runs = argc > 2 ? atoi(argv[2]) : 3;
+        int64_t commit_ms = argc > 3 ? atoll(argv[3]) : 1000;
+        if (runs < 1)
+                runs = 1;
+        double eps[64], cpu[64], wpe[64];
+        printf("%-4s %12s %10s %14s %12s %10s\n", "run", "events", "secs",
+               "events/s", "cpu_s/Mev", "writes/ev");
+        for (int i = 0; i < runs && i < 64; i++) {
+                result res;
+                if (run_once(argv[1], commit_ms, i, &res))
+                        return 1;
+                eps[i] = res.eps;
+                cpu[i] = res.cpu_per_m;
+                wpe[i] = res.writes_per_event;
+                printf(
+                    "%-4d %12llu %10.2f %14.0f %12.3f %10.4f (outputs %llu)\n",
+                    i, (unsigned long long)res.events, res.secs, res.eps,
+                    res.cpu_per_m, res.writes_per_event,
+                    (unsigned long long)res.outputs);
+                fflush(stdout);
+        }
+        qsort(eps, (size_t)runs, sizeof(double), cmp_d);
+        qsort(cpu, (size_t)runs, sizeof(double), cmp_d);
+        qsort(wpe, (size_t)runs, sizeof(double), cmp_d);
+        printf("median: %.0f events/s (min %.0f, max %.0f), %.3f CPU s per "
+               "million events, %.4f RocksDB writes per event\n",
+               eps[runs / 2], eps[0], eps[runs - 1], cpu[runs / 2],
+               wpe[runs / 2]);
+        return 0;
+}
