@@ -354,6 +354,70 @@ static void log_stats(rt_state *s)
                " ms, max %" PRId64 " ms)",
                n ? line : " none", rt->produced, rt->delivered, s->commits,
                s->commit_ms_last, s->commit_ms_max);
+        /* Input lag: records on the broker not yet processed (from the
+         * last fetch's high watermarks). */
+        int64_t lag[CF_IN__CNT] = { 0 };
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t)
+                        continue;
+                for (int i = 0; i < CF_IN__CNT; i++) {
+                        int64_t lo, hi;
+                        if ((t->sub == 'A') != (i != CF_IN_REPARTITION))
+                                continue;
+                        if (rd_kafka_get_watermark_offsets(
+                                rt->consumer, rt->in_topic[i], t->id, &lo, &hi))
+                                continue;
+                        int64_t pos = t->in[i].next_offset >= 0
+                                          ? t->in[i].next_offset
+                                          : lo;
+                        if (hi > pos)
+                                lag[i] += hi - pos;
+                }
+        }
+        cf_log(CF_LOG_INFO,
+               "stats lag: %s %" PRId64 ", %s %" PRId64 ", %s %" PRId64,
+               rt->in_topic[0], lag[0], rt->in_topic[1], lag[1],
+               rt->in_topic[2], lag[2]);
+        /* Stage counters, summed over the tasks. */
+        n = 0;
+        line[0] = '\0';
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                for (size_t k = 0; t && k < t->n_stats; k++) {
+                        bool seen = false;
+                        for (int32_t q = 0; q < p && !seen; q++) {
+                                cf_task *u = rt->tasks[q];
+                                for (size_t j = 0; u && j < u->n_stats; j++)
+                                        seen |= u->stats[j].stage ==
+                                                    t->stats[k].stage &&
+                                                !strcmp(u->stats[j].name,
+                                                        t->stats[k].name);
+                        }
+                        for (size_t j = 0; j < k && !seen; j++)
+                                seen |=
+                                    t->stats[j].stage == t->stats[k].stage &&
+                                    !strcmp(t->stats[j].name, t->stats[k].name);
+                        if (seen)
+                                continue;
+                        int64_t sum = 0;
+                        for (int32_t q = p; q < rt->n_tasks; q++) {
+                                cf_task *u = rt->tasks[q];
+                                for (size_t j = 0; u && j < u->n_stats; j++)
+                                        if (u->stats[j].stage ==
+                                                t->stats[k].stage &&
+                                            !strcmp(u->stats[j].name,
+                                                    t->stats[k].name))
+                                                sum += u->stats[j].value;
+                        }
+                        if (n < sizeof(line))
+                                n += (size_t)snprintf(
+                                    line + n, sizeof(line) - n,
+                                    " %s.%s=%" PRId64, t->stats[k].stage,
+                                    t->stats[k].name, sum);
+                }
+        }
+        cf_log(CF_LOG_INFO, "stats stages:%s", n ? line : " none");
         s->last_stats = now_ms();
 }
 

@@ -104,3 +104,34 @@ int cf_test_run(char *const argv[], char **out, size_t *outlen)
         waitpid(pid, &status, 0);
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+pid_t cf_test_spawn(char *const argv[], const char *out_path)
+{
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+        char err_path[512];
+        snprintf(err_path, sizeof(err_path), "%s.err", out_path);
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || fe < 0)
+                _exit(127);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fe, STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+}
+
+int cf_test_signal_wait(pid_t pid, int sig, int timeout_s)
+{
+        int status;
+        kill(pid, sig);
+        for (int i = 0; i < timeout_s * 100; i++) {
+                if (waitpid(pid, &status, WNOHANG) == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                sleep_ms(10);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return -1;
+}

@@ -29,4 +29,12 @@ int cf_test_broker_stop(cf_test_broker *b);
  * status, or -1 if it did not exit normally. */
 int cf_test_run(char *const argv[], char **out, size_t *outlen);
 
+/* Starts argv (argv[0] a path) with stdout to out_path and stderr to
+ * out_path.err; returns its pid. */
+pid_t cf_test_spawn(char *const argv[], const char *out_path);
+
+/* Sends sig to pid and waits up to timeout_s; returns the exit status, or
+ * -1 if it did not exit normally in time (it is then killed). */
+int cf_test_signal_wait(pid_t pid, int sig, int timeout_s);
+
 #endif
