@@ -23,15 +23,7 @@ cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
         cf_err_t err;
         ip->sink = sink;
         ip->opaque = opaque;
-        rt->cfg = cfg;
-        rt->exactly_once = !strcmp(cfg->processing_guarantee, "exactly_once");
-        rt->in_topic[CF_IN_SESSIONS] = cfg->topic_sessions;
-        rt->in_topic[CF_IN_METER] = cfg->topic_meter;
-        rt->in_topic[CF_IN_REPARTITION] = cfg->topic_repartition;
-        rt->out_topic[CF_OUT_CHARGE] = cfg->topic_charge_records;
-        rt->out_topic[CF_OUT_REJECTED] = cfg->topic_rejected;
-        rt->out_topic[CF_OUT_REPARTITION] = cfg->topic_repartition;
-        rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
+        cf_runtime_init(rt, cfg);
         for (int o = 0; o < CF_OUT__CNT; o++)
                 rt->out_partitions[o] = partitions;
         rt->in_partitions = partitions;
@@ -148,10 +140,16 @@ cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
                  cf_state_write(rt->st, ip->batch, true, errstr, errstr_size)))
                 return err;
         /* "Deliver" at once: to the sink, then into the task's delivered
-         * list so that the next commit removes them from the outbox. */
+         * list so that the next commit removes them from the outbox. Only
+         * what this commit wrote to the outbox: what billing emits while
+         * it reads the repartition records delivered here waits for the
+         * next commit (it is in no batch yet). */
+        size_t *n_out = cf_calloc((size_t)rt->n_tasks, sizeof(size_t));
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                n_out[p] = rt->tasks[p]->n_pending;
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task *t = rt->tasks[p];
-                for (size_t i = 0; i < t->n_pending; i++) {
+                for (size_t i = 0; i < n_out[p]; i++) {
                         cf_out *o = t->pending[i];
                         if (ip->sink)
                                 ip->sink(ip->opaque, o);
@@ -168,8 +166,12 @@ cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
                         t->delivered[t->n_delivered++] = o->seq;
                         cf_out_free(o);
                 }
-                t->n_pending = 0;
+                t->n_pending -= n_out[p];
+                if (t->n_pending)
+                        memmove(t->pending, t->pending + n_out[p],
+                                t->n_pending * sizeof(cf_out *));
         }
+        free(n_out);
         return CF_OK;
 }
 

@@ -314,14 +314,11 @@ static const char *const reason_names[CF_REJECT__CNT] = {
         "ORPHAN",           "UNKNOWN_SITE", "NO_PLAN",
 };
 
-static void log_stats(rt_state *s)
+/* The counters of every task of the process, added up. */
+static void sum_counts(const cf_runtime *rt, cf_counts tot[CF_IN__CNT],
+                       int64_t reasons[CF_REJECT__CNT])
 {
-        cf_runtime *rt = &s->rt;
-        cf_counts tot[CF_IN__CNT];
-        int64_t reasons[CF_REJECT__CNT] = { 0 };
-        char line[1024];
-        size_t n = 0;
-        memset(tot, 0, sizeof(tot));
+        memset(tot, 0, CF_IN__CNT * sizeof(cf_counts));
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task *t = rt->tasks[p];
                 if (!t)
@@ -336,6 +333,16 @@ static void log_stats(rt_state *s)
                 for (int r = 0; r < CF_REJECT__CNT; r++)
                         reasons[r] += t->reasons[r];
         }
+}
+
+static void log_stats(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        cf_counts tot[CF_IN__CNT];
+        int64_t reasons[CF_REJECT__CNT] = { 0 };
+        char line[1024];
+        size_t n = 0;
+        sum_counts(rt, tot, reasons);
         for (int i = 0; i < CF_IN__CNT; i++)
                 cf_log(CF_LOG_INFO,
                        "stats %s: in %" PRId64 " = accepted %" PRId64
@@ -379,44 +386,32 @@ static void log_stats(rt_state *s)
                "stats lag: %s %" PRId64 ", %s %" PRId64 ", %s %" PRId64,
                rt->in_topic[0], lag[0], rt->in_topic[1], lag[1],
                rt->in_topic[2], lag[2]);
-        /* Stage counters, summed over the tasks. */
-        n = 0;
-        line[0] = '\0';
+        /* Stage counters, summed over the tasks (a few names each). */
+        cf_stat sums[64];
+        size_t ns = 0;
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task *t = rt->tasks[p];
                 for (size_t k = 0; t && k < t->n_stats; k++) {
-                        bool seen = false;
-                        for (int32_t q = 0; q < p && !seen; q++) {
-                                cf_task *u = rt->tasks[q];
-                                for (size_t j = 0; u && j < u->n_stats; j++)
-                                        seen |= u->stats[j].stage ==
-                                                    t->stats[k].stage &&
-                                                !strcmp(u->stats[j].name,
-                                                        t->stats[k].name);
+                        size_t j = 0;
+                        while (j < ns &&
+                               !(sums[j].stage == t->stats[k].stage &&
+                                 !strcmp(sums[j].name, t->stats[k].name)))
+                                j++;
+                        if (j == ns) {
+                                if (ns == sizeof(sums) / sizeof(sums[0]))
+                                        continue;
+                                sums[ns++] = (cf_stat){ t->stats[k].stage,
+                                                        t->stats[k].name, 0 };
                         }
-                        for (size_t j = 0; j < k && !seen; j++)
-                                seen |=
-                                    t->stats[j].stage == t->stats[k].stage &&
-                                    !strcmp(t->stats[j].name, t->stats[k].name);
-                        if (seen)
-                                continue;
-                        int64_t sum = 0;
-                        for (int32_t q = p; q < rt->n_tasks; q++) {
-                                cf_task *u = rt->tasks[q];
-                                for (size_t j = 0; u && j < u->n_stats; j++)
-                                        if (u->stats[j].stage ==
-                                                t->stats[k].stage &&
-                                            !strcmp(u->stats[j].name,
-                                                    t->stats[k].name))
-                                                sum += u->stats[j].value;
-                        }
-                        if (n < sizeof(line))
-                                n += (size_t)snprintf(
-                                    line + n, sizeof(line) - n,
-                                    " %s.%s=%" PRId64, t->stats[k].stage,
-                                    t->stats[k].name, sum);
+                        sums[j].value += t->stats[k].value;
                 }
         }
+        n = 0;
+        line[0] = '\0';
+        for (size_t j = 0; j < ns && n < sizeof(line); j++)
+                n += (size_t)snprintf(line + n, sizeof(line) - n,
+                                      " %s.%s=%" PRId64, sums[j].stage,
+                                      sums[j].name, sums[j].value);
         cf_log(CF_LOG_INFO, "stats stages:%s", n ? line : " none");
         s->last_stats = now_ms();
 }
@@ -427,21 +422,7 @@ static void print_summary(rt_state *s)
         cf_runtime *rt = &s->rt;
         cf_counts tot[CF_IN__CNT];
         int64_t reasons[CF_REJECT__CNT] = { 0 };
-        memset(tot, 0, sizeof(tot));
-        for (int32_t p = 0; p < rt->n_tasks; p++) {
-                cf_task *t = rt->tasks[p];
-                if (!t)
-                        continue;
-                for (int i = 0; i < CF_IN__CNT; i++) {
-                        tot[i].in += t->cnt[i].in;
-                        tot[i].accepted += t->cnt[i].accepted;
-                        tot[i].dup += t->cnt[i].dup;
-                        tot[i].rejected += t->cnt[i].rejected;
-                        tot[i].pending += t->cnt[i].pending;
-                }
-                for (int r = 0; r < CF_REJECT__CNT; r++)
-                        reasons[r] += t->reasons[r];
-        }
+        sum_counts(rt, tot, reasons);
         printf("{\"inputs\":{");
         for (int i = 0; i < CF_IN__CNT; i++)
                 printf("%s\"%s\":{\"in\":%" PRId64 ",\"accepted\":%" PRId64
@@ -839,15 +820,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         char errstr[512];
         int rc = 1;
         memset(&s, 0, sizeof(s));
-        rt->cfg = cfg;
-        rt->exactly_once = !strcmp(cfg->processing_guarantee, "exactly_once");
-        rt->in_topic[CF_IN_SESSIONS] = cfg->topic_sessions;
-        rt->in_topic[CF_IN_METER] = cfg->topic_meter;
-        rt->in_topic[CF_IN_REPARTITION] = cfg->topic_repartition;
-        rt->out_topic[CF_OUT_CHARGE] = cfg->topic_charge_records;
-        rt->out_topic[CF_OUT_REJECTED] = cfg->topic_rejected;
-        rt->out_topic[CF_OUT_REPARTITION] = cfg->topic_repartition;
-        rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
+        cf_runtime_init(rt, cfg);
         cf_log_set_level(cfg->log_level);
 
         struct sigaction sa;

@@ -154,8 +154,11 @@ void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
 void cf_task_resolve(cf_task *t, const cf_src *src, bool accepted);
 
 /* Emits a priced charge record: to billing.charge-records (this task's
- * partition) and, keyed by billed party, to the repartition topic. */
-void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr);
+ * partition) and, keyed by billed party, to the repartition topic, carrying
+ * the task's watermark as of stream time due_ts (when its session became
+ * due; the current stream time if later or CF_NONE). */
+void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr,
+                         int64_t due_ts);
 
 /* Emits a statement to billing.statements (this task's partition). */
 void cf_task_emit_statement(cf_task *t, const cf_statement *st);

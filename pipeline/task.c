@@ -29,6 +29,19 @@ static const cf_stage *const chain_bill[] = {
         &cf_stage_bill,
 };
 
+void cf_runtime_init(cf_runtime *rt, const cf_config *cfg)
+{
+        rt->cfg = cfg;
+        rt->exactly_once = !strcmp(cfg->processing_guarantee, "exactly_once");
+        rt->in_topic[CF_IN_SESSIONS] = cfg->topic_sessions;
+        rt->in_topic[CF_IN_METER] = cfg->topic_meter;
+        rt->in_topic[CF_IN_REPARTITION] = cfg->topic_repartition;
+        rt->out_topic[CF_OUT_CHARGE] = cfg->topic_charge_records;
+        rt->out_topic[CF_OUT_REJECTED] = cfg->topic_rejected;
+        rt->out_topic[CF_OUT_REPARTITION] = cfg->topic_repartition;
+        rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
+}
+
 /* ---- outputs ------------------------------------------------------------ */
 
 void cf_out_free(cf_out *o)
@@ -222,7 +235,7 @@ void cf_task_resolve(cf_task *t, const cf_src *src, bool accepted)
                 c->rejected++;
 }
 
-void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr)
+void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr, int64_t due_ts)
 {
         cf_runtime *rt = t->rt;
         cf_buf b, be;
@@ -235,7 +248,11 @@ void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr)
                 .kind = CF_BILLING_CHARGE,
                 .source_task = t->id,
                 .seq = t->next_seq, /* the seq emit() gives it below */
-                .watermark_ms = cf_task_watermark(t),
+                .watermark_ms = due_ts != CF_NONE &&
+                                        t->stream_time != CF_NONE &&
+                                        due_ts < t->stream_time && !t->ended
+                                    ? due_ts - rt->cfg->allowed_lateness_ms
+                                    : cf_task_watermark(t),
                 .record = { b.p, (uint32_t)b.len },
         };
         cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &be);

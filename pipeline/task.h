@@ -122,6 +122,9 @@ typedef struct cf_runtime {
         int64_t produced, delivered;
 } cf_runtime;
 
+/* Sets what rt takes from the configuration (topics, guarantee). */
+void cf_runtime_init(cf_runtime *rt, const cf_config *cfg);
+
 /* Creates task `sub`-`id` with its chain, restores its offsets, sequence
  * number and stores from st, and queues the outbox entries that were
  * committed but not delivered. */

@@ -443,7 +443,8 @@ static int cmp_adj(const void *a, const void *b)
 
 static cf_statement_line *stmt_lines(cf_arena *a, lines *l)
 {
-        qsort(l->v, l->n, sizeof(line), cmp_line);
+        if (l->n) /* v is NULL when there are none */
+                qsort(l->v, l->n, sizeof(line), cmp_line);
         cf_statement_line *out =
             cf_arena_alloc(a, (l->n + 1) * sizeof(cf_statement_line));
         for (uint32_t i = 0; i < l->n; i++)
@@ -463,7 +464,8 @@ static void emit_statement(cf_task *t, bill_ctx *c, ledger *g)
             cf_hash64(g->period_id, strlen(g->period_id));
         char id[24];
         snprintf(id, sizeof(id), "ST-%016" PRIx64, h);
-        qsort(g->adjs, g->n_adjs, sizeof(adj), cmp_adj);
+        if (g->n_adjs) /* adjs is NULL when there are none */
+                qsort(g->adjs, g->n_adjs, sizeof(adj), cmp_adj);
         cf_adjustment *adjs =
             cf_arena_alloc(a, (g->n_adjs + 1) * sizeof(cf_adjustment));
         for (uint32_t i = 0; i < g->n_adjs; i++)

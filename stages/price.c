@@ -164,7 +164,7 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
                 add_flag(&cr, flags, CF_FLAG_UNKNOWN_BADGE);
         cr.charging_periods = r.periods;
         cr.n_charging_periods = r.n_periods;
-        cf_task_emit_charge(t, &cr);
+        cf_task_emit_charge(t, &cr, s->due_ts);
         cf_task_count(t, &cf_stage_price, "charge_records", 1);
         return CF_STAGE_ACCEPTED;
 }

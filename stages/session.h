@@ -44,6 +44,7 @@ typedef struct cf_session {
         int64_t first_ts; /* first record of the session */
         int64_t last_ts;  /* latest record taken into it */
         int64_t stop_ts;  /* STOPPED, or when it was closed */
+        int64_t due_ts;   /* when it became due for pricing (not stored) */
         /* Records held until STARTED arrives (copies, owned). */
         cf_src **held;
         uint32_t n_held;

@@ -395,8 +395,12 @@ static void touch(sz_ctx *c, const cf_session *s)
 /* Prices s (hands it to price) and turns it into a tombstone. s must be
  * dirty or freshly put (so that it stays valid). */
 static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
-                          int64_t now)
+                          int64_t now, int64_t due)
 {
+        /* The stream time at which it became due: a record that jumps the
+         * stream past several deadlines must not make the sessions it
+         * closes look later than they were. */
+        s->due_ts = due < now ? due : now;
         uint32_t n = s->n_points;
         if (estimated) {
                 s->flags |= CF_SESS_ESTIMATED;
@@ -567,7 +571,7 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                                 touch(c, p);
                                 close_session(t, c, p,
                                               !(p->flags & CF_SESS_STOPPED),
-                                              now);
+                                              now, now);
                         }
                 }
                 free(psid);
@@ -777,7 +781,7 @@ static void tick_charger(cf_task *t, sz_ctx *c, const char *charger_id,
                 if (s && !(s->flags & (CF_SESS_CLOSED | CF_SESS_STOPPED))) {
                         touch(c, s);
                         /* Removes it from ch->open (conn_clear). */
-                        close_session(t, c, s, true, now);
+                        close_session(t, c, s, true, now, since + c->timeout);
                 } else {
                         free(ch->open[i].sid);
                         ch->open[i] = ch->open[--ch->n];
@@ -877,7 +881,7 @@ static void sz_advance(cf_task *t, void *ctx, int64_t now)
                 } else {
                         touch(c, s);
                         close_session(t, c, s, !(s->flags & CF_SESS_STOPPED),
-                                      now);
+                                      now, d);
                 }
                 free(sid);
         }
