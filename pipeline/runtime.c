@@ -603,6 +603,189 @@ static void revoke_all(rt_state *s)
         s->assigned = false;
 }
 
+/* One output partition whose tail tells how far a task's outbox got. */
+typedef struct tail_req {
+        cf_task *t;
+        int32_t out; /* cf_output */
+        int64_t end; /* high watermark when asked */
+        int64_t seq; /* highest cf.seq of the task found, or -1 */
+        bool done;
+} tail_req;
+
+#define TAIL_RECORDS 2000 /* how far back a tail is read */
+
+static bool has_pending_for(const cf_task *t, int32_t out)
+{
+        for (size_t i = 0; i < t->n_pending; i++)
+                if (t->pending[i]->topic == out &&
+                    t->pending[i]->partition == t->id)
+                        return true;
+        return false;
+}
+
+/*
+ * Single-writer recovery. A task's outbox may hold entries that were
+ * delivered before a crash, after the commit that wrote them but before the
+ * commit that would have removed them. Each public output partition has one
+ * writer, its task (rating task p: billing.charge-records p and
+ * billing.rejected p; billing task q: billing.statements q), and records
+ * reach a partition in sequence order, so the highest cf.seq of the task in
+ * the partition's tail says which of its entries are there already: those
+ * are dropped (and deleted from the outbox at the next commit), the rest
+ * produced. Repeats on the repartition topic need none of this: billing
+ * drops them by sequence number.
+ */
+static void reconcile_outboxes(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        tail_req *req = cf_calloc((size_t)rt->n_tasks * 2 + 1, sizeof(*req));
+        size_t n = 0;
+        char errstr[512];
+        for (int32_t i = 0; rt->exactly_once && i < rt->n_tasks; i++) {
+                cf_task *t = rt->tasks[i];
+                if (!t || !t->n_pending)
+                        continue;
+                int32_t outs[2] = { CF_OUT_CHARGE, CF_OUT_REJECTED };
+                int no = 2;
+                if (t->sub == 'B') {
+                        outs[0] = CF_OUT_STATEMENT;
+                        no = 1;
+                }
+                for (int k = 0; k < no; k++)
+                        if (has_pending_for(t, outs[k]))
+                                req[n++] =
+                                    (tail_req){ t, outs[k], 0, -1, false };
+        }
+        rd_kafka_t *rk = NULL;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        size_t waiting = 0;
+        if (!n)
+                goto produce;
+        rd_kafka_conf_t *conf =
+            cf_kafka_conf_new(rt->cfg->bootstrap_servers, rt->cfg->kafka,
+                              rt->cfg->n_kafka, errstr, sizeof(errstr));
+        if (!conf ||
+            cf_kafka_conf_set(conf, "group.id", "chargeflow-tail", errstr,
+                              sizeof(errstr)) ||
+            cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              sizeof(errstr)))
+                goto fail;
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        if (!rk)
+                goto fail;
+        l = rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; i < n; i++) {
+                int64_t lo, hi;
+                const char *topic = rt->out_topic[req[i].out];
+                if (rd_kafka_query_watermark_offsets(rk, topic, req[i].t->id,
+                                                     &lo, &hi, 10000)) {
+                        snprintf(errstr, sizeof(errstr), "offsets of %s [%d]",
+                                 topic, (int)req[i].t->id);
+                        goto fail;
+                }
+                req[i].end = hi;
+                if (hi <= lo) {
+                        req[i].done = true;
+                        continue;
+                }
+                rd_kafka_topic_partition_list_add(l, topic, req[i].t->id)
+                    ->offset = hi - lo > TAIL_RECORDS ? hi - TAIL_RECORDS : lo;
+                waiting++;
+        }
+        if (waiting && rd_kafka_assign(rk, l)) {
+                snprintf(errstr, sizeof(errstr), "assign of the tails");
+                goto fail;
+        }
+        for (int idle = 0; waiting && idle < 300;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m) {
+                        idle++;
+                        continue;
+                }
+                idle = 0;
+                for (size_t i = 0; !m->err && i < n; i++) {
+                        tail_req *q = &req[i];
+                        if (q->done || m->partition != q->t->id ||
+                            strcmp(rd_kafka_topic_name(m->rkt),
+                                   rt->out_topic[q->out]))
+                                continue;
+                        rd_kafka_headers_t *h;
+                        const void *tv, *sv;
+                        size_t tl, sl;
+                        if (!rd_kafka_message_headers(m, &h) &&
+                            !rd_kafka_header_get_last(h, "cf.task", &tv, &tl) &&
+                            !rd_kafka_header_get_last(h, "cf.seq", &sv, &sl) &&
+                            tl == strlen(q->t->name) &&
+                            !memcmp(tv, q->t->name, tl) && sl < 24) {
+                                char num[24];
+                                memcpy(num, sv, sl);
+                                num[sl] = '\0';
+                                int64_t seq = strtoll(num, NULL, 10);
+                                if (seq > q->seq)
+                                        q->seq = seq;
+                        }
+                        if (m->offset + 1 >= q->end) {
+                                q->done = true;
+                                waiting--;
+                        }
+                }
+                rd_kafka_message_destroy(m);
+        }
+        if (waiting) {
+                snprintf(errstr, sizeof(errstr),
+                         "output tails not read within 30 s");
+                goto fail;
+        }
+        /* Drop what is delivered already. */
+        for (size_t i = 0; i < n; i++) {
+                cf_task *t = req[i].t;
+                size_t kept = 0, dropped = 0;
+                for (size_t k = 0; k < t->n_pending; k++) {
+                        cf_out *o = t->pending[k];
+                        if (o->topic == req[i].out && o->partition == t->id &&
+                            o->seq <= req[i].seq) {
+                                if (t->n_delivered == t->cap_delivered) {
+                                        t->cap_delivered =
+                                            t->cap_delivered
+                                                ? t->cap_delivered * 2
+                                                : 1024;
+                                        t->delivered = cf_realloc(
+                                            t->delivered,
+                                            t->cap_delivered * sizeof(int64_t));
+                                }
+                                t->delivered[t->n_delivered++] = o->seq;
+                                cf_out_free(o);
+                                dropped++;
+                        } else {
+                                t->pending[kept++] = o;
+                        }
+                }
+                t->n_pending = kept;
+                if (dropped)
+                        cf_log(CF_LOG_INFO,
+                               "%s: %zu outbox entries for %s were "
+                               "delivered before the restart",
+                               t->name, dropped, rt->out_topic[req[i].out]);
+        }
+        goto produce;
+fail:
+        /* Without the tails, producing again is still safe for billing and
+         * only repeats records with the same key, value and cf.seq. */
+        cf_log(CF_LOG_WARN, "outbox recovery: %s; producing every entry",
+               errstr);
+produce:
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+        if (rk) {
+                rd_kafka_consumer_close(rk);
+                rd_kafka_destroy(rk);
+        }
+        free(req);
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        produce_pending(s, rt->tasks[p]);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -648,10 +831,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         rd_kafka_assign(rk, parts);
         s->assigned = true;
-        /* Outputs recovered from the outbox are produced right away. */
-        for (int32_t p = 0; p < rt->n_tasks; p++)
-                if (rt->tasks[p])
-                        produce_pending(s, rt->tasks[p]);
+        /* Outputs recovered from the outbox: drop what the tails of the
+         * tasks' own output partitions show delivered, produce the rest. */
+        reconcile_outboxes(s);
 }
 
 /* ---- main loop ------------------------------------------------------------

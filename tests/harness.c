@@ -20,8 +20,9 @@ bool cf_test_broker_start(cf_test_broker *b, int partitions)
 {
         char parts[16];
         memset(b, 0, sizeof(*b));
-        snprintf(b->bsfile, sizeof(b->bsfile), "/tmp/cf-test-bs-%d-%ld",
-                 (int)getpid(), (long)time(NULL));
+        static int n;
+        snprintf(b->bsfile, sizeof(b->bsfile), "/tmp/cf-test-bs-%d-%d",
+                 (int)getpid(), n++);
         snprintf(parts, sizeof(parts), "%d", partitions);
         unlink(b->bsfile);
         b->pid = fork();

@@ -1,0 +1,262 @@
+/*
+ * test_crash.c: exactly once under kill -9.
+ *
+ * The generator writes the same input (same seed) into two embedded
+ * brokers. On the first, `chargeflow run --until-idle` runs uninterrupted:
+ * the reference. On the second, `chargeflow run` is killed with SIGKILL at
+ * random moments while it works, KILLS times, and restarted each time from
+ * its state directory; a last run goes to the end. Then every output topic
+ * of the second broker must hold exactly what the reference holds: each
+ * charge record and each statement once, with identical key and value
+ * bytes, and the rejected records identical as a multiset.
+ *
+ * CF_CRASH_KILLS in the environment sets the number of kills (default 8;
+ * the long run: CF_CRASH_KILLS=200 ctest -R crash).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "harness.h"
+#include "mem.h"
+
+#define DAYS "8"
+
+static char dir[64];
+static cf_test_broker ref, crash;
+
+static void path(char *buf, size_t n, const char *name)
+{
+        snprintf(buf, n, "%s/%s", dir, name);
+}
+
+static void write_config(const char *file, const char *bootstrap,
+                         const char *state, bool fast_rejoin)
+{
+        FILE *f = fopen(file, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "bootstrap.servers=%s\nstate.dir=%s\ncommit.interval.ms=200\n"
+                "stats.interval.ms=0\n",
+                bootstrap, state);
+        if (fast_rejoin)
+                fprintf(f, "kafka.session.timeout.ms=6000\n"
+                           "kafka.heartbeat.interval.ms=500\n");
+        fclose(f);
+}
+
+static void generate(const cf_test_broker *b)
+{
+        char *out;
+        char *gen[] = { CF_BINARY,
+                        "gen",
+                        "--preset",
+                        "small",
+                        "--seed",
+                        "11",
+                        "--faults",
+                        "--days",
+                        DAYS,
+                        "--bootstrap-file",
+                        (char *)b->bsfile,
+                        NULL };
+        assert_int_equal(cf_test_run(gen, &out, NULL), 0);
+        free(out);
+}
+
+/* Every record of a topic as "key\x1fhex(value)" strings, sorted. */
+typedef struct recs {
+        char **v;
+        size_t n, cap;
+} recs;
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void read_all(const cf_test_broker *b, const char *topic, recs *r)
+{
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstrap, err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", "crash-reader", err, sizeof(err));
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        assert_non_null(rk);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(16);
+        int64_t remaining = 0, ends[64] = { 0 };
+        for (int p = 0; p < 4; p++) {
+                int64_t lo, hi;
+                assert_int_equal(rd_kafka_query_watermark_offsets(
+                                     rk, topic, p, &lo, &hi, 10000),
+                                 0);
+                assert_int_equal(lo, 0); /* nothing dropped */
+                ends[p] = hi;
+                remaining += hi;
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        }
+        assert_int_equal(rd_kafka_assign(rk, l), 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        for (int idle = 0; remaining > 0 && idle < 300;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m) {
+                        idle++;
+                        continue;
+                }
+                idle = 0;
+                if (!m->err && m->offset < ends[m->partition]) {
+                        cf_buf b2;
+                        cf_buf_init(&b2);
+                        cf_buf_put(&b2, m->key, m->key_len);
+                        cf_buf_putc(&b2, 0x1f);
+                        cf_buf_hex(&b2, m->payload, m->len);
+                        if (r->n == r->cap) {
+                                r->cap = r->cap ? r->cap * 2 : 1024;
+                                r->v = realloc(r->v, r->cap * sizeof(char *));
+                        }
+                        r->v[r->n++] = strdup(cf_buf_cstr(&b2));
+                        cf_buf_free(&b2);
+                        remaining--;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        assert_int_equal(remaining, 0);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        qsort(r->v, r->n, sizeof(char *), cmp_str);
+}
+
+static void free_recs(recs *r)
+{
+        for (size_t i = 0; i < r->n; i++)
+                free(r->v[i]);
+        free(r->v);
+}
+
+/* The crash run's topic equals the reference's: same records, same
+ * multiplicity (for keyed outputs that means each exactly once). */
+static void assert_same_topic(const cf_test_broker *want,
+                              const cf_test_broker *got, const char *topic,
+                              bool once)
+{
+        recs a = { 0 }, b = { 0 };
+        read_all(want, topic, &a);
+        read_all(got, topic, &b);
+        if (once)
+                for (size_t i = 1; i < b.n; i++)
+                        if (!strcmp(b.v[i], b.v[i - 1]))
+                                fail_msg("%s: a record appears twice: %.80s",
+                                         topic, b.v[i]);
+        if (a.n != b.n)
+                fail_msg("%s: %zu records, the reference has %zu", topic, b.n,
+                         a.n);
+        for (size_t i = 0; i < a.n; i++)
+                if (strcmp(a.v[i], b.v[i]))
+                        fail_msg("%s: record %zu differs: %.80s vs %.80s",
+                                 topic, i, b.v[i], a.v[i]);
+        print_message("%s: %zu records, identical\n", topic, a.n);
+        free_recs(&a);
+        free_recs(&b);
+}
+
+/* The brokers live in the group's setup and teardown, so that they are
+ * stopped even when the test fails. */
+static int setup(void **state)
+{
+        char *o;
+        (void)state;
+        snprintf(dir, sizeof(dir), "/tmp/cf-test-crash-%d", (int)getpid());
+        char *mk[] = { "/bin/mkdir", "-p", dir, NULL };
+        if (cf_test_run(mk, &o, NULL) != 0)
+                return -1;
+        free(o);
+        if (!cf_test_broker_start(&ref, 4))
+                return -1;
+        return cf_test_broker_start(&crash, 4) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        char *o;
+        (void)state;
+        int a = cf_test_broker_stop(&ref), b = cf_test_broker_stop(&crash);
+        char *rm[] = { "/bin/rm", "-rf", dir, NULL };
+        cf_test_run(rm, &o, NULL);
+        free(o);
+        return a == 0 && b == 0 ? 0 : -1;
+}
+
+static void outputs_identical_after_kills(void **state)
+{
+        (void)state;
+        char cfg_ref[128], cfg_crash[128], st_ref[128], st_crash[128], out[128];
+        const char *env = getenv("CF_CRASH_KILLS");
+        int kills = env ? atoi(env) : 8;
+        char *o;
+        generate(&ref);
+        generate(&crash);
+        path(cfg_ref, sizeof(cfg_ref), "ref.properties");
+        path(cfg_crash, sizeof(cfg_crash), "crash.properties");
+        path(st_ref, sizeof(st_ref), "state-ref");
+        path(st_crash, sizeof(st_crash), "state-crash");
+        path(out, sizeof(out), "crash.out");
+        write_config(cfg_ref, ref.bootstrap, st_ref, false);
+        write_config(cfg_crash, crash.bootstrap, st_crash, true);
+
+        char *run_ref[] = { CF_BINARY, "run",          "-c",
+                            cfg_ref,   "--until-idle", NULL };
+        assert_int_equal(cf_test_run(run_ref, &o, NULL), 0);
+        free(o);
+
+        /* Kill at a random moment 2.5 to 7 s after start: during the group
+         * join, the table load, processing, commits, or producing. */
+        srand((unsigned)getpid());
+        char *run_crash[] = { CF_BINARY, "run", "-c", cfg_crash, NULL };
+        for (int k = 0; k < kills; k++) {
+                pid_t pid = cf_test_spawn(run_crash, out);
+                usleep(2500000 + (useconds_t)(rand() % 4500) * 1000);
+                assert_int_equal(cf_test_signal_wait(pid, SIGKILL, 10), -1);
+        }
+        char *run_end[] = { CF_BINARY, "run",          "-c",
+                            cfg_crash, "--until-idle", NULL };
+        assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
+        json_t *sum = json_loads(o, 0, NULL);
+        free(o);
+        assert_non_null(sum);
+        /* Conservation holds over all the runs (counters are persisted). */
+        json_t *m =
+            json_object_get(json_object_get(sum, "inputs"), "charging.meter");
+        assert_int_equal(
+            json_integer_value(json_object_get(m, "in")),
+            json_integer_value(json_object_get(m, "accepted")) +
+                json_integer_value(json_object_get(m, "duplicates")) +
+                json_integer_value(json_object_get(m, "rejected")) +
+                json_integer_value(json_object_get(m, "pending")));
+        json_decref(sum);
+
+        assert_same_topic(&ref, &crash, "billing.charge-records", true);
+        assert_same_topic(&ref, &crash, "billing.statements", true);
+        assert_same_topic(&ref, &crash, "billing.rejected", false);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(outputs_identical_after_kills),
+        };
+        return cmocka_run_group_tests_name("crash", tests, setup, teardown);
+}
