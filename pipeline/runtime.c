@@ -110,6 +110,7 @@ typedef struct rt_state {
         int64_t commits;
         int64_t commit_ms_last, commit_ms_max;
         cf_batch *batch;
+        bool state_failed; /* a commit's write failed: commit no more */
 } rt_state;
 
 static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
@@ -271,6 +272,11 @@ static cf_err_t commit_all(rt_state *s)
         cf_runtime *rt = &s->rt;
         char errstr[512];
         int64_t t0 = now_ms();
+        /* After a failed write the stores no longer match the disk (their
+         * flushed entries count as clean): this process commits nothing
+         * more; a restart resumes from the last commit. */
+        if (s->state_failed)
+                return CF_ERR_STATE;
         cf_batch_clear(s->batch);
         cf_tables_flush(rt->tables, s->batch);
         for (int32_t p = 0; p < rt->n_tasks; p++) {
@@ -286,6 +292,7 @@ static cf_err_t commit_all(rt_state *s)
                 if (err) {
                         cf_log(CF_LOG_ERROR, "commit of %s: %s", t->name,
                                errstr);
+                        s->state_failed = true; /* stores half flushed */
                         return err;
                 }
         }
@@ -295,6 +302,7 @@ static cf_err_t commit_all(rt_state *s)
                 cf_log(CF_LOG_ERROR,
                        "commit: state write failed, nothing committed: %s",
                        errstr);
+                s->state_failed = true;
                 return err;
         }
         for (int32_t p = 0; p < rt->n_tasks; p++)

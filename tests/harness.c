@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,11 +107,16 @@ int cf_test_run(char *const argv[], char **out, size_t *outlen)
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-pid_t cf_test_spawn(char *const argv[], const char *out_path)
+static pid_t spawn(char *const argv[], const char *out_path, long fsize)
 {
         pid_t pid = fork();
         if (pid != 0)
                 return pid;
+        if (fsize > 0) {
+                struct rlimit rl = { (rlim_t)fsize, (rlim_t)fsize };
+                signal(SIGXFSZ, SIG_IGN);
+                setrlimit(RLIMIT_FSIZE, &rl);
+        }
         char err_path[512];
         snprintf(err_path, sizeof(err_path), "%s.err", out_path);
         int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -121,6 +127,29 @@ pid_t cf_test_spawn(char *const argv[], const char *out_path)
         dup2(fe, STDERR_FILENO);
         execv(argv[0], argv);
         _exit(127);
+}
+
+pid_t cf_test_spawn(char *const argv[], const char *out_path)
+{
+        return spawn(argv, out_path, 0);
+}
+
+pid_t cf_test_spawn_fsize(char *const argv[], const char *out_path, long fsize)
+{
+        return spawn(argv, out_path, fsize);
+}
+
+int cf_test_wait(pid_t pid, int timeout_s)
+{
+        int status;
+        for (int i = 0; i < timeout_s * 100; i++) {
+                if (waitpid(pid, &status, WNOHANG) == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                sleep_ms(10);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return -1;
 }
 
 int cf_test_signal_wait(pid_t pid, int sig, int timeout_s)

@@ -33,6 +33,15 @@ int cf_test_run(char *const argv[], char **out, size_t *outlen);
  * out_path.err; returns its pid. */
 pid_t cf_test_spawn(char *const argv[], const char *out_path);
 
+/* Like cf_test_spawn, with files limited to fsize bytes (RLIMIT_FSIZE)
+ * and SIGXFSZ ignored, so that writes past it fail (EFBIG): a disk that
+ * fills up. */
+pid_t cf_test_spawn_fsize(char *const argv[], const char *out_path, long fsize);
+
+/* Waits up to timeout_s for pid to exit; its exit status, or -1 (killed
+ * when it did not exit in time, or did not exit normally). */
+int cf_test_wait(pid_t pid, int timeout_s);
+
 /* Sends sig to pid and waits up to timeout_s; returns the exit status, or
  * -1 if it did not exit normally in time (it is then killed). */
 int cf_test_signal_wait(pid_t pid, int sig, int timeout_s);

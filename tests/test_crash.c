@@ -33,7 +33,7 @@
 #define DAYS "8"
 
 static char dir[64];
-static cf_test_broker ref, crash;
+static cf_test_broker ref, crash, disk;
 
 static void path(char *buf, size_t n, const char *name)
 {
@@ -184,9 +184,20 @@ static int setup(void **state)
         if (cf_test_run(mk, &o, NULL) != 0)
                 return -1;
         free(o);
-        if (!cf_test_broker_start(&ref, 4))
+        if (!cf_test_broker_start(&ref, 4) ||
+            !cf_test_broker_start(&crash, 4) || !cf_test_broker_start(&disk, 4))
                 return -1;
-        return cf_test_broker_start(&crash, 4) ? 0 : -1;
+        /* The reference: the same input, one uninterrupted run. */
+        char cfg[128], st[128];
+        path(cfg, sizeof(cfg), "ref.properties");
+        path(st, sizeof(st), "state-ref");
+        generate(&ref);
+        write_config(cfg, ref.bootstrap, st, false);
+        char *run[] = { CF_BINARY, "run", "-c", cfg, "--until-idle", NULL };
+        if (cf_test_run(run, &o, NULL) != 0)
+                return -1;
+        free(o);
+        return 0;
 }
 
 static int teardown(void **state)
@@ -194,6 +205,7 @@ static int teardown(void **state)
         char *o;
         (void)state;
         int a = cf_test_broker_stop(&ref), b = cf_test_broker_stop(&crash);
+        a |= cf_test_broker_stop(&disk);
         char *rm[] = { "/bin/rm", "-rf", dir, NULL };
         cf_test_run(rm, &o, NULL);
         free(o);
@@ -203,24 +215,15 @@ static int teardown(void **state)
 static void outputs_identical_after_kills(void **state)
 {
         (void)state;
-        char cfg_ref[128], cfg_crash[128], st_ref[128], st_crash[128], out[128];
+        char cfg_crash[128], st_crash[128], out[128];
         const char *env = getenv("CF_CRASH_KILLS");
         int kills = env ? atoi(env) : 8;
         char *o;
-        generate(&ref);
         generate(&crash);
-        path(cfg_ref, sizeof(cfg_ref), "ref.properties");
         path(cfg_crash, sizeof(cfg_crash), "crash.properties");
-        path(st_ref, sizeof(st_ref), "state-ref");
         path(st_crash, sizeof(st_crash), "state-crash");
         path(out, sizeof(out), "crash.out");
-        write_config(cfg_ref, ref.bootstrap, st_ref, false);
         write_config(cfg_crash, crash.bootstrap, st_crash, true);
-
-        char *run_ref[] = { CF_BINARY, "run",          "-c",
-                            cfg_ref,   "--until-idle", NULL };
-        assert_int_equal(cf_test_run(run_ref, &o, NULL), 0);
-        free(o);
 
         /* Kill at a random moment 2.5 to 7 s after start: during the group
          * join, the table load, processing, commits, or producing. */
@@ -253,10 +256,45 @@ static void outputs_identical_after_kills(void **state)
         assert_same_topic(&ref, &crash, "billing.rejected", false);
 }
 
+/* The state directory's disk fills up part-way: the process stops with a
+ * clear error, having committed nothing wrong; once the fault is gone, a
+ * restart reaches the same end result as the uninterrupted run. */
+static void disk_full_stops_then_restart_reaches_reference(void **state)
+{
+        (void)state;
+        char cfg[128], st[128], out[128], errp[160], line[1024];
+        char *o;
+        generate(&disk);
+        path(cfg, sizeof(cfg), "disk.properties");
+        path(st, sizeof(st), "state-disk");
+        path(out, sizeof(out), "disk.out");
+        write_config(cfg, disk.bootstrap, st, true);
+        char *run[] = { CF_BINARY, "run", "-c", cfg, "--until-idle", NULL };
+        /* 3 MiB per file: the write-ahead log outgrows it mid-run. */
+        pid_t pid = cf_test_spawn_fsize(run, out, 3L << 20);
+        assert_int_equal(cf_test_wait(pid, 120), 1);
+        snprintf(errp, sizeof(errp), "%s.err", out);
+        FILE *f = fopen(errp, "r");
+        assert_non_null(f);
+        bool clear = false;
+        while (fgets(line, sizeof(line), f))
+                clear |= strstr(line, "state write failed, nothing "
+                                      "committed") != NULL;
+        fclose(f);
+        assert_true(clear);
+        assert_int_equal(cf_test_run(run, &o, NULL), 0);
+        free(o);
+        assert_same_topic(&ref, &disk, "billing.charge-records", true);
+        assert_same_topic(&ref, &disk, "billing.statements", true);
+        assert_same_topic(&ref, &disk, "billing.rejected", false);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(outputs_identical_after_kills),
+                cmocka_unit_test(
+                    disk_full_stops_then_restart_reaches_reference),
         };
         return cmocka_run_group_tests_name("crash", tests, setup, teardown);
 }
