@@ -127,13 +127,19 @@ static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
 }
 
 /* True when the broker is known (from the last fetch) to hold records of
- * the task's input that are not queued yet. */
+ * the task's input that are not queued yet, or when that is not known yet
+ * (no fetch response so far). */
 static bool has_lag(rt_state *s, const cf_task *t, int input)
 {
         int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(
-                s->rt.consumer, s->rt.in_topic[input], t->id, &lo, &hi))
+        /* Before the partition's first fetch response its end is unknown:
+         * that is not "caught up", records may be there. Wait. */
+        if (t->in[input].at_end)
                 return false;
+        if (rd_kafka_get_watermark_offsets(
+                s->rt.consumer, s->rt.in_topic[input], t->id, &lo, &hi) ||
+            hi < 0 || lo < 0)
+                return true;
         int64_t pos =
             t->in[input].next_offset >= 0 ? t->in[input].next_offset : lo;
         return hi > pos;

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include "harness.h"
 #include "mem.h"
@@ -289,12 +290,115 @@ static void disk_full_stops_then_restart_reaches_reference(void **state)
         assert_same_topic(&ref, &disk, "billing.rejected", false);
 }
 
+/* Kafka API keys (the protocol's numbers). */
+enum {
+        API_PRODUCE = 0,
+        API_FETCH = 1,
+        API_LIST_OFFSETS = 2,
+        API_OFFSET_COMMIT = 8
+};
+
+/* A broker of the test's own (librdkafka's mock cluster in this process),
+ * so that the test can make it fail while the pipeline runs against it. */
+static rd_kafka_mock_cluster_t *mock_new(rd_kafka_t **rkp, cf_test_broker *b)
+{
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+        *rkp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        assert_non_null(*rkp);
+        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(*rkp, 1);
+        assert_non_null(mc);
+        static const char *const topics[] = {
+                "charging.sessions",      "charging.meter",
+                "billing.sites",          "billing.users",
+                "billing.charge-records", "billing.statements",
+                "billing.rejected",       "chargeflow.billing-repartition",
+        };
+        for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+                assert_int_equal(
+                    rd_kafka_mock_topic_create(mc, topics[i], 4, 1), 0);
+        memset(b, 0, sizeof(*b));
+        snprintf(b->bootstrap, sizeof(b->bootstrap), "%s",
+                 rd_kafka_mock_cluster_bootstraps(mc));
+        path(b->bsfile, sizeof(b->bsfile), "mock.bootstrap");
+        FILE *f = fopen(b->bsfile, "w");
+        fprintf(f, "%s\n", b->bootstrap);
+        fclose(f);
+        return mc;
+}
+
+/* While the pipeline runs: retriable produce, fetch, list-offsets and
+ * offset-commit errors, the broker down and up again, latency; then a
+ * produce error the idempotent producer cannot retry (the process must stop
+ * with an error); a restart without faults must reach the reference. */
+static void broker_faults_then_restart_reach_reference(void **state)
+{
+        (void)state;
+        rd_kafka_t *mrk;
+        cf_test_broker mb;
+        char cfg[128], st[128], out[128], *o;
+        rd_kafka_mock_cluster_t *mc = mock_new(&mrk, &mb);
+        generate(&mb);
+        path(cfg, sizeof(cfg), "mock.properties");
+        path(st, sizeof(st), "state-mock");
+        path(out, sizeof(out), "mock.out");
+        write_config(cfg, mb.bootstrap, st, true);
+        char *run[] = { CF_BINARY, "run", "-c", cfg, "--until-idle", NULL };
+        pid_t pid = cf_test_spawn(run, out);
+        sleep(3);
+        rd_kafka_mock_push_request_errors(
+            mc, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+        rd_kafka_mock_push_request_errors(
+            mc, API_FETCH, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+        rd_kafka_mock_push_request_errors(
+            mc, API_LIST_OFFSETS, 2, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+        rd_kafka_mock_push_request_errors(mc, API_OFFSET_COMMIT, 2,
+                                          RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                          RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
+        rd_kafka_mock_broker_set_rtt(mc, 1, 300);
+        sleep(1);
+        rd_kafka_mock_broker_set_down(mc, 1);
+        sleep(2);
+        rd_kafka_mock_broker_set_up(mc, 1);
+        sleep(1);
+        rd_kafka_mock_broker_set_rtt(mc, 1, 0);
+        /* Not retriable for an idempotent producer: delivery fails for
+         * good, the process stops (exit 1) without committing it. */
+        rd_kafka_mock_push_request_errors(
+            mc, API_PRODUCE, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+        int rc = cf_test_wait(pid, 180);
+        /* It may also have finished before the last fault hit a request. */
+        assert_true(rc == 0 || rc == 1);
+        rd_kafka_mock_clear_request_errors(mc, API_PRODUCE);
+        if (rc != 0) {
+                assert_int_equal(cf_test_run(run, &o, NULL), 0);
+                free(o);
+        }
+        print_message("first run exit %d\n", rc);
+        assert_same_topic(&ref, &mb, "billing.charge-records", true);
+        assert_same_topic(&ref, &mb, "billing.statements", true);
+        assert_same_topic(&ref, &mb, "billing.rejected", false);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(mrk);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(outputs_identical_after_kills),
                 cmocka_unit_test(
                     disk_full_stops_then_restart_reaches_reference),
+                cmocka_unit_test(broker_faults_then_restart_reach_reference),
         };
+        /* CF_TEST_FILTER=pattern runs only the matching tests. */
+        if (getenv("CF_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("CF_TEST_FILTER"));
         return cmocka_run_group_tests_name("crash", tests, setup, teardown);
 }
