@@ -61,6 +61,27 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- crash points (tests) ----------------------------------------------- */
+
+/*
+ * For crash tests: CF_CRASH_AT=point:n makes the process SIGKILL itself the
+ * n-th time it reaches point (start, tables, commit, produce). Unset in
+ * production: the check is a string compare at a handful of places that run
+ * once per commit or less.
+ */
+static void crash_point(const char *point)
+{
+        static int hits;
+        const char *at = getenv("CF_CRASH_AT");
+        size_t n = strlen(point);
+        if (!at || strncmp(at, point, n) || at[n] != ':')
+                return;
+        if (++hits == atoi(at + n + 1)) {
+                fprintf(stderr, "crash point %s reached: SIGKILL\n", point);
+                raise(SIGKILL);
+        }
+}
+
 /* ---- queues -------------------------------------------------------------- */
 
 static void q_push(cf_inq *q, rd_kafka_message_t *m)
@@ -239,6 +260,8 @@ static void produce_pending(rt_state *s, cf_task *t)
 {
         cf_runtime *rt = &s->rt;
         for (size_t i = 0; i < t->n_pending; i++) {
+                if (i == t->n_pending / 2)
+                        crash_point("produce"); /* half of it sent */
                 cf_out *o = t->pending[i];
                 char seq[24];
                 int sl = snprintf(seq, sizeof(seq), "%" PRId64, o->seq);
@@ -302,6 +325,7 @@ static cf_err_t commit_all(rt_state *s)
                         return err;
                 }
         }
+        crash_point("commit"); /* batch built, not written */
         cf_err_t err =
             cf_state_write(rt->st, s->batch, true, errstr, sizeof(errstr));
         if (err) {
@@ -518,6 +542,7 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                     strcmp(rd_kafka_topic_name(m->rkt), rt->cfg->topic_sites)
                         ? 1
                         : 0;
+                crash_point("tables");
                 if (!cf_tables_apply(rt->tables, (cf_table_kind)k, m->partition,
                                      m->offset, m->key, m->key_len, m->payload,
                                      m->len))
@@ -1044,6 +1069,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 cf_log(CF_LOG_ERROR, "tables: %s", errstr);
                 goto done;
         }
+        crash_point("start");
         if (tables_open(&s, errstr, sizeof(errstr)) || tables_poll(&s, true)) {
                 cf_log(CF_LOG_ERROR, "tables: %s", errstr);
                 goto done;

@@ -218,7 +218,7 @@ static void outputs_identical_after_kills(void **state)
         (void)state;
         char cfg_crash[128], st_crash[128], out[128];
         const char *env = getenv("CF_CRASH_KILLS");
-        int kills = env ? atoi(env) : 8;
+        int kills = env ? atoi(env) : 20;
         char *o;
         generate(&crash);
         path(cfg_crash, sizeof(cfg_crash), "crash.properties");
@@ -226,13 +226,39 @@ static void outputs_identical_after_kills(void **state)
         path(out, sizeof(out), "crash.out");
         write_config(cfg_crash, crash.bootstrap, st_crash, true);
 
-        /* Kill at a random moment 2.5 to 7 s after start: during the group
-         * join, the table load, processing, commits, or producing. */
-        srand((unsigned)getpid());
+        /* First at given points: at start-up, in the middle of loading the
+         * tables, with a commit's batch built but not written, and with
+         * half of a commit's outputs sent (CF_CRASH_AT, runtime.c). */
+        static const char *const points[] = {
+                "start:1",   "tables:700", "commit:3",
+                "produce:4", "commit:9",   "produce:12",
+        };
         char *run_crash[] = { CF_BINARY, "run", "-c", cfg_crash, NULL };
+        for (size_t k = 0; k < sizeof(points) / sizeof(points[0]); k++) {
+                setenv("CF_CRASH_AT", points[k], 1);
+                pid_t pid = cf_test_spawn(run_crash, out);
+                /* It kills itself there, and says so first. */
+                assert_int_equal(cf_test_wait(pid, 60), -1);
+                char errp[160], line[512], want[64];
+                snprintf(errp, sizeof(errp), "%s.err", out);
+                snprintf(want, sizeof(want), "crash point %.*s reached",
+                         (int)strcspn(points[k], ":"), points[k]);
+                FILE *f = fopen(errp, "r");
+                assert_non_null(f);
+                bool hit = false;
+                while (fgets(line, sizeof(line), f))
+                        hit |= strstr(line, want) != NULL;
+                fclose(f);
+                if (!hit)
+                        fail_msg("%s: the run never reached it", points[k]);
+        }
+        unsetenv("CF_CRASH_AT");
+        /* Then at random moments, 0.3 to 7 s after start: during the group
+         * join, the table load, processing, commits or producing. */
+        srand((unsigned)getpid());
         for (int k = 0; k < kills; k++) {
                 pid_t pid = cf_test_spawn(run_crash, out);
-                usleep(2500000 + (useconds_t)(rand() % 4500) * 1000);
+                usleep(300000 + (useconds_t)(rand() % 6700) * 1000);
                 assert_int_equal(cf_test_signal_wait(pid, SIGKILL, 10), -1);
         }
         char *run_end[] = { CF_BINARY, "run",          "-c",
