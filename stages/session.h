@@ -14,12 +14,13 @@
 #include "tariff.h"
 
 /* cf_session.flags */
-#define CF_SESS_STARTED   (1u << 0) /* STARTED seen */
-#define CF_SESS_AUTHED    (1u << 1) /* AUTHORIZED seen */
-#define CF_SESS_STOPPED   (1u << 2) /* STOPPED seen */
-#define CF_SESS_ESTIMATED (1u << 3) /* closed without a stop event */
-#define CF_SESS_GAP       (1u << 4) /* readings missing for a stretch */
-#define CF_SESS_CLOSED    (1u << 5) /* priced; kept as a tombstone */
+#define CF_SESS_STARTED    (1u << 0) /* STARTED seen */
+#define CF_SESS_AUTHED     (1u << 1) /* AUTHORIZED seen */
+#define CF_SESS_STOPPED    (1u << 2) /* STOPPED seen */
+#define CF_SESS_ESTIMATED  (1u << 3) /* closed without a stop event */
+#define CF_SESS_GAP        (1u << 4) /* readings missing for a stretch */
+#define CF_SESS_CLOSED     (1u << 5) /* priced; kept as a tombstone */
+#define CF_SESS_SUPERSEDED (1u << 6) /* a new start on its connector */
 
 typedef struct cf_session {
         char *session_id;

@@ -223,7 +223,7 @@ static int64_t deadline(const sz_ctx *c, const cf_session *s)
                 return s->stop_ts + c->timeout;
         if (!(s->flags & CF_SESS_STARTED))
                 return s->first_ts + c->orphan_wait;
-        if (s->flags & CF_SESS_STOPPED)
+        if (s->flags & (CF_SESS_STOPPED | CF_SESS_SUPERSEDED))
                 return s->stop_ts + c->lateness;
         return s->last_ts + c->offline;
 }
@@ -566,12 +566,19 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                 /* A session still open on this connector lost its stop. */
                 char *psid = conn_get(c, e->charger_id, e->connector_id);
                 if (psid && strcmp(psid, sid)) {
+                        /* Its stop was lost: it is over, as if its stop had
+                         * been seen now (time unknown). Its late readings
+                         * still count for allowed.lateness.ms; then it is
+                         * closed from its last reading. */
                         cf_session *p = get(c, psid);
-                        if (p && !(p->flags & CF_SESS_CLOSED)) {
+                        if (p &&
+                            !(p->flags & (CF_SESS_CLOSED | CF_SESS_STOPPED |
+                                          CF_SESS_SUPERSEDED))) {
+                                p->flags |= CF_SESS_SUPERSEDED;
+                                p->stop_ts = now;
                                 touch(c, p);
-                                close_session(t, c, p,
-                                              !(p->flags & CF_SESS_STOPPED),
-                                              now, now);
+                                conn_clear(c, p);
+                                schedule(c, p);
                         }
                 }
                 free(psid);

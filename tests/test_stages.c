@@ -1249,19 +1249,25 @@ sessionize_new_start_closes_previous_session_on_connector(void **state)
         feed_ev(r, &s1);
         cf_meter_reading m = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
         feed_rd(r, &m);
-        /* S-1's stop is lost; S-2 starts on the same connector. */
+        /* S-1's stop is lost; S-2 starts on the same connector. S-1 is
+         * over, as if its stop had been seen now: its late readings still
+         * count for the allowed lateness (1 min), then it is closed from its
+         * last reading. */
         cf_session_event s2 =
-            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 20 * MIN, 102500);
+            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 20 * MIN, 103000);
         feed_ev(r, &s2);
         commit(r);
-        assert_int_equal(r->n_charges, 1);
-        const cf_charge_record *cr = charge_of(r, "S-1");
-        assert_true(has_flag(cr, CF_FLAG_STOP_ESTIMATED));
-        assert_int_equal(cr->stop_ms, T0 + 15 * MIN);
-        /* 2500 Wh at 2.50 = 625; VAT 156.25 -> 156. */
-        assert_energy_only(cr, 2500, 625, 156);
+        assert_int_equal(r->n_charges, 0);
+        /* A reading of S-1 from T0+18min, arriving 30 s after S-2's start
+         * (as a backlog published with one timestamp would). */
+        cf_meter_reading late = rd("r1b", "S-1", 3, T0 + 18 * MIN, 103000);
+        feed_rd_at(r, T0 + 20 * MIN + 30000, &late);
+        commit(r);
+        assert_int_equal(r->n_charges, 0);
         /* S-2 is open: a reading on the connector without a session id
-         * joins it (it would be ORPHAN with no open session). */
+         * joins it (it would be ORPHAN with no open session). Its Kafka
+         * time, T0+30min, is past S-1's T0+20min + 1 min: S-1 is closed
+         * first. */
         cf_meter_reading m2 = rd("r2", NULL, 2, T0 + 30 * MIN, 104000);
         feed_rd(r, &m2);
         cf_session_event st =
@@ -1270,11 +1276,16 @@ sessionize_new_start_closes_previous_session_on_connector(void **state)
         tick(r, T0 + 41 * MIN);
         commit(r);
         assert_int_equal(r->n_charges, 2);
+        const cf_charge_record *cr = charge_of(r, "S-1");
+        assert_true(has_flag(cr, CF_FLAG_STOP_ESTIMATED));
+        assert_int_equal(cr->stop_ms, T0 + 18 * MIN);
+        /* 103000 - 100000 = 3000 Wh at 2.50 = 750; VAT 187.5 -> 188. */
+        assert_energy_only(cr, 3000, 750, 188);
         cr = charge_of(r, "S-2");
         assert_int_equal(cr->n_flags, 0);
-        /* 105000 - 102500 = 2500 Wh, unauthenticated at 5.00 = 1250; VAT
-         * 312.5 -> 313. */
-        assert_energy_only(cr, 2500, 1250, 313);
+        /* 105000 - 103000 = 2000 Wh, unauthenticated at 5.00 = 1000; VAT
+         * 250. */
+        assert_energy_only(cr, 2000, 1000, 250);
         assert_int_equal(r->n_rejects, 0);
         rig_done(r);
 }
