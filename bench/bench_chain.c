@@ -9,7 +9,11 @@
  *
  *   build/chargeflow gen --preset small --seed 1 --faults --days 45 \
  *       --out /tmp/small.cfgen --partitions 8
- *   build/bench/bench_chain /tmp/small.cfgen [runs] [commit_ms]
+ *   build/bench/bench_chain /tmp/small.cfgen [runs] [commit_ms] [guarantee]
+ *
+ * With at_least_once the outbox is not written (outputs are handed on at
+ * the commit all the same): the difference is the outbox's cost in the
+ * state store.
  *
  * Prints per run and the median: input events/s (wall), CPU seconds per
  * million events (process CPU, RocksDB's background threads included),
@@ -49,6 +53,8 @@ static int cmp_d(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
+static const char *guarantee = "exactly_once";
+
 static int run_once(const char *path, int64_t commit_ms, int run, result *res)
 {
         char err[512], dir[64], cmd[128];
@@ -74,6 +80,8 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
         cf_config cfg;
         cf_config_init(&cfg);
         cf_config_set(&cfg, "state.dir", dir, err, sizeof(err));
+        cf_config_set(&cfg, "processing.guarantee", guarantee, err,
+                      sizeof(err));
         uint64_t outputs = 0;
         cf_inproc *ip;
         if (cf_inproc_new(&cfg, parts, count_out, &outputs, &ip, err,
@@ -147,11 +155,13 @@ int main(int argc, char **argv)
 {
         if (argc < 2) {
                 fprintf(stderr, "usage: bench_chain FILE [runs (3)] [commit_ms "
-                                "(1000)]\n");
+                                "(1000)] [exactly_once|at_least_once]\n");
                 return 2;
         }
         int runs = argc > 2 ? atoi(argv[2]) : 3;
         int64_t commit_ms = argc > 3 ? atoll(argv[3]) : 1000;
+        if (argc > 4)
+                guarantee = argv[4];
         if (runs < 1)
                 runs = 1;
         double eps[64], cpu[64], wpe[64];
