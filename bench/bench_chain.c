@@ -15,10 +15,15 @@
  * the commit all the same): the difference is the outbox's cost in the
  * state store.
  *
- * Prints per run and the median: input events/s (wall), CPU seconds per
- * million events (process CPU, RocksDB's background threads included),
- * RocksDB writes per input event, outputs.
+ * Prints per run and the median: input events/s (wall, from the first
+ * event: loading the tables is timed apart), CPU seconds per million events
+ * (process CPU, RocksDB's background threads included), RocksDB writes
+ * (batch entries) and WriteBatch bytes per input event, outputs. With
+ * --json, one JSON object per run instead (`chargeflow bench` reads it),
+ * with also the process's disk writes per event (/proc/self/io: WAL,
+ * flushes, compactions).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +35,9 @@
 #include "inproc.h"
 
 typedef struct result {
-        double eps, cpu_per_m, writes_per_event, secs;
-        uint64_t events, outputs;
+        double eps, cpu_per_m, writes_per_event, secs, table_secs;
+        uint64_t events, outputs, state_bytes;
+        int64_t disk_bytes; /* -1: unknown */
 } result;
 
 static double now_s(clockid_t c)
@@ -91,10 +97,13 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
         }
         int64_t *offsets = calloc((size_t)parts * 2, sizeof(int64_t));
         cf_genfile_rec rec;
-        uint64_t events = 0;
-        double w0 = now_s(CLOCK_MONOTONIC),
-               c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
-        double last_commit = w0;
+        uint64_t events = 0, base_writes = 0;
+        cf_state_writes sw0 = { 0, 0, 0 }, sw1;
+        /* The clock starts at the first event: loading the tables (all
+         * of them come first in the file) is timed on its own. */
+        double tw0 = now_s(CLOCK_MONOTONIC), w0 = 0, c0 = 0;
+        double last_commit = tw0;
+        int64_t d0 = 0;
         while (cf_genfile_next(r, &rec) == CF_OK) {
                 int t = (int)rec.topic;
                 if (t == ti_sites || t == ti_users) {
@@ -105,6 +114,18 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
                 }
                 if (t != ti_sessions && t != ti_meter)
                         continue;
+                if (!events) {
+                        if (cf_inproc_commit(ip, err, sizeof(err))) {
+                                fprintf(stderr, "bench_chain: %s\n", err);
+                                return 1;
+                        }
+                        w0 = last_commit = now_s(CLOCK_MONOTONIC);
+                        c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+                        d0 = cf_proc_write_bytes();
+                        res->table_secs = w0 - tw0;
+                        base_writes = cf_inproc_writes(ip);
+                        cf_state_write_stats(cf_inproc_state(ip), &sw0);
+                }
                 int input = t == ti_sessions ? CF_IN_SESSIONS : CF_IN_METER;
                 cf_src src = {
                         .input = input,
@@ -140,7 +161,12 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
         res->secs = w1 - w0;
         res->eps = (double)events / (w1 - w0);
         res->cpu_per_m = (c1 - c0) / ((double)events / 1e6);
-        res->writes_per_event = (double)cf_inproc_writes(ip) / (double)events;
+        res->writes_per_event =
+            (double)(cf_inproc_writes(ip) - base_writes) / (double)events;
+        cf_state_write_stats(cf_inproc_state(ip), &sw1);
+        res->state_bytes = sw1.bytes - sw0.bytes;
+        int64_t d1 = cf_proc_write_bytes();
+        res->disk_bytes = d0 >= 0 && d1 >= 0 ? d1 - d0 : -1;
         cf_inproc_destroy(ip);
         cf_config_destroy(&cfg);
         cf_genfile_reader_close(r);
@@ -153,34 +179,68 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
 
 int main(int argc, char **argv)
 {
-        if (argc < 2) {
-                fprintf(stderr, "usage: bench_chain FILE [runs (3)] [commit_ms "
-                                "(1000)] [exactly_once|at_least_once]\n");
+        /* --json: one JSON object per run on stdout, nothing else (for
+         * `chargeflow bench`). The rest is positional. */
+        bool json = false;
+        char *pos[5];
+        int np = 0;
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--json"))
+                        json = true;
+                else if (np < 5)
+                        pos[np++] = argv[i];
+        }
+        if (np < 1) {
+                fprintf(stderr, "usage: bench_chain [--json] FILE [runs (3)] "
+                                "[commit_ms (1000)] "
+                                "[exactly_once|at_least_once]\n");
                 return 2;
         }
-        int runs = argc > 2 ? atoi(argv[2]) : 3;
-        int64_t commit_ms = argc > 3 ? atoll(argv[3]) : 1000;
-        if (argc > 4)
-                guarantee = argv[4];
+        int runs = np > 1 ? atoi(pos[1]) : 3;
+        int64_t commit_ms = np > 2 ? atoll(pos[2]) : 1000;
+        if (np > 3)
+                guarantee = pos[3];
         if (runs < 1)
                 runs = 1;
+        if (runs > 64)
+                runs = 64;
         double eps[64], cpu[64], wpe[64];
-        printf("%-4s %12s %10s %14s %12s %10s\n", "run", "events", "secs",
-               "events/s", "cpu_s/Mev", "writes/ev");
-        for (int i = 0; i < runs && i < 64; i++) {
-                result res;
-                if (run_once(argv[1], commit_ms, i, &res))
+        if (!json)
+                printf("%-4s %12s %10s %14s %12s %10s %10s\n", "run", "events",
+                       "secs", "events/s", "cpu_s/Mev", "writes/ev",
+                       "bytes/ev");
+        for (int i = 0; i < runs; i++) {
+                result res = { 0 };
+                if (run_once(pos[0], commit_ms, i, &res))
                         return 1;
                 eps[i] = res.eps;
                 cpu[i] = res.cpu_per_m;
                 wpe[i] = res.writes_per_event;
-                printf(
-                    "%-4d %12llu %10.2f %14.0f %12.3f %10.4f (outputs %llu)\n",
-                    i, (unsigned long long)res.events, res.secs, res.eps,
-                    res.cpu_per_m, res.writes_per_event,
-                    (unsigned long long)res.outputs);
+                if (json) {
+                        printf("{\"events\":%llu,\"secs\":%.4f,\"eps\":%.1f,"
+                               "\"cpu_s_per_m\":%.4f,\"writes_per_event\":%.5f,"
+                               "\"state_bytes_per_event\":%.2f,"
+                               "\"disk_bytes_per_event\":%.2f,"
+                               "\"table_secs\":%.4f,\"outputs\":%llu}\n",
+                               (unsigned long long)res.events, res.secs,
+                               res.eps, res.cpu_per_m, res.writes_per_event,
+                               (double)res.state_bytes / (double)res.events,
+                               res.disk_bytes < 0 ? -1.0
+                                                  : (double)res.disk_bytes /
+                                                        (double)res.events,
+                               res.table_secs, (unsigned long long)res.outputs);
+                } else {
+                        printf("%-4d %12llu %10.2f %14.0f %12.3f %10.4f "
+                               "%10.1f (tables %.2f s, outputs %llu)\n",
+                               i, (unsigned long long)res.events, res.secs,
+                               res.eps, res.cpu_per_m, res.writes_per_event,
+                               (double)res.state_bytes / (double)res.events,
+                               res.table_secs, (unsigned long long)res.outputs);
+                }
                 fflush(stdout);
         }
+        if (json)
+                return 0;
         qsort(eps, (size_t)runs, sizeof(double), cmp_d);
         qsort(cpu, (size_t)runs, sizeof(double), cmp_d);
         qsort(wpe, (size_t)runs, sizeof(double), cmp_d);

@@ -191,3 +191,8 @@ uint64_t cf_inproc_writes(const cf_inproc *ip)
 {
         return ip->writes;
 }
+
+cf_state *cf_inproc_state(cf_inproc *ip)
+{
+        return ip->rt.st;
+}

@@ -57,6 +57,9 @@ cf_task *cf_inproc_task(cf_inproc *ip, int32_t partition);
 /* RocksDB writes (puts and deletes) committed so far. */
 uint64_t cf_inproc_writes(const cf_inproc *ip);
 
+/* The state store the tasks commit to (for its write counters). */
+cf_state *cf_inproc_state(cf_inproc *ip);
+
 /* The registry the records must be encoded with. */
 const cf_registry *cf_inproc_registry(const cf_inproc *ip);
 

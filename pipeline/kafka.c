@@ -139,3 +139,30 @@ done:
         rd_kafka_destroy(rk);
         return err;
 }
+
+/* librdkafka (2.0) compares queued.min.messages with the one consumer queue
+ * every partition is forwarded to, and once it is exceeded stops fetching
+ * for a second (fetch.queue.backoff.ms, settable only from 2.1). At the
+ * default 100000 a backlog is read in bursts with idle seconds between them
+ * (about 230k events/s end to end on the embedded broker); a million keeps
+ * the fetcher ahead of the tasks, and the prefetched records are bounded by
+ * bytes instead: 32 MiB (librdkafka's default is 64; measured on the small
+ * preset: 64 MiB adds about 100 MiB of RSS for 10 % more speed, 16 MiB
+ * halves the speed). */
+cf_err_t cf_kafka_consumer_defaults(rd_kafka_conf_t *conf, const cf_config *cfg,
+                                    char *errstr, size_t errstr_size)
+{
+        static const char *const defaults[][2] = {
+                { "queued.min.messages", "1000000" },
+                { "queued.max.messages.kbytes", "32768" },
+        };
+        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+                if (cfg && cf_config_kafka_get(cfg, defaults[i][0]))
+                        continue;
+                cf_err_t err = cf_kafka_conf_set(
+                    conf, defaults[i][0], defaults[i][1], errstr, errstr_size);
+                if (err)
+                        return err;
+        }
+        return CF_OK;
+}

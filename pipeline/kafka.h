@@ -19,6 +19,13 @@ rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
                                    size_t n_extra, char *errstr,
                                    size_t errstr_size);
 
+/* The fetch settings of the pipeline's input consumer, unless cfg (may be
+ * NULL) sets them with kafka.*: queued.min.messages 1000000 and
+ * queued.max.messages.kbytes 32768 (see kafka.c for why). The benchmarks'
+ * plain consumer uses the same. */
+cf_err_t cf_kafka_consumer_defaults(rd_kafka_conf_t *conf, const cf_config *cfg,
+                                    char *errstr, size_t errstr_size);
+
 /* Sets one property; errstr names the key. */
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                            const char *value, char *errstr, size_t errstr_size);

@@ -127,6 +127,12 @@ typedef struct rt_state {
         rd_kafka_t *tables_rk;
         int32_t table_parts[2];
         int64_t last_commit, last_stats, last_msg;
+        /* Wall ms, for the summary's timing: process start, start of
+         * consuming, first and last record of rating's inputs routed to a
+         * task and last one processed, last record of any input (billing's
+         * included) routed. */
+        int64_t t_start, t_running, t_first_input, t_last_input,
+            t_last_processed, t_last_record;
         bool assigned;
         int64_t commits;
         int64_t commit_ms_last, commit_ms_max;
@@ -218,6 +224,7 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
                 rd_kafka_message_t *m = q_pop(q);
                 cf_task_process(t, input, m);
                 rd_kafka_message_destroy(m);
+                s->t_last_processed = now;
                 if (q->paused && q->n < QUEUE_RESUME)
                         pause_input(s, t, input, false);
         }
@@ -475,8 +482,27 @@ static void print_summary(rt_state *s)
                         printf("%s\"%s\":%" PRId64, n++ ? "," : "",
                                reason_names[r], reasons[r]);
         printf("},\"produced\":%" PRId64 ",\"delivered\":%" PRId64
-               ",\"commits\":%" PRId64 "}\n",
+               ",\"commits\":%" PRId64,
                rt->produced, rt->delivered, s->commits);
+        /* For benchmarks: when consuming began and when the last input
+         * record arrived (ms since start), and what went to disk. */
+        cf_state_writes w = { 0, 0, 0 };
+        if (rt->st)
+                cf_state_write_stats(rt->st, &w);
+        int64_t t0 = s->t_start;
+        printf(",\"timing\":{\"running_ms\":%" PRId64
+               ",\"first_input_ms\":%" PRId64 ",\"last_input_ms\":%" PRId64
+               ",\"last_processed_ms\":%" PRId64 ",\"last_record_ms\":%" PRId64
+               ",\"total_ms\":%" PRId64 "}"
+               ",\"state_writes\":{\"batches\":%" PRIu64 ",\"entries\":%" PRIu64
+               ",\"bytes\":%" PRIu64 "}"
+               ",\"disk_write_bytes\":%" PRId64 "}\n",
+               s->t_running ? s->t_running - t0 : -1,
+               s->t_first_input ? s->t_first_input - t0 : -1,
+               s->t_last_input ? s->t_last_input - t0 : -1,
+               s->t_last_processed ? s->t_last_processed - t0 : -1,
+               s->t_last_record ? s->t_last_record - t0 : -1, now_ms() - t0,
+               w.batches, w.entries, w.bytes, cf_proc_write_bytes());
         fflush(stdout);
 }
 
@@ -923,7 +949,12 @@ static void route(rt_state *s, rd_kafka_message_t *m)
                 return;
         }
         q_push(&t->in[input], m);
-        s->last_msg = now_ms();
+        s->last_msg = s->t_last_record = now_ms();
+        if (input != CF_IN_REPARTITION) {
+                if (!s->t_first_input)
+                        s->t_first_input = s->last_msg;
+                s->t_last_input = s->last_msg;
+        }
         if (!t->in[input].paused && t->in[input].n >= QUEUE_PAUSE)
                 pause_input(s, t, input, true);
 }
@@ -1000,6 +1031,10 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                               errstr, errstr_size);
         if (!cc)
                 return CF_ERR_CONFIG;
+        if (cf_kafka_consumer_defaults(cc, cfg, errstr, errstr_size)) {
+                rd_kafka_conf_destroy(cc);
+                return CF_ERR_CONFIG;
+        }
         if (cf_kafka_conf_set(cc, "group.id", cfg->group_id, errstr,
                               errstr_size) ||
             cf_kafka_conf_set(cc, "enable.auto.commit", "false", errstr,
@@ -1041,6 +1076,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         char errstr[512];
         int rc = 1;
         memset(&s, 0, sizeof(s));
+        s.t_start = now_ms();
         cf_runtime_init(rt, cfg);
         cf_log_set_level(cfg->log_level);
 
@@ -1092,7 +1128,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         cf_log(CF_LOG_INFO, "running: %s (%d partitions), guarantee %s",
                cfg->group_id, (int)rt->in_partitions,
                cfg->processing_guarantee);
-        s.last_commit = s.last_stats = s.last_msg = now_ms();
+        s.last_commit = s.last_stats = s.last_msg = s.t_running = now_ms();
 
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
         rd_kafka_message_t *msgs[BATCH];

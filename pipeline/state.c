@@ -26,6 +26,7 @@
 #include "state.h"
 
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct cf_state {
         rocksdb_writeoptions_t *wo;      /* WAL on, no fsync */
         rocksdb_writeoptions_t *wo_sync; /* WAL on, fsync */
         char *dir;
+        _Atomic uint64_t batches, entries, bytes; /* see cf_state_writes */
 };
 
 struct cf_batch {
@@ -465,5 +467,33 @@ cf_err_t cf_state_write(cf_state *s, cf_batch *b, bool sync, char *errstr,
         rocksdb_write(s->db, sync ? s->wo_sync : s->wo, b->wb, &rerr);
         if (rerr)
                 return state_err(rerr, "write", errstr, errstr_size);
+        atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->entries, (uint64_t)cf_batch_count(b),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->bytes, (uint64_t)cf_batch_bytes(b),
+                                  memory_order_relaxed);
         return CF_OK;
+}
+
+void cf_state_write_stats(const cf_state *s, cf_state_writes *out)
+{
+        out->batches = atomic_load_explicit(&s->batches, memory_order_relaxed);
+        out->entries = atomic_load_explicit(&s->entries, memory_order_relaxed);
+        out->bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+}
+
+int64_t cf_proc_write_bytes(void)
+{
+        FILE *f = fopen("/proc/self/io", "r");
+        char line[128];
+        int64_t v = -1;
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (!strncmp(line, "write_bytes:", 12)) {
+                        v = strtoll(line + 12, NULL, 10);
+                        break;
+                }
+        fclose(f);
+        return v;
 }

@@ -206,4 +206,18 @@ size_t cf_batch_bytes(cf_batch *b);
 cf_err_t cf_state_write(cf_state *s, cf_batch *b, bool sync, char *errstr,
                         size_t errstr_size);
 
+/* What cf_state_write has applied since open: batches, their entries (puts
+ * and deletes) and their bytes (RocksDB's WriteBatch encoding, which is
+ * what goes to the WAL). Compaction and flushes are not included (see
+ * cf_proc_write_bytes for the process's disk writes). Any thread. */
+typedef struct cf_state_writes {
+        uint64_t batches, entries, bytes;
+} cf_state_writes;
+void cf_state_write_stats(const cf_state *s, cf_state_writes *out);
+
+/* Bytes this process has caused to be written to storage so far
+ * (/proc/self/io write_bytes: WAL, flushes, compactions, logs), or -1 when
+ * the kernel does not say. */
+int64_t cf_proc_write_bytes(void);
+
 #endif
