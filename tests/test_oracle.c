@@ -464,6 +464,255 @@ static int64_t jint_at(json_t *a, size_t i)
         return json_integer_value(json_array_get(a, i));
 }
 
+/* ---- hand-made sessions at the limits, through the pipeline --------- */
+
+/*
+ * The generator's sessions all charge more than 2 kWh, so its min_price
+ * never binds and no plan has a max_price. These sessions, fed through
+ * rating and billing in process on one charger, do: an unauthenticated
+ * plan (FLAT 5 NOK, 3.50 NOK/kWh per started kWh, min_price 15 NOK) and a
+ * default plan (2.50 NOK/kWh, TIME 1.20 NOK/h, PARKING_TIME 3.00 NOK/h per
+ * started minute, max_price 30 NOK) for user u-h (group "visitor", which
+ * has no plan). Each charge record must equal the oracle's price of the
+ * same readings.
+ */
+typedef struct hsess {
+        const char *sid;
+        bool user;
+        int64_t wh, charge_min, total_min;
+        int32_t flag; /* the limit it must hit, or -1 */
+} hsess;
+
+static const hsess hand[] = {
+        { "h-zero", false, 0, 0, 10, CF_FLAG_MIN_PRICE },
+        { "h-500", false, 500, 20, 30, CF_FLAG_MIN_PRICE },
+        { "h-1200", false, 1200, 30, 40, CF_FLAG_MIN_PRICE },
+        { "h-1999", false, 1999, 30, 30, CF_FLAG_MIN_PRICE },
+        { "h-2001", false, 2001, 30, 30, -1 },
+        { "h-instant", false, 0, 0, 0, CF_FLAG_MIN_PRICE },
+        { "h-big", true, 15000, 120, 150, CF_FLAG_MAX_PRICE },
+        { "h-small", true, 3000, 60, 83, -1 },
+        { "h-odd", true, 11111, 97, 131, CF_FLAG_MAX_PRICE },
+};
+#define N_HAND  (sizeof(hand) / sizeof(hand[0]))
+#define HAND_T0 (MON_OSLO + 8 * H) /* Monday 08:00 Oslo */
+
+static json_t *hand_got; /* session id -> [excl, vat, incl, flags bits] */
+
+static void hand_sink(void *opaque, const cf_out *o)
+{
+        (void)opaque;
+        if (o->topic != CF_OUT_CHARGE)
+                return;
+        cf_arena a;
+        cf_charge_record cr;
+        cf_arena_init(&a, 0);
+        if (cf_decode(reg, CF_RT_CHARGE_RECORD, o->value, o->vlen, &a, &cr,
+                      NULL)) {
+                sink_errors++;
+        } else {
+                json_int_t bits = 0;
+                for (uint32_t i = 0; i < cr.n_flags; i++)
+                        bits |= (json_int_t)1 << cr.flags[i];
+                json_object_set_new(
+                    hand_got, cr.session_id,
+                    json_pack("[IIII]", (json_int_t)cr.total_excl_vat,
+                              (json_int_t)cr.total_vat,
+                              (json_int_t)cr.total_incl_vat, bits));
+        }
+        cf_arena_destroy(&a);
+}
+
+static cf_tariff hand_tariff(const char *id, cf_tariff_element *e)
+{
+        cf_tariff t = one_element(e, 1);
+        t.tariff_id = (char *)id;
+        return t;
+}
+
+static void hand_table(cf_inproc *ip, cf_rtype rt, int kind, const char *key,
+                       const void *rec)
+{
+        cf_buf b;
+        cf_buf_init(&b);
+        cf_encode(cf_inproc_registry(ip), rt, rec, &b);
+        assert_true(cf_inproc_table(ip, kind, key, strlen(key), b.p, b.len));
+        cf_buf_free(&b);
+}
+
+static int64_t hand_offset[2], hand_seq;
+
+static void hand_feed(cf_inproc *ip, int input, cf_rtype rt, int64_t ts,
+                      const void *rec)
+{
+        cf_buf b;
+        cf_buf_init(&b);
+        cf_encode(cf_inproc_registry(ip), rt, rec, &b);
+        cf_src src = { .input = input,
+                       .partition = 0,
+                       .offset = hand_offset[input]++,
+                       .ts = ts,
+                       .key = (const uint8_t *)"C-H",
+                       .key_len = 3,
+                       .value = b.p,
+                       .value_len = (uint32_t)b.len };
+        cf_inproc_feed(ip, &src);
+        cf_buf_free(&b);
+}
+
+static void hand_event(cf_inproc *ip, const hsess *h, const char *what,
+                       int32_t kind, int64_t t, int64_t wh)
+{
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%s", h->sid, what);
+        cf_session_event e = {
+                .event_id = id,
+                .kind = kind,
+                .session_id = (char *)h->sid,
+                .site_id = "S-H",
+                .charger_id = "C-H",
+                .connector_id = 1,
+                .time_ms = t,
+                .energy_wh = wh,
+                .user_id = h->user && kind == CF_SESSION_STARTED ? "u-h" : NULL,
+                .stop_reason = kind == CF_SESSION_STOPPED ? CF_STOP_LOCAL : -1,
+        };
+        hand_feed(ip, CF_IN_SESSIONS, CF_RT_SESSION_EVENT, t, &e);
+}
+
+/* The register of session i at t (from 100,000 Wh, linear while
+ * charging, rounded down). */
+static int64_t hand_register(const hsess *h, int64_t start, int64_t t)
+{
+        int64_t span = h->charge_min * 60000;
+        if (t - start >= span)
+                return 100000 + h->wh;
+        return 100000 + h->wh * (t - start) / span;
+}
+
+static void limits_priced_as_the_oracle_says(void **state)
+{
+        (void)state;
+        char err[512], dir_h[] = "/tmp/cf-test-oracle-h-XXXXXX";
+        assert_non_null(mkdtemp(dir_h));
+        cf_config cfg;
+        cf_config_init(&cfg);
+        assert_int_equal(
+            cf_config_set(&cfg, "state.dir", dir_h, err, sizeof(err)), 0);
+        cf_inproc *ip;
+        if (cf_inproc_new(&cfg, 1, hand_sink, NULL, &ip, err, sizeof(err)))
+                fail_msg("%s", err);
+        reg = cf_inproc_registry(ip);
+        hand_got = json_object();
+        sink_errors = 0;
+
+        cf_price_component cu[] = { { CF_DIM_FLAT, 5000000, CF_NONE, 1 },
+                                    { CF_DIM_ENERGY, 3500000, CF_NONE, 1000 } };
+        cf_price_component cd[] = {
+                { CF_DIM_ENERGY, 2500000, CF_NONE, 1 },
+                { CF_DIM_TIME, 1200000, CF_NONE, 1 },
+                { CF_DIM_PARKING_TIME, 3000000, CF_NONE, 60 },
+        };
+        cf_tariff_element eu = { cu, 2, NULL }, ed = { cd, 3, NULL };
+        cf_tariff unauth = hand_tariff("h-unauth", &eu);
+        unauth.min_price_minor = 1500;
+        cf_tariff dflt = hand_tariff("h-default", &ed);
+        dflt.max_price_minor = 3000;
+        cf_price_version pv = { MON_OSLO - 300 * 24 * H, NULL, 0, dflt,
+                                &unauth };
+        cf_site site = { .site_id = "S-H",
+                         .tenant_id = "T-H",
+                         .name = "limits",
+                         .time_zone = "Europe/Oslo",
+                         .billing_period = CF_PERIOD_MONTH,
+                         .currency = "NOK",
+                         .vat_bp = 2500,
+                         .max_power_w = 50000,
+                         .access_control = true,
+                         .versions = &pv,
+                         .n_versions = 1,
+                         .updated_ms = pv.valid_from_ms };
+        hand_table(ip, CF_RT_SITE, CF_TABLE_SITES, "S-H", &site);
+        cf_user u = { .user_id = "u-h",
+                      .tenant_id = "T-H",
+                      .group = "visitor",
+                      .updated_ms = pv.valid_from_ms };
+        hand_table(ip, CF_RT_USER, CF_TABLE_USERS, "u-h", &u);
+
+        /* One session every 3 hours; readings every 5 minutes. */
+        cf_oracle_knot knots[N_HAND][64];
+        size_t nk[N_HAND];
+        for (size_t i = 0; i < N_HAND; i++) {
+                const hsess *h = &hand[i];
+                int64_t start = HAND_T0 + (int64_t)i * 3 * H;
+                int64_t stop = start + h->total_min * 60000;
+                nk[i] = 0;
+                hand_event(ip, h, "start", CF_SESSION_STARTED, start, 100000);
+                for (int64_t t = start + 5 * 60000; t < stop; t += 5 * 60000) {
+                        char id[64];
+                        snprintf(id, sizeof(id), "%s-r%lld", h->sid,
+                                 (long long)(t - start) / 60000);
+                        cf_meter_reading m = {
+                                .event_id = id,
+                                .session_id = (char *)h->sid,
+                                .site_id = "S-H",
+                                .charger_id = "C-H",
+                                .connector_id = 1,
+                                .seq_no = ++hand_seq,
+                                .time_ms = t,
+                                .energy_wh = hand_register(h, start, t),
+                                .power_w = CF_NONE,
+                                .current_ma = CF_NONE,
+                        };
+                        hand_feed(ip, CF_IN_METER, CF_RT_METER_READING, t, &m);
+                        knots[i][nk[i]++] = (cf_oracle_knot){ t, m.energy_wh };
+                }
+                hand_event(ip, h, "stop", CF_SESSION_STOPPED, stop,
+                           100000 + h->wh);
+                knots[i][nk[i]++] = (cf_oracle_knot){ stop, 100000 + h->wh };
+        }
+        cf_inproc_drain(ip);
+        for (int i = 0; i < 3; i++)
+                if (cf_inproc_commit(ip, err, sizeof(err)))
+                        fail_msg("commit: %s", err);
+        reg = NULL;
+        cf_inproc_destroy(ip);
+        cf_config_destroy(&cfg);
+        nftw(dir_h, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+
+        assert_int_equal(sink_errors, 0);
+        int bad = 0;
+        const cf_tz *tz = cf_tz_get("Europe/Oslo");
+        for (size_t i = 0; i < N_HAND; i++) {
+                const hsess *h = &hand[i];
+                int64_t start = HAND_T0 + (int64_t)i * 3 * H;
+                cf_oracle_price p;
+                if (cf_oracle_price_session(h->user ? &dflt : &unauth, tz, 2500,
+                                            start, start + h->total_min * 60000,
+                                            100000, knots[i], nk[i], &p, err,
+                                            sizeof(err)))
+                        fail_msg("oracle: %s", err);
+                json_t *g = json_object_get(hand_got, h->sid);
+                bool hit = h->flag < 0 || (g && (jint_at(g, 3) >> h->flag) & 1);
+                if (!g || jint_at(g, 0) != p.excl_vat ||
+                    jint_at(g, 1) != p.vat || jint_at(g, 2) != p.incl_vat ||
+                    !hit) {
+                        bad++;
+                        print_error("%s: record %lld + %lld = %lld (limit "
+                                    "flag %s), oracle %lld + %lld = %lld\n",
+                                    h->sid, (long long)jint_at(g, 0),
+                                    (long long)jint_at(g, 1),
+                                    (long long)jint_at(g, 2),
+                                    hit ? "as expected" : "missing",
+                                    (long long)p.excl_vat, (long long)p.vat,
+                                    (long long)p.incl_vat);
+                }
+        }
+        assert_int_equal(json_object_size(hand_got), N_HAND);
+        json_decref(hand_got);
+        assert_int_equal(bad, 0);
+}
+
 /* Every charge record's money, currency, party and period equal the
  * oracle's for its session; every session priced exactly once. */
 static void every_charge_record_priced_as_the_oracle_says(void **state)
@@ -507,6 +756,8 @@ static void every_charge_record_priced_as_the_oracle_says(void **state)
                                     s->period, s->party);
                 }
         }
+        if (bad)
+                print_error("%d of %zu sessions differ\n", bad, n);
         assert_int_equal(bad, 0);
         assert_int_equal(once, 0);
         /* Nothing priced that is not a real session. */
@@ -558,6 +809,9 @@ static void statements_equal_oracle_per_party_and_period(void **state)
                                     (long long)t->incl_vat, t->currency);
                 }
         }
+        if (bad)
+                print_error("%d of %zu totals differ\n", bad,
+                            cf_oracle_n_totals(oracle));
         assert_int_equal(bad, 0);
         /* Nothing billed to a party or period the oracle does not have. */
         const char *k;
@@ -587,6 +841,7 @@ int main(void)
                 cmocka_unit_test(oracle_prices_flat_steps_and_parking),
                 cmocka_unit_test(oracle_applies_min_price_by_line),
                 cmocka_unit_test(oracle_refuses_what_it_does_not_support),
+                cmocka_unit_test(limits_priced_as_the_oracle_says),
         };
         const struct CMUnitTest run[] = {
                 cmocka_unit_test(every_charge_record_priced_as_the_oracle_says),
