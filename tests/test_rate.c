@@ -13,7 +13,12 @@
  *    with the reason the truth names (matched by event id, or for corrupt
  *    bytes by the FNV-1a hash of the value); nothing else is there;
  *  - duplicates are counted (the run's summary), not emitted, and per input
- *    topic in = accepted + duplicates + rejected, with nothing pending.
+ *    topic in = accepted + duplicates + rejected, with nothing pending;
+ *  - money: every charge record's totals and every statement's totals per
+ *    tenant, billed party and period equal what the pricing oracle
+ *    (oracle.c) computes from the truth, the published plans and the
+ *    published readings (the same generator run written to a record file
+ *    as well), to the minor unit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +36,7 @@
 
 #include "codec.h"
 #include "harness.h"
+#include "oracle.h"
 #include "tz.h"
 
 #define DAYS "3"
@@ -43,7 +49,8 @@ static json_t *sessions;  /* session id -> truth line */
 static json_t *faults;    /* event id or hash -> [truth lines] */
 static size_t n_faults;   /* faults that name a reason */
 static cf_registry *reg;
-static bool high_rates; /* the second pass: every fault at high rates */
+static bool high_rates;   /* the second pass: every fault at high rates */
+static cf_oracle *oracle; /* prices of the same run */
 
 static void path(char *buf, size_t n, const char *name)
 {
@@ -135,6 +142,21 @@ static int setup(void **state)
         if (cf_test_run(gen, &out, NULL) != 0)
                 return -1;
         free(out);
+        /* The same run to a record file, for the oracle. */
+        char gf[128], truth2[128];
+        path(gf, sizeof(gf), "gen.cfgen");
+        path(truth2, sizeof(truth2), "truth2.jsonl");
+        gen[10] = truth2;
+        gen[11] = "--out";
+        gen[12] = gf;
+        if (cf_test_run(gen, &out, NULL) != 0)
+                return -1;
+        free(out);
+        oracle = cf_oracle_load(gf, truth, err, sizeof(err));
+        if (!oracle) {
+                print_error("oracle: %s\n", err);
+                return -1;
+        }
         path(cfg, sizeof(cfg), "cf.properties");
         FILE *f = fopen(cfg, "w");
         fprintf(f,
@@ -160,6 +182,8 @@ static int teardown(void **state)
         json_decref(truth_sum);
         json_decref(sessions);
         json_decref(faults);
+        cf_oracle_free(oracle);
+        oracle = NULL;
         cf_registry_destroy(reg);
         char *rm[] = { "/bin/rm", "-rf", dir, NULL };
         char *out;
@@ -274,6 +298,22 @@ static void check_charge(const rd_kafka_message_t *m, void *opaque)
         for (uint32_t i = 0; i < cr.n_flags; i++)
                 estimated |= cr.flags[i] == CF_FLAG_STOP_ESTIMATED;
         const char *badge = jstr(t, "badge");
+        const cf_oracle_session *o = cf_oracle_find(oracle, cr.session_id);
+        assert_non_null(o);
+        if (cr.total_excl_vat != o->excl_vat || cr.total_vat != o->vat ||
+            cr.total_incl_vat != o->incl_vat ||
+            strcmp(cr.currency, o->currency) ||
+            strcmp(cr.period_id, o->period)) {
+                if (c->bad++ < 10)
+                        print_error("session %s: %lld + %lld = %lld %s %s, "
+                                    "oracle %lld + %lld = %lld %s %s\n",
+                                    cr.session_id, (long long)cr.total_excl_vat,
+                                    (long long)cr.total_vat,
+                                    (long long)cr.total_incl_vat, cr.currency,
+                                    cr.period_id, (long long)o->excl_vat,
+                                    (long long)o->vat, (long long)o->incl_vat,
+                                    o->currency, o->period);
+        }
         if (cr.energy_wh != jint(t, "energy_wh") ||
             !same(cr.user_id, jstr(t, "user")) || !same(cr.badge_id, badge) ||
             !same(cr.user_group, jstr(t, "group")) ||
@@ -400,40 +440,25 @@ static void duplicates_counted_and_inputs_conserved(void **state)
 
 /* ---- statements -------------------------------------------------------- */
 
-typedef struct site_info {
-        json_t *sites; /* site id -> [time zone, billing period] */
-} site_info;
-
-static void collect_site(const rd_kafka_message_t *m, void *opaque)
-{
-        site_info *si = opaque;
-        cf_arena a;
-        cf_site site;
-        cf_arena_init(&a, 0);
-        assert_int_equal(
-            cf_decode(reg, CF_RT_SITE, m->payload, m->len, &a, &site, NULL),
-            CF_OK);
-        json_object_set_new(
-            si->sites, site.site_id,
-            json_pack("[si]", site.time_zone, site.billing_period));
-        cf_arena_destroy(&a);
-}
-
 typedef struct st_check {
-        json_t *got;    /* tenant|party|period -> [sessions, energy] */
+        json_t *got;    /* tenant|party|period -> [sessions, energy, excl,
+                           vat, incl] */
         json_t *totals; /* statement id -> [excl, vat, incl, adj sums] */
         json_t *ids;
         int bad;
 } st_check;
 
-static void add_to(json_t *o, const char *key, int64_t count, int64_t energy)
+/* Adds sessions, energy and totals (excl, VAT, incl) to o[key]. */
+static void add_to(json_t *o, const char *key, const int64_t add[5])
 {
         json_t *v = json_object_get(o, key);
-        int64_t s0 = v ? json_integer_value(json_array_get(v, 0)) : 0;
-        int64_t e0 = v ? json_integer_value(json_array_get(v, 1)) : 0;
-        json_object_set_new(o, key,
-                            json_pack("[II]", (json_int_t)(s0 + count),
-                                      (json_int_t)(e0 + energy)));
+        json_t *n = json_array();
+        for (size_t i = 0; i < 5; i++)
+                json_array_append_new(
+                    n, json_integer(
+                           (v ? json_integer_value(json_array_get(v, i)) : 0) +
+                           (json_int_t)add[i]));
+        json_object_set_new(o, key, n);
 }
 
 static void check_statement(const rd_kafka_message_t *m, void *opaque)
@@ -451,20 +476,28 @@ static void check_statement(const rd_kafka_message_t *m, void *opaque)
                 c->bad++;
         json_object_set_new(c->ids, st.statement_id, json_true());
         assert_int_equal(st.revision, 1);
-        snprintf(key, sizeof(key), "%s|%s|%s", st.tenant_id, st.billed_party,
-                 st.period_id);
-        add_to(c->got, key, st.session_count, st.energy_wh);
         /* Adjustments count in their original period. */
         int64_t ax = 0, av = 0, ai = 0;
         for (uint32_t i = 0; i < st.n_adjustments; i++) {
                 const cf_adjustment *j = &st.adjustments[i];
                 snprintf(key, sizeof(key), "%s|%s|%s", st.tenant_id,
                          st.billed_party, j->original_period_id);
-                add_to(c->got, key, 1, j->energy_wh);
+                add_to(c->got, key,
+                       (int64_t[5]){ 1, j->energy_wh, j->total_excl_vat,
+                                     j->total_vat, j->total_incl_vat });
                 ax += j->total_excl_vat;
                 av += j->total_vat;
                 ai += j->total_incl_vat;
         }
+        /* (A statement may carry adjustments alone.) */
+        snprintf(key, sizeof(key), "%s|%s|%s", st.tenant_id, st.billed_party,
+                 st.period_id);
+        if (st.session_count || st.total_excl_vat != ax || st.total_vat != av ||
+            st.total_incl_vat != ai)
+                add_to(c->got, key,
+                       (int64_t[5]){ st.session_count, st.energy_wh,
+                                     st.total_excl_vat - ax, st.total_vat - av,
+                                     st.total_incl_vat - ai });
         /* Lines add up to the statement (adjustments aside). */
         int64_t lx = 0, lv = 0, li = 0, ls = 0;
         for (uint32_t i = 0; i < st.n_sites; i++) {
@@ -480,39 +513,20 @@ static void check_statement(const rd_kafka_message_t *m, void *opaque)
         cf_arena_destroy(&a);
 }
 
-/* Every statement's session count and energy, per tenant, billed party and
- * period (adjustments counted in their original period), equal what the
- * truth file says of the real sessions; each statement is issued once, and
- * its lines and adjustments add up to its totals. */
+/* Every statement's session count, energy and totals (excl, VAT, incl),
+ * per tenant, billed party and period (adjustments counted in their
+ * original period), equal the oracle's sums over the real sessions of the
+ * truth file; each statement is issued once, and its lines and adjustments
+ * add up to its totals. */
 static void statements_match_truth_per_party_and_period(void **state)
 {
         (void)state;
-        site_info si = { json_object() };
-        read_topic("billing.sites", collect_site, &si);
         json_t *want = json_object();
-        const char *sid;
-        json_t *t;
-        json_object_foreach(sessions, sid, t)
-        {
-                json_t *info = json_object_get(si.sites, jstr(t, "site"));
-                assert_non_null(info);
-                const cf_tz *tz =
-                    cf_tz_get(json_string_value(json_array_get(info, 0)));
-                assert_non_null(tz);
-                int64_t ps, pe;
-                char pid[CF_PERIOD_ID_MAX], key[512];
-                cf_period_of(
-                    tz, (int32_t)json_integer_value(json_array_get(info, 1)),
-                    jint(t, "stop_ms"), &ps, &pe, pid);
-                const char *party =
-                    jstr(t, "user") ? jstr(t, "user") : jstr(t, "site");
-                snprintf(key, sizeof(key), "%s|%s|%s", jstr(t, "tenant"), party,
-                         pid);
-                /* A lost stop is billed to its last reading's time: the
-                 * period of the truth's stop is right unless that falls
-                 * across a boundary, which the scenario's short sessions
-                 * do not do near these boundaries. */
-                add_to(want, key, 1, jint(t, "energy_wh"));
+        for (size_t i = 0; i < cf_oracle_n_totals(oracle); i++) {
+                const cf_oracle_total *t = cf_oracle_total_at(oracle, i);
+                add_to(want, t->key,
+                       (int64_t[5]){ t->sessions, t->energy_wh, t->excl_vat,
+                                     t->vat, t->incl_vat });
         }
         st_check c = { json_object(), json_object(), json_object(), 0 };
         read_topic("billing.statements", check_statement, &c);
@@ -525,7 +539,7 @@ static void statements_match_truth_per_party_and_period(void **state)
                 json_t *g = json_object_get(c.got, k);
                 if (!g || !json_equal(g, v)) {
                         if (mismatches++ < 5)
-                                print_error("%s: truth %s, statements %s\n", k,
+                                print_error("%s: oracle %s, statements %s\n", k,
                                             json_dumps(v, JSON_COMPACT),
                                             g ? json_dumps(g, JSON_COMPACT)
                                               : "none");
@@ -535,7 +549,6 @@ static void statements_match_truth_per_party_and_period(void **state)
         /* Nothing billed that the truth does not have. */
         assert_int_equal(json_object_size(c.got), json_object_size(want));
         json_decref(want);
-        json_decref(si.sites);
         json_decref(c.got);
         json_decref(c.totals);
         json_decref(c.ids);
