@@ -41,6 +41,11 @@ static const cf_config_entry cf_config_table[] = {
           "Kafka bootstrap servers (host:port,...)."),
         S("group.id", group_id, "chargeflow",
           "Consumer group of the pipeline's processes."),
+        S("group.instance.id", group_instance_id, "",
+          "Static group membership (KIP-345): a process restarted with the "
+          "same id takes its old place in the group at once, without "
+          "waiting for kafka.session.timeout.ms; unique per process. Empty: "
+          "dynamic membership."),
         S("topic.sessions", topic_sessions, "charging.sessions",
           "Input topic of session events."),
         S("topic.meter", topic_meter, "charging.meter",
@@ -144,7 +149,7 @@ static cf_err_t set_entry(cf_config *cfg, const cf_config_entry *e,
         void *f = (char *)cfg + e->offset;
         switch (e->type) {
         case CT_STRING:
-                if (!*value && strcmp(e->key, "log.level")) {
+                if (!*value && *e->def && strcmp(e->key, "log.level")) {
                         snprintf(errstr, errstr_size,
                                  "%s: value must not be empty", e->key);
                         return CF_ERR_CONFIG;
@@ -339,6 +344,12 @@ cf_err_t cf_config_validate(const cf_config *cfg, char *errstr,
                          "kafka.group.id: set group.id instead");
                 return CF_ERR_CONFIG;
         }
+        if (cf_config_kafka_get(cfg, "group.instance.id")) {
+                snprintf(errstr, errstr_size,
+                         "kafka.group.instance.id: set group.instance.id "
+                         "instead");
+                return CF_ERR_CONFIG;
+        }
         if (strcmp(cfg->schema_registry, "builtin")) {
                 snprintf(errstr, errstr_size,
                          "schema.registry: '%s' is not supported; only "
@@ -379,11 +390,15 @@ void cf_config_print_help(FILE *f, bool markdown)
                         for (char *p = choices; *p; p++)
                                 if (*p == '|')
                                         *p = '/';
-                        fprintf(f, "| `%s` | %s | `%s` | %s |\n", e->key,
-                                choices, e->def, e->help);
+                        if (*e->def)
+                                fprintf(f, "| `%s` | %s | `%s` | %s |\n",
+                                        e->key, choices, e->def, e->help);
+                        else
+                                fprintf(f, "| `%s` | %s | (empty) | %s |\n",
+                                        e->key, choices, e->help);
                 } else {
                         fprintf(f, "%-24s %s (default %s)\n  %s\n", e->key,
-                                type, e->def, e->help);
+                                type, *e->def ? e->def : "empty", e->help);
                 }
         }
         if (markdown)

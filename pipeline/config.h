@@ -25,6 +25,7 @@ typedef struct cf_config {
         /* Kafka */
         char *bootstrap_servers;
         char *group_id;
+        char *group_instance_id; /* "" = dynamic membership */
         char *topic_sessions;
         char *topic_meter;
         char *topic_sites;

@@ -126,6 +126,9 @@ typedef struct rt_state {
         cf_runtime rt;
         rd_kafka_t *tables_rk;
         int32_t table_parts[2];
+        /* The table partitions to assign, until tables_poll() has asked
+         * for their ends (see there). */
+        rd_kafka_topic_partition_list_t *tables_parts;
         int64_t last_commit, last_stats, last_msg;
         /* Wall ms, for the summary's timing: process start, start of
          * consuming, first and last record of rating's inputs routed to a
@@ -543,6 +546,22 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                         }
                 }
         }
+        /* Assigned only now: once the consumer fetches, a broker answers
+         * the offset requests above only after a fetch that waits for data
+         * (fetch.wait.max.ms, 500 ms) on the same connection, one
+         * partition after the other: seconds at start. */
+        if (s->tables_parts) {
+                rd_kafka_resp_err_t err =
+                    rd_kafka_assign(s->tables_rk, s->tables_parts);
+                rd_kafka_topic_partition_list_destroy(s->tables_parts);
+                s->tables_parts = NULL;
+                if (err) {
+                        cf_log(CF_LOG_ERROR, "tables: assign: %s",
+                               rd_kafka_err2str(err));
+                        free(ends);
+                        return CF_ERR_KAFKA;
+                }
+        }
         for (;;) {
                 if (to_end && remaining == 0)
                         break;
@@ -625,13 +644,7 @@ static cf_err_t tables_open(rt_state *s, char *errstr, size_t errstr_size)
                             off > 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
                 }
         }
-        rd_kafka_resp_err_t err = rd_kafka_assign(s->tables_rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        if (err) {
-                snprintf(errstr, errstr_size, "tables: assign: %s",
-                         rd_kafka_err2str(err));
-                return CF_ERR_KAFKA;
-        }
+        s->tables_parts = l; /* assigned by tables_poll() */
         return CF_OK;
 }
 
@@ -929,9 +942,22 @@ static bool idle_now(rt_state *s, int64_t now)
 static void route(rt_state *s, rd_kafka_message_t *m)
 {
         cf_runtime *rt = &s->rt;
-        int input = input_of(rt, rd_kafka_topic_name(m->rkt));
-        int32_t idx = task_index(rt, input, m->partition);
+        /* Errors of the client, not of a partition, come without a topic. */
+        int input =
+            m->rkt ? input_of(rt, rd_kafka_topic_name(m->rkt)) : CF_IN_SESSIONS;
+        int32_t idx = m->rkt ? task_index(rt, input, m->partition) : -1;
         cf_task *t = idx >= 0 ? rt->tasks[idx] : NULL;
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                /* E.g. FENCED_INSTANCE_ID: another process joined with
+                 * this group.instance.id. The consumer is unusable. */
+                char why[256];
+                rd_kafka_fatal_error(rt->consumer, why, sizeof(why));
+                rt->fatal = 1;
+                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg), "consumer: %s",
+                         why);
+                rd_kafka_message_destroy(m);
+                return;
+        }
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         /* Every message before it is queued already. */
@@ -1044,7 +1070,10 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
             cf_kafka_conf_set(cc, "partition.assignment.strategy", "range",
                               errstr, errstr_size) ||
             cf_kafka_conf_set(cc, "auto.offset.reset", "earliest", errstr,
-                              errstr_size)) {
+                              errstr_size) ||
+            (*cfg->group_instance_id &&
+             cf_kafka_conf_set(cc, "group.instance.id", cfg->group_instance_id,
+                               errstr, errstr_size))) {
                 rd_kafka_conf_destroy(cc);
                 return CF_ERR_CONFIG;
         }
@@ -1090,6 +1119,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 cf_log(CF_LOG_ERROR, "schemas: %s", errstr);
                 goto done;
         }
+        int64_t t_open = now_ms();
         cf_state_conf sc = { .block_cache_bytes =
                                  (size_t)cfg->state_cache_max_bytes,
                              .write_buffer_bytes = 64u << 20 };
@@ -1099,12 +1129,17 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                        errstr);
                 goto done;
         }
+        cf_log(CF_LOG_INFO, "state open: %s (%" PRId64 " ms)", cfg->state_dir,
+               now_ms() - t_open);
+        t_open = now_ms();
         s.batch = cf_batch_new(rt->st);
         rt->tables = cf_tables_new(rt->st, rt->reg);
         if (cf_tables_load(rt->tables, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "tables: %s", errstr);
                 goto done;
         }
+        cf_log(CF_LOG_INFO, "tables read from the state (%" PRId64 " ms)",
+               now_ms() - t_open);
         crash_point("start");
         if (tables_open(&s, errstr, sizeof(errstr)) || tables_poll(&s, true)) {
                 cf_log(CF_LOG_ERROR, "tables: %s", errstr);
@@ -1125,9 +1160,10 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 rc = err == CF_ERR_CONFIG ? 2 : 1;
                 goto done;
         }
-        cf_log(CF_LOG_INFO, "running: %s (%d partitions), guarantee %s",
-               cfg->group_id, (int)rt->in_partitions,
-               cfg->processing_guarantee);
+        cf_log(CF_LOG_INFO, "running: %s (%d partitions), guarantee %s%s%s",
+               cfg->group_id, (int)rt->in_partitions, cfg->processing_guarantee,
+               *cfg->group_instance_id ? ", static member " : "",
+               cfg->group_instance_id);
         s.last_commit = s.last_stats = s.last_msg = s.t_running = now_ms();
 
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
@@ -1194,6 +1230,8 @@ done:
         free(rt->tasks);
         if (rt->consumer)
                 rd_kafka_destroy(rt->consumer);
+        if (s.tables_parts)
+                rd_kafka_topic_partition_list_destroy(s.tables_parts);
         if (s.tables_rk) {
                 rd_kafka_consumer_close(s.tables_rk);
                 rd_kafka_destroy(s.tables_rk);

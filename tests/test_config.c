@@ -161,6 +161,35 @@ static void kafka_keys_pass_through(void **state)
         cf_config_destroy(&c);
 }
 
+/* group.instance.id: empty by default (dynamic membership), may be set and
+ * set back to empty; not through kafka.*, where it would reach the
+ * pipeline's other consumers too. */
+static void group_instance_id_is_optional(void **state)
+{
+        (void)state;
+        char err[512];
+        cf_config c;
+        cf_config_init(&c);
+        assert_string_equal(c.group_instance_id, "");
+        assert_int_equal(cf_config_set_kv(&c, "group.instance.id=cf-host-1",
+                                          err, sizeof(err)),
+                         CF_OK);
+        assert_string_equal(c.group_instance_id, "cf-host-1");
+        assert_int_equal(
+            cf_config_set_kv(&c, "group.instance.id=", err, sizeof(err)),
+            CF_OK);
+        assert_string_equal(c.group_instance_id, "");
+        assert_int_equal(cf_config_validate(&c, err, sizeof(err)), CF_OK);
+        assert_int_equal(
+            cf_config_set_kv(&c, "kafka.group.instance.id=x", err, sizeof(err)),
+            CF_OK);
+        assert_int_equal(cf_config_validate(&c, err, sizeof(err)),
+                         CF_ERR_CONFIG);
+        assert_string_equal(err, "kafka.group.instance.id: set "
+                                 "group.instance.id instead");
+        cf_config_destroy(&c);
+}
+
 static void missing_file_is_named(void **state)
 {
         (void)state;
@@ -213,6 +242,7 @@ int main(void)
                 cmocka_unit_test(unknown_key_is_named),
                 cmocka_unit_test(bad_values_are_named),
                 cmocka_unit_test(kafka_keys_pass_through),
+                cmocka_unit_test(group_instance_id_is_optional),
                 cmocka_unit_test(missing_file_is_named),
                 cmocka_unit_test(readme_config_table_is_current),
         };
