@@ -17,7 +17,11 @@
  *   (cf_state_get) vs cf_store_get hits.
  *
  * Usage: bench_state [--runs N] [--batches N] [--keys N] [--space N]
- *                    [--commit-keys N] [--dir PATH]
+ *                    [--commit-keys N] [--value-bytes N] [--json] [--dir PATH]
+ * --value-bytes fixes the value size (default 64..200). --json runs only
+ * the raw write loop with sync on and prints one JSON object per run
+ * (puts/s, WriteBatch bytes/s): `chargeflow bench` gives it the pipeline's
+ * own batch size and value size to show the state layer's overhead.
  * --dir sets where the databases are made (default /tmp); put it on the
  * disk the state will live on to measure that disk's fsync.
  */
@@ -41,8 +45,10 @@ static struct {
         int keys;
         int space;
         int commit_keys;
+        int value_bytes; /* 0: 64..200 */
+        bool json;
         const char *dir;
-} opt = { 5, 20, 10000, 100000, 100, "/tmp" };
+} opt = { 5, 20, 10000, 100000, 100, 0, false, "/tmp" };
 
 static double now_s(void)
 {
@@ -79,7 +85,8 @@ static void make_key(cf_key *k, uint64_t i)
  * noise, roughly like an encoded session. */
 static size_t make_val(uint8_t *v)
 {
-        size_t n = 64 + (size_t)(rng() % 137);
+        size_t n = opt.value_bytes ? (size_t)opt.value_bytes
+                                   : 64 + (size_t)(rng() % 137);
         for (size_t j = 0; j < n; j++)
                 v[j] = j < n / 2 ? (uint8_t)('a' + j % 16) : (uint8_t)rng();
         return n;
@@ -173,6 +180,8 @@ static const cf_store_ops blob_ops = {
 
 /* ------------------------------------------------------------- runs */
 
+static double last_bytes_per_s; /* of the last run_writes */
+
 /* One run of the write loop; returns puts per second. */
 static double run_writes(bool through_store, bool sync)
 {
@@ -183,8 +192,9 @@ static double run_writes(bool through_store, bool sync)
                            ? cf_store_new(s, CF_COL_SESSION, TASK, &blob_ops,
                                           NULL, (size_t)256 << 20, false)
                            : NULL;
-        uint8_t val[256];
+        uint8_t val[4096];
         uint64_t next = 0;
+        uint64_t bytes = 0;
         double t0 = now_s();
         for (int bi = 0; bi < opt.batches; bi++) {
                 for (int i = 0; i < opt.keys; i++) {
@@ -202,10 +212,12 @@ static double run_writes(bool through_store, bool sync)
                 }
                 if (st)
                         check(cf_store_flush(st, b, NULL), "flush");
+                bytes += cf_batch_bytes(b);
                 check(cf_state_write(s, b, sync, err, sizeof(err)), err);
                 cf_batch_clear(b);
         }
         double dt = now_s() - t0;
+        last_bytes_per_s = (double)bytes / dt;
         cf_store_destroy(st);
         cf_batch_destroy(b);
         db_free(s, path);
@@ -339,7 +351,7 @@ static int usage(void)
 {
         fprintf(stderr, "usage: bench_state [--runs N] [--batches N] "
                         "[--keys N] [--space N] [--commit-keys N] "
-                        "[--dir PATH]\n");
+                        "[--value-bytes N] [--json] [--dir PATH]\n");
         return 2;
 }
 
@@ -357,13 +369,33 @@ int main(int argc, char **argv)
                         iv = &opt.space;
                 else if (!strcmp(argv[i], "--commit-keys"))
                         iv = &opt.commit_keys;
-                else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+                else if (!strcmp(argv[i], "--value-bytes"))
+                        iv = &opt.value_bytes;
+                else if (!strcmp(argv[i], "--json")) {
+                        opt.json = true;
+                        continue;
+                } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
                         opt.dir = argv[++i];
                         continue;
                 } else
                         return usage();
                 if (i + 1 >= argc || (*iv = atoi(argv[++i])) <= 0)
                         return usage();
+        }
+        if (opt.value_bytes > 4000)
+                return usage();
+        if (opt.json) {
+                /* The raw write loop only, synced as the pipeline's
+                 * commits are: one JSON object per run. */
+                for (int r = 0; r < opt.runs; r++) {
+                        double puts = run_writes(false, true);
+                        printf("{\"puts_per_s\":%.1f,\"bytes_per_s\":%.1f,"
+                               "\"batch_puts\":%d,\"value_bytes\":%d}\n",
+                               puts, last_bytes_per_s, opt.keys,
+                               opt.value_bytes);
+                        fflush(stdout);
+                }
+                return 0;
         }
         printf("bench_state: %d runs; writes: %d batches x %d puts, 16 B "
                "keys over %d, 64-200 B values; dir %s\n",

@@ -18,6 +18,8 @@ int cf_cmd_run(int argc, char **argv);
 int cf_cmd_report(int argc, char **argv);
 int cf_cmd_demo(int argc, char **argv);
 int cf_cmd_gen(int argc, char **argv);
+/* In bench/bench_cmd.c. */
+int cf_cmd_bench(int argc, char **argv);
 
 /* Parses a decimal integer in [min, max]; false on any junk. */
 bool cf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

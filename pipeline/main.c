@@ -23,6 +23,8 @@ static const struct cf_command {
           "broker, generated traffic, the pipeline and a summary" },
         { "gen", cf_cmd_gen,
           "generate charger traffic (load generator, ground truth)" },
+        { "bench", cf_cmd_bench,
+          "benchmarks: ceiling, pipeline, stage chain, RocksDB, latency" },
 };
 
 static void usage(FILE *f)

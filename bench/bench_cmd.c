@@ -1,0 +1,1324 @@
+/*
+ * bench_cmd.c: `chargeflow bench`, the benchmarks ops size the system by,
+ * in one command and one run on one machine (see bench/README.md).
+ *
+ * It starts the embedded broker, loads the same generated input (a preset
+ * with every fault) into it and into a record file, and then measures, each
+ * --runs times (interleaved, so that drift of the machine touches all
+ * alike):
+ *   1. the ceiling: bench_ceiling, a plain librdkafka consumer reading the
+ *      input topics and discarding them;
+ *   2. the pipeline end to end: `chargeflow run --until-idle` from the input
+ *      topics to the output topics, with the delivery guarantee on, a fresh
+ *      state directory and group each run;
+ *   3. the stage chain in process: bench_chain on the record file;
+ *   4. RocksDB alone: bench_state's raw write loop with the pipeline's own
+ *      batch and value sizes;
+ *   5. latency: a live run (a second broker, the generator paced at a
+ *      quarter of the pipeline's median speed) with bench_latency timing
+ *      each charge record against the last input record of its session.
+ * With --cost it also runs the pipeline at-least-once against exactly-once
+ * at commit.interval.ms 100 and 1000 (issue #7's cost of the guarantee);
+ * with --scale the stage chain at the small, city and country presets'
+ * state sizes (memory bounded while users grow 1,000-fold).
+ *
+ * Every child is a separate process: its CPU time and peak RSS come from
+ * wait4(). Results: a table on stdout, and in --out (bench/results of the
+ * source tree by default) a JSON file with the machine and the commit, a
+ * Markdown table, and PNG charts drawn by gnuplot when it is installed
+ * (the .dat and .gp files are kept either way).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kafka.h"
+
+#ifndef CF_SOURCE_DIR
+#define CF_SOURCE_DIR "."
+#endif
+
+#define MAX_RUNS 32
+
+/* ---- samples ------------------------------------------------------------ */
+
+typedef struct samples {
+        double v[MAX_RUNS];
+        int n;
+} samples;
+
+static void add(samples *s, double x)
+{
+        if (s->n < MAX_RUNS)
+                s->v[s->n++] = x;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
+}
+
+/* Median (mean of the middle two for an even count), min, max. */
+static void stats(const samples *s, double *med, double *mn, double *mx)
+{
+        double v[MAX_RUNS];
+        if (!s->n) {
+                *med = *mn = *mx = NAN;
+                return;
+        }
+        memcpy(v, s->v, (size_t)s->n * sizeof(double));
+        qsort(v, (size_t)s->n, sizeof(double), cmp_d);
+        *med = s->n % 2 ? v[s->n / 2] : (v[s->n / 2 - 1] + v[s->n / 2]) / 2;
+        *mn = v[0];
+        *mx = v[s->n - 1];
+}
+
+static double median(const samples *s)
+{
+        double m, a, b;
+        stats(s, &m, &a, &b);
+        return m;
+}
+
+static json_t *jstats(const samples *s)
+{
+        double m, a, b;
+        stats(s, &m, &a, &b);
+        json_t *runs = json_array();
+        for (int i = 0; i < s->n; i++)
+                json_array_append_new(runs, json_real(s->v[i]));
+        return json_pack("{s:f,s:f,s:f,s:o}", "median", isnan(m) ? -1 : m,
+                         "min", isnan(a) ? -1 : a, "max", isnan(b) ? -1 : b,
+                         "runs", runs);
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+static char self[PATH_MAX], bindir[PATH_MAX], work[PATH_MAX];
+static struct timespec t_begin;
+
+static double elapsed(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)(t.tv_sec - t_begin.tv_sec) +
+               (double)(t.tv_nsec - t_begin.tv_nsec) / 1e9;
+}
+
+static void progress(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "[%4.0f s] ", elapsed());
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}
+
+static pid_t spawn(char *const argv[], const char *out, const char *err)
+{
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644) : fo;
+        if (fo < 0 || fe < 0)
+                _exit(127);
+        dup2(fo, STDOUT_FILENO);
+        dup2(fe, STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+}
+
+/* Waits for pid; its exit code (-1 if killed), CPU seconds and peak RSS in
+ * MiB. */
+static int wait_child(pid_t pid, double *cpu, double *rss_mib)
+{
+        int status;
+        struct rusage ru;
+        while (wait4(pid, &status, 0, &ru) < 0)
+                if (errno != EINTR)
+                        return -1;
+        if (cpu)
+                *cpu = (double)ru.ru_utime.tv_sec +
+                       (double)ru.ru_utime.tv_usec / 1e6 +
+                       (double)ru.ru_stime.tv_sec +
+                       (double)ru.ru_stime.tv_usec / 1e6;
+        if (rss_mib)
+                *rss_mib = (double)ru.ru_maxrss / 1024.0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* snprintf for paths and scripts: a result too long for buf is cut (the
+ * buffers are far larger than what is put in them). */
+__attribute__((format(printf, 3, 4))) static void sfmt(char *buf, size_t n,
+                                                       const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, n, fmt, ap);
+        va_end(ap);
+}
+
+static void path(char *buf, size_t n, const char *fmt, ...)
+{
+        va_list ap;
+        int k = snprintf(buf, n, "%s/", work);
+        va_start(ap, fmt);
+        vsnprintf(buf + k, n - (size_t)k, fmt, ap);
+        va_end(ap);
+}
+
+static void rm_rf(const char *p)
+{
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p);
+        if (system(cmd) != 0)
+                fprintf(stderr, "chargeflow bench: could not remove %s\n", p);
+}
+
+/* The last line of a file that parses as a JSON object, or NULL. */
+static json_t *last_json(const char *file)
+{
+        FILE *f = fopen(file, "r");
+        char line[8192];
+        json_t *last = NULL;
+        if (!f)
+                return NULL;
+        while (fgets(line, sizeof(line), f)) {
+                json_t *j = json_loads(line, 0, NULL);
+                if (j && json_is_object(j)) {
+                        json_decref(last);
+                        last = j;
+                } else
+                        json_decref(j);
+        }
+        fclose(f);
+        return last;
+}
+
+static double jnum(json_t *o, const char *p1, const char *p2)
+{
+        json_t *v = json_object_get(o, p1);
+        if (p2)
+                v = json_object_get(v, p2);
+        return json_number_value(v);
+}
+
+static bool file_has(const char *file, const char *needle)
+{
+        FILE *f = fopen(file, "r");
+        char line[4096];
+        bool found = false;
+        while (f && !found && fgets(line, sizeof(line), f))
+                found = strstr(line, needle) != NULL;
+        if (f)
+                fclose(f);
+        return found;
+}
+
+static void show_tail(const char *file)
+{
+        char cmd[PATH_MAX + 32];
+        snprintf(cmd, sizeof(cmd), "tail -n 5 '%s' >&2", file);
+        if (system(cmd) != 0)
+                return;
+}
+
+/* ---- the broker and the input ------------------------------------------- */
+
+typedef struct opts {
+        const char *preset;
+        int runs, days, partitions, lat_days;
+        double lat_rate;
+        bool quick, cost, scale, keep;
+        const char *out_dir;
+} opts;
+
+static pid_t broker_start(const opts *o, const char *name, char *bootstrap,
+                          size_t n)
+{
+        char bs[PATH_MAX], log[PATH_MAX], parts[16];
+        path(bs, sizeof(bs), "%s.bootstrap", name);
+        path(log, sizeof(log), "%s.log", name);
+        snprintf(parts, sizeof(parts), "%d", o->partitions);
+        char *argv[] = { self,  "broker",           "--partitions",
+                         parts, "--bootstrap-file", bs,
+                         NULL };
+        pid_t pid = spawn(argv, log, NULL);
+        for (int i = 0; i < 300; i++) {
+                if (cf_read_bootstrap_file_quiet(bs, bootstrap, n))
+                        return pid;
+                usleep(100000);
+        }
+        fprintf(stderr, "chargeflow bench: the broker did not start (%s)\n",
+                log);
+        kill(pid, SIGTERM);
+        wait_child(pid, NULL, NULL);
+        return -1;
+}
+
+static void broker_stop(pid_t pid)
+{
+        if (pid > 0) {
+                kill(pid, SIGTERM);
+                wait_child(pid, NULL, NULL);
+        }
+}
+
+/* Runs `chargeflow gen` with the preset, seed and faults, to the broker or
+ * to a file, paced or not. */
+static int gen(const char *preset, int seed, int days, const char *bootstrap,
+               const char *file, int partitions, double rate, const char *log)
+{
+        char sd[16], dd[16], pp[16], rr[32];
+        snprintf(sd, sizeof(sd), "%d", seed);
+        snprintf(dd, sizeof(dd), "%d", days);
+        snprintf(pp, sizeof(pp), "%d", partitions);
+        snprintf(rr, sizeof(rr), "%.0f", rate);
+        char *argv[20];
+        int k = 0;
+        argv[k++] = self;
+        argv[k++] = "gen";
+        argv[k++] = "--preset";
+        argv[k++] = (char *)preset;
+        argv[k++] = "--seed";
+        argv[k++] = sd;
+        argv[k++] = "--faults";
+        argv[k++] = "--days";
+        argv[k++] = dd;
+        if (file) {
+                argv[k++] = "--out";
+                argv[k++] = (char *)file;
+                argv[k++] = "--partitions";
+                argv[k++] = pp;
+        } else {
+                argv[k++] = "--bootstrap";
+                argv[k++] = (char *)bootstrap;
+        }
+        if (rate > 0) {
+                argv[k++] = "--rate";
+                argv[k++] = rr;
+        }
+        argv[k] = NULL;
+        int rc = wait_child(spawn(argv, log, NULL), NULL, NULL);
+        if (rc != 0) {
+                fprintf(stderr, "chargeflow bench: gen failed (%s):\n", log);
+                show_tail(log);
+        }
+        return rc;
+}
+
+/* Counts the input records on the broker, and checks that none was
+ * dropped (the embedded broker keeps about 5 MiB per partition). */
+static int check_input(const char *bootstrap, int64_t *events)
+{
+        static const char *const topics[] = { "charging.sessions",
+                                              "charging.meter", "billing.sites",
+                                              "billing.users" };
+        char errstr[512];
+        rd_kafka_conf_t *conf =
+            cf_kafka_conf_new(bootstrap, NULL, 0, errstr, sizeof(errstr));
+        rd_kafka_t *rk =
+            conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))
+                 : NULL;
+        if (!rk) {
+                fprintf(stderr, "chargeflow bench: %s\n", errstr);
+                return 1;
+        }
+        int rc = 0;
+        *events = 0;
+        for (int t = 0; t < 4 && !rc; t++) {
+                int np = cf_kafka_partition_count(rk, topics[t], 10000, errstr,
+                                                  sizeof(errstr));
+                if (np < 0) {
+                        fprintf(stderr, "chargeflow bench: %s\n", errstr);
+                        rc = 1;
+                }
+                for (int p = 0; p < np && !rc; p++) {
+                        int64_t lo, hi;
+                        if (rd_kafka_query_watermark_offsets(rk, topics[t], p,
+                                                             &lo, &hi, 10000)) {
+                                fprintf(stderr,
+                                        "chargeflow bench: offsets of %s "
+                                        "[%d]\n",
+                                        topics[t], p);
+                                rc = 1;
+                        } else if (lo > 0) {
+                                fprintf(stderr,
+                                        "chargeflow bench: the embedded "
+                                        "broker dropped the oldest %lld "
+                                        "records of %s [%d] (it keeps about "
+                                        "5 MiB per partition): use fewer "
+                                        "--days or more --partitions\n",
+                                        (long long)lo, topics[t], p);
+                                rc = 2;
+                        } else if (t < 2)
+                                *events += hi;
+                }
+        }
+        rd_kafka_destroy(rk);
+        return rc;
+}
+
+/* ---- the measurements --------------------------------------------------- */
+
+typedef struct pipe_res {
+        double eps, cpu_per_m, rss, writes_per_event, state_bytes_per_event,
+            disk_bytes_per_event, startup_s, drain_s, batch_entries,
+            entry_bytes;
+        int64_t events;
+        /* stats lines: time (s from the first), records in, lag */
+        double *ts, *in, *lag;
+        int ns;
+} pipe_res;
+
+static int64_t parse_log_ms(const char *line)
+{
+        struct tm tm;
+        int ms;
+        memset(&tm, 0, sizeof(tm));
+        if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
+                   &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+                   &ms) != 7)
+                return -1;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* The run's throughput and lag over time, from its stats lines. */
+static void parse_series(const char *log, pipe_res *r)
+{
+        FILE *f = fopen(log, "r");
+        char line[4096];
+        int64_t t0 = -1, in_s = 0;
+        int cap = 0;
+        if (!f)
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                const char *p;
+                long long a, b;
+                if ((p = strstr(line, "stats charging.sessions: in ")) &&
+                    sscanf(p + 28, "%lld", &a) == 1)
+                        in_s = a;
+                else if ((p = strstr(line, "stats charging.meter: in ")) &&
+                         sscanf(p + 25, "%lld", &a) == 1) {
+                        int64_t t = parse_log_ms(line);
+                        if (t < 0)
+                                continue;
+                        if (t0 < 0)
+                                t0 = t;
+                        if (r->ns == cap) {
+                                cap = cap ? cap * 2 : 256;
+                                r->ts = realloc(r->ts, (size_t)cap * 8);
+                                r->in = realloc(r->in, (size_t)cap * 8);
+                                r->lag = realloc(r->lag, (size_t)cap * 8);
+                        }
+                        r->ts[r->ns] = (double)(t - t0) / 1000.0;
+                        r->in[r->ns] = (double)(in_s + a);
+                        r->lag[r->ns] = 0;
+                        r->ns++;
+                } else if ((p = strstr(line,
+                                       "stats lag: charging.sessions ")) &&
+                           r->ns &&
+                           sscanf(p + 29, "%lld, charging.meter %lld", &a,
+                                  &b) == 2)
+                        r->lag[r->ns - 1] = (double)(a + b);
+        }
+        fclose(f);
+}
+
+static int pipeline_run(const opts *o, const char *bootstrap, const char *tag,
+                        const char *guarantee, int commit_ms, pipe_res *r)
+{
+        char cfg[PATH_MAX], sd[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
+        path(cfg, sizeof(cfg), "%s.properties", tag);
+        path(sd, sizeof(sd), "%s.state", tag);
+        path(out, sizeof(out), "%s.json", tag);
+        path(log, sizeof(log), "%s.log", tag);
+        FILE *f = fopen(cfg, "w");
+        if (!f)
+                return 1;
+        fprintf(f,
+                "bootstrap.servers=%s\nstate.dir=%s\ngroup.id=bench-%s-%d\n"
+                "processing.guarantee=%s\ncommit.interval.ms=%d\n"
+                "stats.interval.ms=100\n",
+                bootstrap, sd, tag, (int)getpid(), guarantee, commit_ms);
+        fclose(f);
+        char *argv[] = { self, "run", "-c", cfg, "--until-idle", NULL };
+        double cpu, rss;
+        memset(r, 0, sizeof(*r));
+        int rc = wait_child(spawn(argv, out, log), &cpu, &rss);
+        json_t *j = last_json(out);
+        if (rc != 0 || !j) {
+                fprintf(stderr, "chargeflow bench: run %s failed (%s):\n", tag,
+                        log);
+                show_tail(log);
+                json_decref(j);
+                return 1;
+        }
+        json_t *in = json_object_get(j, "inputs");
+        r->events = (int64_t)(jnum(in, "charging.sessions", "in") +
+                              jnum(in, "charging.meter", "in"));
+        double first = jnum(j, "timing", "first_input_ms"),
+               last = jnum(j, "timing", "last_processed_ms");
+        double ev = (double)r->events;
+        r->eps = last > first ? ev / ((last - first) / 1000.0) : NAN;
+        r->startup_s = first / 1000.0;
+        r->drain_s = (jnum(j, "timing", "total_ms") - last) / 1000.0;
+        r->cpu_per_m = cpu / (ev / 1e6);
+        r->rss = rss;
+        double batches = jnum(j, "state_writes", "batches"),
+               entries = jnum(j, "state_writes", "entries"),
+               bytes = jnum(j, "state_writes", "bytes");
+        r->writes_per_event = entries / ev;
+        r->state_bytes_per_event = bytes / ev;
+        double disk = jnum(j, "disk_write_bytes", NULL);
+        r->disk_bytes_per_event = disk >= 0 ? disk / ev : -1;
+        r->batch_entries = batches > 0 ? entries / batches : 0;
+        r->entry_bytes = entries > 0 ? bytes / entries : 0;
+        parse_series(log, r);
+        json_decref(j);
+        if (!o->keep)
+                rm_rf(sd);
+        return 0;
+}
+
+static int child_json(char *const argv[], const char *tag, json_t **out,
+                      double *cpu, double *rss)
+{
+        char o[PATH_MAX], e[PATH_MAX];
+        path(o, sizeof(o), "%s.json", tag);
+        path(e, sizeof(e), "%s.log", tag);
+        int rc = wait_child(spawn(argv, o, e), cpu, rss);
+        *out = last_json(o);
+        if (rc != 0 || !*out) {
+                fprintf(stderr, "chargeflow bench: %s failed (%s):\n", tag, e);
+                show_tail(e);
+                json_decref(*out);
+                *out = NULL;
+                return 1;
+        }
+        return 0;
+}
+
+typedef struct lat_res {
+        double p50, p99;
+        int64_t samples;
+} lat_res;
+
+/* A live run on a broker of its own: the latency consumer, the pipeline and
+ * the paced generator together. */
+static int latency_run(const opts *o, int i, double rate, lat_res *r)
+{
+        char name[32], bootstrap[512], tag[64], glog[PATH_MAX];
+        snprintf(name, sizeof(name), "lat%d-broker", i);
+        pid_t b = broker_start(o, name, bootstrap, sizeof(bootstrap));
+        if (b < 0)
+                return 1;
+        char lo[PATH_MAX], le[PATH_MAX];
+        snprintf(tag, sizeof(tag), "lat%d-consumer", i);
+        path(lo, sizeof(lo), "%s.json", tag);
+        path(le, sizeof(le), "%s.log", tag);
+        char lbin[PATH_MAX];
+        sfmt(lbin, sizeof(lbin), "%s/bench_latency", bindir);
+        char *largv[] = { lbin, "--bootstrap", bootstrap, NULL };
+        pid_t lc = spawn(largv, lo, le);
+        /* The pipeline first (it waits for the topics' data), then the
+         * generator. */
+        snprintf(tag, sizeof(tag), "lat%d-run", i);
+        char cfg[PATH_MAX], sd[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
+        path(cfg, sizeof(cfg), "%s.properties", tag);
+        path(sd, sizeof(sd), "%s.state", tag);
+        path(out, sizeof(out), "%s.json", tag);
+        path(log, sizeof(log), "%s.log", tag);
+        FILE *f = fopen(cfg, "w");
+        if (!f)
+                return 1;
+        fprintf(f,
+                "bootstrap.servers=%s\nstate.dir=%s\ngroup.id=bench-lat-%d\n"
+                "stats.interval.ms=1000\nidle.exit.ms=5000\n",
+                bootstrap, sd, (int)getpid());
+        fclose(f);
+        char *rargv[] = { self, "run", "-c", cfg, "--until-idle", NULL };
+        pid_t run = spawn(rargv, out, log);
+        /* Traffic starts once the pipeline has its partitions: start-up is
+         * not latency (it is reported apart). */
+        for (int w = 0; w < 600 && !file_has(log, "assigned"); w++)
+                usleep(100000);
+        path(glog, sizeof(glog), "lat%d-gen.log", i);
+        int rc = gen(o->preset, 2, o->lat_days, bootstrap, NULL, 0, rate, glog);
+        int rrc = wait_child(run, NULL, NULL);
+        sleep(1);
+        kill(lc, SIGTERM);
+        wait_child(lc, NULL, NULL);
+        broker_stop(b);
+        json_t *j = last_json(lo);
+        if (rc || rrc || !j) {
+                fprintf(stderr,
+                        "chargeflow bench: latency run %d failed (%s, "
+                        "%s)\n",
+                        i, log, le);
+                show_tail(log);
+                json_decref(j);
+                return 1;
+        }
+        r->p50 = jnum(j, "p50_ms", NULL);
+        r->p99 = jnum(j, "p99_ms", NULL);
+        r->samples = (int64_t)jnum(j, "samples", NULL);
+        json_decref(j);
+        if (!o->keep)
+                rm_rf(sd);
+        return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static void machine(json_t *res)
+{
+        char model[256] = "unknown", line[512];
+        FILE *f = fopen("/proc/cpuinfo", "r");
+        while (f && fgets(line, sizeof(line), f))
+                if (!strncmp(line, "model name", 10)) {
+                        char *p = strchr(line, ':');
+                        if (p) {
+                                snprintf(model, sizeof(model), "%s", p + 2);
+                                model[strcspn(model, "\n")] = '\0';
+                        }
+                        break;
+                }
+        if (f)
+                fclose(f);
+        struct utsname u;
+        uname(&u);
+        long mem = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 20;
+        json_object_set_new(res, "machine",
+                            json_pack("{s:i,s:s,s:s,s:I}", "cores",
+                                      (int)sysconf(_SC_NPROCESSORS_ONLN),
+                                      "model", model, "kernel", u.release,
+                                      "memory_mib", (json_int_t)mem));
+        char commit[64] = "unknown";
+        FILE *p = popen("git -C '" CF_SOURCE_DIR "' rev-parse --short HEAD "
+                        "2>/dev/null",
+                        "r");
+        if (p && fgets(commit, sizeof(commit), p))
+                commit[strcspn(commit, "\n")] = '\0';
+        if (p)
+                pclose(p);
+        p = popen("git -C '" CF_SOURCE_DIR "' status --porcelain "
+                  "--untracked-files=no 2>/dev/null | head -1",
+                  "r");
+        if (p && fgets(line, sizeof(line), p))
+                strncat(commit, "-dirty", sizeof(commit) - strlen(commit) - 1);
+        if (p)
+                pclose(p);
+        json_object_set_new(res, "commit", json_string(commit));
+}
+
+static void plot(const char *base, const char *dat, const char *gp_text)
+{
+        char gp[PATH_MAX], png[PATH_MAX], cmd[PATH_MAX * 2];
+        sfmt(gp, sizeof(gp), "%s.gp", base);
+        sfmt(png, sizeof(png), "%s.png", base);
+        FILE *f = fopen(gp, "w");
+        if (!f)
+                return;
+        fprintf(f,
+                "set terminal pngcairo size 960,540 noenhanced\n"
+                "set output '%s'\nset grid\nset key top right\n%s",
+                png, gp_text);
+        fprintf(f, "\n");
+        fclose(f);
+        (void)dat;
+        snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>/dev/null", gp);
+        if (system(cmd) == 0)
+                progress("chart: %s", png);
+        else {
+                sfmt(cmd, sizeof(cmd),
+                     "sed -i 's/pngcairo/png/' '%s' && "
+                     "gnuplot '%s' 2>/dev/null",
+                     gp, gp);
+                if (system(cmd) == 0)
+                        progress("chart: %s", png);
+                else
+                        progress("no chart (install gnuplot-nox); data and "
+                                 "script: %s",
+                                 gp);
+        }
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "usage: chargeflow bench [--preset small|city] [--runs N] "
+                "[--quick] [--days D]\n"
+                "                        [--partitions P] [--cost] [--scale] "
+                "[--out DIR] [--keep]\n\n"
+                "Measures, in one run on this machine: the ceiling (a plain "
+                "consumer of the\ninput topics), the pipeline end to end "
+                "with the delivery guarantee on, the\nstage chain in "
+                "process, RocksDB alone, and the end-to-end latency; "
+                "each\n--runs times. Prints a table and writes JSON, "
+                "Markdown and charts to --out.\n\n"
+                "  --preset P      input preset (default small; country: "
+                "only with --scale)\n"
+                "  --runs N        runs of each measurement, 1..%d (default "
+                "3)\n"
+                "  --quick         a check in under 2 minutes: 1 run, 7 "
+                "days of small\n"
+                "  --days D        simulated days loaded (default: small 20, "
+                "city 1)\n"
+                "  --partitions P  partitions of every topic (default 16)\n"
+                "  --cost          also: exactly_once against at_least_once "
+                "at commit\n"
+                "                  intervals of 100 and 1000 ms\n"
+                "  --scale         also: the stage chain at the small, city "
+                "and country\n"
+                "                  presets' state sizes (throughput and peak "
+                "RSS)\n"
+                "  --out DIR       results directory (default %s/bench/"
+                "results)\n"
+                "  --keep          keep the work directory (state, logs, "
+                "input)\n\n"
+                "See bench/README.md for what each figure means.\n",
+                MAX_RUNS, CF_SOURCE_DIR);
+}
+
+static void fmt_eps(char *b, size_t n, const samples *s)
+{
+        double m, a, x;
+        stats(s, &m, &a, &x);
+        if (isnan(m))
+                snprintf(b, n, "-");
+        else
+                snprintf(b, n, "%.0fk (%.0fk-%.0fk)", m / 1e3, a / 1e3,
+                         x / 1e3);
+}
+
+int cf_cmd_bench(int argc, char **argv)
+{
+        opts o = { "small", 3, 0, 16, 0, 0, false, false, false, false, NULL };
+        char outdir[PATH_MAX];
+        snprintf(outdir, sizeof(outdir), "%s/bench/results", CF_SOURCE_DIR);
+        o.out_dir = outdir;
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+                int64_t x;
+                if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+                        usage(stdout);
+                        return 0;
+                } else if (!strcmp(a, "--quick"))
+                        o.quick = true;
+                else if (!strcmp(a, "--cost"))
+                        o.cost = true;
+                else if (!strcmp(a, "--scale"))
+                        o.scale = true;
+                else if (!strcmp(a, "--keep"))
+                        o.keep = true;
+                else if (!strcmp(a, "--preset") && v) {
+                        o.preset = v;
+                        i++;
+                } else if (!strcmp(a, "--out") && v) {
+                        o.out_dir = v;
+                        i++;
+                } else if (!strcmp(a, "--runs") && v &&
+                           cf_parse_i64(v, 1, MAX_RUNS, &x)) {
+                        o.runs = (int)x;
+                        i++;
+                } else if (!strcmp(a, "--days") && v &&
+                           cf_parse_i64(v, 1, 3660, &x)) {
+                        o.days = (int)x;
+                        i++;
+                } else if (!strcmp(a, "--partitions") && v &&
+                           cf_parse_i64(v, 1, 1024, &x)) {
+                        o.partitions = (int)x;
+                        i++;
+                } else {
+                        fprintf(stderr, "chargeflow bench: bad argument %s\n",
+                                a);
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        bool country = !strcmp(o.preset, "country");
+        if (strcmp(o.preset, "small") && strcmp(o.preset, "city") && !country) {
+                fprintf(stderr, "chargeflow bench: --preset: small, city or "
+                                "country\n");
+                return 2;
+        }
+        if (country && !o.scale) {
+                fprintf(stderr,
+                        "chargeflow bench: --preset country: a day of country "
+                        "traffic (about 15M records) does not fit the "
+                        "embedded broker (about 5 MiB per partition); use "
+                        "--scale, which measures the country preset's state "
+                        "in process\n");
+                return 2;
+        }
+        if (o.quick) {
+                o.runs = 1;
+                if (!o.days)
+                        o.days = 7;
+        }
+        if (!o.days)
+                o.days = !strcmp(o.preset, "city") ? 1 : 20;
+
+        clock_gettime(CLOCK_MONOTONIC, &t_begin);
+        ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (sl <= 0) {
+                fprintf(stderr, "chargeflow bench: /proc/self/exe: %s\n",
+                        strerror(errno));
+                return 1;
+        }
+        self[sl] = '\0';
+        snprintf(bindir, sizeof(bindir), "%s", self);
+        char *slash = strrchr(bindir, '/');
+        snprintf(slash, sizeof(bindir) - (size_t)(slash - bindir), "/bench");
+        static const char *const progs[] = { "bench_ceiling", "bench_chain",
+                                             "bench_state", "bench_latency" };
+        for (int i = 0; i < 4; i++) {
+                char p[PATH_MAX];
+                sfmt(p, sizeof(p), "%s/%s", bindir, progs[i]);
+                if (access(p, X_OK)) {
+                        fprintf(stderr,
+                                "chargeflow bench: %s is missing: build the "
+                                "benchmarks (cmake --build build)\n",
+                                p);
+                        return 1;
+                }
+        }
+        snprintf(work, sizeof(work), "/tmp/chargeflow-bench-XXXXXX");
+        if (!mkdtemp(work)) {
+                perror("chargeflow bench: mkdtemp");
+                return 1;
+        }
+        if (mkdir(o.out_dir, 0755) && errno != EEXIST) {
+                fprintf(stderr, "chargeflow bench: --out %s: %s\n", o.out_dir,
+                        strerror(errno));
+                return 2;
+        }
+        progress("work directory %s; preset %s, %d day(s), %d run(s), %d "
+                 "partitions",
+                 work, o.preset, o.days, o.runs, o.partitions);
+
+        json_t *res = json_object();
+        time_t now = time(NULL);
+        char stamp[32], iso[32];
+        strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&now));
+        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        machine(res);
+        json_object_set_new(res, "run",
+                            json_pack("{s:s,s:s,s:i,s:i,s:i,s:b}", "date", iso,
+                                      "preset", o.preset, "days", o.days,
+                                      "runs", o.runs, "partitions",
+                                      o.partitions, "quick", o.quick));
+        int rc = 0;
+        samples c_eps = { 0 }, c_cpu = { 0 }, c_rss = { 0 };
+        samples p_eps = { 0 }, p_cpu = { 0 }, p_rss = { 0 }, p_wpe = { 0 },
+                p_bpe = { 0 }, p_dpe = { 0 }, p_start = { 0 }, p_ratio = { 0 },
+                p_be = { 0 }, p_eb = { 0 };
+        samples h_eps = { 0 }, h_cpu = { 0 }, h_rss = { 0 }, h_wpe = { 0 },
+                h_bpe = { 0 };
+        samples r_puts = { 0 }, r_bps = { 0 };
+        samples l_p50 = { 0 }, l_p99 = { 0 };
+        samples cost[2][2];
+        memset(cost, 0, sizeof(cost));
+        double lat_rate = 0, scale_eps[3] = { 0 }, scale_rss[3] = { 0 };
+        int64_t events = 0;
+        pipe_res chart = { 0 };
+        pid_t broker = -1;
+        char bootstrap[512], file[PATH_MAX], log[PATH_MAX];
+
+        if (!country) {
+                /* The input, on the broker and in a record file. */
+                broker =
+                    broker_start(&o, "broker", bootstrap, sizeof(bootstrap));
+                if (broker < 0) {
+                        rc = 1;
+                        goto out;
+                }
+                progress("broker at %s; generating %s, %d day(s), every "
+                         "fault",
+                         bootstrap, o.preset, o.days);
+                path(log, sizeof(log), "gen-broker.log");
+                path(file, sizeof(file), "input.cfgen");
+                char flog[PATH_MAX];
+                path(flog, sizeof(flog), "gen-file.log");
+                if (gen(o.preset, 1, o.days, bootstrap, NULL, 0, 0, log) ||
+                    gen(o.preset, 1, o.days, NULL, file, o.partitions, 0,
+                        flog) ||
+                    (rc = check_input(bootstrap, &events))) {
+                        rc = rc ? rc : 1;
+                        goto out;
+                }
+                progress("%lld input events on the broker", (long long)events);
+                json_object_set_new(json_object_get(res, "run"), "events",
+                                    json_integer((json_int_t)events));
+
+                char cbin[PATH_MAX], hbin[PATH_MAX];
+                sfmt(cbin, sizeof(cbin), "%s/bench_ceiling", bindir);
+                sfmt(hbin, sizeof(hbin), "%s/bench_chain", bindir);
+                int best = -1;
+                double best_d = INFINITY;
+                pipe_res pr[MAX_RUNS];
+                memset(pr, 0, sizeof(pr));
+                for (int i = 0; i < o.runs; i++) {
+                        char tag[32];
+                        json_t *j;
+                        double cpu, rss;
+                        /* 1. The ceiling. */
+                        snprintf(tag, sizeof(tag), "ceiling%d", i);
+                        char *cargv[] = { cbin, "--json", "--bootstrap",
+                                          bootstrap, NULL };
+                        if (child_json(cargv, tag, &j, &cpu, &rss)) {
+                                rc = 1;
+                                goto out;
+                        }
+                        double ce = jnum(j, "eps", NULL);
+                        add(&c_eps, ce);
+                        add(&c_cpu, jnum(j, "cpu_s_per_m", NULL));
+                        add(&c_rss, rss);
+                        json_decref(j);
+                        progress("run %d/%d: ceiling %.0f events/s", i + 1,
+                                 o.runs, ce);
+                        /* 2. The pipeline end to end. */
+                        snprintf(tag, sizeof(tag), "pipeline%d", i);
+                        if (pipeline_run(&o, bootstrap, tag, "exactly_once",
+                                         1000, &pr[i])) {
+                                rc = 1;
+                                goto out;
+                        }
+                        add(&p_eps, pr[i].eps);
+                        add(&p_ratio, pr[i].eps / ce);
+                        add(&p_cpu, pr[i].cpu_per_m);
+                        add(&p_rss, pr[i].rss);
+                        add(&p_wpe, pr[i].writes_per_event);
+                        add(&p_bpe, pr[i].state_bytes_per_event);
+                        add(&p_dpe, pr[i].disk_bytes_per_event);
+                        add(&p_start, pr[i].startup_s);
+                        add(&p_be, pr[i].batch_entries);
+                        add(&p_eb, pr[i].entry_bytes);
+                        progress("run %d/%d: pipeline %.0f events/s (%.2f of "
+                                 "the ceiling), peak RSS %.0f MiB",
+                                 i + 1, o.runs, pr[i].eps, pr[i].eps / ce,
+                                 pr[i].rss);
+                        /* 3. The stage chain in process. */
+                        snprintf(tag, sizeof(tag), "chain%d", i);
+                        char *hargv[] = { hbin,   "--json",       file, "1",
+                                          "1000", "exactly_once", NULL };
+                        if (child_json(hargv, tag, &j, &cpu, &rss)) {
+                                rc = 1;
+                                goto out;
+                        }
+                        double he = jnum(j, "eps", NULL);
+                        add(&h_eps, he);
+                        add(&h_cpu, jnum(j, "cpu_s_per_m", NULL));
+                        add(&h_rss, rss);
+                        add(&h_wpe, jnum(j, "writes_per_event", NULL));
+                        add(&h_bpe, jnum(j, "state_bytes_per_event", NULL));
+                        json_decref(j);
+                        progress("run %d/%d: stage chain %.0f events/s", i + 1,
+                                 o.runs, he);
+                }
+                /* The chart shows the run closest to the median. */
+                double pm = median(&p_eps);
+                for (int i = 0; i < o.runs; i++)
+                        if (fabs(pr[i].eps - pm) < best_d) {
+                                best_d = fabs(pr[i].eps - pm);
+                                best = i;
+                        }
+                for (int i = 0; i < o.runs; i++)
+                        if (i != best) {
+                                free(pr[i].ts);
+                                free(pr[i].in);
+                                free(pr[i].lag);
+                        }
+                if (best >= 0)
+                        chart = pr[best];
+
+                /* The guarantee's cost: exactly once against at least
+                 * once, at two commit intervals, interleaved. */
+                if (o.cost) {
+                        static const int cis[2] = { 100, 1000 };
+                        static const char *const gs[2] = { "exactly_once",
+                                                           "at_least_once" };
+                        for (int i = 0; i < o.runs; i++)
+                                for (int c = 0; c < 2; c++)
+                                        for (int g = 0; g < 2; g++) {
+                                                char tag[48];
+                                                pipe_res r;
+                                                snprintf(tag, sizeof(tag),
+                                                         "cost-%s-%d-%d", gs[g],
+                                                         cis[c], i);
+                                                if (pipeline_run(&o, bootstrap,
+                                                                 tag, gs[g],
+                                                                 cis[c], &r)) {
+                                                        rc = 1;
+                                                        goto out;
+                                                }
+                                                free(r.ts);
+                                                free(r.in);
+                                                free(r.lag);
+                                                add(&cost[c][g], r.eps);
+                                                progress("cost run %d/%d: %s "
+                                                         "at %d ms: %.0f "
+                                                         "events/s",
+                                                         i + 1, o.runs, gs[g],
+                                                         cis[c], r.eps);
+                                        }
+                        json_t *jc = json_array();
+                        for (int c = 0; c < 2; c++)
+                                json_array_append_new(
+                                    jc, json_pack("{s:i,s:o,s:o,s:f}",
+                                                  "commit_interval_ms", cis[c],
+                                                  "exactly_once",
+                                                  jstats(&cost[c][0]),
+                                                  "at_least_once",
+                                                  jstats(&cost[c][1]), "ratio",
+                                                  median(&cost[c][0]) /
+                                                      median(&cost[c][1])));
+                        json_object_set_new(res, "guarantee_cost", jc);
+                }
+
+                /* 4. RocksDB alone, with the pipeline's batch and value
+                 * sizes. */
+                char sbin[PATH_MAX], keys[32], vb[32], dir[PATH_MAX];
+                sfmt(sbin, sizeof(sbin), "%s/bench_state", bindir);
+                snprintf(keys, sizeof(keys), "%.0f",
+                         fmax(1, round(median(&p_be))));
+                snprintf(vb, sizeof(vb), "%.0f",
+                         fmin(4000, fmax(16, round(median(&p_eb)) - 24)));
+                snprintf(dir, sizeof(dir), "%s", work);
+                char rr[16];
+                snprintf(rr, sizeof(rr), "%d", o.runs);
+                char *sargv[] = { sbin,     "--json",    "--runs",
+                                  rr,       "--batches", "20",
+                                  "--keys", keys,        "--value-bytes",
+                                  vb,       "--dir",     dir,
+                                  NULL };
+                {
+                        char so[PATH_MAX], se[PATH_MAX];
+                        path(so, sizeof(so), "rocksdb.json");
+                        path(se, sizeof(se), "rocksdb.log");
+                        if (wait_child(spawn(sargv, so, se), NULL, NULL)) {
+                                fprintf(stderr,
+                                        "chargeflow bench: bench_state "
+                                        "failed (%s)\n",
+                                        se);
+                                rc = 1;
+                                goto out;
+                        }
+                        FILE *f = fopen(so, "r");
+                        char line[1024];
+                        while (f && fgets(line, sizeof(line), f)) {
+                                json_t *j = json_loads(line, 0, NULL);
+                                if (j) {
+                                        add(&r_puts,
+                                            jnum(j, "puts_per_s", NULL));
+                                        add(&r_bps,
+                                            jnum(j, "bytes_per_s", NULL));
+                                }
+                                json_decref(j);
+                        }
+                        if (f)
+                                fclose(f);
+                }
+                progress("RocksDB alone: %.0f puts/s of %s entries x %s B "
+                         "values, synced",
+                         median(&r_puts), keys, vb);
+
+                /* 5. Latency, live, at a quarter of the pipeline's median
+                 * speed (at most 50k events/s: the generator and the broker
+                 * share the cores). */
+                broker_stop(broker);
+                broker = -1;
+                lat_rate = fmax(5000, fmin(50000, round(pm / 4 / 1000) * 1000));
+                /* About 20 s of traffic (12 with --quick). */
+                double per_day = (double)events / o.days;
+                o.lat_days = (int)fmax(
+                    1, round((o.quick ? 12 : 20) * lat_rate / per_day));
+                for (int i = 0; i < o.runs; i++) {
+                        lat_res lr;
+                        progress("latency run %d/%d: %d day(s) at %.0f "
+                                 "events/s",
+                                 i + 1, o.runs, o.lat_days, lat_rate);
+                        if (latency_run(&o, i, lat_rate, &lr)) {
+                                rc = 1;
+                                goto out;
+                        }
+                        add(&l_p50, lr.p50);
+                        add(&l_p99, lr.p99);
+                        progress("latency run %d/%d: p50 %.0f ms, p99 %.0f ms "
+                                 "(%lld charge records)",
+                                 i + 1, o.runs, lr.p50, lr.p99,
+                                 (long long)lr.samples);
+                }
+                if (!o.keep)
+                        unlink(file);
+        }
+
+        /* The stage chain at each preset's state size: throughput and
+         * peak RSS while users, chargers and periods grow 1,000-fold. */
+        if (o.scale) {
+                static const char *const ps[3] = { "small", "city", "country" };
+                static const int pdays[3] = { 20, 2, 1 };
+                static const int users[3] = { 2000, 100000, 2000000 };
+                char hbin[PATH_MAX];
+                sfmt(hbin, sizeof(hbin), "%s/bench_chain", bindir);
+                json_t *js = json_array();
+                FILE *dat = NULL;
+                char sdat[PATH_MAX];
+                sfmt(sdat, sizeof(sdat), "%s/%s-%s-scale.dat", o.out_dir,
+                     o.preset, stamp);
+                dat = fopen(sdat, "w");
+                if (dat)
+                        fprintf(dat, "# users events_per_s peak_rss_mib\n");
+                for (int k = 0; k < 3; k++) {
+                        char sf[PATH_MAX], sgl[PATH_MAX];
+                        path(sf, sizeof(sf), "scale-%s.cfgen", ps[k]);
+                        path(sgl, sizeof(sgl), "scale-%s-gen.log", ps[k]);
+                        progress("scale: generating %s, %d day(s)", ps[k],
+                                 pdays[k]);
+                        if (gen(ps[k], 1, pdays[k], NULL, sf, o.partitions, 0,
+                                sgl)) {
+                                rc = 1;
+                                goto out;
+                        }
+                        samples se = { 0 }, sr = { 0 }, st = { 0 };
+                        double nev = 0;
+                        int sruns = o.runs < 3 ? o.runs : 3;
+                        for (int i = 0; i < sruns; i++) {
+                                char tag[48];
+                                json_t *j;
+                                double cpu, rss;
+                                snprintf(tag, sizeof(tag), "scale-%s-%d", ps[k],
+                                         i);
+                                char *hargv[] = { hbin,   "--json",
+                                                  sf,     "1",
+                                                  "1000", "exactly_once",
+                                                  NULL };
+                                if (child_json(hargv, tag, &j, &cpu, &rss)) {
+                                        rc = 1;
+                                        goto out;
+                                }
+                                add(&se, jnum(j, "eps", NULL));
+                                add(&sr, rss);
+                                add(&st, jnum(j, "table_secs", NULL));
+                                nev = jnum(j, "events", NULL);
+                                json_decref(j);
+                                progress("scale: %s run %d/%d: %.0f events/s, "
+                                         "peak RSS %.0f MiB",
+                                         ps[k], i + 1, sruns, se.v[i], rss);
+                        }
+                        if (!o.keep)
+                                unlink(sf);
+                        json_array_append_new(
+                            js,
+                            json_pack("{s:s,s:i,s:i,s:f,s:o,s:o,s:o}", "preset",
+                                      ps[k], "users", users[k], "days",
+                                      pdays[k], "events", nev, "events_per_s",
+                                      jstats(&se), "peak_rss_mib", jstats(&sr),
+                                      "table_load_s", jstats(&st)));
+                        if (dat)
+                                fprintf(dat, "%d %.0f %.1f\n", users[k],
+                                        median(&se), median(&sr));
+                        scale_eps[k] = median(&se);
+                        scale_rss[k] = median(&sr);
+                }
+                json_object_set_new(res, "scale", js);
+                if (dat) {
+                        fclose(dat);
+                        char gp[8192], sbase[PATH_MAX];
+                        sfmt(sbase, sizeof(sbase), "%s/%s-%s-scale", o.out_dir,
+                             o.preset, stamp);
+                        sfmt(gp, sizeof(gp),
+                             "set title 'chargeflow stage chain by state size "
+                             "(presets small, city, country)'\n"
+                             "set logscale x\nset xlabel 'users'\n"
+                             "set ylabel 'events/s'\nset y2label 'peak RSS "
+                             "(MiB)'\nset ytics nomirror\nset y2tics\n"
+                             "set yrange [0:*]\nset y2range [0:*]\n"
+                             "plot '%s' using 1:2 with linespoints lw 2 "
+                             "title 'events/s' axes x1y1, '%s' using 1:3 with "
+                             "linespoints lw 2 title 'peak RSS' axes x1y2\n",
+                             sdat, sdat);
+                        plot(sbase, sdat, gp);
+                }
+        }
+
+        /* The results. */
+        if (!country) {
+                json_object_set_new(
+                    res, "ceiling",
+                    json_pack("{s:o,s:o,s:o}", "events_per_s", jstats(&c_eps),
+                              "cpu_s_per_million", jstats(&c_cpu),
+                              "peak_rss_mib", jstats(&c_rss)));
+                json_object_set_new(
+                    res, "pipeline",
+                    json_pack("{s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+                              "guarantee", "exactly_once", "commit_interval_ms",
+                              1000, "events_per_s", jstats(&p_eps),
+                              "ratio_to_ceiling", jstats(&p_ratio),
+                              "cpu_s_per_million", jstats(&p_cpu),
+                              "peak_rss_mib", jstats(&p_rss),
+                              "rocksdb_writes_per_event", jstats(&p_wpe),
+                              "rocksdb_bytes_per_event", jstats(&p_bpe),
+                              "disk_bytes_per_event", jstats(&p_dpe),
+                              "startup_s", jstats(&p_start)));
+                json_object_set_new(
+                    res, "latency",
+                    json_pack("{s:f,s:i,s:o,s:o}", "rate_events_per_s",
+                              lat_rate, "days", o.lat_days, "p50_ms",
+                              jstats(&l_p50), "p99_ms", jstats(&l_p99)));
+                json_object_set_new(
+                    res, "chain",
+                    json_pack("{s:o,s:o,s:o,s:o,s:o}", "events_per_s_per_core",
+                              jstats(&h_eps), "cpu_s_per_million",
+                              jstats(&h_cpu), "peak_rss_mib", jstats(&h_rss),
+                              "rocksdb_writes_per_event", jstats(&h_wpe),
+                              "rocksdb_bytes_per_event", jstats(&h_bpe)));
+                json_object_set_new(res, "rocksdb",
+                                    json_pack("{s:o,s:o,s:f,s:f}", "puts_per_s",
+                                              jstats(&r_puts), "bytes_per_s",
+                                              jstats(&r_bps), "batch_entries",
+                                              median(&p_be), "entry_bytes",
+                                              median(&p_eb)));
+        }
+        (void)h_wpe;
+out:
+        broker_stop(broker);
+        if (rc == 0) {
+                char base[PATH_MAX];
+                snprintf(base, sizeof(base), "%s/%s-%s", o.out_dir, o.preset,
+                         stamp);
+                char jf[PATH_MAX];
+                sfmt(jf, sizeof(jf), "%s.json", base);
+                if (json_dump_file(res, jf,
+                                   JSON_INDENT(2) | JSON_SORT_KEYS |
+                                       JSON_REAL_PRECISION(6)))
+                        fprintf(stderr, "chargeflow bench: cannot write %s\n",
+                                jf);
+                else
+                        progress("results: %s", jf);
+                if (chart.ns > 1) {
+                        char dat[PATH_MAX], gp[4096];
+                        sfmt(dat, sizeof(dat), "%s-pipeline.dat", base);
+                        FILE *f = fopen(dat, "w");
+                        if (f) {
+                                fprintf(f, "# s  events_per_s  "
+                                           "input_not_yet_processed\n");
+                                for (int i = 1; i < chart.ns; i++) {
+                                        double dt =
+                                            chart.ts[i] - chart.ts[i - 1];
+                                        fprintf(
+                                            f, "%.3f %.0f %.0f\n", chart.ts[i],
+                                            dt > 0 ? (chart.in[i] -
+                                                      chart.in[i - 1]) /
+                                                         dt
+                                                   : 0,
+                                            (double)chart.events - chart.in[i]);
+                                }
+                                fclose(f);
+                                char pbase[PATH_MAX];
+                                sfmt(pbase, sizeof(pbase), "%s-pipeline", base);
+                                sfmt(gp, sizeof(gp),
+                                     "set title 'chargeflow pipeline, %s "
+                                     "preset, %lld events (median run)'\n"
+                                     "set xlabel 'seconds since the first "
+                                     "stats line'\n"
+                                     "set ylabel 'events/s processed'\n"
+                                     "set y2label 'lag: input records not "
+                                     "yet processed'\n"
+                                     "set ytics nomirror\nset y2tics\n"
+                                     "plot '%s' using 1:2 with lines lw 2 "
+                                     "title 'events/s' axes x1y1, '%s' using "
+                                     "1:3 with lines lw 2 title 'lag' axes "
+                                     "x1y2\n",
+                                     o.preset, (long long)events, dat, dat);
+                                plot(pbase, dat, gp);
+                        }
+                }
+        }
+        if (rc == 0 && !country) {
+                char e1[64], e2[64], e3[64];
+                fmt_eps(e1, sizeof(e1), &c_eps);
+                fmt_eps(e2, sizeof(e2), &p_eps);
+                fmt_eps(e3, sizeof(e3), &h_eps);
+                printf("\nchargeflow bench: %s preset, %lld events, %d "
+                       "run(s); medians (min-max)\n\n",
+                       o.preset, (long long)events, o.runs);
+                printf("| measure | events/s | / ceiling | CPU s per M "
+                       "events | peak RSS MiB | RocksDB writes/event | "
+                       "RocksDB bytes/event |\n");
+                printf("|---|---|---|---|---|---|---|\n");
+                printf("| ceiling (plain consumer) | %s | 1 | %.3f | %.0f | "
+                       "- | - |\n",
+                       e1, median(&c_cpu), median(&c_rss));
+                printf("| pipeline end to end, exactly once | %s | %.2f | "
+                       "%.3f | %.0f | %.4f | %.1f |\n",
+                       e2, median(&p_ratio), median(&p_cpu), median(&p_rss),
+                       median(&p_wpe), median(&p_bpe));
+                printf("| stage chain in process, 1 core | %s | - | %.3f | "
+                       "%.0f | %.4f | %.1f |\n",
+                       e3, median(&h_cpu), median(&h_rss), median(&h_wpe),
+                       median(&h_bpe));
+                printf("\nlatency, session input to charge record, live at "
+                       "%.0f events/s: p50 %.0f ms, p99 %.0f ms\n",
+                       lat_rate, median(&l_p50), median(&l_p99));
+                printf("RocksDB alone: %.0f puts/s (%.1f MB/s) in batches of "
+                       "%.0f entries of %.0f B, synced: the pipeline's "
+                       "state writes alone would allow %.0fk events/s\n",
+                       median(&r_puts), median(&r_bps) / 1e6, median(&p_be),
+                       median(&p_eb), median(&r_bps) / median(&p_bpe) / 1e3);
+                printf("pipeline start-up (process start to first input "
+                       "record): %.1f s\n",
+                       median(&p_start));
+        }
+        if (rc == 0 && o.cost) {
+                printf("\nthe guarantee's cost, pipeline end to end "
+                       "(medians):\n\n| commit.interval.ms | exactly_once | "
+                       "at_least_once | ratio |\n|---|---|---|---|\n");
+                for (int c = 0; c < 2; c++)
+                        printf("| %d | %.0f | %.0f | %.2f |\n", c ? 1000 : 100,
+                               median(&cost[c][0]), median(&cost[c][1]),
+                               median(&cost[c][0]) / median(&cost[c][1]));
+        }
+        if (rc == 0 && o.scale) {
+                printf("\nthe stage chain by state size (medians):\n\n"
+                       "| preset | users | events/s | peak RSS MiB |\n"
+                       "|---|---|---|---|\n");
+                static const char *const ps[3] = { "small", "city", "country" };
+                static const int users[3] = { 2000, 100000, 2000000 };
+                for (int k = 0; k < 3; k++)
+                        printf("| %s | %d | %.0f | %.0f |\n", ps[k], users[k],
+                               scale_eps[k], scale_rss[k]);
+        }
+        json_decref(res);
+        free(chart.ts);
+        free(chart.in);
+        free(chart.lag);
+        if (!o.keep)
+                rm_rf(work);
+        else
+                progress("kept %s", work);
+        return rc;
+}
