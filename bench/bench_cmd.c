@@ -1258,59 +1258,104 @@ out:
                         }
                 }
         }
-        if (rc == 0 && !country) {
-                char e1[64], e2[64], e3[64];
-                fmt_eps(e1, sizeof(e1), &c_eps);
-                fmt_eps(e2, sizeof(e2), &p_eps);
-                fmt_eps(e3, sizeof(e3), &h_eps);
-                printf("\nchargeflow bench: %s preset, %lld events, %d "
-                       "run(s); medians (min-max)\n\n",
-                       o.preset, (long long)events, o.runs);
-                printf("| measure | events/s | / ceiling | CPU s per M "
-                       "events | peak RSS MiB | RocksDB writes/event | "
-                       "RocksDB bytes/event |\n");
-                printf("|---|---|---|---|---|---|---|\n");
-                printf("| ceiling (plain consumer) | %s | 1 | %.3f | %.0f | "
-                       "- | - |\n",
-                       e1, median(&c_cpu), median(&c_rss));
-                printf("| pipeline end to end, exactly once | %s | %.2f | "
-                       "%.3f | %.0f | %.4f | %.1f |\n",
-                       e2, median(&p_ratio), median(&p_cpu), median(&p_rss),
-                       median(&p_wpe), median(&p_bpe));
-                printf("| stage chain in process, 1 core | %s | - | %.3f | "
-                       "%.0f | %.4f | %.1f |\n",
-                       e3, median(&h_cpu), median(&h_rss), median(&h_wpe),
-                       median(&h_bpe));
-                printf("\nlatency, session input to charge record, live at "
-                       "%.0f events/s: p50 %.0f ms, p99 %.0f ms\n",
-                       lat_rate, median(&l_p50), median(&l_p99));
-                printf("RocksDB alone: %.0f puts/s (%.1f MB/s) in batches of "
-                       "%.0f entries of %.0f B, synced: the pipeline's "
-                       "state writes alone would allow %.0fk events/s\n",
-                       median(&r_puts), median(&r_bps) / 1e6, median(&p_be),
-                       median(&p_eb), median(&r_bps) / median(&p_bpe) / 1e3);
-                printf("pipeline start-up (process start to first input "
-                       "record): %.1f s\n",
-                       median(&p_start));
-        }
-        if (rc == 0 && o.cost) {
-                printf("\nthe guarantee's cost, pipeline end to end "
-                       "(medians):\n\n| commit.interval.ms | exactly_once | "
-                       "at_least_once | ratio |\n|---|---|---|---|\n");
-                for (int c = 0; c < 2; c++)
-                        printf("| %d | %.0f | %.0f | %.2f |\n", c ? 1000 : 100,
-                               median(&cost[c][0]), median(&cost[c][1]),
-                               median(&cost[c][0]) / median(&cost[c][1]));
-        }
-        if (rc == 0 && o.scale) {
-                printf("\nthe stage chain by state size (medians):\n\n"
-                       "| preset | users | events/s | peak RSS MiB |\n"
-                       "|---|---|---|---|\n");
-                static const char *const ps[3] = { "small", "city", "country" };
-                static const int users[3] = { 2000, 100000, 2000000 };
-                for (int k = 0; k < 3; k++)
-                        printf("| %s | %d | %.0f | %.0f |\n", ps[k], users[k],
-                               scale_eps[k], scale_rss[k]);
+        char mdpath[PATH_MAX];
+        sfmt(mdpath, sizeof(mdpath), "%s/%s-%s.md", o.out_dir, o.preset, stamp);
+        for (int pass = 0; pass < 2 && rc == 0; pass++) {
+                FILE *out = pass ? fopen(mdpath, "w") : stdout;
+                if (!out)
+                        break;
+                json_t *mj = json_object_get(res, "machine");
+                fprintf(out,
+                        "\n%s, commit %s, %d cores (%s), `chargeflow bench "
+                        "--preset %s --runs %d%s%s%s`\n",
+                        iso, json_string_value(json_object_get(res, "commit")),
+                        (int)json_integer_value(json_object_get(mj, "cores")),
+                        json_string_value(json_object_get(mj, "model")),
+                        o.preset, o.runs, o.quick ? " --quick" : "",
+                        o.cost ? " --cost" : "", o.scale ? " --scale" : "");
+                if (rc == 0 && !country) {
+                        char e1[64], e2[64], e3[64];
+                        fmt_eps(e1, sizeof(e1), &c_eps);
+                        fmt_eps(e2, sizeof(e2), &p_eps);
+                        fmt_eps(e3, sizeof(e3), &h_eps);
+                        fprintf(
+                            out,
+                            "\nchargeflow bench: %s preset, %lld events, %d "
+                            "run(s); medians (min-max)\n\n",
+                            o.preset, (long long)events, o.runs);
+                        fprintf(
+                            out,
+                            "| measure | events/s | / ceiling | CPU s per M "
+                            "events | peak RSS MiB | RocksDB writes/event | "
+                            "RocksDB bytes/event |\n");
+                        fprintf(out, "|---|---|---|---|---|---|---|\n");
+                        fprintf(out,
+                                "| ceiling (plain consumer) | %s | 1 | %.3f | "
+                                "%.0f | "
+                                "- | - |\n",
+                                e1, median(&c_cpu), median(&c_rss));
+                        fprintf(
+                            out,
+                            "| pipeline end to end, exactly once | %s | %.2f | "
+                            "%.3f | %.0f | %.4f | %.1f |\n",
+                            e2, median(&p_ratio), median(&p_cpu),
+                            median(&p_rss), median(&p_wpe), median(&p_bpe));
+                        fprintf(out,
+                                "| stage chain in process, 1 core | %s | - | "
+                                "%.3f | "
+                                "%.0f | %.4f | %.1f |\n",
+                                e3, median(&h_cpu), median(&h_rss),
+                                median(&h_wpe), median(&h_bpe));
+                        fprintf(out,
+                                "\nlatency, session input to charge record, "
+                                "live at "
+                                "%.0f events/s: p50 %.0f ms, p99 %.0f ms\n",
+                                lat_rate, median(&l_p50), median(&l_p99));
+                        fprintf(
+                            out,
+                            "RocksDB alone: %.0f puts/s (%.1f MB/s) in batches "
+                            "of "
+                            "%.0f entries of %.0f B, synced: the pipeline's "
+                            "state writes alone would allow %.0fk events/s\n",
+                            median(&r_puts), median(&r_bps) / 1e6,
+                            median(&p_be), median(&p_eb),
+                            median(&r_bps) / median(&p_bpe) / 1e3);
+                        fprintf(
+                            out,
+                            "pipeline start-up (process start to first input "
+                            "record): %.1f s\n",
+                            median(&p_start));
+                }
+                if (rc == 0 && o.cost) {
+                        fprintf(out,
+                                "\nthe guarantee's cost, pipeline end to end "
+                                "(medians):\n\n| commit.interval.ms | "
+                                "exactly_once | "
+                                "at_least_once | ratio |\n|---|---|---|---|\n");
+                        for (int c = 0; c < 2; c++)
+                                fprintf(out, "| %d | %.0f | %.0f | %.2f |\n",
+                                        c ? 1000 : 100, median(&cost[c][0]),
+                                        median(&cost[c][1]),
+                                        median(&cost[c][0]) /
+                                            median(&cost[c][1]));
+                }
+                if (rc == 0 && o.scale) {
+                        fprintf(out,
+                                "\nthe stage chain by state size (medians):\n\n"
+                                "| preset | users | events/s | peak RSS MiB |\n"
+                                "|---|---|---|---|\n");
+                        static const char *const ps[3] = { "small", "city",
+                                                           "country" };
+                        static const int users[3] = { 2000, 100000, 2000000 };
+                        for (int k = 0; k < 3; k++)
+                                fprintf(out, "| %s | %d | %.0f | %.0f |\n",
+                                        ps[k], users[k], scale_eps[k],
+                                        scale_rss[k]);
+                }
+                if (pass) {
+                        fclose(out);
+                        progress("table: %s", mdpath);
+                }
         }
         json_decref(res);
         free(chart.ts);
