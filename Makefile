@@ -1,14 +1,20 @@
 # Thin wrapper over CMake; the real build is CMakeLists.txt.
-# make / make test / make demo / make asan / make format / make readme-config
+# make / make test / make demo / make bench / make asan / make format /
+# make readme-config
 BUILD ?= build
 
-.PHONY: all test demo asan format format-check readme-config fuzz clean
+.PHONY: all test demo bench bench-quick asan format format-check readme-config fuzz clean
 all:
 	.ci/build $(BUILD)
 test:
 	.ci/test
 demo:
 	.ci/demo
+# The benchmarks (bench/README.md); BENCH_ARGS e.g. "--cost --scale".
+bench: all
+	$(BUILD)/chargeflow bench $(BENCH_ARGS)
+bench-quick: all
+	$(BUILD)/chargeflow bench --quick
 asan:
 	CF_BUILD_DIR=build-asan .ci/test -DCF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 format: all
