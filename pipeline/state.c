@@ -9,7 +9,10 @@
  *   of the data and is rewritten least (Debian's librocksdb links both);
  * - one LRU block cache for all column families, sized by the caller, that
  *   also holds index and filter blocks, so it bounds them too (L0's are
- *   pinned, being read on every lookup);
+ *   pinned, being read on every lookup); both are partitioned into 4 KiB
+ *   blocks under a pinned top-level index, because a whole filter bigger
+ *   than a cache shard is not kept and would be read again by every
+ *   lookup;
  * - full-key bloom filters, 10 bits per key (~1% false positives): a cache
  *   miss on an absent key (a new charger, session or party) costs no disk
  *   read; the hash index inside data blocks speeds up the remaining gets;
@@ -198,6 +201,21 @@ static void state_options(cf_state *s, const cf_state_conf *conf)
             s->bbto, 1);
         rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
             s->bbto, 1);
+        /* Partitioned index and filters: a file's index and bloom filter
+         * are cut into blocks of metadata_block_size, read and cached like
+         * data blocks, under a small top-level index that stays pinned.
+         * Whole ones grow with the file (a 100 MB file of the users table
+         * has a filter of about 2 MB), and a block bigger than a shard of
+         * the LRU cache (1/64 of it) is dropped as soon as it is used: a
+         * point read then reads and checksums the whole filter again,
+         * which made every read of a large column family a disk read. */
+        rocksdb_block_based_options_set_index_type(
+            s->bbto,
+            rocksdb_block_based_table_index_type_two_level_index_search);
+        rocksdb_block_based_options_set_partition_filters(s->bbto, 1);
+        rocksdb_block_based_options_set_metadata_block_size(s->bbto, 4096);
+        rocksdb_block_based_options_set_pin_top_level_index_and_filter(s->bbto,
+                                                                       1);
         rocksdb_block_based_options_set_format_version(s->bbto, 5);
         rocksdb_block_based_options_set_data_block_index_type(
             s->bbto,
