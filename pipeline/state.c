@@ -16,6 +16,8 @@
  * - full-key bloom filters, 10 bits per key (~1% false positives): a cache
  *   miss on an absent key (a new charger, session or party) costs no disk
  *   read; the hash index inside data blocks speeds up the remaining gets;
+ *   memtables have a whole-key bloom filter too (2% of their size), so
+ *   such a miss skips their skip lists as well;
  * - memtables bounded in total by db_write_buffer_size over all column
  *   families, a quarter of it per column family, and the WAL bounded to
  *   four times that so that rarely written column families cannot pin old
@@ -233,6 +235,11 @@ static void state_options(cf_state *s, const cf_state_conf *conf)
         rocksdb_options_set_max_write_buffer_number(s->opt, 3);
         rocksdb_options_set_db_write_buffer_size(s->opt, wbuf);
         rocksdb_options_set_max_total_wal_size(s->opt, 4 * wbuf);
+        /* A bloom filter per memtable (2% of its size) over whole keys:
+         * a read of an absent key (a cache miss on a new user, badge,
+         * charger or session) skips the memtables' skip lists. */
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opt, 0.02);
+        rocksdb_options_set_memtable_whole_key_filtering(s->opt, 1);
         rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opt, 1);
         rocksdb_options_set_max_background_jobs(s->opt, 2);
         rocksdb_options_set_bytes_per_sync(s->opt, MIB);
