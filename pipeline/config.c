@@ -86,6 +86,11 @@ static const cf_config_entry cf_config_table[] = {
           "Directory of the RocksDB state; keep it across restarts."),
         I("state.cache.max.bytes", state_cache_max_bytes, "67108864", 1048576,
           INT64_MAX, "Upper bound of the in-memory write-back caches."),
+        I("tables.cache.max.bytes", tables_cache_max_bytes, "33554432", 0,
+          INT64_MAX,
+          "Memory of the users table's cache (users and badge index, changes "
+          "not yet written included); the table itself is in RocksDB, so "
+          "memory does not grow with users. Sites are all in memory."),
         I("allowed.lateness.ms", allowed_lateness_ms, "60000", 0, DAY_MS,
           "How far past a session's stop the task's event time must be "
           "before the session is priced, so that late readings count."),

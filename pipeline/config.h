@@ -45,6 +45,7 @@ typedef struct cf_config {
         /* State */
         char *state_dir;
         int64_t state_cache_max_bytes;
+        int64_t tables_cache_max_bytes;
         /* Rating */
         int64_t allowed_lateness_ms;
         int64_t session_timeout_ms;

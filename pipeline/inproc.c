@@ -39,7 +39,8 @@ cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
                                  errstr_size)))
                 goto fail;
         ip->batch = cf_batch_new(rt->st);
-        rt->tables = cf_tables_new(rt->st, rt->reg);
+        rt->tables =
+            cf_tables_new(rt->st, rt->reg, (size_t)cfg->tables_cache_max_bytes);
         if ((err = cf_tables_load(rt->tables, errstr, errstr_size)))
                 goto fail;
         rt->tasks = cf_calloc((size_t)rt->n_tasks, sizeof(cf_task *));
@@ -125,7 +126,8 @@ cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
         cf_runtime *rt = &ip->rt;
         cf_err_t err;
         cf_batch_clear(ip->batch);
-        cf_tables_flush(rt->tables, ip->batch);
+        if ((err = cf_tables_flush(rt->tables, ip->batch, errstr, errstr_size)))
+                return err;
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 if (rt->tasks[p]->sub == 'A')
                         cf_task_emit_watermark(rt->tasks[p]);

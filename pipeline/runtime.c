@@ -317,7 +317,11 @@ static cf_err_t commit_all(rt_state *s)
         if (s->state_failed)
                 return CF_ERR_STATE;
         cf_batch_clear(s->batch);
-        cf_tables_flush(rt->tables, s->batch);
+        if (cf_tables_flush(rt->tables, s->batch, errstr, sizeof(errstr))) {
+                cf_log(CF_LOG_ERROR, "commit: %s", errstr);
+                s->state_failed = true;
+                return CF_ERR_STATE;
+        }
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task *t = rt->tasks[p];
                 if (!t)
@@ -1133,7 +1137,8 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                now_ms() - t_open);
         t_open = now_ms();
         s.batch = cf_batch_new(rt->st);
-        rt->tables = cf_tables_new(rt->st, rt->reg);
+        rt->tables =
+            cf_tables_new(rt->st, rt->reg, (size_t)cfg->tables_cache_max_bytes);
         if (cf_tables_load(rt->tables, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "tables: %s", errstr);
                 goto done;

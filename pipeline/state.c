@@ -9,10 +9,15 @@
  *   of the data and is rewritten least (Debian's librocksdb links both);
  * - one LRU block cache for all column families, sized by the caller, that
  *   also holds index and filter blocks, so it bounds them too (L0's are
- *   pinned, being read on every lookup);
+ *   pinned, being read on every lookup); both are partitioned into 4 KiB
+ *   blocks under a pinned top-level index, because a whole filter bigger
+ *   than a cache shard is not kept and would be read again by every
+ *   lookup;
  * - full-key bloom filters, 10 bits per key (~1% false positives): a cache
  *   miss on an absent key (a new charger, session or party) costs no disk
  *   read; the hash index inside data blocks speeds up the remaining gets;
+ *   memtables have a whole-key bloom filter too (2% of their size), so
+ *   such a miss skips their skip lists as well;
  * - memtables bounded in total by db_write_buffer_size over all column
  *   families, a quarter of it per column family, and the WAL bounded to
  *   four times that so that rarely written column families cannot pin old
@@ -200,6 +205,21 @@ static void state_options(cf_state *s, const cf_state_conf *conf)
             s->bbto, 1);
         rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
             s->bbto, 1);
+        /* Partitioned index and filters: a file's index and bloom filter
+         * are cut into blocks of metadata_block_size, read and cached like
+         * data blocks, under a small top-level index that stays pinned.
+         * Whole ones grow with the file (a 100 MB file of the users table
+         * has a filter of about 2 MB), and a block bigger than a shard of
+         * the LRU cache (1/64 of it) is dropped as soon as it is used: a
+         * point read then reads and checksums the whole filter again,
+         * which made every read of a large column family a disk read. */
+        rocksdb_block_based_options_set_index_type(
+            s->bbto,
+            rocksdb_block_based_table_index_type_two_level_index_search);
+        rocksdb_block_based_options_set_partition_filters(s->bbto, 1);
+        rocksdb_block_based_options_set_metadata_block_size(s->bbto, 4096);
+        rocksdb_block_based_options_set_pin_top_level_index_and_filter(s->bbto,
+                                                                       1);
         rocksdb_block_based_options_set_format_version(s->bbto, 5);
         rocksdb_block_based_options_set_data_block_index_type(
             s->bbto,
@@ -217,6 +237,11 @@ static void state_options(cf_state *s, const cf_state_conf *conf)
         rocksdb_options_set_max_write_buffer_number(s->opt, 3);
         rocksdb_options_set_db_write_buffer_size(s->opt, wbuf);
         rocksdb_options_set_max_total_wal_size(s->opt, 4 * wbuf);
+        /* A bloom filter per memtable (2% of its size) over whole keys:
+         * a read of an absent key (a cache miss on a new user, badge,
+         * charger or session) skips the memtables' skip lists. */
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opt, 0.02);
+        rocksdb_options_set_memtable_whole_key_filtering(s->opt, 1);
         rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opt, 1);
         rocksdb_options_set_max_background_jobs(s->opt, 2);
         rocksdb_options_set_bytes_per_sync(s->opt, MIB);

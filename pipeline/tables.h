@@ -3,8 +3,17 @@
  * the stages see them. The runtime reads both topics whole before any input
  * is processed and keeps them current while running.
  *
- * A returned record stays valid until the calling task handles its next
- * input record. Lookups may read the state store (users), never Kafka.
+ * Sites are all in memory; users and the badge index are in the state
+ * store behind a bounded cache (see tables.c), so a user lookup may read
+ * RocksDB, never Kafka.
+ *
+ * Lifetimes: a returned site stays valid until the next cf_tables_apply()
+ * (the runtime applies table records between input records, so: until the
+ * calling task handles its next input record). A returned user stays valid
+ * only until the next user lookup (cf_tables_user or
+ * cf_tables_user_by_badge, which may evict it from the cache), or the next
+ * cf_tables_apply, cf_tables_flush or cf_tables_load: copy what is needed
+ * before looking up another user.
  */
 #ifndef CF_TABLES_H
 #define CF_TABLES_H
@@ -41,8 +50,12 @@ const cf_tariff *cf_version_tariff(const cf_price_version *v,
 
 typedef enum cf_table_kind { CF_TABLE_SITES, CF_TABLE_USERS } cf_table_kind;
 
-/* Tables backed by the state store (st may be NULL: memory only). */
-cf_tables *cf_tables_new(cf_state *st, const cf_registry *reg);
+/* Tables backed by the state store. cache_bytes (tables.cache.max.bytes)
+ * bounds the memory of the users and badges caches, changes not yet
+ * written included; sites are not counted. st may be NULL: memory only,
+ * every user kept (for tests; cache_bytes is then ignored). */
+cf_tables *cf_tables_new(cf_state *st, const cf_registry *reg,
+                         size_t cache_bytes);
 void cf_tables_destroy(cf_tables *tb);
 
 /* Loads what a previous run stored: the records and the offsets up to which
@@ -54,17 +67,35 @@ int64_t cf_tables_offset(const cf_tables *tb, cf_table_kind k,
                          int32_t partition);
 
 /* Applies one record of a table topic (value NULL: a tombstone deleting the
- * key). A value that does not decode, or whose id differs from its key, is
- * skipped and counted (returns false); the offset still advances. */
+ * key). A value that does not decode, or whose id differs from its key, or
+ * a key too long for the state store, is skipped and counted (returns
+ * false); the offset still advances. When the changes not yet flushed
+ * exceed their share of the cache budget, they are written to the state
+ * store at once, with the offsets (a table read whole at start must not be
+ * held in memory); a failed write is kept and returned by the next
+ * cf_tables_flush. */
 bool cf_tables_apply(cf_tables *tb, cf_table_kind k, int32_t partition,
                      int64_t offset, const void *key, size_t klen,
                      const void *value, size_t vlen);
 
-/* Adds the changes since the last call to b (records and offsets). */
-void cf_tables_flush(cf_tables *tb, cf_batch *b);
+/* Adds the changes since the last call to b (records, badge index,
+ * offsets, counts). Returns CF_OK, or the error of a failed state read or
+ * write since the last flush (CF_ERR_STATE, CF_ERR_CORRUPT; errstr filled):
+ * a lookup may then have answered "absent" wrongly, so the commit must not
+ * be written and the tables no longer match the state store (destroy them;
+ * a restart reloads). */
+cf_err_t cf_tables_flush(cf_tables *tb, cf_batch *b, char *errstr,
+                         size_t errstr_size);
 
-/* Counts: sites, users, badges, skipped records. */
+/* Counts: sites, users, badges (kept as numbers and persisted: no scan),
+ * records skipped by this process. */
 void cf_tables_counts(const cf_tables *tb, size_t *sites, size_t *users,
                       size_t *badges, uint64_t *skipped);
+
+/* The users and badges caches' counters (store.h): hits, misses, RocksDB
+ * reads, memory. */
+#include "store.h"
+void cf_tables_cache_stats(const cf_tables *tb, cf_store_stats *users,
+                           cf_store_stats *badges);
 
 #endif
