@@ -242,6 +242,7 @@ cf_err_t cf_genfile_writer_close(cf_genfile_writer *w)
 struct cf_genfile_reader {
         const uint8_t *map;
         size_t size;
+        size_t dropped; /* pages before this offset handed back */
         size_t first; /* offset of the first record */
         size_t pos;
         uint64_t count;
@@ -373,6 +374,20 @@ cf_err_t cf_genfile_next(cf_genfile_reader *r, cf_genfile_rec *rec)
         rec->value_len = vlen;
         r->pos += CF_GENFILE_REC_HDR + (size_t)klen + vlen;
         r->count++;
+        /* Hand back the pages read long ago (every 64 MiB, keeping 1 MiB
+         * behind), so that reading a large file does not fill the
+         * process's RSS with it: the mapping is private and never
+         * written, so a page touched again is read back from the file and
+         * every pointer given out stays valid. */
+        if (r->pos - r->dropped > (64u << 20)) {
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                size_t end = (r->pos - (1u << 20)) / page * page;
+                if (end > r->dropped) {
+                        (void)madvise((void *)(r->map + r->dropped),
+                                      end - r->dropped, MADV_DONTNEED);
+                        r->dropped = end;
+                }
+        }
         return CF_OK;
 }
 
@@ -380,6 +395,7 @@ void cf_genfile_rewind(cf_genfile_reader *r)
 {
         r->pos = r->first;
         r->count = 0;
+        r->dropped = 0;
 }
 
 void cf_genfile_reader_close(cf_genfile_reader *r)
