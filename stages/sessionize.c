@@ -907,12 +907,11 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
         c->timeout = cfg->session_timeout_ms;
         c->offline = cfg->session_offline_ms;
         c->orphan_wait = cfg->orphan_wait_ms;
-        c->sessions =
-            cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
-                          (size_t)cfg->state_cache_max_bytes / 4, true);
-        c->chargers =
-            cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
-                          (size_t)cfg->state_cache_max_bytes / 16, true);
+        /* Its share of the task's budget (cf_task_cache_budget): 5/8. */
+        c->sessions = cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
+                                    cf_task_cache_budget(t) / 2, true);
+        c->chargers = cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
+                                    cf_task_cache_budget(t) / 8, true);
         /* Deadlines are rebuilt from the stored sessions. */
         cf_err_t err = cf_store_load_all(c->sessions, errstr, errstr_size);
         if (err) {

@@ -1571,6 +1571,32 @@ static void sessionize_long_session_with_extreme_readings(void **state)
         rig_done(r);
 }
 
+/* state.cache.max.bytes is the process's total: 3/4 shared by the rating
+ * tasks, 1/4 by the billing tasks, evenly within each kind. */
+static void runtime_splits_state_cache_among_tasks(void **state)
+{
+        (void)state;
+        rig *r = rig_new(); /* 1 partition, the default 64 MiB */
+        assert_int_equal(cf_task_cache_budget(cf_inproc_task(r->ip, 0)),
+                         48 << 20);
+        assert_int_equal(cf_task_cache_budget(cf_inproc_task(r->ip, 1)),
+                         16 << 20);
+        char err[512];
+        cf_inproc_destroy(r->ip);
+        r->ip = NULL;
+        set(r, "state.cache.max.bytes", "8388608");
+        if (cf_inproc_new(&r->cfg, 4, sink, r, &r->ip, err, sizeof(err)))
+                fail_msg("cf_inproc_new: %s", err);
+        size_t sum = 0;
+        for (int32_t i = 0; i < 8; i++) {
+                size_t b = cf_task_cache_budget(cf_inproc_task(r->ip, i));
+                assert_int_equal(b, i < 4 ? 1572864 : 524288);
+                sum += b;
+        }
+        assert_int_equal(sum, 8388608);
+        rig_done(r);
+}
+
 /* ---------------------------------------------------------------- price */
 
 static void price_charge_record_amounts(void **state)
@@ -1773,6 +1799,7 @@ int main(void)
                 T(sessionize_state_survives_restart),
                 T(sessionize_compact_readings_exact_at_edges),
                 T(sessionize_long_session_with_extreme_readings),
+                T(runtime_splits_state_cache_among_tasks),
                 T(price_charge_record_amounts),
                 T(price_bills_user_found_by_badge),
                 T(price_unknown_badge_billed_to_site_with_flag),
