@@ -85,7 +85,13 @@ static const cf_config_entry cf_config_table[] = {
         S("state.dir", state_dir, "./chargeflow-state",
           "Directory of the RocksDB state; keep it across restarts."),
         I("state.cache.max.bytes", state_cache_max_bytes, "67108864", 1048576,
-          INT64_MAX, "Upper bound of the in-memory write-back caches."),
+          INT64_MAX,
+          "Upper bound of the in-memory write-back caches of all of the "
+          "process's tasks together: 3/4 for the rating tasks, 1/4 for the "
+          "billing tasks, each part split evenly among the partitions of "
+          "its kind. Only clean entries are evicted, so state changed since "
+          "the last commit comes on top. Also the size of RocksDB's block "
+          "cache."),
         I("tables.cache.max.bytes", tables_cache_max_bytes, "33554432", 0,
           INT64_MAX,
           "Memory of the users table's cache (users and badge index, changes "

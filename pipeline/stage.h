@@ -136,6 +136,14 @@ cf_arena *cf_task_scratch(cf_task *t);
 cf_store *cf_task_store(cf_task *t, cf_col_t col, const cf_store_ops *ops,
                         void *opaque, size_t budget_bytes, bool load_on_miss);
 
+/* The memory budget of this task's write-back stores (its share of
+ * state.cache.max.bytes, which bounds all of the process's tasks together).
+ * Each stage gives its stores a fixed share of it; the shares of the stages
+ * of one chain sum to 1: rating dedup 1/4, validate 1/8, sessionize 5/8
+ * (sessions 1/2, chargers 1/8); billing dedup 1/4, bill 3/4 (ledgers 5/8,
+ * sources 1/8). */
+size_t cf_task_cache_budget(const cf_task *t);
+
 /* The sites and users tables. */
 const cf_tables *cf_task_tables(const cf_task *t);
 

@@ -157,6 +157,23 @@ const cf_tables *cf_task_tables(const cf_task *t)
         return t->rt->tables;
 }
 
+size_t cf_task_cache_budget(const cf_task *t)
+{
+        return t->cache_budget;
+}
+
+/* A task's share of the process's state.cache.max.bytes: 3/4 to the rating
+ * tasks (sessions, dedup per charger), 1/4 to the billing tasks (ledgers),
+ * each part divided among the tasks of that kind the process may run. */
+static size_t task_budget(const cf_runtime *rt, char sub)
+{
+        uint64_t total = (uint64_t)rt->cfg->state_cache_max_bytes;
+        int32_t nr = rt->in_partitions, nb = rt->n_tasks - rt->in_partitions;
+        uint64_t part = sub == 'A' ? total / 4 * 3 : total / 4;
+        int32_t n = sub == 'A' ? nr : nb;
+        return (size_t)(part / (uint64_t)(n > 0 ? n : 1));
+}
+
 cf_store *cf_task_store(cf_task *t, cf_col_t col, const cf_store_ops *ops,
                         void *opaque, size_t budget_bytes, bool load_on_miss)
 {
@@ -436,6 +453,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         t->ctx = cf_calloc(t->n_stages, sizeof(void *));
         t->stream_time = CF_NONE;
         t->wm_sent = CF_NONE;
+        t->cache_budget = task_budget(rt, sub);
         cf_arena_init(&t->scratch, 64 * 1024);
         for (int i = 0; i < CF_IN__CNT; i++) {
                 t->in[i].next_offset = -1;

@@ -95,7 +95,12 @@ struct cf_task {
         size_t n_delivered, cap_delivered;
         size_t inflight;
         int64_t wm_sent; /* last watermark sent to billing */
-        bool ended;      /* drained: its input is over (watermark: end) */
+        /* This task's part of state.cache.max.bytes (cf_task_cache_budget):
+         * the process's total, 3/4 for rating tasks and 1/4 for billing
+         * tasks, each divided by the number of tasks of its kind the
+         * process may run (all partitions: any may be assigned to it). */
+        size_t cache_budget;
+        bool ended; /* drained: its input is over (watermark: end) */
 };
 
 typedef struct cf_task cf_task;

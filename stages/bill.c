@@ -637,10 +637,11 @@ static cf_err_t bill_init(cf_task *t, void **ctxp, char *errstr,
         c->start_wall = cf_task_wall_ms(t);
         c->seen_wall =
             cf_calloc((size_t)cf_task_sources(t) + 1, sizeof(int64_t));
-        c->ledgers =
-            cf_task_store(t, CF_COL_BILL, &ledger_ops, c,
-                          (size_t)cfg->state_cache_max_bytes / 4, true);
-        c->meta = cf_task_store(t, CF_COL_INDEX, &src_ops, c, 1 << 20, true);
+        /* Its share of the task's budget (cf_task_cache_budget): 3/4. */
+        c->ledgers = cf_task_store(t, CF_COL_BILL, &ledger_ops, c,
+                                   cf_task_cache_budget(t) / 8 * 5, true);
+        c->meta = cf_task_store(t, CF_COL_INDEX, &src_ops, c,
+                                cf_task_cache_budget(t) / 8, true);
         cf_err_t err = cf_store_load_all(c->ledgers, errstr, errstr_size);
         if (err) {
                 free(c->seen_wall);

@@ -266,9 +266,9 @@ static cf_err_t dd_init(cf_task *t, void **ctxp, char *errstr,
         (void)errstr;
         (void)errstr_size;
         c->words = (uint32_t)((cfg->dedup_window + 63) / 64);
-        c->chargers =
-            cf_task_store(t, CF_COL_DEDUP, &cd_ops, c,
-                          (size_t)cfg->state_cache_max_bytes / 8, true);
+        /* Its share of the task's budget (cf_task_cache_budget): 1/4. */
+        c->chargers = cf_task_store(t, CF_COL_DEDUP, &cd_ops, c,
+                                    cf_task_cache_budget(t) / 4, true);
         *ctxp = c;
         return CF_OK;
 }

@@ -91,8 +91,8 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
         cf_meter_point *pts =
             cf_arena_alloc(a, (s->n_points + 1) * sizeof(cf_meter_point));
         uint32_t n = s->n_points;
-        if (n)
-                memcpy(pts, s->points, n * sizeof(*pts));
+        for (uint32_t i = 0; i < n; i++)
+                pts[i] = cf_session_point(s, i); /* compact in the session */
         if (s->flags & CF_SESS_STOPPED)
                 pts[n++] = (cf_meter_point){ s->stop_ms, s->stop_wh, CF_NONE,
                                              CF_NONE };

@@ -8,6 +8,8 @@
 #ifndef CF_SESSION_H
 #define CF_SESSION_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "stages.h"
@@ -21,6 +23,24 @@
 #define CF_SESS_GAP        (1u << 4) /* readings missing for a stretch */
 #define CF_SESS_CLOSED     (1u << 5) /* priced; kept as a tombstone */
 #define CF_SESS_SUPERSEDED (1u << 6) /* a new start on its connector */
+
+/* A meter reading as a session keeps it: relative to the session's start,
+ * 16 bytes instead of cf_meter_point's 32. dt_ms = t_ms - start_ms (up to
+ * 2^32 - 1 ms, some 49 days), de_wh = energy_wh - start_wh (up to 2^32 - 1
+ * Wh), power_w and current_ma as they are (up to 2^32 - 2), CF_CP_NONE for
+ * CF_NONE. sessionize only takes readings at or after the start with a
+ * register at or above the start's, so both deltas are never negative. A
+ * reading outside these ranges switches the session to full
+ * cf_meter_points (wide_points), so every value validate admits
+ * still works. */
+typedef struct cf_cpoint {
+        uint32_t dt_ms;
+        uint32_t de_wh;
+        uint32_t power_w;
+        uint32_t current_ma;
+} cf_cpoint;
+
+#define CF_CP_NONE UINT32_MAX
 
 typedef struct cf_session {
         char *session_id;
@@ -36,9 +56,13 @@ typedef struct cf_session {
         int64_t stop_wh;
         int32_t stop_reason;     /* cf_stop_reason or -1 */
         int64_t charging_end_ms; /* last time the register grew */
-        cf_meter_point *points;  /* in time order */
+        /* Readings in time order: cf_cpoint (relative to start_ms and
+         * start_wh, which are set before any reading is taken), or
+         * cf_meter_point when wide_points. Use the accessors below. */
+        void *points;
         uint32_t n_points;
         uint32_t cap_points;
+        bool wide_points;
         cf_src *start_src; /* the STARTED record, for rejecting the session */
         /* Kafka timestamps (the task's stream time) that drive the
          * session's deadlines. */
@@ -50,6 +74,32 @@ typedef struct cf_session {
         cf_src **held;
         uint32_t n_held;
 } cf_session;
+
+/* Reading i's time and register, and the whole reading. */
+static inline int64_t cf_session_t(const cf_session *s, uint32_t i)
+{
+        return s->wide_points
+                   ? ((const cf_meter_point *)s->points)[i].t_ms
+                   : s->start_ms + ((const cf_cpoint *)s->points)[i].dt_ms;
+}
+
+static inline int64_t cf_session_wh(const cf_session *s, uint32_t i)
+{
+        return s->wide_points
+                   ? ((const cf_meter_point *)s->points)[i].energy_wh
+                   : s->start_wh + ((const cf_cpoint *)s->points)[i].de_wh;
+}
+
+cf_meter_point cf_session_point(const cf_session *s, uint32_t i);
+
+/* Inserts p as reading pos (0..n_points), moving the later ones up
+ * (start_ms and start_wh must be set). A reading the compact form cannot
+ * hold switches the session to full readings for good. The array starts at
+ * 16 and grows by half. */
+void cf_session_insert(cf_session *s, uint32_t pos, cf_meter_point p);
+
+/* Bytes the readings take in memory (capacity included). */
+size_t cf_session_points_bytes(const cf_session *s);
 
 /* Free a session and everything it owns; NULL is a no-op. */
 void cf_session_free(cf_session *s);

@@ -68,6 +68,92 @@ void cf_session_free(cf_session *s)
         free(s);
 }
 
+/* ---- readings ---------------------------------------------------------- */
+
+/* p as a compact reading of s, or false when it does not fit. */
+static bool cp_make(const cf_session *s, const cf_meter_point *p, cf_cpoint *q)
+{
+        int64_t dt, de;
+        if (__builtin_sub_overflow(p->t_ms, s->start_ms, &dt) ||
+            __builtin_sub_overflow(p->energy_wh, s->start_wh, &de))
+                return false;
+        if (dt < 0 || dt > (int64_t)UINT32_MAX || de < 0 ||
+            de > (int64_t)UINT32_MAX)
+                return false;
+        if (p->power_w != CF_NONE &&
+            (p->power_w < 0 || p->power_w >= (int64_t)CF_CP_NONE))
+                return false;
+        if (p->current_ma != CF_NONE &&
+            (p->current_ma < 0 || p->current_ma >= (int64_t)CF_CP_NONE))
+                return false;
+        q->dt_ms = (uint32_t)dt;
+        q->de_wh = (uint32_t)de;
+        q->power_w = p->power_w == CF_NONE ? CF_CP_NONE : (uint32_t)p->power_w;
+        q->current_ma =
+            p->current_ma == CF_NONE ? CF_CP_NONE : (uint32_t)p->current_ma;
+        return true;
+}
+
+cf_meter_point cf_session_point(const cf_session *s, uint32_t i)
+{
+        if (s->wide_points)
+                return ((const cf_meter_point *)s->points)[i];
+        const cf_cpoint *q = &((const cf_cpoint *)s->points)[i];
+        return (cf_meter_point){
+                s->start_ms + q->dt_ms,
+                s->start_wh + q->de_wh,
+                q->power_w == CF_CP_NONE ? CF_NONE : (int64_t)q->power_w,
+                q->current_ma == CF_CP_NONE ? CF_NONE : (int64_t)q->current_ma,
+        };
+}
+
+static size_t point_size(const cf_session *s)
+{
+        return s->wide_points ? sizeof(cf_meter_point) : sizeof(cf_cpoint);
+}
+
+size_t cf_session_points_bytes(const cf_session *s)
+{
+        return (size_t)s->cap_points * point_size(s);
+}
+
+/* Turns s's readings into cf_meter_points (same capacity). */
+static void widen(cf_session *s)
+{
+        cf_meter_point *w =
+            cf_malloc((size_t)s->cap_points * sizeof(cf_meter_point) + 1);
+        for (uint32_t i = 0; i < s->n_points; i++)
+                w[i] = cf_session_point(s, i);
+        free(s->points);
+        s->points = w;
+        s->wide_points = true;
+}
+
+void cf_session_insert(cf_session *s, uint32_t pos, cf_meter_point p)
+{
+        cf_cpoint q;
+        bool fits = !s->wide_points && cp_make(s, &p, &q);
+        if (!s->wide_points && !fits)
+                widen(s);
+        if (s->n_points == s->cap_points) {
+                /* 1.5x from 16: at most half the readings again as slack
+                 * (a session decoded from the store is sized exactly). */
+                uint32_t cap =
+                    s->cap_points < 16 ? 16 : s->cap_points + s->cap_points / 2;
+                s->points = cf_realloc(s->points, (size_t)cap * point_size(s));
+                s->cap_points = cap;
+        }
+        size_t sz = point_size(s);
+        uint8_t *base = s->points;
+        memmove(base + (pos + 1) * sz, base + pos * sz,
+                (size_t)(s->n_points - pos) * sz);
+        if (s->wide_points)
+                ((cf_meter_point *)s->points)[pos] = p;
+        else
+                ((cf_cpoint *)s->points)[pos] = q;
+        s->n_points++;
+}
+
 static char *dup_or_null(const char *s)
 {
         return s ? cf_strdup(s) : NULL;
@@ -92,6 +178,10 @@ static cf_session *session_new(const char *sid, const char *site,
         return s;
 }
 
+/* The stored form (version 1) is the same whether the session holds its
+ * readings compact or full: varint deltas from reading to reading. A
+ * decoded session's array is sized exactly, compact unless a reading does
+ * not fit. */
 static void sess_encode(void *opaque, const void *obj, cf_buf *b)
 {
         const cf_session *s = obj;
@@ -115,13 +205,13 @@ static void sess_encode(void *opaque, const void *obj, cf_buf *b)
         cf_put_varint(b, s->n_points);
         int64_t pt = 0, pe = 0;
         for (uint32_t i = 0; i < s->n_points; i++) {
-                const cf_meter_point *p = &s->points[i];
-                cf_put_varint(b, p->t_ms - pt); /* deltas stay small */
-                cf_put_varint(b, p->energy_wh - pe);
-                cf_put_varint(b, p->power_w);
-                cf_put_varint(b, p->current_ma);
-                pt = p->t_ms;
-                pe = p->energy_wh;
+                const cf_meter_point p = cf_session_point(s, i);
+                cf_put_varint(b, p.t_ms - pt); /* deltas stay small */
+                cf_put_varint(b, p.energy_wh - pe);
+                cf_put_varint(b, p.power_w);
+                cf_put_varint(b, p.current_ma);
+                pt = p.t_ms;
+                pe = p.energy_wh;
         }
         cf_put_varint(b, s->start_src != NULL);
         if (s->start_src)
@@ -157,15 +247,18 @@ static void *sess_decode(void *opaque, const uint8_t *p, size_t len)
         int64_t n = cf_get_varint(&r);
         if (!r.ok || n < 0 || n > (int64_t)len)
                 goto fail;
-        s->n_points = s->cap_points = (uint32_t)n;
-        s->points = cf_malloc((size_t)n * sizeof(cf_meter_point) + 1);
+        /* Exactly sized: compact, or wide from the first reading that
+         * does not fit (cf_session_insert never grows a full array here). */
+        s->cap_points = (uint32_t)n;
+        s->points = cf_malloc((size_t)n * sizeof(cf_cpoint) + 1);
         int64_t pt = 0, pe = 0;
-        for (int64_t i = 0; i < n; i++) {
-                cf_meter_point *q = &s->points[i];
-                q->t_ms = pt += cf_get_varint(&r);
-                q->energy_wh = pe += cf_get_varint(&r);
-                q->power_w = cf_get_varint(&r);
-                q->current_ma = cf_get_varint(&r);
+        for (int64_t i = 0; i < n && r.ok; i++) {
+                cf_meter_point q;
+                q.t_ms = pt += cf_get_varint(&r);
+                q.energy_wh = pe += cf_get_varint(&r);
+                q.power_w = cf_get_varint(&r);
+                q.current_ma = cf_get_varint(&r);
+                cf_session_insert(s, (uint32_t)i, q);
         }
         if (cf_get_varint(&r) == 1)
                 s->start_src = cf_src_decode(&r);
@@ -197,7 +290,7 @@ static void sess_free(void *opaque, void *obj)
 static size_t sess_size(void *opaque, const void *obj)
 {
         const cf_session *s = obj;
-        size_t n = sizeof(*s) + s->cap_points * sizeof(cf_meter_point) + 64;
+        size_t n = sizeof(*s) + cf_session_points_bytes(s) + 64;
         (void)opaque;
         if (s->start_src)
                 n += sizeof(cf_src) + s->start_src->key_len +
@@ -404,17 +497,17 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
         uint32_t n = s->n_points;
         if (estimated) {
                 s->flags |= CF_SESS_ESTIMATED;
-                s->stop_ms = n ? s->points[n - 1].t_ms : s->start_ms;
-                s->stop_wh = n ? s->points[n - 1].energy_wh : s->start_wh;
+                s->stop_ms = n ? cf_session_t(s, n - 1) : s->start_ms;
+                s->stop_wh = n ? cf_session_wh(s, n - 1) : s->start_wh;
                 s->stop_reason = CF_STOP_TIMEOUT;
         }
         /* Charging ended when the register first reached its final value. */
         int64_t final_wh = s->stop_wh;
         s->charging_end_ms = s->stop_ms;
-        if (!(n && s->points[n - 1].energy_wh < final_wh)) {
+        if (!(n && cf_session_wh(s, n - 1) < final_wh)) {
                 for (uint32_t i = 0; i < n; i++) {
-                        if (s->points[i].energy_wh >= final_wh) {
-                                s->charging_end_ms = s->points[i].t_ms;
+                        if (cf_session_wh(s, i) >= final_wh) {
+                                s->charging_end_ms = cf_session_t(s, i);
                                 break;
                         }
                 }
@@ -423,7 +516,7 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
         }
         int64_t prev = s->start_ms;
         for (uint32_t i = 0; i <= n; i++) {
-                int64_t at = i < n ? s->points[i].t_ms : s->stop_ms;
+                int64_t at = i < n ? cf_session_t(s, i) : s->stop_ms;
                 if (at - prev > GAP_MS)
                         s->flags |= CF_SESS_GAP;
                 prev = at;
@@ -440,6 +533,7 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
         free(s->points);
         s->points = NULL;
         s->n_points = s->cap_points = 0;
+        s->wide_points = false;
         free(s->start_src);
         s->start_src = NULL;
         s->flags |= CF_SESS_CLOSED;
@@ -624,7 +718,7 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                 } else if (e->time_ms < s->start_ms) {
                         why = "stop before start";
                 } else if (e->energy_wh < s->start_wh ||
-                           (n && e->energy_wh < s->points[n - 1].energy_wh)) {
+                           (n && e->energy_wh < cf_session_wh(s, n - 1))) {
                         why = "stop register below the session's readings";
                         reason = CF_REJECT_METER_REGRESSION;
                 }
@@ -712,10 +806,10 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
         /* Neighbours in time: the start (or the reading before) and the
          * reading after (or the stop). */
         uint32_t n = s->n_points, pos = n;
-        while (pos > 0 && s->points[pos - 1].t_ms > m->time_ms)
+        while (pos > 0 && cf_session_t(s, pos - 1) > m->time_ms)
                 pos--;
-        int64_t pt = pos ? s->points[pos - 1].t_ms : s->start_ms;
-        int64_t pe = pos ? s->points[pos - 1].energy_wh : s->start_wh;
+        int64_t pt = pos ? cf_session_t(s, pos - 1) : s->start_ms;
+        int64_t pe = pos ? cf_session_wh(s, pos - 1) : s->start_wh;
         /* Against the reading before it first (the reading itself is the
          * anomaly when the one after agrees with the one before), then
          * against the one after. */
@@ -733,8 +827,8 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                                       "maximum (W)",
                                       p1, lim);
         bool has_next = pos < n || (s->flags & CF_SESS_STOPPED);
-        int64_t nt = pos < n ? s->points[pos].t_ms : s->stop_ms;
-        int64_t ne = pos < n ? s->points[pos].energy_wh : s->stop_wh;
+        int64_t nt = pos < n ? cf_session_t(s, pos) : s->stop_ms;
+        int64_t ne = pos < n ? cf_session_wh(s, pos) : s->stop_wh;
         if (has_next && m->energy_wh > ne)
                 return reject_reading(t, src, m, CF_REJECT_METER_REGRESSION,
                                       "register above a later one",
@@ -746,16 +840,9 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                                       "implied power above the site's "
                                       "maximum (W)",
                                       p2, lim);
-        if (n == s->cap_points) {
-                s->cap_points = s->cap_points ? s->cap_points * 2 : 64;
-                s->points =
-                    cf_realloc(s->points, s->cap_points * sizeof(*s->points));
-        }
-        memmove(&s->points[pos + 1], &s->points[pos],
-                (n - pos) * sizeof(*s->points));
-        s->points[pos] = (cf_meter_point){ m->time_ms, m->energy_wh, m->power_w,
-                                           m->current_ma };
-        s->n_points++;
+        cf_session_insert(s, pos,
+                          (cf_meter_point){ m->time_ms, m->energy_wh,
+                                            m->power_w, m->current_ma });
         s->last_ts = now;
         touch(c, s);
         return CF_STAGE_ACCEPTED;
@@ -820,12 +907,11 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
         c->timeout = cfg->session_timeout_ms;
         c->offline = cfg->session_offline_ms;
         c->orphan_wait = cfg->orphan_wait_ms;
-        c->sessions =
-            cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
-                          (size_t)cfg->state_cache_max_bytes / 4, true);
-        c->chargers =
-            cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
-                          (size_t)cfg->state_cache_max_bytes / 16, true);
+        /* Its share of the task's budget (cf_task_cache_budget): 5/8. */
+        c->sessions = cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
+                                    cf_task_cache_budget(t) / 2, true);
+        c->chargers = cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
+                                    cf_task_cache_budget(t) / 8, true);
         /* Deadlines are rebuilt from the stored sessions. */
         cf_err_t err = cf_store_load_all(c->sessions, errstr, errstr_size);
         if (err) {

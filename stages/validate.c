@@ -277,8 +277,9 @@ static cf_err_t va_init(cf_task *t, void **ctxp, char *errstr,
         cf_dheap_init(&c->timers);
         c->skew = cfg->max_clock_skew_ms;
         c->wait = cfg->unknown_site_wait_ms;
+        /* Its share of the task's budget (cf_task_cache_budget): 1/8. */
         c->waits = cf_task_store(t, CF_COL_PENDING, &sw_ops, c,
-                                 (size_t)cfg->state_cache_max_bytes / 16, true);
+                                 cf_task_cache_budget(t) / 8, true);
         cf_err_t err = cf_store_load_all(c->waits, errstr, errstr_size);
         if (err) {
                 free(c);

@@ -49,6 +49,7 @@
 #include "config.h"
 #include "inproc.h"
 #include "records.h"
+#include "session.h"
 #include "tables.h"
 #include "task.h"
 
@@ -1395,6 +1396,207 @@ static void sessionize_state_survives_restart(void **state)
         rig_done(b);
 }
 
+/* The compact form of a session's readings (session.h), directly: exact
+ * values at the edges of its ranges, the switch to full readings, and the
+ * growth of the array. */
+static void sessionize_compact_readings_exact_at_edges(void **state)
+{
+        (void)state;
+        const int64_t U32 = 4294967295LL;    /* UINT32_MAX */
+        const int64_t WH0 = 4000000000000LL; /* a register far above 2^32 */
+        cf_session *s = calloc(1, sizeof(*s));
+        assert_non_null(s);
+        s->start_ms = T0;
+        s->start_wh = WH0;
+        /* At the start, power and current unknown. */
+        cf_session_insert(s, 0, (cf_meter_point){ T0, WH0, CF_NONE, CF_NONE });
+        /* The largest deltas and values the compact form holds. */
+        cf_session_insert(s, 1,
+                          (cf_meter_point){ T0 + U32, WH0 + U32, U32 - 1, 0 });
+        assert_false(s->wide_points);
+        assert_int_equal(s->n_points, 2);
+        assert_int_equal(s->cap_points, 16);
+        assert_int_equal(cf_session_points_bytes(s), 16 * 16);
+        cf_meter_point p = cf_session_point(s, 0);
+        assert_int_equal(p.t_ms, T0);
+        assert_int_equal(p.energy_wh, WH0);
+        assert_true(p.power_w == CF_NONE);
+        assert_true(p.current_ma == CF_NONE);
+        p = cf_session_point(s, 1);
+        assert_int_equal(p.t_ms, T0 + U32);
+        assert_int_equal(p.energy_wh, WH0 + U32);
+        assert_int_equal(p.power_w, U32 - 1);
+        assert_int_equal(p.current_ma, 0);
+        assert_int_equal(cf_session_t(s, 1), T0 + U32);
+        assert_int_equal(cf_session_wh(s, 1), WH0 + U32);
+        /* A power of 2^32 - 1 W is the compact form's "unknown": the
+         * session switches to full readings, in the middle, keeping the
+         * order and every value. */
+        cf_session_insert(s, 1,
+                          (cf_meter_point){ T0 + 1000, WH0 + 5, U32, CF_NONE });
+        assert_true(s->wide_points);
+        assert_int_equal(s->n_points, 3);
+        assert_int_equal(cf_session_points_bytes(s),
+                         16 * sizeof(cf_meter_point));
+        p = cf_session_point(s, 0);
+        assert_int_equal(p.t_ms, T0);
+        assert_true(p.power_w == CF_NONE && p.current_ma == CF_NONE);
+        p = cf_session_point(s, 1);
+        assert_int_equal(p.t_ms, T0 + 1000);
+        assert_int_equal(p.energy_wh, WH0 + 5);
+        assert_int_equal(p.power_w, U32);
+        assert_true(p.current_ma == CF_NONE);
+        p = cf_session_point(s, 2);
+        assert_int_equal(p.t_ms, T0 + U32);
+        assert_int_equal(p.energy_wh, WH0 + U32);
+        assert_int_equal(p.power_w, U32 - 1);
+        assert_int_equal(p.current_ma, 0);
+        cf_session_free(s);
+
+        /* Each range overflowed alone: time 2^32 ms (49.7 days) after the
+         * start, energy 2^32 Wh above it, the largest current. */
+        const cf_meter_point over[3] = {
+                { T0 + U32 + 1, WH0, CF_NONE, CF_NONE },
+                { T0, WH0 + U32 + 1, CF_NONE, CF_NONE },
+                { T0, WH0, 7, INT64_MAX },
+        };
+        for (int k = 0; k < 3; k++) {
+                s = calloc(1, sizeof(*s));
+                assert_non_null(s);
+                s->start_ms = T0;
+                s->start_wh = WH0;
+                cf_session_insert(s, 0, (cf_meter_point){ T0, WH0, 1, 2 });
+                assert_false(s->wide_points);
+                cf_session_insert(s, 1, over[k]);
+                assert_true(s->wide_points);
+                p = cf_session_point(s, 1);
+                assert_int_equal(p.t_ms, over[k].t_ms);
+                assert_int_equal(p.energy_wh, over[k].energy_wh);
+                assert_true(p.power_w == over[k].power_w);
+                assert_true(p.current_ma == over[k].current_ma);
+                p = cf_session_point(s, 0);
+                assert_int_equal(p.power_w, 1);
+                assert_int_equal(p.current_ma, 2);
+                cf_session_free(s);
+        }
+
+        /* Growth: 16, then 1.5x (24, 36, 54, 81, 121). */
+        s = calloc(1, sizeof(*s));
+        assert_non_null(s);
+        s->start_ms = T0;
+        s->start_wh = 0;
+        for (int i = 0; i < 100; i++)
+                cf_session_insert(
+                    s, (uint32_t)i,
+                    (cf_meter_point){ T0 + i * MIN, i * 10, CF_NONE, 16000 });
+        assert_false(s->wide_points);
+        assert_int_equal(s->cap_points, 121);
+        assert_int_equal(cf_session_points_bytes(s), 121 * 16);
+        for (int i = 0; i < 100; i++) {
+                p = cf_session_point(s, (uint32_t)i);
+                assert_int_equal(p.t_ms, T0 + i * MIN);
+                assert_int_equal(p.energy_wh, i * 10);
+                assert_true(p.power_w == CF_NONE);
+                assert_int_equal(p.current_ma, 16000);
+        }
+        cf_session_free(s);
+}
+
+/* A session of 51 days (longer than the compact form's 49.7) with a
+ * reading every 15 minutes, the largest compact power and current early,
+ * a power and a current above 2^32 late, and restarts (the session decoded
+ * from the store) once while it is compact (reading 2000) and once after it
+ * switched to full readings (reading 4886): every reading counts, to the
+ * minor unit, and the extremes come out exact. */
+static void sessionize_long_session_with_extreme_readings(void **state)
+{
+        (void)state;
+        const int N = 51 * 96; /* readings, 15 minutes apart */
+        const int64_t WH0 = 4000000000000LL;
+        rig *r = rig_new();
+        cf_session_event e = ev("e1", CF_SESSION_STARTED, "S-L", T0, WH0);
+        e.user_id = "u-anna";
+        feed_ev(r, &e);
+        char id[32];
+        for (int i = 1; i <= N; i++) {
+                snprintf(id, sizeof(id), "r%d", i);
+                cf_meter_reading m = rd(id, "S-L", i, T0 + i * 15 * MIN,
+                                        WH0 + (int64_t)i * 2500);
+                /* The largest compact power and current while the session
+                 * is compact; past 2^32 ms (reading 4773), values only full
+                 * readings hold. */
+                if (i == 80)
+                        m.power_w = 4294967294LL;
+                if (i == 90)
+                        m.current_ma = 4294967294LL;
+                if (i == 4800)
+                        m.power_w = 5000000000LL; /* 5 GW, reported */
+                if (i == 4850)
+                        m.current_ma = 3000000000000LL;
+                feed_rd(r, &m);
+                if (i == 2000 || i == N - 10)
+                        rig_restart(r);
+        }
+        int64_t stop = T0 + (int64_t)(N + 1) * 15 * MIN;
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-L", stop, WH0 + (N + 1) * 2500LL);
+        feed_ev(r, &st);
+        tick(r, stop + LATENESS);
+        commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *cr = charge_of(r, "S-L");
+        assert_int_equal(cr->start_ms, T0);
+        assert_int_equal(cr->stop_ms, stop);
+        assert_int_equal(cr->charging_ms, stop - T0);
+        assert_int_equal(cr->n_flags, 0);
+        /* 4897 x 2500 Wh = 12,242,500 Wh at 2.50 NOK/kWh = 30,606.25 NOK;
+         * VAT 25 %: 7,651.5625 NOK, 765,156 øre half up. */
+        assert_energy_only(cr, 12242500, 3060625, 765156);
+        /* The reported extremes are the maxima over the session. */
+        int64_t max_p = CF_NONE, max_c = CF_NONE;
+        for (uint32_t i = 0; i < cr->n_charging_periods; i++) {
+                const cf_charging_period *cp = &cr->charging_periods[i];
+                for (uint32_t d = 0; d < cp->n_dimensions; d++) {
+                        const cf_cdr_dimension *dm = &cp->dimensions[d];
+                        if (dm->type == CF_CDR_MAX_POWER && dm->volume > max_p)
+                                max_p = dm->volume;
+                        if (dm->type == CF_CDR_MAX_CURRENT &&
+                            dm->volume > max_c)
+                                max_c = dm->volume;
+                }
+        }
+        assert_int_equal(max_p, 5000000000LL);
+        assert_int_equal(max_c, 3000000000000LL);
+        rig_done(r);
+}
+
+/* state.cache.max.bytes is the process's total: 3/4 shared by the rating
+ * tasks, 1/4 by the billing tasks, evenly within each kind. */
+static void runtime_splits_state_cache_among_tasks(void **state)
+{
+        (void)state;
+        rig *r = rig_new(); /* 1 partition, the default 64 MiB */
+        assert_int_equal(cf_task_cache_budget(cf_inproc_task(r->ip, 0)),
+                         48 << 20);
+        assert_int_equal(cf_task_cache_budget(cf_inproc_task(r->ip, 1)),
+                         16 << 20);
+        char err[512];
+        cf_inproc_destroy(r->ip);
+        r->ip = NULL;
+        set(r, "state.cache.max.bytes", "8388608");
+        if (cf_inproc_new(&r->cfg, 4, sink, r, &r->ip, err, sizeof(err)))
+                fail_msg("cf_inproc_new: %s", err);
+        size_t sum = 0;
+        for (int32_t i = 0; i < 8; i++) {
+                size_t b = cf_task_cache_budget(cf_inproc_task(r->ip, i));
+                assert_int_equal(b, i < 4 ? 1572864 : 524288);
+                sum += b;
+        }
+        assert_int_equal(sum, 8388608);
+        rig_done(r);
+}
+
 /* ---------------------------------------------------------------- price */
 
 static void price_charge_record_amounts(void **state)
@@ -1595,6 +1797,9 @@ int main(void)
                 T(sessionize_late_reading_within_lateness_counts),
                 T(sessionize_record_after_close_is_session_state),
                 T(sessionize_state_survives_restart),
+                T(sessionize_compact_readings_exact_at_edges),
+                T(sessionize_long_session_with_extreme_readings),
+                T(runtime_splits_state_cache_among_tasks),
                 T(price_charge_record_amounts),
                 T(price_bills_user_found_by_badge),
                 T(price_unknown_badge_billed_to_site_with_flag),
