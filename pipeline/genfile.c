@@ -243,7 +243,7 @@ struct cf_genfile_reader {
         const uint8_t *map;
         size_t size;
         size_t dropped; /* pages before this offset handed back */
-        size_t first; /* offset of the first record */
+        size_t first;   /* offset of the first record */
         size_t pos;
         uint64_t count;
         int32_t partitions;
