@@ -29,7 +29,6 @@
  * (the .dat and .gp files are kept either way).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -47,6 +46,7 @@
 
 #include "cli.h"
 #include "kafka.h"
+#include "log.h"
 
 #ifndef CF_SOURCE_DIR
 #define CF_SOURCE_DIR "."
@@ -128,23 +128,6 @@ static void progress(const char *fmt, ...)
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         va_end(ap);
-}
-
-static pid_t spawn(char *const argv[], const char *out, const char *err)
-{
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        if (pid != 0)
-                return pid;
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644) : fo;
-        if (fo < 0 || fe < 0)
-                _exit(127);
-        dup2(fo, STDOUT_FILENO);
-        dup2(fe, STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
 }
 
 /* Waits for pid; its exit code (-1 if killed), CPU seconds and peak RSS in
@@ -262,7 +245,7 @@ static pid_t broker_start(const opts *o, const char *name, char *bootstrap,
         char *argv[] = { self,  "broker",           "--partitions",
                          parts, "--bootstrap-file", bs,
                          NULL };
-        pid_t pid = spawn(argv, log, NULL);
+        pid_t pid = cf_spawn(argv, log, NULL);
         for (int i = 0; i < 300; i++) {
                 if (cf_read_bootstrap_file_quiet(bs, bootstrap, n))
                         return pid;
@@ -318,7 +301,7 @@ static int gen(const char *preset, int seed, int days, const char *bootstrap,
                 argv[k++] = rr;
         }
         argv[k] = NULL;
-        int rc = wait_child(spawn(argv, log, NULL), NULL, NULL);
+        int rc = wait_child(cf_spawn(argv, log, NULL), NULL, NULL);
         if (rc != 0) {
                 fprintf(stderr, "chargeflow bench: gen failed (%s):\n", log);
                 show_tail(log);
@@ -390,20 +373,6 @@ typedef struct pipe_res {
         int ns;
 } pipe_res;
 
-static int64_t parse_log_ms(const char *line)
-{
-        struct tm tm;
-        int ms;
-        memset(&tm, 0, sizeof(tm));
-        if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
-                   &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-                   &ms) != 7)
-                return -1;
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* The run's throughput and lag over time, from its stats lines. */
 static void parse_series(const char *log, pipe_res *r)
 {
@@ -421,7 +390,7 @@ static void parse_series(const char *log, pipe_res *r)
                         in_s = a;
                 else if ((p = strstr(line, "stats charging.meter: in ")) &&
                          sscanf(p + 25, "%lld", &a) == 1) {
-                        int64_t t = parse_log_ms(line);
+                        int64_t t = cf_log_line_ms(line);
                         if (t < 0)
                                 continue;
                         if (t0 < 0)
@@ -446,27 +415,47 @@ static void parse_series(const char *log, pipe_res *r)
         fclose(f);
 }
 
-static int pipeline_run(const opts *o, const char *bootstrap, const char *tag,
-                        const char *guarantee, int commit_ms, pipe_res *r)
-{
+/* The files of one `chargeflow run` of the work directory, named after
+ * tag: its configuration, state directory, stdout (the summary) and log. */
+typedef struct run_files {
         char cfg[PATH_MAX], sd[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
-        path(cfg, sizeof(cfg), "%s.properties", tag);
-        path(sd, sizeof(sd), "%s.state", tag);
-        path(out, sizeof(out), "%s.json", tag);
-        path(log, sizeof(log), "%s.log", tag);
-        FILE *f = fopen(cfg, "w");
+} run_files;
+
+/* Writes tag's configuration: the broker, its own state directory and
+ * consumer group, then the extra lines. */
+static int run_config(const char *tag, const char *bootstrap, const char *extra,
+                      run_files *rf)
+{
+        path(rf->cfg, sizeof(rf->cfg), "%s.properties", tag);
+        path(rf->sd, sizeof(rf->sd), "%s.state", tag);
+        path(rf->out, sizeof(rf->out), "%s.json", tag);
+        path(rf->log, sizeof(rf->log), "%s.log", tag);
+        FILE *f = fopen(rf->cfg, "w");
         if (!f)
                 return 1;
         fprintf(f,
                 "bootstrap.servers=%s\nstate.dir=%s\ngroup.id=bench-%s-%d\n"
-                "processing.guarantee=%s\ncommit.interval.ms=%d\n"
-                "stats.interval.ms=100\n",
-                bootstrap, sd, tag, (int)getpid(), guarantee, commit_ms);
-        fclose(f);
+                "%s",
+                bootstrap, rf->sd, tag, (int)getpid(), extra);
+        return fclose(f) != 0;
+}
+
+static int pipeline_run(const opts *o, const char *bootstrap, const char *tag,
+                        const char *guarantee, int commit_ms, pipe_res *r)
+{
+        run_files rf;
+        char extra[256];
+        snprintf(extra, sizeof(extra),
+                 "processing.guarantee=%s\ncommit.interval.ms=%d\n"
+                 "stats.interval.ms=100\n",
+                 guarantee, commit_ms);
+        if (run_config(tag, bootstrap, extra, &rf))
+                return 1;
+        char *cfg = rf.cfg, *sd = rf.sd, *out = rf.out, *log = rf.log;
         char *argv[] = { self, "run", "-c", cfg, "--until-idle", NULL };
         double cpu, rss;
         memset(r, 0, sizeof(*r));
-        int rc = wait_child(spawn(argv, out, log), &cpu, &rss);
+        int rc = wait_child(cf_spawn(argv, out, log), &cpu, &rss);
         json_t *j = last_json(out);
         if (rc != 0 || !j) {
                 fprintf(stderr, "chargeflow bench: run %s failed (%s):\n", tag,
@@ -508,7 +497,7 @@ static int child_json(char *const argv[], const char *tag, json_t **out,
         char o[PATH_MAX], e[PATH_MAX];
         path(o, sizeof(o), "%s.json", tag);
         path(e, sizeof(e), "%s.log", tag);
-        int rc = wait_child(spawn(argv, o, e), cpu, rss);
+        int rc = wait_child(cf_spawn(argv, o, e), cpu, rss);
         *out = last_json(o);
         if (rc != 0 || !*out) {
                 fprintf(stderr, "chargeflow bench: %s failed (%s):\n", tag, e);
@@ -541,25 +530,17 @@ static int latency_run(const opts *o, int i, double rate, lat_res *r)
         char lbin[PATH_MAX];
         sfmt(lbin, sizeof(lbin), "%s/bench_latency", bindir);
         char *largv[] = { lbin, "--bootstrap", bootstrap, NULL };
-        pid_t lc = spawn(largv, lo, le);
+        pid_t lc = cf_spawn(largv, lo, le);
         /* The pipeline first (it waits for the topics' data), then the
          * generator. */
         snprintf(tag, sizeof(tag), "lat%d-run", i);
-        char cfg[PATH_MAX], sd[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
-        path(cfg, sizeof(cfg), "%s.properties", tag);
-        path(sd, sizeof(sd), "%s.state", tag);
-        path(out, sizeof(out), "%s.json", tag);
-        path(log, sizeof(log), "%s.log", tag);
-        FILE *f = fopen(cfg, "w");
-        if (!f)
+        run_files rf;
+        if (run_config(tag, bootstrap,
+                       "stats.interval.ms=1000\nidle.exit.ms=5000\n", &rf))
                 return 1;
-        fprintf(f,
-                "bootstrap.servers=%s\nstate.dir=%s\ngroup.id=bench-lat-%d\n"
-                "stats.interval.ms=1000\nidle.exit.ms=5000\n",
-                bootstrap, sd, (int)getpid());
-        fclose(f);
+        char *cfg = rf.cfg, *sd = rf.sd, *out = rf.out, *log = rf.log;
         char *rargv[] = { self, "run", "-c", cfg, "--until-idle", NULL };
-        pid_t run = spawn(rargv, out, log);
+        pid_t run = cf_spawn(rargv, out, log);
         /* Traffic starts once the pipeline has its partitions: start-up is
          * not latency (it is reported apart). */
         for (int w = 0; w < 600 && !file_has(log, "assigned"); w++)
@@ -1024,7 +1005,7 @@ int cf_cmd_bench(int argc, char **argv)
                         char so[PATH_MAX], se[PATH_MAX];
                         path(so, sizeof(so), "rocksdb.json");
                         path(se, sizeof(se), "rocksdb.log");
-                        if (wait_child(spawn(sargv, so, se), NULL, NULL)) {
+                        if (wait_child(cf_spawn(sargv, so, se), NULL, NULL)) {
                                 fprintf(stderr,
                                         "chargeflow bench: bench_state "
                                         "failed (%s)\n",

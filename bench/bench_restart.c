@@ -48,7 +48,6 @@
  * cores, so single runs are noisy; compare medians.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
@@ -65,7 +64,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "cli.h"
 #include "kafka.h"
+#include "log.h"
 
 #define MAX_SETS  32
 #define MAX_KILLS 100
@@ -117,28 +118,6 @@ static void sleep_s(double s)
                 ;
 }
 
-static pid_t spawn(char *const argv[], const char *out, const char *err)
-{
-        pid_t pid = fork();
-        if (pid < 0) {
-                perror("bench_restart: fork");
-                exit(1);
-        }
-        if (pid == 0) {
-                int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-                int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-                if (fo < 0 || fe < 0)
-                        _exit(127);
-                dup2(fo, 1);
-                dup2(fe, 2);
-                close(fo);
-                close(fe);
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        return pid;
-}
-
 /* SIGTERM, then SIGKILL after wait_s. Returns the exit status or -1. */
 static int stop(pid_t pid, double wait_s)
 {
@@ -173,21 +152,6 @@ static double du_mib(const char *dir)
         return (double)du_bytes / (1024.0 * 1024.0);
 }
 
-/* Wall-clock seconds of a log line "2026-01-02T03:04:05.678Z ...", or -1. */
-static double line_time(const char *line)
-{
-        struct tm tm;
-        int ms;
-        memset(&tm, 0, sizeof(tm));
-        if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
-                   &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-                   &ms) != 7)
-                return -1;
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        return (double)timegm(&tm) + ms / 1000.0;
-}
-
 /* Phases from the run's log: the first line with each mark. */
 static void phases(const char *log, double t0_real, result *r)
 {
@@ -198,7 +162,8 @@ static void phases(const char *log, double t0_real, result *r)
         if (!f)
                 return;
         while (fgets(line, sizeof(line), f)) {
-                double t = line_time(line);
+                long long tm = cf_log_line_ms(line);
+                double t = tm < 0 ? -1 : (double)tm / 1000.0;
                 if (t < 0)
                         continue;
                 for (int i = 0; i < PH__CNT; i++)
@@ -304,7 +269,7 @@ static pid_t start_run(int k, const char *cfg, double *t0_mono, double *t0_real)
         char *argv[] = { (char *)binary, "run", "-c", (char *)cfg, NULL };
         *t0_real = real_s();
         *t0_mono = mono_s();
-        return spawn(argv, out, err);
+        return cf_spawn(argv, out, err);
 }
 
 /* Waits until the output topics have grown over the last 0.5 s, at most
@@ -405,7 +370,7 @@ int main(int argc, char **argv)
                           "--bootstrap-file",
                           bsfile,
                           NULL };
-        pid_t broker = spawn(bargv, out, err);
+        pid_t broker = cf_spawn(bargv, out, err);
         char bootstrap[256] = "";
         for (double t0 = mono_s(); !*bootstrap; sleep_s(0.05)) {
                 FILE *f = fopen(bsfile, "r");
@@ -471,7 +436,7 @@ int main(int argc, char **argv)
                           "--bootstrap-file",
                           bsfile,
                           NULL };
-        pid_t gen = spawn(gargv, out, err);
+        pid_t gen = cf_spawn(gargv, out, err);
         double t0_mono, t0_real;
         pid_t run = start_run(0, cfg, &t0_mono, &t0_real);
 

@@ -2,9 +2,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool cf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
@@ -56,4 +58,27 @@ bool cf_read_bootstrap_file_quiet(const char *path, char *buf, size_t size)
         }
         fclose(f);
         return ok;
+}
+
+int cf_spawn(char *const argv[], const char *out, const char *err)
+{
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid < 0) {
+                /* Never hand back -1: kill(-1, ...) would signal every
+                 * process we may signal. */
+                perror("chargeflow: fork");
+                exit(1);
+        }
+        if (pid != 0)
+                return pid;
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644) : fo;
+        if (fo < 0 || fe < 0)
+                _exit(127);
+        dup2(fo, STDOUT_FILENO);
+        dup2(fe, STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
 }

@@ -21,6 +21,12 @@ int cf_cmd_gen(int argc, char **argv);
 /* In bench/bench_cmd.c. */
 int cf_cmd_bench(int argc, char **argv);
 
+/* Starts argv[0] (a path) with argv, stdout to the file out and stderr to
+ * the file err (NULL: to out too), both truncated. Returns the child's pid;
+ * if fork fails it says so and exits 1. A child that cannot open its files
+ * or exec exits 127. Used by the commands that run others (demo, bench). */
+int cf_spawn(char *const argv[], const char *out, const char *err);
+
 /* Parses a decimal integer in [min, max]; false on any junk. */
 bool cf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 

@@ -11,7 +11,6 @@
  * one directory (printed at the start).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
@@ -43,21 +42,6 @@ static void usage(FILE *f)
                 "months)\n"
                 "  --seed S  scenario seed (default 42)\n"
                 "  --rate R  generator pace, events/s (default 70000)\n");
-}
-
-static pid_t spawn(char *const argv[], const char *out, const char *err)
-{
-        pid_t pid = fork();
-        if (pid != 0)
-                return pid;
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644) : fo;
-        if (fo < 0 || fe < 0)
-                _exit(127);
-        dup2(fo, STDOUT_FILENO);
-        dup2(fe, STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
 }
 
 static int wait_exit(pid_t pid)
@@ -408,7 +392,7 @@ int cf_cmd_demo(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
 
         char *bargv[] = { self, "broker", "--bootstrap-file", bs, NULL };
-        pid_t broker = spawn(bargv, blog, NULL);
+        pid_t broker = cf_spawn(bargv, blog, NULL);
         bool up = false;
         for (int i = 0; i < 300 && !up; i++) {
                 up = cf_read_bootstrap_file_quiet(bs, bootstrap,
@@ -449,12 +433,12 @@ int cf_cmd_demo(int argc, char **argv)
                           rate,       "--truth",
                           truth,      "--bootstrap-file",
                           bs,         NULL };
-        gen = spawn(gargv, glog, NULL);
+        gen = cf_spawn(gargv, glog, NULL);
         /* The generator publishes the tables first; the pipeline reads them
          * whole before any input, so give them a moment. */
         usleep(1500000);
         char *rargv[] = { self, "run", "-c", props, "--until-idle", NULL };
-        run = spawn(rargv, out, log);
+        run = cf_spawn(rargv, out, log);
         printf("generating and processing...\n");
         fflush(stdout);
         int grc = wait_exit(gen);

@@ -36,3 +36,17 @@ void cf_log(int level, const char *fmt, ...)
         fprintf(stderr, "%s.%03ldZ %s %s\n", ts, now.tv_nsec / 1000000,
                 tags[level], line);
 }
+
+long long cf_log_line_ms(const char *line)
+{
+        struct tm tm;
+        int ms;
+        memset(&tm, 0, sizeof(tm));
+        if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
+                   &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+                   &ms) != 7)
+                return -1;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        return (long long)timegm(&tm) * 1000 + ms;
+}

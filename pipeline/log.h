@@ -13,4 +13,8 @@ void cf_log_set_level(const char *name);
 void cf_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The time of a log line written by cf_log, in ms since the epoch, or -1
+ * when the line does not start with one (for tools reading the logs). */
+long long cf_log_line_ms(const char *line);
+
 #endif
