@@ -13,6 +13,7 @@
 
 int cf_cmd_broker(int argc, char **argv);
 int cf_cmd_cat(int argc, char **argv);
+int cf_cmd_topics(int argc, char **argv);
 int cf_cmd_tariff(int argc, char **argv);
 int cf_cmd_run(int argc, char **argv);
 int cf_cmd_report(int argc, char **argv);

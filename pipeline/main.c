@@ -13,6 +13,8 @@ static const struct cf_command {
 } cf_commands[] = {
         { "broker", cf_cmd_broker,
           "run the embedded Kafka-protocol broker on loopback" },
+        { "topics", cf_cmd_topics,
+          "create or check the topics on a real Kafka cluster" },
         { "cat", cf_cmd_cat, "print a chargeflow topic as JSON lines" },
         { "tariff", cf_cmd_tariff,
           "check an OCPI tariff document, price a session with it" },

@@ -41,6 +41,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "task.h"
+#include "topics.h"
 
 #define QUEUE_PAUSE  20000 /* messages queued per input before pausing */
 #define QUEUE_RESUME 2000  /* ... and resuming */
@@ -521,7 +522,7 @@ static void print_summary(rt_state *s)
 static cf_err_t tables_poll(rt_state *s, bool to_end)
 {
         cf_runtime *rt = &s->rt;
-        int64_t *ends = NULL;
+        int64_t *ends = NULL; /* per partition; -1 once read to it */
         int remaining = 0;
         int np = s->table_parts[0] + s->table_parts[1];
         if (to_end) {
@@ -544,9 +545,13 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                                 }
                                 int64_t have = cf_tables_offset(
                                     rt->tables, (cf_table_kind)k, p);
-                                ends[k * s->table_parts[0] + p] = hi;
-                                if (have < hi)
-                                        remaining++;
+                                /* Nothing left to read when the records
+                                 * below hi are gone (compaction or
+                                 * retention moved the start up to it). */
+                                bool left = have < hi && lo < hi;
+                                ends[k * s->table_parts[0] + p] =
+                                    left ? hi : -1;
+                                remaining += left;
                         }
                 }
         }
@@ -580,17 +585,27 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                         }
                         continue;
                 }
-                if (m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                cf_log(CF_LOG_WARN, "tables: %s",
-                                       rd_kafka_message_errstr(m));
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
                 int k =
                     strcmp(rd_kafka_topic_name(m->rkt), rt->cfg->topic_sites)
                         ? 1
                         : 0;
+                int64_t *end =
+                    to_end ? &ends[k * s->table_parts[0] + m->partition] : NULL;
+                if (m->err) {
+                        /* At the end of a partition whose last records
+                         * compaction removed, no record reaches end - 1. */
+                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                                if (end && *end >= 0 && m->offset >= *end) {
+                                        *end = -1;
+                                        remaining--;
+                                }
+                        } else {
+                                cf_log(CF_LOG_WARN, "tables: %s",
+                                       rd_kafka_message_errstr(m));
+                        }
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
                 crash_point("tables");
                 if (!cf_tables_apply(rt->tables, (cf_table_kind)k, m->partition,
                                      m->offset, m->key, m->key_len, m->payload,
@@ -601,9 +616,10 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                                "is not its key)",
                                rd_kafka_topic_name(m->rkt), (int)m->partition,
                                m->offset);
-                if (to_end &&
-                    m->offset + 1 >= ends[k * s->table_parts[0] + m->partition])
+                if (end && *end >= 0 && m->offset + 1 >= *end) {
+                        *end = -1;
                         remaining--;
+                }
                 rd_kafka_message_destroy(m);
         }
         free(ends);
@@ -622,6 +638,12 @@ static cf_err_t tables_open(rt_state *s, char *errstr, size_t errstr_size)
         if (cf_kafka_conf_set(conf, "group.id", cfg->group_id, errstr,
                               errstr_size) ||
             cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+                              errstr_size) ||
+            /* A stored offset below a compacted table's new start: what
+             * was removed there has a later record above it. */
+            cf_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
                               errstr_size)) {
                 rd_kafka_conf_destroy(conf);
                 return CF_ERR_CONFIG;
@@ -1027,31 +1049,16 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                                      10000, errstr, errstr_size);
         if (ns < 0 || nm < 0)
                 return CF_ERR_KAFKA;
-        if (ns != nm) {
-                snprintf(errstr, errstr_size,
-                         "%s has %d partitions and %s %d: the inputs must be "
-                         "co-partitioned (same key, same partition count)",
-                         rt->in_topic[0], ns, rt->in_topic[1], nm);
+        int parts[CF_T__CNT] = { 0 };
+        parts[CF_T_SESSIONS] = ns;
+        parts[CF_T_METER] = nm;
+        parts[CF_T_CHARGE] = rt->out_partitions[CF_OUT_CHARGE];
+        parts[CF_T_REJECTED] = rt->out_partitions[CF_OUT_REJECTED];
+        parts[CF_T_STATEMENTS] = rt->out_partitions[CF_OUT_STATEMENT];
+        parts[CF_T_REPARTITION] = rt->out_partitions[CF_OUT_REPARTITION];
+        if (cf_topics_check_layout(cfg, parts, errstr, errstr_size))
                 return CF_ERR_CONFIG;
-        }
-        if (rt->out_partitions[CF_OUT_CHARGE] < ns ||
-            rt->out_partitions[CF_OUT_REJECTED] < ns) {
-                snprintf(errstr, errstr_size,
-                         "%s and %s need at least the %d partitions of the "
-                         "inputs (one writer per partition)",
-                         rt->out_topic[CF_OUT_CHARGE],
-                         rt->out_topic[CF_OUT_REJECTED], ns);
-                return CF_ERR_CONFIG;
-        }
         int nr = rt->out_partitions[CF_OUT_REPARTITION];
-        if (rt->out_partitions[CF_OUT_STATEMENT] < nr) {
-                snprintf(errstr, errstr_size,
-                         "%s needs at least the %d partitions of %s (one "
-                         "writer per partition)",
-                         rt->out_topic[CF_OUT_STATEMENT], nr,
-                         rt->out_topic[CF_OUT_REPARTITION]);
-                return CF_ERR_CONFIG;
-        }
         rt->in_partitions = ns;
         rt->n_tasks = ns + nr;
         rt->tasks = cf_calloc((size_t)rt->n_tasks, sizeof(cf_task *));
