@@ -17,55 +17,76 @@ static void sleep_ms(int ms)
         nanosleep(&ts, NULL);
 }
 
+static cf_broker_kind test_kind = CF_BROKER_MOCK;
+static char peer_path[1024];
+
+void cf_test_broker_require(void)
+{
+        const char *k = getenv("CF_TEST_BROKER");
+        if (k && *k && !cf_broker_kind_parse(k, &test_kind)) {
+                fprintf(stderr,
+                        "CF_TEST_BROKER=%s: expected mock, peer or external\n",
+                        k);
+                exit(1);
+        }
+        if (test_kind == CF_BROKER_PEER &&
+            !cf_broker_peer_path(CF_SOURCE_DIR, peer_path, sizeof(peer_path))) {
+                printf("SKIPPED: CF_TEST_BROKER=peer, but no peer broker "
+                       "at %s (set CF_KAFKA_PEER to its path)\n",
+                       peer_path);
+                fflush(stdout);
+                exit(CF_TEST_SKIP);
+        }
+        const char *ext = getenv("CF_TEST_BOOTSTRAP");
+        if (test_kind == CF_BROKER_EXTERNAL && !(ext && *ext)) {
+                fprintf(stderr, "CF_TEST_BROKER=external needs "
+                                "CF_TEST_BOOTSTRAP=host:port\n");
+                exit(1);
+        }
+        printf("broker: %s%s%s\n", cf_broker_kind_name(test_kind),
+               test_kind == CF_BROKER_PEER       ? " at "
+               : test_kind == CF_BROKER_EXTERNAL ? " at "
+                                                 : "",
+               test_kind == CF_BROKER_PEER       ? peer_path
+               : test_kind == CF_BROKER_EXTERNAL ? ext
+                                                 : "");
+        fflush(stdout);
+}
+
+cf_broker_kind cf_test_broker_kind(void)
+{
+        return test_kind;
+}
+
 bool cf_test_broker_start(cf_test_broker *b, int partitions)
 {
-        char parts[16];
-        memset(b, 0, sizeof(*b));
         static int n;
+        char errstr[512], log[160];
+        memset(b, 0, sizeof(*b));
         snprintf(b->bsfile, sizeof(b->bsfile), "/tmp/cf-test-bs-%d-%d",
+                 (int)getpid(), n);
+        snprintf(log, sizeof(log), "/tmp/cf-test-broker-%d-%d.log",
                  (int)getpid(), n++);
-        snprintf(parts, sizeof(parts), "%d", partitions);
-        unlink(b->bsfile);
-        b->pid = fork();
-        if (b->pid < 0)
+        if (!cf_broker_start(&b->br, test_kind, CF_BINARY, peer_path,
+                             getenv("CF_TEST_BOOTSTRAP"), partitions, log,
+                             errstr, sizeof(errstr))) {
+                fprintf(stderr, "harness: %s\n", errstr);
                 return false;
-        if (b->pid == 0) {
-                int devnull = open("/dev/null", O_WRONLY);
-                dup2(devnull, STDOUT_FILENO);
-                execl(CF_BINARY, CF_BINARY, "broker", "--partitions", parts,
-                      "--bootstrap-file", b->bsfile, (char *)NULL);
-                _exit(127);
         }
-        for (int i = 0; i < 1000; i++) {
-                FILE *f = fopen(b->bsfile, "r");
-                if (f) {
-                        bool ok = fgets(b->bootstrap, sizeof(b->bootstrap),
-                                        f) != NULL;
-                        fclose(f);
-                        if (ok) {
-                                b->bootstrap[strcspn(b->bootstrap, "\n")] = 0;
-                                return true;
-                        }
-                }
-                if (waitpid(b->pid, NULL, WNOHANG) == b->pid)
-                        return false;
-                sleep_ms(10);
-        }
-        return false;
+        snprintf(b->bootstrap, sizeof(b->bootstrap), "%s", b->br.bootstrap);
+        FILE *f = fopen(b->bsfile, "w");
+        bool ok = f && fprintf(f, "%s\n", b->bootstrap) > 0;
+        if (f)
+                ok = fclose(f) == 0 && ok;
+        if (!ok)
+                cf_broker_stop(&b->br);
+        return ok;
 }
 
 int cf_test_broker_stop(cf_test_broker *b)
 {
-        int status;
-        kill(b->pid, SIGTERM);
-        for (int i = 0; i < 1000; i++) {
-                if (waitpid(b->pid, &status, WNOHANG) == b->pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-                sleep_ms(10);
-        }
-        kill(b->pid, SIGKILL);
-        waitpid(b->pid, &status, 0);
-        return -1;
+        unlink(b->bsfile);
+        return cf_broker_stop(&b->br);
 }
 
 int cf_test_run(char *const argv[], char **out, size_t *outlen)

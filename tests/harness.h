@@ -1,7 +1,17 @@
 /*
  * harness.h: helpers for whole-process tests: start the real `chargeflow`
- * binary (CF_BINARY) as a child, e.g. the embedded broker, and capture a
- * command's output.
+ * binary (CF_BINARY) as a child, start the broker the tests run on, and
+ * capture a command's output.
+ *
+ * The broker is chosen by the environment, for every Kafka-facing test:
+ *   CF_TEST_BROKER=mock      the embedded broker (default)
+ *   CF_TEST_BROKER=peer      ../shared/kafka-peer/kafka-peer, an independent
+ *                            implementation (path: CF_KAFKA_PEER)
+ *   CF_TEST_BROKER=external  the cluster at CF_TEST_BOOTSTRAP=host:port,
+ *                            whose chargeflow topics each test deletes and
+ *                            makes anew: a scratch cluster only
+ * ctest runs each Kafka-facing test on the mock and again on the peer
+ * (tests named *.peer); those skip, saying so, when the peer is absent.
  */
 #ifndef CF_TEST_HARNESS_H
 #define CF_TEST_HARNESS_H
@@ -10,14 +20,30 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "brokers.h"
+
 typedef struct cf_test_broker {
-        pid_t pid;
-        char bootstrap[256];
-        char bsfile[128];
+        cf_broker br;        /* the broker process (brokers.h) */
+        char bootstrap[512]; /* host:port[,...] */
+        char bsfile[128]; /* a file holding bootstrap, for --bootstrap-file */
 } cf_test_broker;
 
-/* Starts `chargeflow broker --partitions N --bootstrap-file <tmp>` and waits
- * (up to 10 s) for the bootstrap file. Returns false on failure. */
+/* Exit code of a test program that was skipped (ctest SKIP_RETURN_CODE). */
+#define CF_TEST_SKIP 77
+
+/* Call first in main() of every Kafka-facing test. Reads CF_TEST_BROKER;
+ * when it names the peer and the peer binary is absent, prints one line
+ * saying so and exits CF_TEST_SKIP; on a bad value, or external without
+ * CF_TEST_BOOTSTRAP, says what is wrong and exits 1. Prints which broker
+ * the tests run on. */
+void cf_test_broker_require(void);
+
+/* The kind of broker the tests run on (after cf_test_broker_require). */
+cf_broker_kind cf_test_broker_kind(void);
+
+/* Starts a broker of the chosen kind with the project's topics, each with
+ * the given partitions, empty; waits up to 10 s. Returns false on failure
+ * (printing why). */
 bool cf_test_broker_start(cf_test_broker *b, int partitions);
 
 /* Sends SIGTERM and waits; returns the exit status (-1 if it did not exit

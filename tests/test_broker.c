@@ -228,6 +228,7 @@ static void cat_rejects_bad_arguments(void **state)
 
 int main(void)
 {
+        cf_test_broker_require();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(broker_creates_topics_with_partitions),
                 cmocka_unit_test(produce_consume_and_cat),

@@ -12,7 +12,13 @@
  *
  * CF_CRASH_KILLS in the environment sets the number of random kills
  * (default 20; the long run: CF_CRASH_KILLS=200 build/tests/test_crash,
- * run directly because ctest stops a test after 600 s).
+ * run directly because ctest stops a test after 600 s). The kill schedule
+ * is printed as CF_CRASH_SEED=N; setting it replays that schedule.
+ *
+ * The broker faults depend on the broker: on the embedded one, errors
+ * injected into its requests through librdkafka's mock API; on the peer,
+ * the broker process itself frozen (SIGSTOP), killed with SIGKILL and
+ * restarted from its data directory on the same port.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -22,7 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -51,9 +61,14 @@ static void write_config(const char *file, const char *bootstrap,
                 "bootstrap.servers=%s\nstate.dir=%s\ncommit.interval.ms=200\n"
                 "stats.interval.ms=0\n",
                 bootstrap, state);
+        /* A killed member holds the group until its session times out;
+         * the peer broker waits for it to rejoin until its rebalance
+         * timeout (max.poll.interval.ms, 300 s by default), where Kafka
+         * drops it at its session timeout: 10 s bounds both. */
         if (fast_rejoin)
                 fprintf(f, "kafka.session.timeout.ms=6000\n"
-                           "kafka.heartbeat.interval.ms=500\n");
+                           "kafka.heartbeat.interval.ms=500\n"
+                           "kafka.max.poll.interval.ms=10000\n");
         fclose(f);
 }
 
@@ -256,7 +271,13 @@ static void outputs_identical_after_kills(void **state)
         unsetenv("CF_CRASH_AT");
         /* Then at random moments, 0.3 to 7 s after start: during the group
          * join, the table load, processing, commits or producing. */
-        srand((unsigned)getpid());
+        /* The schedule replays from its seed: CF_CRASH_SEED=N. */
+        const char *seed_env = getenv("CF_CRASH_SEED");
+        unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10)
+                                 : (unsigned)getpid() ^ (unsigned)time(NULL);
+        print_message("crash schedule: CF_CRASH_SEED=%u, %d kills\n", seed,
+                      kills);
+        srand(seed);
         for (int k = 0; k < kills; k++) {
                 pid_t pid = cf_test_spawn(run_crash, out);
                 usleep(300000 + (useconds_t)(rand() % 6700) * 1000);
@@ -361,7 +382,7 @@ static rd_kafka_mock_cluster_t *mock_new(rd_kafka_t **rkp, cf_test_broker *b)
  * offset-commit errors, the broker down and up again, latency; then a
  * produce error the idempotent producer cannot retry (the process must stop
  * with an error); a restart without faults must reach the reference. */
-static void broker_faults_then_restart_reach_reference(void **state)
+static void mock_broker_faults_then_restart_reach_reference(void **state)
 {
         (void)state;
         rd_kafka_t *mrk;
@@ -418,8 +439,129 @@ static void broker_faults_then_restart_reach_reference(void **state)
         rd_kafka_destroy(mrk);
 }
 
+/* A free loopback TCP port (bound to 0, then released). */
+static int free_port(void)
+{
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+/* The peer broker on port, persisting to data (fsync on every write), so
+ * that it can be killed and started again with what it had acknowledged. */
+static pid_t peer_start(const char *peer, int port, const char *data)
+{
+        char ports[16], log[160];
+        snprintf(ports, sizeof(ports), "%d", port);
+        path(log, sizeof(log), "peer.log");
+        char *argv[] = { (char *)peer,
+                         "-ports",
+                         ports,
+                         "-data-dir",
+                         (char *)data,
+                         "-sync",
+                         "-group-min-session-timeout",
+                         "1s",
+                         NULL };
+        pid_t pid = cf_test_spawn(argv, log);
+        /* Up once it answers metadata. */
+        char bs[64];
+        snprintf(bs, sizeof(bs), "127.0.0.1:%d", port);
+        for (int i = 0; i < 100; i++) {
+                char *o;
+                char *md[] = { CF_BINARY,     "topics", "check",
+                               "--bootstrap", bs,       "--timeout-ms",
+                               "1000",        NULL };
+                int rc = cf_test_run(md, &o, NULL);
+                free(o);
+                if (rc == 0 || rc == 1)
+                        return pid;
+                usleep(100000);
+        }
+        fail_msg("the peer broker did not come up on %s", bs);
+        return -1;
+}
+
+/* While the pipeline runs on the peer broker: the broker frozen for 3 s
+ * (every request times out), then killed with SIGKILL and started again
+ * 2 s later from its data directory on the same port. The run must finish
+ * or stop with an error; a restart must reach the reference. */
+static void peer_broker_faults_then_restart_reach_reference(void)
+{
+        char peer[1024], data[128], cfg[128], st[128], out[128], *o;
+        assert_true(cf_broker_peer_path(CF_SOURCE_DIR, peer, sizeof(peer)));
+        int port = free_port();
+        cf_test_broker pb;
+        memset(&pb, 0, sizeof(pb));
+        path(data, sizeof(data), "peer-data");
+        pid_t bp = peer_start(peer, port, data);
+        snprintf(pb.bootstrap, sizeof(pb.bootstrap), "127.0.0.1:%d", port);
+        path(pb.bsfile, sizeof(pb.bsfile), "peer.bootstrap");
+        FILE *f = fopen(pb.bsfile, "w");
+        fprintf(f, "%s\n", pb.bootstrap);
+        fclose(f);
+        char *mk[] = { CF_BINARY,     "topics",         "create",
+                       "--bootstrap", pb.bootstrap,     "--partitions",
+                       "4",           "--retention-ms", "-1",
+                       NULL };
+        assert_int_equal(cf_test_run(mk, &o, NULL), 0);
+        free(o);
+        generate(&pb);
+        path(cfg, sizeof(cfg), "peer.properties");
+        path(st, sizeof(st), "state-peer");
+        path(out, sizeof(out), "peer.out");
+        write_config(cfg, pb.bootstrap, st, true);
+        char *run[] = { CF_BINARY, "run", "-c", cfg, "--until-idle", NULL };
+        pid_t pid = cf_test_spawn(run, out);
+        sleep(3);
+        kill(bp, SIGSTOP);
+        sleep(3);
+        kill(bp, SIGCONT);
+        sleep(1);
+        kill(bp, SIGKILL);
+        waitpid(bp, NULL, 0);
+        sleep(2);
+        bp = peer_start(peer, port, data);
+        int rc = cf_test_wait(pid, 180);
+        assert_true(rc == 0 || rc == 1);
+        if (rc != 0) {
+                assert_int_equal(cf_test_run(run, &o, NULL), 0);
+                free(o);
+        }
+        print_message("first run exit %d\n", rc);
+        assert_same_topic(&ref, &pb, "billing.charge-records", true);
+        assert_same_topic(&ref, &pb, "billing.statements", true);
+        assert_same_topic(&ref, &pb, "billing.rejected", false);
+        assert_int_equal(cf_test_signal_wait(bp, SIGTERM, 10), 0);
+}
+
+/* The broker faults of the broker the tests run on (see the file's
+ * header); none on an external cluster, which the test cannot fail. */
+static void broker_faults_then_restart_reach_reference(void **state)
+{
+        switch (cf_test_broker_kind()) {
+        case CF_BROKER_MOCK:
+                mock_broker_faults_then_restart_reach_reference(state);
+                break;
+        case CF_BROKER_PEER:
+                peer_broker_faults_then_restart_reach_reference();
+                break;
+        case CF_BROKER_EXTERNAL:
+                print_message("broker faults cannot be injected into an "
+                              "external cluster\n");
+                skip();
+        }
+}
+
 int main(void)
 {
+        cf_test_broker_require();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(outputs_identical_after_kills),
                 cmocka_unit_test(

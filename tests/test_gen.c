@@ -1179,6 +1179,7 @@ static void gen_rejects_bad_arguments(void **state)
 
 int main(void)
 {
+        cf_test_broker_require();
         snprintf(tmpdir, sizeof(tmpdir), "/tmp/cf_test_gen.XXXXXX");
         if (!mkdtemp(tmpdir)) {
                 perror("mkdtemp");

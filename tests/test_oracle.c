@@ -835,6 +835,7 @@ static void statements_equal_oracle_per_party_and_period(void **state)
 
 int main(void)
 {
+        cf_test_broker_require();
         const struct CMUnitTest unit[] = {
                 cmocka_unit_test(oracle_prices_readme_example),
                 cmocka_unit_test(oracle_splits_at_time_of_day),

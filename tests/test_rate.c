@@ -599,6 +599,7 @@ static void run_stops_cleanly_on_sigterm(void **state)
 
 int main(void)
 {
+        cf_test_broker_require();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(every_session_once_with_true_values),
                 cmocka_unit_test(every_invalid_record_rejected_with_its_reason),
