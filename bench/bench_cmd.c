@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "brokers.h"
 #include "cli.h"
 #include "kafka.h"
 #include "log.h"
@@ -228,6 +229,9 @@ static void show_tail(const char *file)
 /* ---- the broker and the input ------------------------------------------- */
 
 typedef struct opts {
+        cf_broker_kind broker; /* --broker */
+        char peer[PATH_MAX];   /* the peer binary */
+        const char *external;  /* bootstrap of an external cluster */
         const char *preset;
         int runs, days, partitions, lat_days;
         double lat_rate;
@@ -235,35 +239,18 @@ typedef struct opts {
         const char *out_dir;
 } opts;
 
-static pid_t broker_start(const opts *o, const char *name, char *bootstrap,
-                          size_t n)
+/* Starts the broker the bench runs on (--broker), its log named after
+ * name; fills b. Returns false, having said why, on failure. */
+static bool broker_start(const opts *o, const char *name, cf_broker *b)
 {
-        char bs[PATH_MAX], log[PATH_MAX], parts[16];
-        path(bs, sizeof(bs), "%s.bootstrap", name);
+        char log[PATH_MAX], errstr[512];
         path(log, sizeof(log), "%s.log", name);
-        snprintf(parts, sizeof(parts), "%d", o->partitions);
-        char *argv[] = { self,  "broker",           "--partitions",
-                         parts, "--bootstrap-file", bs,
-                         NULL };
-        pid_t pid = cf_spawn(argv, log, NULL);
-        for (int i = 0; i < 300; i++) {
-                if (cf_read_bootstrap_file_quiet(bs, bootstrap, n))
-                        return pid;
-                usleep(100000);
+        if (!cf_broker_start(b, o->broker, self, o->peer, o->external,
+                             o->partitions, log, errstr, sizeof(errstr))) {
+                fprintf(stderr, "chargeflow bench: %s\n", errstr);
+                return false;
         }
-        fprintf(stderr, "chargeflow bench: the broker did not start (%s)\n",
-                log);
-        kill(pid, SIGTERM);
-        wait_child(pid, NULL, NULL);
-        return -1;
-}
-
-static void broker_stop(pid_t pid)
-{
-        if (pid > 0) {
-                kill(pid, SIGTERM);
-                wait_child(pid, NULL, NULL);
-        }
+        return true;
 }
 
 /* Runs `chargeflow gen` with the preset, seed and faults, to the broker or
@@ -518,11 +505,12 @@ typedef struct lat_res {
  * the paced generator together. */
 static int latency_run(const opts *o, int i, double rate, lat_res *r)
 {
-        char name[32], bootstrap[512], tag[64], glog[PATH_MAX];
+        char name[32], tag[64], glog[PATH_MAX];
         snprintf(name, sizeof(name), "lat%d-broker", i);
-        pid_t b = broker_start(o, name, bootstrap, sizeof(bootstrap));
-        if (b < 0)
+        cf_broker b;
+        if (!broker_start(o, name, &b))
                 return 1;
+        char *bootstrap = b.bootstrap;
         char lo[PATH_MAX], le[PATH_MAX];
         snprintf(tag, sizeof(tag), "lat%d-consumer", i);
         path(lo, sizeof(lo), "%s.json", tag);
@@ -551,7 +539,7 @@ static int latency_run(const opts *o, int i, double rate, lat_res *r)
         sleep(1);
         kill(lc, SIGTERM);
         wait_child(lc, NULL, NULL);
-        broker_stop(b);
+        cf_broker_stop(&b);
         json_t *j = last_json(lo);
         if (rc || rrc || !j) {
                 fprintf(stderr,
@@ -649,7 +637,9 @@ static void plot(const char *base, const char *dat, const char *gp_text)
 static void usage(FILE *f)
 {
         fprintf(f,
-                "usage: chargeflow bench [--preset small|city|country] "
+                "usage: chargeflow bench [--broker mock|peer|HOST:PORT] "
+                "[--preset small|city|country]\n"
+                "                        "
                 "[--runs N] [--quick]\n"
                 "                        [--days D] [--partitions P] [--cost] "
                 "[--scale] [--out DIR]\n"
@@ -660,9 +650,17 @@ static void usage(FILE *f)
                 "process, RocksDB alone, and the end-to-end latency; "
                 "each\n--runs times. Prints a table and writes JSON, "
                 "Markdown and charts to --out.\n\n"
+                "  --broker B      mock (the embedded broker, default), "
+                "peer (the independent\n"
+                "                  peer broker, ../shared/kafka-peer or "
+                "$CF_KAFKA_PEER), or\n"
+                "                  host:port of a scratch cluster (its "
+                "chargeflow topics are\n"
+                "                  deleted and made anew)\n"
                 "  --preset P      input preset (default small; country "
-                "measures the stage\n"
-                "                  chain only, as --scale does)\n"
+                "on the mock measures\n"
+                "                  the stage chain only, as --scale "
+                "does)\n"
                 "  --runs N        runs of each measurement, 1..%d (default "
                 "3)\n"
                 "  --quick         a check in under 2 minutes: 1 run, 7 "
@@ -698,7 +696,10 @@ static void fmt_eps(char *b, size_t n, const samples *s)
 
 int cf_cmd_bench(int argc, char **argv)
 {
-        opts o = { "small", 3, 0, 16, 0, 0, false, false, false, false, NULL };
+        opts o = { .broker = CF_BROKER_MOCK,
+                   .preset = "small",
+                   .runs = 3,
+                   .partitions = 16 };
         char outdir[PATH_MAX];
         snprintf(outdir, sizeof(outdir), "%s/bench/results", CF_SOURCE_DIR);
         o.out_dir = outdir;
@@ -717,7 +718,14 @@ int cf_cmd_bench(int argc, char **argv)
                         o.scale = true;
                 else if (!strcmp(a, "--keep"))
                         o.keep = true;
-                else if (!strcmp(a, "--preset") && v) {
+                else if (!strcmp(a, "--broker") && v) {
+                        if (!cf_broker_kind_parse(v, &o.broker) ||
+                            o.broker == CF_BROKER_EXTERNAL) {
+                                o.broker = CF_BROKER_EXTERNAL;
+                                o.external = v;
+                        }
+                        i++;
+                } else if (!strcmp(a, "--preset") && v) {
                         o.preset = v;
                         i++;
                 } else if (!strcmp(a, "--out") && v) {
@@ -748,7 +756,22 @@ int cf_cmd_bench(int argc, char **argv)
                                 "country\n");
                 return 2;
         }
-        if (country && !o.scale) {
+        if (o.broker == CF_BROKER_EXTERNAL && !strchr(o.external, ':')) {
+                fprintf(stderr, "chargeflow bench: --broker: mock, peer or "
+                                "host:port of a scratch cluster\n");
+                return 2;
+        }
+        if (o.broker == CF_BROKER_PEER &&
+            !cf_broker_peer_path(CF_SOURCE_DIR, o.peer, sizeof(o.peer))) {
+                fprintf(stderr,
+                        "chargeflow bench: --broker peer: no peer broker at "
+                        "%s (set CF_KAFKA_PEER to its path)\n",
+                        o.peer);
+                return 2;
+        }
+        /* Only the stage chain at country on the embedded broker. */
+        bool chain_only = country && o.broker == CF_BROKER_MOCK;
+        if (chain_only && !o.scale) {
                 /* A day of country traffic (about 15M records) does not fit
                  * the embedded broker: what can be measured is the stage
                  * chain at its state size, which --scale does. */
@@ -831,14 +854,14 @@ int cf_cmd_bench(int argc, char **argv)
         double lat_rate = 0, scale_eps[3] = { 0 }, scale_rss[3] = { 0 };
         int64_t events = 0;
         pipe_res chart = { 0 };
-        pid_t broker = -1;
-        char bootstrap[512], file[PATH_MAX], log[PATH_MAX];
+        cf_broker broker;
+        memset(&broker, 0, sizeof(broker));
+        char *bootstrap = broker.bootstrap;
+        char file[PATH_MAX], log[PATH_MAX];
 
-        if (!country) {
+        if (!chain_only) {
                 /* The input, on the broker and in a record file. */
-                broker =
-                    broker_start(&o, "broker", bootstrap, sizeof(bootstrap));
-                if (broker < 0) {
+                if (!broker_start(&o, "broker", &broker)) {
                         rc = 1;
                         goto out;
                 }
@@ -1035,8 +1058,7 @@ int cf_cmd_bench(int argc, char **argv)
                 /* 5. Latency, live, at a quarter of the pipeline's median
                  * speed (at most 50k events/s: the generator and the broker
                  * share the cores). */
-                broker_stop(broker);
-                broker = -1;
+                cf_broker_stop(&broker);
                 lat_rate = fmax(5000, fmin(50000, round(pm / 4 / 1000) * 1000));
                 /* About 20 s of traffic (12 with --quick). */
                 double per_day = (double)events / o.days;
@@ -1154,7 +1176,7 @@ int cf_cmd_bench(int argc, char **argv)
         }
 
         /* The results. */
-        if (!country) {
+        if (!chain_only) {
                 json_object_set_new(
                     res, "ceiling",
                     json_pack("{s:o,s:o,s:o}", "events_per_s", jstats(&c_eps),
@@ -1193,7 +1215,7 @@ int cf_cmd_bench(int argc, char **argv)
         }
         (void)h_wpe;
 out:
-        broker_stop(broker);
+        cf_broker_stop(&broker);
         if (rc == 0) {
                 char base[PATH_MAX];
                 snprintf(base, sizeof(base), "%s/%s-%s", o.out_dir, o.preset,
@@ -1261,7 +1283,7 @@ out:
                         json_string_value(json_object_get(mj, "model")),
                         o.preset, o.runs, o.quick ? " --quick" : "",
                         o.cost ? " --cost" : "", o.scale ? " --scale" : "");
-                if (rc == 0 && !country) {
+                if (rc == 0 && !chain_only) {
                         char e1[64], e2[64], e3[64];
                         fmt_eps(e1, sizeof(e1), &c_eps);
                         fmt_eps(e2, sizeof(e2), &p_eps);

@@ -26,6 +26,9 @@
  *
  *   build/bench/bench_restart [options] [--set key=value]...
  *
+ *   --broker B         mock (the embedded broker, default), peer (the
+ *                      independent peer broker: static membership works
+ *                      there), or host:port of a scratch cluster
  *   --binary PATH      chargeflow binary (default: ../chargeflow next to
  *                      this program, i.e. build/chargeflow)
  *   --kills N          kills and restarts (default 5)
@@ -64,6 +67,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "brokers.h"
 #include "cli.h"
 #include "kafka.h"
 #include "log.h"
@@ -253,7 +257,8 @@ static double nojoin(const result *r)
 
 static void usage(void)
 {
-        fprintf(stderr, "usage: bench_restart [--binary PATH] [--kills N] "
+        fprintf(stderr, "usage: bench_restart [--broker mock|peer|HOST:PORT] "
+                        "[--binary PATH] [--kills N] "
                         "[--preset P] [--days D]\n"
                         "         [--rate R] [--partitions N] [--warmup S] "
                         "[--interval S] [--max-wait S]\n"
@@ -290,6 +295,9 @@ static bool wait_working(rd_kafka_t *rk, double max_s)
 int main(int argc, char **argv)
 {
         int kills = 5, partitions = 16;
+        cf_broker_kind kind = CF_BROKER_MOCK;
+        const char *external = NULL;
+        char peer[PATH_MAX] = "";
         const char *preset = "city", *days = "10", *rate = "20000";
         double warmup = 40, interval = 10, max_wait = 120;
         const char *sets[MAX_SETS];
@@ -311,7 +319,13 @@ int main(int argc, char **argv)
                         binary = v;
                 else if (!strcmp(a, "--kills"))
                         kills = atoi(v);
-                else if (!strcmp(a, "--preset"))
+                else if (!strcmp(a, "--broker")) {
+                        if (!cf_broker_kind_parse(v, &kind) ||
+                            kind == CF_BROKER_EXTERNAL) {
+                                kind = CF_BROKER_EXTERNAL;
+                                external = v;
+                        }
+                } else if (!strcmp(a, "--preset"))
                         preset = v;
                 else if (!strcmp(a, "--days"))
                         days = v;
@@ -332,6 +346,14 @@ int main(int argc, char **argv)
         }
         if (kills < 1 || kills > MAX_KILLS || partitions < 1)
                 usage();
+        if (kind == CF_BROKER_PEER &&
+            !cf_broker_peer_path(CF_SOURCE_DIR, peer, sizeof(peer))) {
+                fprintf(stderr,
+                        "bench_restart: --broker peer: no peer broker at %s "
+                        "(set CF_KAFKA_PEER)\n",
+                        peer);
+                return 2;
+        }
         if (!binary) {
                 char exe[PATH_MAX];
                 ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -358,34 +380,15 @@ int main(int argc, char **argv)
         }
 
         /* Broker. */
-        char bsfile[128], out[128], err[128], np[16];
-        snprintf(bsfile, sizeof(bsfile), "%s/bootstrap", wd);
-        snprintf(out, sizeof(out), "%s/broker.out", wd);
-        snprintf(err, sizeof(err), "%s/broker.err", wd);
-        snprintf(np, sizeof(np), "%d", partitions);
-        char *bargv[] = { (char *)binary,
-                          "broker",
-                          "--partitions",
-                          np,
-                          "--bootstrap-file",
-                          bsfile,
-                          NULL };
-        pid_t broker = cf_spawn(bargv, out, err);
-        char bootstrap[256] = "";
-        for (double t0 = mono_s(); !*bootstrap; sleep_s(0.05)) {
-                FILE *f = fopen(bsfile, "r");
-                if (f) {
-                        if (!fgets(bootstrap, sizeof(bootstrap), f))
-                                bootstrap[0] = '\0';
-                        bootstrap[strcspn(bootstrap, "\r\n")] = '\0';
-                        fclose(f);
-                }
-                if (!*bootstrap && mono_s() - t0 > 10) {
-                        fprintf(stderr, "bench_restart: no broker\n");
-                        stop(broker, 5);
-                        return 1;
-                }
+        char blog[128], errstr[512];
+        snprintf(blog, sizeof(blog), "%s/broker.log", wd);
+        cf_broker br;
+        if (!cf_broker_start(&br, kind, binary, peer, external, partitions,
+                             blog, errstr, sizeof(errstr))) {
+                fprintf(stderr, "bench_restart: %s\n", errstr);
+                return 1;
         }
+        const char *bootstrap = br.bootstrap;
 
         /* Configuration. */
         char cfg[128], state[128];
@@ -421,6 +424,7 @@ int main(int argc, char **argv)
         fflush(stdout);
 
         /* Generator and the first run. */
+        char out[128], err[128];
         snprintf(out, sizeof(out), "%s/gen.out", wd);
         snprintf(err, sizeof(err), "%s/gen.err", wd);
         char *gargv[] = { (char *)binary,
@@ -433,8 +437,8 @@ int main(int argc, char **argv)
                           (char *)days,
                           "--rate",
                           (char *)rate,
-                          "--bootstrap-file",
-                          bsfile,
+                          "--bootstrap",
+                          (char *)bootstrap,
                           NULL };
         pid_t gen = cf_spawn(gargv, out, err);
         double t0_mono, t0_real;
@@ -538,7 +542,7 @@ int main(int argc, char **argv)
                 stop(gen, 10);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
-        stop(broker, 10);
+        cf_broker_stop(&br);
         if (!keep) {
                 char cmd[128];
                 snprintf(cmd, sizeof(cmd), "rm -rf %s", wd);
