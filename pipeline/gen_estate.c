@@ -663,6 +663,7 @@ static tb tariff(cf_arena *a, cf_tariff *t, const gsite *s, const char *group,
         t->currency = (char *)zones[s->zone].currency;
         t->elements = cf_arena_calloc(a, 4 * sizeof(cf_tariff_element));
         t->min_price_minor = t->max_price_minor = CF_NONE;
+        t->min_price_incl_minor = t->max_price_incl_minor = CF_NONE;
         t->start_ms = t->end_ms = CF_NONE;
         return (tb){ a, t };
 }

@@ -16,8 +16,9 @@
  * the pipeline.
  *
  * It supports what the generator's plans use (ENERGY, FLAT, PARKING_TIME,
- * TIME without step; restrictions on time of day, dates, weekdays and
- * duration; step_size; min_price and max_price) and fails with an error
+ * TIME; restrictions on time of day, dates, weekdays and duration;
+ * step_size; min_price and max_price excl. and incl. VAT; prices stated
+ * incl. VAT; plans per charger group) and fails with an error
  * naming anything else, rather than pricing it wrongly.
  */
 #ifndef CF_TEST_ORACLE_H

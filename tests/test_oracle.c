@@ -69,6 +69,8 @@ static cf_tariff one_element(cf_tariff_element *e, uint32_t n)
                             .n_elements = n,
                             .min_price_minor = CF_NONE,
                             .max_price_minor = CF_NONE,
+                            .min_price_incl_minor = CF_NONE,
+                            .max_price_incl_minor = CF_NONE,
                             .start_ms = CF_NONE,
                             .end_ms = CF_NONE };
 }
@@ -618,8 +620,9 @@ static void limits_priced_as_the_oracle_says(void **state)
         unauth.min_price_minor = 1500;
         cf_tariff dflt = hand_tariff("h-default", &ed);
         dflt.max_price_minor = 3000;
-        cf_price_version pv = { MON_OSLO - 300 * 24 * H, NULL, 0, dflt,
-                                &unauth };
+        cf_price_version pv = {
+                MON_OSLO - 300 * 24 * H, NULL, 0, dflt, &unauth, NULL, 0
+        };
         cf_site site = { .site_id = "S-H",
                          .tenant_id = "T-H",
                          .name = "limits",

@@ -43,6 +43,17 @@ static void load(const char *name)
                 fail_msg("%s: %s", name, err);
 }
 
+/* A Tariff example of the OCPI 2.2.1 specification (tests/data/ocpi221). */
+static void load_spec(const char *name)
+{
+        char p[1024], err[512] = "";
+        snprintf(p, sizeof(p), "%s/tests/data/ocpi221/%s", CF_SOURCE_DIR, name);
+        cf_err_t e =
+            cf_tariff_load_file(p, &arena, &tariff, &doc, err, sizeof(err));
+        if (e)
+                fail_msg("%s: %s", name, err);
+}
+
 /* UTC instant of a calendar date and time. */
 static int64_t utc(int y, int mo, int d, int h, int mi)
 {
@@ -371,46 +382,129 @@ static void tariff_parking_after_free_period(void **state)
         assert_int_equal(res.parking_ms, 75 * MIN);
 }
 
-static void tariff_step_size_time_ocpi_examples(void **state)
+/* step_size, as the OCPI 2.2.1 CDRs module ("Step_size") states it:
+ * once for ENERGY and once for TIME and PARKING_TIME together, on the
+ * session's total, with the step of the last component that priced it;
+ * "step_size is not taken into account when switching time based paying
+ * for charging to paying for parking" and "In the cases that TIME and
+ * PARKING_TIME Tariff Elements are both used, step_size is only taken into
+ * account for the total parking duration". */
+static void tariff_step_size_spec_switching_examples(void **state)
 {
-        load("step_time.json");
-        /* Oslo in January, UTC+1. TIME 1.20/h before 17:00 (step 30 min),
-         * 2.40/h after (step 15 min); PARKING 1.00/h before 20:00 (step
-         * 15 min). */
+        load_spec("tariff_14_step_size.json");
+        /* The Tariffs module's step_size tariff (UTC here, so its local
+         * times are UTC): TIME 1.20/h step 30 min before 17:00, 2.40/h
+         * step 15 min from 17:00 (to 23:59); PARKING_TIME 1.00/h step 15
+         * min before 20:00, none after. No VAT given: 0. */
 
-        /* OCPI #1: plug in 16:55, charge 10 min, park 2 min. TIME 5 + 5
-         * min, total rounded to 15 min by the last element: 5 min x 1.20/h
-         * = 0.10, 10 min x 2.40/h = 0.40. The 2 parking minutes fall in
-         * the 5 extra charging minutes: parking billed 0. Total 0.50. */
-        int64_t t0 = utc(2026, 1, 15, 15, 55);
-        price("Europe/Oslo", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
+        /* "Switching to different Tariff Element #1": plug in 16:55,
+         * charge 10 min, park 2 min. Parking is priced (1.00/h before
+         * 20:00), so by the CDRs module's rule TIME is billed exactly:
+         * 5 min x 1.20/h = 0.10 and 5 min x 2.40/h = 0.20; the parking
+         * total, 2 min, is rounded up to the last parking step, 15 min:
+         * 15 min x 1.00/h = 0.25. Total 0.55. (The Tariffs module's own
+         * text for this example bills 15 min of charging and no parking,
+         * 0.50: it contradicts the CDRs module's rule, which the OCPI
+         * maintainers confirmed in ocpi/ocpi#546; README, Pricing.) */
+        int64_t t0 = utc(2026, 1, 15, 16, 55);
+        price("UTC", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
         assert_int_equal(res.n_lines, 2);
-        line_is(0, CF_DIM_PARKING_TIME, 0, 0, 0, 0);
-        line_is(1, CF_DIM_TIME, 15 * MIN, 50, 0, 0);
-        totals_are(50, 0, 50);
+        line_is(0, CF_DIM_PARKING_TIME, 15 * MIN, 25, 0, 0);
+        line_is(1, CF_DIM_TIME, 10 * MIN, 30, 0, 0);
+        totals_are(55, 0, 55);
         assert_int_equal(res.n_periods, 3);
         assert_int_equal(res.periods[0].tariff_element, 0);
         assert_int_equal(res.periods[1].start_ms, t0 + 5 * MIN);
         assert_int_equal(res.periods[1].tariff_element, 1);
-        assert_int_equal(res.periods[2].tariff_element, 2);
         assert_int_equal(dim_of(2, CF_CDR_PARKING_TIME), 2 * MIN);
 
-        /* OCPI #2: 16:35, charge 35 min: 25 min before 17:00 (0.50), 10
-         * after; 35 rounds to 45 min, so 20 min x 2.40/h = 0.80. 1.30. */
-        t0 = utc(2026, 1, 15, 15, 35);
-        price("Europe/Oslo", 0, t0, CF_NONE, t0 + 35 * MIN, NULL);
+        /* "#2": 16:35, charge 35 min, no parking: 25 min before 17:00
+         * (0.50), 10 after; the total 35 min rounds to 45 min by the last
+         * element's step, so 20 min x 2.40/h = 0.80 after 17:00. 1.30, as
+         * the specification says. */
+        t0 = utc(2026, 1, 15, 16, 35);
+        price("UTC", 0, t0, CF_NONE, t0 + 35 * MIN, NULL);
         assert_int_equal(res.n_lines, 1);
         line_is(0, CF_DIM_TIME, 45 * MIN, 130, 0, 0);
 
-        /* OCPI #3: 19:55, charge 10 min, park 2: TIME 2.40/h all along,
-         * 10 min rounds to 15: 0.60. Parking after 20:00 is free (no
-         * element), so no parking line. */
-        t0 = utc(2026, 1, 15, 18, 55);
-        price("Europe/Oslo", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
+        /* "Switching to Free-of-Charge Tariff Element": 19:55, charge 10
+         * min, park 2. Parking after 20:00 has no component, so no parking
+         * is priced and TIME takes the step: 5 min at 2.40/h before 20:00
+         * and 5 after, the total 10 min rounded to 15 by the last element
+         * (step 15 min): 15 min x 2.40/h = 0.60, as the specification
+         * says. */
+        t0 = utc(2026, 1, 15, 19, 55);
+        price("UTC", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
         assert_int_equal(res.n_lines, 1);
         line_is(0, CF_DIM_TIME, 15 * MIN, 60, 0, 0);
-        assert_int_equal(res.n_periods, 2);
-        assert_int_equal(res.periods[1].tariff_element, -1);
+        assert_int_equal(res.n_periods, 3);
+        assert_int_equal(res.periods[2].tariff_element, -1);
+}
+
+static void tariff_step_size_cdr_module_examples(void **state)
+{
+        /* "step_size for both charging (TIME) and parking is 5 minutes.
+         * After 21 minutes of charging, the EV is full but remains
+         * connected for 7 more minutes. The cost of charging will be
+         * calculated based on 21 minutes (not 25). The cost of parking
+         * will be calculated based on 10 minutes." Prices (ours): TIME
+         * 1.00/h, PARKING 2.00/h: 21 min x 1.00/h = 0.35; 10 min x 2.00/h
+         * = 0.333.. -> 0.33. */
+        load("cdr_step_5min.json");
+        int64_t t0 = utc(2026, 1, 15, 10, 0);
+        price("UTC", 0, t0, t0 + 21 * MIN, t0 + 28 * MIN, NULL);
+        assert_int_equal(res.n_lines, 2);
+        line_is(0, CF_DIM_PARKING_TIME, 10 * MIN, 33, 0, 0);
+        line_is(1, CF_DIM_TIME, 21 * MIN, 35, 0, 0);
+        totals_are(68, 0, 68);
+
+        /* "Time spent charging costs 1.00 per hour and time spent parking
+         * costs 2.00 per hour. Both have a step_size of 10 minutes. If a
+         * driver charges 21 minutes, and keeps his EV connected ... for
+         * another 16 minutes, then the step_size rounds the parking
+         * duration up to 20 minutes, making it a total of 41 minutes."
+         * 21 min x 1.00/h = 0.35; 20 min x 2.00/h = 0.666.. -> 0.67. */
+        load("cdr_step_time_parking.json");
+        price("UTC", 0, t0, t0 + 21 * MIN, t0 + 37 * MIN, NULL);
+        line_is(0, CF_DIM_PARKING_TIME, 20 * MIN, 67, 0, 0);
+        line_is(1, CF_DIM_TIME, 21 * MIN, 35, 0, 0);
+        totals_are(102, 0, 102);
+        /* the same tariff without parking: TIME takes the step, 21 -> 30
+         * min x 1.00/h = 0.50 */
+        price("UTC", 0, t0, CF_NONE, t0 + 21 * MIN, NULL);
+        assert_int_equal(res.n_lines, 1);
+        line_is(0, CF_DIM_TIME, 30 * MIN, 50, 0, 0);
+
+        /* "Energy costs 0.20 per kWh before 17:00 and 0.27 after. Both
+         * have a step_size of 500 Wh. If a driver charges 4.3 kWh before
+         * 17:00 and 1.1 kWh after 17:00, a total of 5.4 kWh is charged.
+         * The step_size rounds this up to 5.5 kWh total." So 1.2 kWh after
+         * 17:00: 4.3 x 0.20 + 1.2 x 0.27 = 0.86 + 0.324 = 1.184 -> 1.18. */
+        load("cdr_step_energy.json");
+        sess s;
+        t0 = utc(2026, 1, 15, 16, 0);
+        sess_start(&s, t0);
+        s.pts[0] =
+            (cf_meter_point){ utc(2026, 1, 15, 17, 0), 4300, CF_NONE, CF_NONE };
+        s.pts[1] = (cf_meter_point){ utc(2026, 1, 15, 17, 30), 5400, CF_NONE,
+                                     CF_NONE };
+        s.n = 2;
+        price("UTC", 0, t0, CF_NONE, s.pts[1].t_ms, &s);
+        assert_int_equal(res.n_lines, 1);
+        line_is(0, CF_DIM_ENERGY, 5500, 118, 0, 0);
+        assert_int_equal(dim_of(0, CF_CDR_ENERGY), 4300);
+        assert_int_equal(dim_of(1, CF_CDR_ENERGY), 1100);
+
+        /* "Time costs 5 per hour before 17:00 and 7 per hour after 17:00.
+         * Both have a step_size of 10 minutes. If a driver charges 6
+         * minutes before 17:00 and 22 minutes after 17:00 ... The
+         * step_size rounds this up to 30 minutes total, so 24 minutes
+         * after 17:00 will be billed." 6 min x 5/h = 0.50; 24 min x 7/h =
+         * 2.80; 3.30. */
+        load("cdr_step_time.json");
+        t0 = utc(2026, 1, 15, 16, 54);
+        price("UTC", 0, t0, CF_NONE, t0 + 28 * MIN, NULL);
+        line_is(0, CF_DIM_TIME, 30 * MIN, 330, 0, 0);
 }
 
 static void tariff_step_size_energy(void **state)
@@ -546,8 +640,9 @@ static void tariff_end_date(void **state)
         char err[256];
         assert_int_equal(cf_price_session(&in, &arena, &res, err, sizeof(err)),
                          CF_ERR_NOT_FOUND);
-        assert_string_equal(
-            err, "tariff end-date is not valid at the session start");
+        assert_string_equal(err, "tariff end-date is not valid at the session "
+                                 "start 2026-07-01T00:00:00Z: it ended at "
+                                 "2026-07-01T00:00:00Z");
 }
 
 /* ---- documents ---------------------------------------------------------- */
@@ -759,7 +854,8 @@ int main(void)
                 cmocka_unit_test(tariff_min_price),
                 cmocka_unit_test(tariff_max_price),
                 cmocka_unit_test(tariff_parking_after_free_period),
-                cmocka_unit_test(tariff_step_size_time_ocpi_examples),
+                cmocka_unit_test(tariff_step_size_spec_switching_examples),
+                cmocka_unit_test(tariff_step_size_cdr_module_examples),
                 cmocka_unit_test(tariff_step_size_energy),
                 cmocka_unit_test(tariff_step_size_parking),
                 cmocka_unit_test(tariff_power_restriction_switches_element),
