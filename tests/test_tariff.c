@@ -8,6 +8,7 @@
  * 2.2.1 Tariffs module. Times are UTC epoch ms built from the calendar; the
  * comments give the site's local time where it matters.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -645,6 +646,262 @@ static void tariff_end_date(void **state)
                                  "2026-07-01T00:00:00Z");
 }
 
+/* ---- the OCPI 2.2.1 Tariff examples ------------------------------------- */
+
+/* Every file of tests/data/ocpi221 (the specification's non-reservation
+ * Tariff examples) loads, and `tariff check` accepts it. */
+static void tariff_ocpi221_examples_all_load(void **state)
+{
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s/tests/data/ocpi221", CF_SOURCE_DIR);
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+                        continue;
+                load_spec(de->d_name);
+                char p[1200];
+                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+                char *argv[] = { "tariff", "check", p };
+                assert_int_equal(cf_cmd_tariff(3, argv), 0);
+                n++;
+        }
+        closedir(d);
+        assert_int_equal(n, 16);
+}
+
+/* A session charging wh evenly from t0 to cend (one reading a minute),
+ * current_ma on every reading (CF_NONE: unknown). */
+static void even_session(sess *s, int64_t t0, int64_t cend, int64_t wh,
+                         int64_t current_ma)
+{
+        sess_start(s, t0);
+        int64_t mins = (cend - t0) / MIN;
+        for (int64_t i = 1; i <= mins; i++) {
+                assert_true(s->n < 1024);
+                s->pts[s->n++] = (cf_meter_point){ t0 + i * MIN, wh * i / mins,
+                                                   CF_NONE, current_ma };
+        }
+}
+
+/* The priced examples of the Tariffs module, their stated results
+ * recomputed by hand (components without VAT: "no VAT", 0). */
+static void tariff_ocpi221_examples_priced(void **state)
+{
+        sess s;
+        int64_t t0 = utc(2018, 12, 17, 10, 0);
+
+        /* tariff_1: TIME 2.00/h (10%), step 60 s. 2.5 h: 5.00 + 0.50 VAT
+         * = 5.50, as stated. */
+        load_spec("tariff_1_simple_2hour.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 150 * MIN, NULL);
+        totals_are(500, 50, 550);
+
+        /* tariff_2: TIME 1.90/h (5.2%), step 300 s. 2.5 h: 4.75; VAT
+         * 4.75 x 5.2% = 0.247 -> 0.25; 5.00, as stated. */
+        load_spec("tariff_2_alt_text.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 150 * MIN, NULL);
+        totals_are(475, 25, 500);
+
+        /* tariff_3: ENERGY 0.25 (10%) per 100 Wh. 20.45 kWh billed as
+         * 20.5 kWh: 5.125 -> 5.13, VAT 0.513 -> 0.51, 5.64. (The text
+         * says 5.50 and 6.05: 20.5 x 0.25 is 5.125, a slip of the text.) */
+        load_spec("tariff_3_alt_url.json");
+        even_session(&s, t0, t0 + 120 * MIN, 20450, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 120 * MIN, &s);
+        line_is(0, CF_DIM_ENERGY, 20500, 513, 1000, 51);
+        totals_are(513, 51, 564);
+
+        /* tariff_5: free of charge, FLAT 0.00 with step_size 0: 0. */
+        load_spec("tariff_5_free_of_charge.json");
+        even_session(&s, t0, t0 + 60 * MIN, 7000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        line_is(0, CF_DIM_FLAT, 1, 0, 0, 0);
+        totals_are(0, 0, 0);
+
+        /* tariff_8: 20 kWh x 0.25 = 5.00, VAT 10% 0.50: 5.50 as stated. */
+        load_spec("tariff_8_simple_025kwh.json");
+        even_session(&s, t0, t0 + 100 * MIN, 20000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 100 * MIN, &s);
+        totals_are(500, 50, 550);
+
+        /* tariff_9: + start fee 0.50 (20%): 5.50 excl., VAT 0.50 + 0.10,
+         * 6.10 as stated. */
+        load_spec("tariff_9_025kwh_start.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 100 * MIN, &s);
+        totals_are(550, 60, 610);
+
+        /* tariff_10: + parking 2.00/h (20%) per 15 min; 40 min parked
+         * billed 45: 1.50, VAT 0.30. 7.00 excl., 7.90 incl., as stated. */
+        load_spec("tariff_10_025kwh_parking_start.json");
+        price("UTC", 0, t0, t0 + 100 * MIN, t0 + 140 * MIN, &s);
+        line_is(2, CF_DIM_PARKING_TIME, 45 * MIN, 150, 2000, 30);
+        totals_are(700, 90, 790);
+
+        /* tariff_12: min_price 0.50 excl. / 0.55 incl. 20 kWh: 5.00 /
+         * 5.50 as stated. 1 kWh: 0.25 -> raised to 0.50 excl., VAT 0.05,
+         * 0.55 incl. (the incl. limit holds too), as stated. */
+        load_spec("tariff_12_025kwh_min_price.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 100 * MIN, &s);
+        totals_are(500, 50, 550);
+        even_session(&s, t0, t0 + 10 * MIN, 1000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 10 * MIN, &s);
+        totals_are(50, 5, 55);
+        assert_true(res.flags & CF_PRICE_MIN_APPLIED);
+
+        /* tariff_13: TIME 3.00/h (10%) per min, PARKING 5.00/h (20%) per
+         * 5 min. 150 min charging, 42 parked: TIME 7.50 exactly (parking
+         * follows), parking rounded to 45 min: 3.75. 11.25 excl.; VAT
+         * 0.75 + 0.75; 12.75 incl., as stated. */
+        load_spec("tariff_13_simple_3hour_5parking.json");
+        price("UTC", 0, t0, t0 + 150 * MIN, t0 + 192 * MIN, NULL);
+        line_is(0, CF_DIM_PARKING_TIME, 45 * MIN, 375, 2000, 75);
+        line_is(1, CF_DIM_TIME, 150 * MIN, 750, 1000, 75);
+        totals_are(1125, 150, 1275);
+
+        /* max_power restriction example: 1 kWh at 6 kW (0.20), 40 kWh at
+         * 48 kW (0.50), 0.5 kWh at 4 kW (0.20): 0.20 + 20.00 + 0.10 =
+         * 20.30 as stated; VAT 20% 4.06. */
+        load_spec("tariffrestriction_example_max_power.json");
+        power_session(&s, t0, true);
+        price("UTC", 0, t0, CF_NONE, t0 + 4050000, &s);
+        totals_are(2030, 406, 2436);
+}
+
+/* tariff_6: FLAT 0.50 (20%), ENERGY 0.25 (10%), max_price 10.00 excl. and
+ * 11.00 incl., valid until 2019-06-30T23:59:59Z. */
+static void tariff_ocpi221_max_price_incl_vat(void **state)
+{
+        load_spec("tariff_6_025kwh_start_max_price.json");
+        assert_true(tariff.max_price_minor == 1000);
+        assert_true(tariff.max_price_incl_minor == 1100);
+        sess s;
+        int64_t t0 = utc(2019, 6, 3, 10, 0);
+
+        /* 30 kWh: 7.50 + 0.50 = 8.00 excl.; VAT 0.75 + 0.10; 8.85 incl.,
+         * under both limits, as stated. */
+        even_session(&s, t0, t0 + 150 * MIN, 30000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 150 * MIN, &s);
+        totals_are(800, 85, 885);
+        assert_int_equal(res.flags, 0);
+
+        /* 50 kWh: 12.50 + 0.50 = 13.00 excl. > 10.00. Scaled: ENERGY 1250
+         * x 1000 / 1300 = 961.54, FLAT 50 x 1000 / 1300 = 38.46; floors
+         * 961 + 38 = 999, the cent left to the larger remainder (ENERGY):
+         * 962 and 38. VAT 96.2 -> 96 and 7.6 -> 8: incl. 1058 + 46 = 1104
+         * > 11.00. Scaled incl.: 1058 x 1100 / 1104 = 1054.17, 46 x 1100 /
+         * 1104 = 45.83; floors 1099, the cent to FLAT (remainder .83):
+         * 1054 and 46. VAT split from incl.: 1054 x 10/110 = 95.8 -> 96,
+         * excl. 958; 46 x 20/120 = 7.67 -> 8, excl. 38. Totals 9.96 excl.,
+         * 1.04 VAT, 11.00 incl.: neither limit exceeded. (The text says
+         * 10.00 and 11.00, which would be 10% VAT on the whole; the start
+         * fee's 20% makes 10.00 excl. cost 11.04 incl., over the incl.
+         * limit, so both cannot be reached.) */
+        even_session(&s, t0, t0 + 250 * MIN, 50000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 250 * MIN, &s);
+        line_is(0, CF_DIM_ENERGY, 50000, 958, 1000, 96);
+        line_is(1, CF_DIM_FLAT, 1, 38, 2000, 8);
+        totals_are(996, 104, 1100);
+        assert_true(res.flags & CF_PRICE_MAX_APPLIED);
+
+        /* A session after the end date says when the tariff ended. */
+        cf_price_input in = {
+                .tariff = &tariff,
+                .tz = cf_tz_get("UTC"),
+                .start_ms = utc(2019, 7, 1, 8, 0),
+                .stop_ms = utc(2019, 7, 1, 9, 0),
+                .charging_end_ms = CF_NONE,
+        };
+        char err[256];
+        assert_int_equal(cf_price_session(&in, &arena, &res, err, sizeof(err)),
+                         CF_ERR_NOT_FOUND);
+        assert_string_equal(err, "tariff 16 is not valid at the session start "
+                                 "2019-07-01T08:00:00Z: it ended at "
+                                 "2019-06-30T23:59:59Z");
+}
+
+/* tariff_4, the complex example: needs the session's current. */
+static void tariff_ocpi221_complex_example(void **state)
+{
+        load_spec("tariff_4_complex.json");
+        sess s;
+        /* Monday 2026-01-12 09:30 (UTC as local), 147 min charging at
+         * 16 A (< 32 A: TIME 1.00/h, 20%), 42 min parked 11:57-12:39
+         * (weekday 09-18: 5.00/h per 5 min, 10%), start fee 2.50 (15%).
+         * Charging is followed by priced parking, so TIME is billed
+         * exactly: 147 min = 2.45, VAT 0.49. Parking rounded to 45 min:
+         * 3.75, VAT 0.375 -> 0.38. FLAT 2.50, VAT 0.375 -> 0.38. 8.70
+         * excl., 1.25 VAT, 9.95 incl. (The text rounds charging up to
+         * 150 min as well, 8.75 / 10.00: the Tariffs module's reading,
+         * which the CDRs module's step_size rule rules out.) */
+        int64_t t0 = utc(2026, 1, 12, 9, 30);
+        even_session(&s, t0, t0 + 147 * MIN, 11000, 16000);
+        price("UTC", 0, t0, t0 + 147 * MIN, t0 + 189 * MIN, &s);
+        assert_int_equal(res.n_lines, 3);
+        line_is(0, CF_DIM_FLAT, 1, 250, 1500, 38);
+        line_is(1, CF_DIM_PARKING_TIME, 45 * MIN, 375, 1000, 38);
+        line_is(2, CF_DIM_TIME, 147 * MIN, 245, 2000, 49);
+        totals_are(870, 125, 995);
+
+        /* Saturday 2026-01-17 13:30, 114 min at 43 A (>= 32 A on the
+         * weekend: 1.25/h), 71 min parked 15:24-16:35 (Saturday 10-17:
+         * 6.00/h per 5 min). TIME 114 min x 1.25/h = 2.375 -> 2.38, VAT
+         * 0.476 -> 0.48; parking 75 min = 7.50, VAT 0.75; FLAT 2.50, VAT
+         * 0.38. 12.38 excl., 1.61 VAT, 13.99 incl. (The text: 12.50 /
+         * 14.13 with 120 min of charging; ocpi/ocpi#396 recomputes 12.375
+         * / 13.975 with charging billed exactly, which per-line rounding
+         * makes 12.38 / 13.99.) */
+        t0 = utc(2026, 1, 17, 13, 30);
+        even_session(&s, t0, t0 + 114 * MIN, 20000, 43000);
+        price("UTC", 0, t0, t0 + 114 * MIN, t0 + 185 * MIN, &s);
+        line_is(0, CF_DIM_FLAT, 1, 250, 1500, 38);
+        line_is(1, CF_DIM_PARKING_TIME, 75 * MIN, 750, 1000, 75);
+        line_is(2, CF_DIM_TIME, 114 * MIN, 238, 2000, 48);
+        totals_are(1238, 161, 1399);
+
+        /* Without the current, no element with a current restriction
+         * holds: charging time is not priced at all. */
+        even_session(&s, t0, t0 + 114 * MIN, 20000, CF_NONE);
+        price("UTC", 0, t0, t0 + 114 * MIN, t0 + 185 * MIN, &s);
+        assert_int_equal(res.n_lines, 2);
+}
+
+/* Prices stated incl. VAT: the line's amount incl. VAT is price x volume
+ * rounded once; VAT and excl. are derived from it. */
+static void tariff_prices_include_vat(void **state)
+{
+        load("energy_025.json"); /* ENERGY 0.25 EUR/kWh, VAT 10% */
+        sess s;
+        int64_t t0 = utc(2026, 1, 15, 10, 0);
+        /* 10.333 kWh. Excl. VAT (default): 10.333 x 0.25 = 2.58325 ->
+         * 2.58; VAT 0.258 -> 0.26; 2.84 incl. */
+        even_session(&s, t0, t0 + 60 * MIN, 10333, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        totals_are(258, 26, 284);
+        /* The same price read as incl. VAT: 2.58325 -> 2.58 incl.; VAT
+         * 258 x 10/110 = 23.45 -> 23; excl. 2.35. */
+        tariff.prices_include_vat = true;
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        line_is(0, CF_DIM_ENERGY, 10333, 235, 1000, 23);
+        totals_are(235, 23, 258);
+        /* A consumer price of 0.275 incl. VAT (0.25 + 10%): 10.333 x
+         * 0.275 = 2.841575 -> 2.84 incl.; VAT 284 x 10/110 = 25.8 -> 26;
+         * excl. 2.58: the customer pays the published price times the
+         * volume, rounded once. */
+        tariff.elements[0].price_components[0].price_micros = 275000;
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        totals_are(258, 26, 284);
+        /* with a max_price incl. VAT of 2.00: VAT 200 x 10/110 = 18.2 ->
+         * 18, excl. 1.82 */
+        tariff.max_price_incl_minor = 200;
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        totals_are(182, 18, 200);
+        assert_true(res.flags & CF_PRICE_MAX_APPLIED);
+}
+
 /* ---- documents ---------------------------------------------------------- */
 
 static void tariff_json_exact_numbers(void **state)
@@ -721,6 +978,9 @@ static void tariff_json_errors_name_the_field(void **state)
                 { "unsupported_reservation.json", CF_ERR_TARIFF,
                   "elements[0].restrictions.reservation: reservation tariffs "
                   "are not supported" },
+                { "big_step.json", CF_ERR_TARIFF,
+                  "elements[0].price_components[0].step_size: 1e20 is too "
+                  "large (at most 1000000000)" },
                 { "bad_syntax.json", CF_ERR_TARIFF,
                   "not valid JSON: line 4" /* prefix: the trailing comma */ },
                 { "no_such_file.json", CF_ERR_IO, NULL },
@@ -862,6 +1122,11 @@ int main(void)
                 cmocka_unit_test(tariff_max_duration_restriction),
                 cmocka_unit_test(tariff_first_kwh_free_interpolated),
                 cmocka_unit_test(tariff_end_date),
+                cmocka_unit_test(tariff_ocpi221_examples_all_load),
+                cmocka_unit_test(tariff_ocpi221_examples_priced),
+                cmocka_unit_test(tariff_ocpi221_max_price_incl_vat),
+                cmocka_unit_test(tariff_ocpi221_complex_example),
+                cmocka_unit_test(tariff_prices_include_vat),
                 cmocka_unit_test(tariff_json_exact_numbers),
                 cmocka_unit_test(tariff_json_errors_name_the_field),
                 cmocka_unit_test(tariff_json_warnings),
