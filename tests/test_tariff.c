@@ -14,7 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -1101,6 +1104,134 @@ static void tariff_cli_check_and_price(void **state)
         assert_int_equal(cf_cmd_tariff(2, help), 0);
 }
 
+/* Runs the chargeflow binary with args (a shell word list), stdout and
+ * stderr together into out; returns the exit status. */
+static int run_cli(const char *args, char *out, size_t size)
+{
+        char cmd[4096];
+        snprintf(cmd, sizeof(cmd), "%s %s 2>&1", CF_BINARY, args);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t n = fread(out, 1, size - 1, p);
+        out[n] = '\0';
+        int st = pclose(p);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* `tariff price --profile`: the complex example from a file of readings,
+ * inconsistent input refused, missing quantities warned about. */
+static void tariff_cli_profile(void **state)
+{
+        char dir[] = "/tmp/cf-profile-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char prof[256], args[2048], out[8192];
+        snprintf(prof, sizeof(prof), "%s/monday.csv", dir);
+        FILE *f = fopen(prof, "w");
+        assert_non_null(f);
+        /* Monday 2026-01-12 09:30 UTC, 147 min at 16 A, 75 Wh a minute */
+        fprintf(f, "time,energy_wh,power_w,current_ma\n# the start\n");
+        fprintf(f, "2026-01-12T09:30:00Z,5000,,\n");
+        for (int m = 1; m <= 147; m++)
+                fprintf(f, "2026-01-12T%02d:%02d:00Z,%d,,16000\n",
+                        (570 + m) / 60, (570 + m) % 60, 5000 + 75 * m);
+        fclose(f);
+        char tariff4[1024];
+        snprintf(tariff4, sizeof(tariff4),
+                 "%s/tests/data/ocpi221/tariff_4_complex.json", CF_SOURCE_DIR);
+        /* As tariff_ocpi221_complex_example: 8.70 + 1.25 = 9.95; the
+         * register starts at 5000 Wh, so 147 x 75 Wh = 11.025 kWh. */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --charging-end 2026-01-12T11:57:00Z "
+                 "--profile %s",
+                 tariff4, prof);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "energy 11.025 kWh"));
+        assert_non_null(
+            strstr(out, "total excl. VAT 8.70, VAT 1.25, incl. VAT 9.95 EUR"));
+        assert_null(strstr(out, "warning"));
+
+        /* --kwh gives no current: the current-restricted elements never
+         * apply, and the user is told. */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --charging-end 2026-01-12T11:57:00Z "
+                 "--kwh 11",
+                 tariff4);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "warning: elements[1] is restricted by "
+                                    "current and the input gives none"));
+
+        /* a charging end after the stop */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T10:00:00Z --charging-end 2026-01-12T11:57:00Z "
+                 "--kwh 11",
+                 tariff4);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, "--charging-end 2026-01-12T11:57:00+00:00 "
+                                    "is outside --start .. --stop"));
+
+        /* energy after charging ended */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --charging-end 2026-01-12T11:00:00Z "
+                 "--profile %s",
+                 tariff4, prof);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out,
+                               "energy rises at 2026-01-12T11:01:00+00:00, "
+                               "after charging ended at "
+                               "2026-01-12T11:00:00+00:00"));
+
+        /* stop before start, in RFC 3339, not epoch milliseconds */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T09:00:00Z --kwh 1",
+                 tariff4);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out,
+                               "--stop 2026-01-12T09:00:00+00:00 is "
+                               "before --start 2026-01-12T09:30:00+00:00"));
+
+        /* a reading going down names the file and line */
+        f = fopen(prof, "a");
+        fprintf(f, "2026-01-12T12:00:00Z,100,,\n");
+        fclose(f);
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --profile %s",
+                 tariff4, prof);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, "monday.csv:151: the energy register must "
+                                    "not go down"));
+
+        /* a missing tariff file is named once */
+        snprintf(args, sizeof(args), "tariff check %s/none.json", dir);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 1);
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "chargeflow tariff: %s/none.json: No such file or "
+                 "directory\n",
+                 dir);
+        assert_string_equal(out, want);
+
+        /* --prices-include-vat: tariff_8 (0.25/kWh, 10%) read as incl.
+         * VAT, 20 kWh: 5.00 incl., VAT 500 x 10/110 = 45.45 -> 0.45,
+         * excl. 4.55 */
+        snprintf(
+            args, sizeof(args),
+            "tariff price %s/tests/data/ocpi221/tariff_8_simple_025kwh.json "
+            "--start 2026-01-12T09:30:00Z --stop 2026-01-12T11:30:00Z "
+            "--kwh 20 --prices-include-vat",
+            CF_SOURCE_DIR);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "total excl. VAT 4.55, VAT 0.45, incl. VAT "
+                                    "5.00 EUR (prices incl. VAT)"));
+        unlink(prof);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1133,6 +1264,7 @@ int main(void)
                 cmocka_unit_test(tariff_rejects_bad_sessions),
                 cmocka_unit_test(tariff_format_amounts),
                 cmocka_unit_test(tariff_cli_check_and_price),
+                cmocka_unit_test(tariff_cli_profile),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
