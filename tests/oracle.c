@@ -548,13 +548,16 @@ int cf_oracle_price_session(const cf_tariff *t, const cf_tz *tz,
         int64_t lim = bounded(sum, t->min_price_minor, t->max_price_minor);
         if (lim != sum)
                 apply_limit(&ls, false, lim, site_vat_bp);
+        bool limited = lim != sum;
         sum = 0;
         for (int i = 0; i < ls.n; i++)
                 sum += ls.l[i].incl;
         lim = bounded(sum, t->min_price_incl_minor, t->max_price_incl_minor);
         if (lim != sum)
                 apply_limit(&ls, true, lim, site_vat_bp);
+        limited |= lim != sum;
         memset(out, 0, sizeof(*out));
+        out->limited = limited;
         for (int i = 0; i < ls.n; i++) {
                 out->excl_vat += ls.l[i].excl;
                 out->vat += ls.l[i].vat;
@@ -564,6 +567,36 @@ int cf_oracle_price_session(const cf_tariff *t, const cf_tz *tz,
         out->energy_wh = final_wh - start_wh;
         free(k);
         return 0;
+}
+
+/* The plan by charger group, as schemas/site.avsc says: the charger's
+ * group from Site.charger_groups; of the version's charger_plans for that
+ * group, the first for the session's user group, else the first for any
+ * user (user_group null); NULL if none (the user group's plan then). */
+static const cf_tariff *by_charger(const cf_site *site,
+                                   const cf_price_version *pv,
+                                   const char *charger, const char *group)
+{
+        const char *cg = NULL;
+        for (uint32_t i = 0; charger && i < site->n_charger_groups; i++)
+                if (!strcmp(site->charger_groups[i].charger_id, charger)) {
+                        cg = site->charger_groups[i].group;
+                        break;
+                }
+        if (!cg)
+                return NULL;
+        for (int pass = 0; pass < 2; pass++)
+                for (uint32_t i = 0; i < pv->n_charger_plans; i++) {
+                        const cf_charger_plan *cp = &pv->charger_plans[i];
+                        if (strcmp(cp->charger_group, cg))
+                                continue;
+                        if (pass == 0 && cp->user_group && group &&
+                            !strcmp(cp->user_group, group))
+                                return &cp->tariff;
+                        if (pass == 1 && !cp->user_group)
+                                return &cp->tariff;
+                }
+        return NULL;
 }
 
 /* ---- loading the run ------------------------------------------------------
@@ -818,8 +851,15 @@ cf_oracle *cf_oracle_load(const char *genfile, const char *truth, char *err,
                         goto out;
                 }
                 const char *group = jstr(j, "group");
-                const cf_tariff *tf = cf_version_tariff(
-                    pv, strcmp(group, "unauthenticated") ? group : NULL);
+                if (!strcmp(group, "unauthenticated"))
+                        group = NULL;
+                const cf_tariff *tf =
+                    by_charger(site, pv, jstr(j, "charger"), group);
+                s->charger_plan = tf != NULL;
+                if (!tf)
+                        tf = cf_version_tariff(pv, group);
+                s->tariff_id = cf_strdup(tf->tariff_id);
+                s->prices_incl_vat = tf->prices_include_vat;
                 cf_oracle_price p;
                 char perr[256];
                 int prc = cf_oracle_price_session(
@@ -842,6 +882,7 @@ cf_oracle *cf_oracle_load(const char *genfile, const char *truth, char *err,
                 s->charge_end_ms = p.charge_end_ms;
                 s->energy_wh = p.energy_wh;
                 s->excl_vat = p.excl_vat;
+                s->limited = p.limited;
                 s->vat = p.vat;
                 s->incl_vat = p.incl_vat;
                 int64_t ps, pe;
@@ -882,6 +923,7 @@ void cf_oracle_free(cf_oracle *o)
                 free(s->site);
                 free(s->party);
                 free(s->currency);
+                free(s->tariff_id);
         }
         for (size_t i = 0; i < o->nt; i++) {
                 free(o->tot[i].key);

@@ -263,10 +263,11 @@ static void on_charge(const cf_out *o)
         } else {
                 json_object_set_new(
                     charges, cr.session_id,
-                    json_pack("[IIIssssi]", (json_int_t)cr.total_excl_vat,
+                    json_pack("[IIIssssis]", (json_int_t)cr.total_excl_vat,
                               (json_int_t)cr.total_vat,
                               (json_int_t)cr.total_incl_vat, cr.currency,
-                              cr.period_id, cr.billed_party, cr.tenant_id, 1));
+                              cr.period_id, cr.billed_party, cr.tenant_id, 1,
+                              cr.tariff_id));
         }
         cf_arena_destroy(&a);
 }
@@ -429,7 +430,8 @@ static int setup(void **state)
                         "--faults", "--days",       DAYS,
                         "--start",  START,          "--out",
                         gf,         "--partitions", "4",
-                        "--truth",  truth,          NULL };
+                        "--truth",  truth,          "--charger-plans",
+                        NULL };
         char *out;
         if (cf_test_run(gen, &out, NULL) != 0)
                 return -1;
@@ -742,15 +744,17 @@ static void every_charge_record_priced_as_the_oracle_says(void **state)
                     strcmp(jstr_at(g, 3), s->currency) ||
                     strcmp(jstr_at(g, 4), s->period) ||
                     strcmp(jstr_at(g, 5), s->party) ||
-                    strcmp(jstr_at(g, 6), s->tenant)) {
+                    strcmp(jstr_at(g, 6), s->tenant) ||
+                    strcmp(jstr_at(g, 8), s->tariff_id)) {
                         if (bad++ < 10)
                                 print_error(
-                                    "session %s (site %s, %lld Wh): "
-                                    "record %lld + %lld = %lld %s %s %s, "
-                                    "oracle %lld + %lld = %lld %s %s %s\n",
+                                    "session %s (site %s, %lld Wh, %s / "
+                                    "%s): record %lld + %lld = %lld %s %s "
+                                    "%s, oracle %lld + %lld = %lld %s %s "
+                                    "%s\n",
                                     s->session_id, s->site,
-                                    (long long)s->energy_wh,
-                                    (long long)jint_at(g, 0),
+                                    (long long)s->energy_wh, jstr_at(g, 8),
+                                    s->tariff_id, (long long)jint_at(g, 0),
                                     (long long)jint_at(g, 1),
                                     (long long)jint_at(g, 2), jstr_at(g, 3),
                                     jstr_at(g, 4), jstr_at(g, 5),
@@ -763,6 +767,25 @@ static void every_charge_record_priced_as_the_oracle_says(void **state)
                 print_error("%d of %zu sessions differ\n", bad, n);
         assert_int_equal(bad, 0);
         assert_int_equal(once, 0);
+        /* The run covers the plans by charger group (gen --charger-plans),
+         * prices stated incl. VAT and sessions whose total a min or max
+         * price moved, the incl. VAT maximum among them. */
+        size_t by_charger = 0, incl_prices = 0, limited = 0, capped_incl = 0;
+        for (size_t i = 0; i < n; i++) {
+                const cf_oracle_session *s = cf_oracle_session_at(oracle, i);
+                by_charger += s->charger_plan;
+                incl_prices += s->prices_incl_vat;
+                limited += s->limited;
+                capped_incl += s->limited && s->prices_incl_vat;
+        }
+        print_message("%zu sessions: %zu by charger plan, %zu with prices "
+                      "incl. VAT, %zu limited (%zu at the incl. VAT "
+                      "maximum)\n",
+                      n, by_charger, incl_prices, limited, capped_incl);
+        assert_true(by_charger > 20);
+        assert_true(incl_prices > 5);
+        assert_true(capped_incl > 0);
+        assert_true(limited > capped_incl);
         /* Nothing priced that is not a real session. */
         assert_int_equal(json_object_size(charges), n);
 }
