@@ -666,7 +666,7 @@ static void tariff_ocpi221_examples_all_load(void **state)
                 if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
                         continue;
                 load_spec(de->d_name);
-                char p[1200];
+                char p[1536];
                 snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
                 char *argv[] = { "tariff", "check", p };
                 assert_int_equal(cf_cmd_tariff(3, argv), 0);
