@@ -196,6 +196,79 @@ static void oracle_applies_min_price_by_line(void **state)
         expect_price(&t, "Europe/Oslo", 2500, s, s, k0, 2, 1500, 375, 1875);
 }
 
+/* OCPI 2.2.1, CDRs module, "Step_size": TIME 1.00/h and PARKING_TIME
+ * 2.00/h, both step 10 min. "If a driver charges 21 minutes, and keeps his
+ * EV connected ... for another 16 minutes, then the step_size rounds the
+ * parking duration up to 20 minutes": 21 min x 1.00/h = 0.35, 20 min x
+ * 2.00/h = 0.6667 -> 0.67; 1.02, no VAT. Without parking TIME takes the
+ * step: 21 -> 30 min = 0.50. Steps of 5 min, 21 min charging and 7
+ * parked: 0.35 + 10 min x 2.00/h = 0.333 -> 0.33; 0.68. */
+static void oracle_step_size_only_on_parking_after_charging(void **state)
+{
+        (void)state;
+        cf_price_component c[] = { { CF_DIM_TIME, 1000000, CF_NONE, 600 },
+                                   { CF_DIM_PARKING_TIME, 2000000, CF_NONE,
+                                     600 } };
+        cf_tariff_element e = { c, 2, NULL };
+        cf_tariff t = one_element(&e, 1);
+        t.currency = "EUR";
+        int64_t s = MON_OSLO + 10 * H, m = 60000;
+        cf_oracle_knot k[] = { { s, 0 },
+                               { s + 21 * m, 5000 },
+                               { s + 37 * m, 5000 } };
+        expect_price(&t, "Europe/Oslo", 0, s, s + 37 * m, k, 3, 102, 0, 102);
+        expect_price(&t, "Europe/Oslo", 0, s, s + 21 * m, k, 2, 50, 0, 50);
+        c[0].step_size = c[1].step_size = 300;
+        cf_oracle_knot k2[] = { { s, 0 },
+                                { s + 21 * m, 5000 },
+                                { s + 28 * m, 5000 } };
+        expect_price(&t, "Europe/Oslo", 0, s, s + 28 * m, k2, 3, 68, 0, 68);
+}
+
+/* OCPI tariff 6: FLAT 0.50 (20 %), ENERGY 0.25 (10 %), max_price 10.00
+ * excl. and 11.00 incl. 50 kWh: 13.00 excl. scaled to 10.00: 1250 x 10/13
+ * = 961.5, 50 x 10/13 = 38.5, the spare cent to ENERGY (larger
+ * remainder): 962 + 38; VAT 96 + 8; incl. 1058 + 46 = 1104 > 1100, scaled:
+ * 1054.2 and 45.8, the spare cent to FLAT: 1054 + 46; VAT split 1054 x
+ * 10/110 = 95.8 -> 96, 46 x 20/120 = 7.7 -> 8: 958 + 38 = 996 excl., 104
+ * VAT, 1100 incl. 30 kWh stays under both: 800, 85, 885. */
+static void oracle_applies_max_price_incl_vat(void **state)
+{
+        (void)state;
+        cf_price_component c[] = { { CF_DIM_FLAT, 500000, 2000, 1 },
+                                   { CF_DIM_ENERGY, 250000, 1000, 1 } };
+        cf_tariff_element e = { c, 2, NULL };
+        cf_tariff t = one_element(&e, 1);
+        t.currency = "EUR";
+        t.max_price_minor = 1000;
+        t.max_price_incl_minor = 1100;
+        int64_t s = MON_OSLO + 8 * H;
+        cf_oracle_knot k[] = { { s, 0 }, { s + 5 * H, 50000 } };
+        expect_price(&t, "Europe/Oslo", 2500, s, s + 5 * H, k, 2, 996, 104,
+                     1100);
+        cf_oracle_knot k3[] = { { s, 0 }, { s + 3 * H, 30000 } };
+        expect_price(&t, "Europe/Oslo", 2500, s, s + 3 * H, k3, 2, 800, 85,
+                     885);
+}
+
+/* Prices incl. VAT: 0.275 EUR/kWh incl. 10 %, 10.333 kWh: 2.841575 ->
+ * 2.84 incl.; VAT 284 x 10/110 = 25.8 -> 26; excl. 2.58. The same 0.25
+ * read as incl.: 2.58325 -> 2.58; VAT 23.45 -> 23; excl. 2.35. */
+static void oracle_prices_incl_vat(void **state)
+{
+        (void)state;
+        cf_price_component c = { CF_DIM_ENERGY, 275000, 1000, 1 };
+        cf_tariff_element e = { &c, 1, NULL };
+        cf_tariff t = one_element(&e, 1);
+        t.currency = "EUR";
+        t.prices_include_vat = true;
+        int64_t s = MON_OSLO + 8 * H;
+        cf_oracle_knot k[] = { { s, 0 }, { s + H, 10333 } };
+        expect_price(&t, "Europe/Oslo", 2500, s, s + H, k, 2, 258, 26, 284);
+        c.price_micros = 250000;
+        expect_price(&t, "Europe/Oslo", 2500, s, s + H, k, 2, 235, 23, 258);
+}
+
 /* What the oracle does not price, it refuses. */
 static void oracle_refuses_what_it_does_not_support(void **state)
 {
@@ -866,6 +939,10 @@ int main(void)
                 cmocka_unit_test(oracle_splits_at_time_of_day),
                 cmocka_unit_test(oracle_prices_flat_steps_and_parking),
                 cmocka_unit_test(oracle_applies_min_price_by_line),
+                cmocka_unit_test(
+                    oracle_step_size_only_on_parking_after_charging),
+                cmocka_unit_test(oracle_applies_max_price_incl_vat),
+                cmocka_unit_test(oracle_prices_incl_vat),
                 cmocka_unit_test(oracle_refuses_what_it_does_not_support),
                 cmocka_unit_test(limits_priced_as_the_oracle_says),
         };
