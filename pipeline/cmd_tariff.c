@@ -2,6 +2,8 @@
  * cmd_tariff.c: `chargeflow tariff`, to check an OCPI 2.2.1 Tariff document
  * and to price a simple session with it from the command line.
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,9 +24,11 @@ static void usage(FILE *f)
 {
         fprintf(f, "usage: chargeflow tariff check FILE.json\n"
                    "       chargeflow tariff price FILE.json --start TIME "
-                   "--stop TIME --kwh KWH\n"
+                   "--stop TIME\n"
+                   "                  (--kwh KWH | --profile READINGS.csv)\n"
                    "                  [--charging-end TIME] [--tz ZONE] "
                    "[--vat PERCENT]\n"
+                   "                  [--prices-include-vat]\n"
                    "\n"
                    "check  loads an OCPI 2.2.1 Tariff document and prints what "
                    "it understood,\n"
@@ -32,19 +36,32 @@ static void usage(FILE *f)
                    "price  prices one session: KWH delivered evenly from "
                    "--start to the end of\n"
                    "       charging (--charging-end, default --stop), parking "
-                   "after it.\n"
+                   "after it; or the\n"
+                   "       meter readings of a profile.\n"
                    "\n"
                    "  --start, --stop, --charging-end TIME\n"
                    "                 RFC 3339, 2026-03-28T22:00:00Z or "
                    "2026-03-28T23:00:00+01:00;\n"
                    "                 without a zone designator, local time in "
                    "--tz\n"
-                   "  --kwh KWH      energy delivered, at most 3 decimals\n"
+                   "  --kwh KWH      energy delivered, at most 3 decimals "
+                   "(whole Wh)\n"
+                   "  --profile FILE readings, one a line: TIME,ENERGY_WH"
+                   "[,POWER_W[,CURRENT_MA]]\n"
+                   "                 (the energy register in whole Wh, 0 at "
+                   "--start unless a line\n"
+                   "                 at --start says otherwise; empty power or "
+                   "current: unknown;\n"
+                   "                 lines starting with # and a header line "
+                   "\"time,...\" are skipped)\n"
                    "  --tz ZONE      the site's IANA time zone for local-time "
                    "restrictions\n"
                    "                 (default UTC)\n"
                    "  --vat PERCENT  VAT of components without one (default 0: "
                    "OCPI's \"no VAT\")\n"
+                   "  --prices-include-vat\n"
+                   "                 read the tariff's prices as including "
+                   "VAT (README, Pricing)\n"
                    "\n"
                    "Exit status: 0 ok, 1 invalid tariff or session, 2 usage "
                    "error.\n");
@@ -170,6 +187,14 @@ static void print_tariff(const cf_tariff *t, const cf_tariff_doc *doc)
                 cf_price_format(t->max_price_minor, exp, a, sizeof(a));
                 printf("  maximum price %s %s excl. VAT\n", a, t->currency);
         }
+        if (t->min_price_incl_minor != CF_NONE) {
+                cf_price_format(t->min_price_incl_minor, exp, a, sizeof(a));
+                printf("  minimum price %s %s incl. VAT\n", a, t->currency);
+        }
+        if (t->max_price_incl_minor != CF_NONE) {
+                cf_price_format(t->max_price_incl_minor, exp, a, sizeof(a));
+                printf("  maximum price %s %s incl. VAT\n", a, t->currency);
+        }
         for (uint32_t i = 0; i < t->n_elements; i++) {
                 const cf_tariff_element *e = &t->elements[i];
                 printf("  element %u\n", i);
@@ -191,6 +216,10 @@ static void print_tariff(const cf_tariff *t, const cf_tariff_doc *doc)
                         }
                         printf("    %-12s %s %s%s, %s", cf_dim_label[c->type],
                                a, t->currency, per[c->type], b);
+                        if (c->type == CF_DIM_FLAT && c->step_size != 1)
+                                printf(", step_size %lld (no unit for FLAT, "
+                                       "ignored)",
+                                       (long long)c->step_size);
                         if (c->type == CF_DIM_ENERGY)
                                 printf(", billed per %lld Wh",
                                        (long long)c->step_size);
@@ -213,7 +242,12 @@ static int load(const char *path, cf_arena *a, cf_tariff *t, cf_tariff_doc *doc)
         char err[512];
         cf_err_t e = cf_tariff_load_file(path, a, t, doc, err, sizeof(err));
         if (e) {
-                fprintf(stderr, "chargeflow tariff: %s: %s\n", path, err);
+                /* an I/O error already names the file */
+                if (e == CF_ERR_IO)
+                        fprintf(stderr, "chargeflow tariff: %s\n", err);
+                else
+                        fprintf(stderr, "chargeflow tariff: %s: %s\n", path,
+                                err);
                 return 1;
         }
         return 0;
@@ -238,12 +272,148 @@ static int cmd_check(int argc, char **argv)
         return rc;
 }
 
+/* Splits line at commas into at most n fields (trimmed); returns the
+ * count. */
+static int split_csv(char *line, char **f, int n)
+{
+        int k = 0;
+        char *p = line;
+        while (k < n) {
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                f[k++] = p;
+                char *c = strchr(p, ',');
+                char *end = c ? c : p + strlen(p);
+                while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
+                                   end[-1] == '\r' || end[-1] == '\n'))
+                        end--;
+                if (!c) {
+                        *end = '\0';
+                        break;
+                }
+                *end = '\0';
+                p = c + 1;
+        }
+        return k;
+}
+
+/* Reads a readings profile (see usage) into *pts, from the arena. Returns
+ * 0, or 2 with the reason on stderr (file:line: what). */
+static int read_profile(const char *path, const cf_tz *tz, int64_t start,
+                        int64_t stop, cf_arena *a, cf_meter_point **pts,
+                        uint32_t *n, int64_t *start_wh)
+{
+        FILE *f = fopen(path, "r");
+        if (!f) {
+                fprintf(stderr, "chargeflow tariff price: --profile %s: %s\n",
+                        path, strerror(errno));
+                return 2;
+        }
+        uint32_t cap = 64, k = 0;
+        cf_meter_point *p = cf_arena_alloc(a, cap * sizeof(*p));
+        char line[512];
+        int ln = 0, rc = 0;
+        *start_wh = 0;
+        while (!rc && fgets(line, sizeof(line), f)) {
+                ln++;
+                char *fld[4] = { NULL, NULL, NULL, NULL };
+                if (line[0] == '#' || !strncmp(line, "time", 4))
+                        continue;
+                int nf = split_csv(line, fld, 4);
+                if (nf == 1 && !fld[0][0])
+                        continue; /* blank line */
+                const char *why = NULL;
+                int64_t t, wh, pw = CF_NONE, cu = CF_NONE;
+                if (nf < 2)
+                        why = "needs TIME,ENERGY_WH";
+                else if (!cf_price_parse_time(fld[0], tz, &t))
+                        why = "TIME must be RFC 3339";
+                else if (!cf_price_parse_decimal(fld[1], 0, &wh) || wh < 0)
+                        why = "ENERGY_WH must be a whole, non-negative number "
+                              "of Wh (the register's unit)";
+                else if (nf > 2 && fld[2][0] &&
+                         (!cf_price_parse_decimal(fld[2], 0, &pw) || pw < 0))
+                        why = "POWER_W must be a whole, non-negative number";
+                else if (nf > 3 && fld[3][0] &&
+                         (!cf_price_parse_decimal(fld[3], 0, &cu) || cu < 0))
+                        why = "CURRENT_MA must be a whole, non-negative number";
+                else if (t < start)
+                        why = "reading before --start";
+                else if (t > stop)
+                        why = "reading after --stop";
+                else if (k && t < p[k - 1].t_ms)
+                        why = "readings must be in time order";
+                else if ((k && wh < p[k - 1].energy_wh) ||
+                         (!k && t > start && wh < *start_wh))
+                        why = "the energy register must not go down";
+                if (why) {
+                        fprintf(stderr, "chargeflow tariff price: %s:%d: %s\n",
+                                path, ln, why);
+                        rc = 2;
+                        break;
+                }
+                if (t == start) {
+                        *start_wh = wh; /* the register at the start */
+                        continue;
+                }
+                if (k == cap) {
+                        cf_meter_point *q =
+                            cf_arena_alloc(a, 2 * cap * sizeof(*q));
+                        memcpy(q, p, cap * sizeof(*q));
+                        p = q;
+                        cap *= 2;
+                }
+                p[k++] = (cf_meter_point){ t, wh, pw, cu };
+        }
+        fclose(f);
+        *pts = p;
+        *n = k;
+        return rc;
+}
+
+/* Warns about restrictions that need a quantity the input lacks. */
+static void warn_missing(const cf_tariff *t, const cf_meter_point *pts,
+                         uint32_t n)
+{
+        bool current = false, power = false;
+        for (uint32_t i = 0; i < n; i++) {
+                current |= pts[i].current_ma != CF_NONE;
+                power |= pts[i].power_w != CF_NONE;
+        }
+        for (uint32_t i = 0; i < t->n_elements; i++) {
+                const cf_tariff_restrictions *r = t->elements[i].restrictions;
+                if (!r)
+                        continue;
+                if (!current && (r->min_current_ma != CF_NONE ||
+                                 r->max_current_ma != CF_NONE))
+                        fprintf(stderr,
+                                "warning: elements[%u] is restricted by "
+                                "current and the input gives none: it never "
+                                "applies while charging (give CURRENT_MA in "
+                                "a --profile)\n",
+                                i);
+                if (!power &&
+                    (r->min_power_w != CF_NONE || r->max_power_w != CF_NONE))
+                        fprintf(stderr,
+                                "warning: elements[%u] is restricted by "
+                                "power and the input gives none: power is "
+                                "taken as the average between readings\n",
+                                i);
+        }
+}
+
 static int cmd_price(int argc, char **argv)
 {
         const char *file = NULL, *start_s = NULL, *stop_s = NULL,
-                   *cend_s = NULL, *kwh_s = NULL, *tz_s = "UTC", *vat_s = "0";
+                   *cend_s = NULL, *kwh_s = NULL, *tz_s = "UTC", *vat_s = "0",
+                   *profile_s = NULL;
+        bool incl_vat = false;
         for (int i = 0; i < argc; i++) {
                 const char **dst = NULL;
+                if (!strcmp(argv[i], "--prices-include-vat")) {
+                        incl_vat = true;
+                        continue;
+                }
                 if (!strcmp(argv[i], "--start"))
                         dst = &start_s;
                 else if (!strcmp(argv[i], "--stop"))
@@ -252,6 +422,8 @@ static int cmd_price(int argc, char **argv)
                         dst = &cend_s;
                 else if (!strcmp(argv[i], "--kwh"))
                         dst = &kwh_s;
+                else if (!strcmp(argv[i], "--profile"))
+                        dst = &profile_s;
                 else if (!strcmp(argv[i], "--tz"))
                         dst = &tz_s;
                 else if (!strcmp(argv[i], "--vat"))
@@ -275,9 +447,10 @@ static int cmd_price(int argc, char **argv)
                 }
                 *dst = argv[++i];
         }
-        if (!file || !start_s || !stop_s || !kwh_s) {
+        if (!file || !start_s || !stop_s || (!kwh_s == !profile_s)) {
                 fprintf(stderr, "chargeflow tariff price: FILE, --start, "
-                                "--stop and --kwh are required\n\n");
+                                "--stop and one of --kwh and --profile are "
+                                "required\n\n");
                 usage(stderr);
                 return 2;
         }
@@ -297,10 +470,13 @@ static int cmd_price(int argc, char **argv)
                                 "3339, like 2026-03-28T22:00:00Z\n");
                 return 2;
         }
-        if (!cf_price_parse_decimal(kwh_s, 3, &wh) || wh < 0) {
+        if (kwh_s && (!cf_price_parse_decimal(kwh_s, 3, &wh) || wh < 0)) {
+                /* Energy is whole Wh throughout (the registers' unit), so
+                 * OCPI's 115.2 Wh example cannot be given. */
                 fprintf(stderr, "chargeflow tariff price: --kwh: a "
                                 "non-negative number with at most 3 "
-                                "decimals\n");
+                                "decimals (whole Wh: energy below 1 Wh is "
+                                "not supported)\n");
                 return 2;
         }
         if (!cf_price_parse_decimal(vat_s, 2, &vat_bp) || vat_bp < 0 ||
@@ -309,8 +485,26 @@ static int cmd_price(int argc, char **argv)
                                 "percentage 0..100, at most 2 decimals\n");
                 return 2;
         }
+        char s1[64], s2[64], s3[64];
+        if (stop < start) {
+                fmt_time(stop, tz, s1, sizeof(s1));
+                fmt_time(start, tz, s2, sizeof(s2));
+                fprintf(stderr,
+                        "chargeflow tariff price: --stop %s is before "
+                        "--start %s\n",
+                        s1, s2);
+                return 2;
+        }
+        if (cend != CF_NONE && (cend > stop || cend < start)) {
+                fmt_time(cend, tz, s1, sizeof(s1));
+                fprintf(stderr,
+                        "chargeflow tariff price: --charging-end %s is "
+                        "outside --start .. --stop\n",
+                        s1);
+                return 2;
+        }
         int64_t charge_to = cend != CF_NONE ? cend : stop;
-        if (wh > 0 && charge_to <= start) {
+        if (kwh_s && wh > 0 && charge_to <= start) {
                 fprintf(stderr, "chargeflow tariff price: --kwh > 0 needs "
                                 "charging time after --start\n");
                 return 2;
@@ -323,7 +517,35 @@ static int cmd_price(int argc, char **argv)
         int rc = load(file, &a, &t, &doc);
         if (rc)
                 goto out;
-        cf_meter_point pt = { charge_to, wh, CF_NONE, CF_NONE };
+        if (incl_vat)
+                t.prices_include_vat = true;
+        cf_meter_point one = { charge_to, kwh_s ? wh : 0, CF_NONE, CF_NONE };
+        cf_meter_point *pts = &one;
+        uint32_t n_pts = 1;
+        int64_t start_wh = 0;
+        if (profile_s) {
+                rc = read_profile(profile_s, tz, start, stop, &a, &pts, &n_pts,
+                                  &start_wh);
+                if (rc)
+                        goto out;
+                /* energy after charging ended is inconsistent */
+                for (uint32_t i = 0; i < n_pts; i++) {
+                        int64_t before = i ? pts[i - 1].energy_wh : start_wh;
+                        if (pts[i].energy_wh > before &&
+                            (i ? pts[i - 1].t_ms : start) >= charge_to) {
+                                fmt_time(pts[i].t_ms, tz, s1, sizeof(s1));
+                                fmt_time(charge_to, tz, s2, sizeof(s2));
+                                fprintf(stderr,
+                                        "chargeflow tariff price: energy "
+                                        "rises at %s, after charging ended "
+                                        "at %s\n",
+                                        s1, s2);
+                                rc = 2;
+                                goto out;
+                        }
+                }
+        }
+        warn_missing(&t, pts, n_pts);
         cf_price_input in = {
                 .tariff = &t,
                 .tz = tz,
@@ -331,9 +553,9 @@ static int cmd_price(int argc, char **argv)
                 .start_ms = start,
                 .stop_ms = stop,
                 .charging_end_ms = cend,
-                .start_wh = 0,
-                .points = &pt,
-                .n_points = 1,
+                .start_wh = start_wh,
+                .points = pts,
+                .n_points = n_pts,
         };
         cf_price_result r;
         char err[512];
@@ -343,7 +565,6 @@ static int cmd_price(int argc, char **argv)
                 rc = 1;
                 goto out;
         }
-        char s1[64], s2[64], s3[64];
         fmt_time(start, tz, s1, sizeof(s1));
         fmt_time(stop, tz, s2, sizeof(s2));
         printf("tariff %s, %s, session %s to %s\n", t.tariff_id, cf_tz_name(tz),
@@ -414,8 +635,8 @@ static int cmd_price(int argc, char **argv)
         cf_price_format(r.total_excl_vat, r.currency_exp, s1, sizeof(s1));
         cf_price_format(r.total_vat, r.currency_exp, s2, sizeof(s2));
         cf_price_format(r.total_incl_vat, r.currency_exp, s3, sizeof(s3));
-        printf("total excl. VAT %s, VAT %s, incl. VAT %s %s\n", s1, s2, s3,
-               t.currency);
+        printf("total excl. VAT %s, VAT %s, incl. VAT %s %s%s\n", s1, s2, s3,
+               t.currency, t.prices_include_vat ? " (prices incl. VAT)" : "");
         if (r.flags & CF_PRICE_MIN_APPLIED)
                 printf("minimum price applied\n");
         if (r.flags & CF_PRICE_MAX_APPLIED)

@@ -320,6 +320,10 @@ static void usage(FILE *f)
             "2026-10-20)\n"
             "  --meter-interval S  seconds between meter readings, 10..3600 "
             "(default %d)\n"
+            "  --charger-plans     housing sites price a private and shared "
+            "chargers by\n"
+            "                      charger group (incl. VAT prices, "
+            "limits)\n"
             "  --bootstrap B       produce to the broker at B\n"
             "  --bootstrap-file F  read B from the first line of F\n"
             "  --out FILE          write a record file (genfile.h "
@@ -369,6 +373,7 @@ enum {
         O_COMPRESSION,
         O_FAULTS,
         O_START,
+        O_CHARGER_PLANS,
         O_HELP,
         O_FAULT0, /* O_FAULT0 + cf_gen_fault */
 };
@@ -391,6 +396,7 @@ int cf_gen_command(int argc, char **argv, cf_gen_result *res)
                 { "compression", required_argument, NULL, O_COMPRESSION },
                 { "faults", no_argument, NULL, O_FAULTS },
                 { "start", required_argument, NULL, O_START },
+                { "charger-plans", no_argument, NULL, O_CHARGER_PLANS },
                 { "help", no_argument, NULL, O_HELP },
         };
         size_t nb = sizeof(base) / sizeof(base[0]);
@@ -444,6 +450,9 @@ int cf_gen_command(int argc, char **argv, cf_gen_result *res)
                         if (!cf_parse_i64(optarg, 1, 3660, &v))
                                 goto bad;
                         conf.days = (int32_t)v;
+                        break;
+                case O_CHARGER_PLANS:
+                        conf.charger_plans = true;
                         break;
                 case O_INTERVAL:
                         if (!cf_parse_i64(optarg, 10, 3600, &v))

@@ -663,6 +663,7 @@ static tb tariff(cf_arena *a, cf_tariff *t, const gsite *s, const char *group,
         t->currency = (char *)zones[s->zone].currency;
         t->elements = cf_arena_calloc(a, 4 * sizeof(cf_tariff_element));
         t->min_price_minor = t->max_price_minor = CF_NONE;
+        t->min_price_incl_minor = t->max_price_incl_minor = CF_NONE;
         t->start_ms = t->end_ms = CF_NONE;
         return (tb){ a, t };
 }
@@ -738,6 +739,36 @@ static void group_plan(cf_arena *a, cf_tariff *t, const gsite *s, int grp,
         }
 }
 
+/* The charger plans of cf_gen_conf.charger_plans, in version pv. */
+static void charger_plans(cf_arena *a, cf_price_version *pv, const gsite *s,
+                          int ver)
+{
+        int64_t scale = zones[s->zone].scale;
+        pv->charger_plans = cf_arena_calloc(a, 2 * sizeof(cf_charger_plan));
+        pv->n_charger_plans = 2;
+        /* Residents on their private charger: a consumer price incl. VAT,
+         * at most 40 NOK (or the zone's equivalent) incl. VAT a session. */
+        cf_charger_plan *cp = &pv->charger_plans[0];
+        cp->charger_group = "private";
+        cp->user_group = (char *)group_names[G_RESIDENT];
+        tb b = tariff(a, &cp->tariff, s, "private-resident", ver);
+        component(element(b, NULL), CF_DIM_ENERGY, price(s, 2000000, ver),
+                  CF_NONE, 1);
+        cp->tariff.prices_include_vat = true;
+        cp->tariff.max_price_incl_minor = 4000 * scale / 1000;
+        /* Everybody on the shared chargers: a start fee and energy excl.
+         * VAT, at least 20 incl. VAT and at most 60 excl. VAT. */
+        cp = &pv->charger_plans[1];
+        cp->charger_group = "shared";
+        cp->user_group = NULL;
+        b = tariff(a, &cp->tariff, s, "shared", ver);
+        cf_tariff_element *e = element(b, NULL);
+        component(e, CF_DIM_FLAT, price(s, 3000000, ver), CF_NONE, 1);
+        component(e, CF_DIM_ENERGY, price(s, 2200000, ver), CF_NONE, 1);
+        cp->tariff.min_price_incl_minor = 2000 * scale / 1000;
+        cp->tariff.max_price_minor = 6000 * scale / 1000;
+}
+
 static void encode_site(cf_gen *g, cf_arena *a, const gsite *s, cf_buf *out)
 {
         static const uint8_t site_groups[ST__CNT][3] = {
@@ -759,6 +790,17 @@ static void encode_site(cf_gen *g, cf_arena *a, const gsite *s, cf_buf *out)
         site.vat_bp = zones[s->zone].vat_bp;
         site.max_power_w = s->max_power_w;
         site.access_control = s->access_control;
+        if (g->conf.charger_plans && s->type == ST_HOUSING &&
+            s->n_chargers >= 2) {
+                site.charger_groups = cf_arena_calloc(
+                    a, s->n_chargers * sizeof(cf_charger_group));
+                for (uint32_t i = 0; i < s->n_chargers; i++) {
+                        cf_charger_group *cg = &site.charger_groups[i];
+                        cg->charger_id = g->chargers[s->first_charger + i].id;
+                        cg->group = i ? "shared" : "private";
+                }
+                site.n_charger_groups = s->n_chargers;
+        }
         site.n_versions = s->price_change ? 2 : 1;
         site.versions = cf_arena_calloc(a, 2 * sizeof(cf_price_version));
         for (uint32_t v = 0; v < site.n_versions; v++) {
@@ -796,6 +838,8 @@ static void encode_site(cf_gen *g, cf_arena *a, const gsite *s, cf_buf *out)
                           1000);
                 pv->unauthenticated_plan->min_price_minor =
                     1500 * zones[s->zone].scale / 1000;
+                if (site.n_charger_groups)
+                        charger_plans(a, pv, s, ver);
         }
         site.updated_ms = g->start_ms + TABLE_TS;
         cf_encode(g->reg, CF_RT_SITE, &site, out);

@@ -99,6 +99,13 @@ typedef struct cf_gen_conf {
         int32_t days;                /* simulated span, 1..3660 */
         int32_t meter_interval_s;    /* 10..3600 */
         double rates[CF_GEN_F__CNT]; /* 0..1 each */
+        /* Housing sites with two chargers or more give their first charger
+         * the group "private" and the others "shared", each priced by a
+         * charger plan: residents on the private one with prices incl.
+         * VAT and a maximum incl. VAT, everybody on the shared ones with a
+         * minimum incl. and a maximum excl. VAT. Off by default (the
+         * scenarios of earlier releases, record for record). */
+        bool charger_plans;
 } cf_gen_conf;
 
 /* Defaults: small, seed 1, default start, days and interval, no faults. */

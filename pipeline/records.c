@@ -104,6 +104,9 @@ static const cf_bind_field tariff_f[] = {
         FO(cf_tariff, max_price_minor, CF_K_LONG),
         FO(cf_tariff, start_ms, CF_K_LONG),
         FO(cf_tariff, end_ms, CF_K_LONG),
+        FO(cf_tariff, min_price_incl_minor, CF_K_LONG),
+        FO(cf_tariff, max_price_incl_minor, CF_K_LONG),
+        F(cf_tariff, prices_include_vat, CF_K_BOOL),
 };
 REC(tariff_b, cf_tariff, "chargeflow.Tariff", tariff_f);
 
@@ -113,11 +116,26 @@ static const cf_bind_field group_plan_f[] = {
 };
 REC(group_plan_b, cf_group_plan, "chargeflow.GroupPlan", group_plan_f);
 
+static const cf_bind_field charger_plan_f[] = {
+        F(cf_charger_plan, charger_group, CF_K_STRING),
+        FO(cf_charger_plan, user_group, CF_K_STRING),
+        FR(cf_charger_plan, tariff, tariff_b),
+};
+REC(charger_plan_b, cf_charger_plan, "chargeflow.ChargerPlan", charger_plan_f);
+
+static const cf_bind_field charger_group_f[] = {
+        F(cf_charger_group, charger_id, CF_K_STRING),
+        F(cf_charger_group, group, CF_K_STRING),
+};
+REC(charger_group_b, cf_charger_group, "chargeflow.ChargerGroup",
+    charger_group_f);
+
 static const cf_bind_field price_version_f[] = {
         F(cf_price_version, valid_from_ms, CF_K_LONG),
         FA(cf_price_version, plans, CF_K_RECORD, &group_plan_b),
         FR(cf_price_version, default_plan, tariff_b),
         FRO(cf_price_version, unauthenticated_plan, tariff_b),
+        FA(cf_price_version, charger_plans, CF_K_RECORD, &charger_plan_b),
 };
 REC(price_version_b, cf_price_version, "chargeflow.PriceVersion",
     price_version_f);
@@ -134,6 +152,7 @@ static const cf_bind_field site_f[] = {
         F(cf_site, access_control, CF_K_BOOL),
         FA(cf_site, versions, CF_K_RECORD, &price_version_b),
         F(cf_site, updated_ms, CF_K_LONG),
+        FA(cf_site, charger_groups, CF_K_RECORD, &charger_group_b),
 };
 REC(site_b, cf_site, "chargeflow.Site", site_f);
 

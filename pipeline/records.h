@@ -185,10 +185,13 @@ typedef struct cf_tariff {
         char *currency; /* ISO 4217 */
         cf_tariff_element *elements;
         uint32_t n_elements;
-        int64_t min_price_minor; /* optional, excl. VAT */
-        int64_t max_price_minor; /* optional, excl. VAT */
-        int64_t start_ms;        /* optional: not valid before */
-        int64_t end_ms;          /* optional: not valid from */
+        int64_t min_price_minor;      /* optional, excl. VAT */
+        int64_t max_price_minor;      /* optional, excl. VAT */
+        int64_t start_ms;             /* optional: not valid before */
+        int64_t end_ms;               /* optional: not valid from */
+        int64_t min_price_incl_minor; /* optional, incl. VAT */
+        int64_t max_price_incl_minor; /* optional, incl. VAT */
+        bool prices_include_vat;      /* prices stated incl. VAT (README) */
 } cf_tariff;
 
 typedef struct cf_group_plan {
@@ -196,13 +199,29 @@ typedef struct cf_group_plan {
         cf_tariff tariff;
 } cf_group_plan;
 
+/* The plan of one charger group, for one user group or (user_group NULL)
+ * for every session at a charger of the group. */
+typedef struct cf_charger_plan {
+        char *charger_group;
+        char *user_group; /* optional: any user group, and no user */
+        cf_tariff tariff;
+} cf_charger_plan;
+
 typedef struct cf_price_version {
         int64_t valid_from_ms;
         cf_group_plan *plans;
         uint32_t n_plans;
         cf_tariff default_plan;          /* authenticated user, no group plan */
         cf_tariff *unauthenticated_plan; /* optional; default_plan if NULL */
+        cf_charger_plan *charger_plans;  /* before plans, see tables.h */
+        uint32_t n_charger_plans;
 } cf_price_version;
+
+/* A charger's group within its site (private, shared, ...). */
+typedef struct cf_charger_group {
+        char *charger_id;
+        char *group;
+} cf_charger_group;
 
 typedef struct cf_site {
         char *site_id;
@@ -217,6 +236,8 @@ typedef struct cf_site {
         cf_price_version *versions; /* ascending valid_from_ms */
         uint32_t n_versions;
         int64_t updated_ms;
+        cf_charger_group *charger_groups; /* chargers without one: none */
+        uint32_t n_charger_groups;
 } cf_site;
 
 typedef struct cf_user {

@@ -307,6 +307,39 @@ const cf_tariff *cf_version_tariff(const cf_price_version *v, const char *group)
         return &v->default_plan;
 }
 
+const char *cf_site_charger_group(const cf_site *s, const char *charger_id)
+{
+        if (!charger_id)
+                return NULL;
+        for (uint32_t i = 0; i < s->n_charger_groups; i++)
+                if (!strcmp(s->charger_groups[i].charger_id, charger_id))
+                        return s->charger_groups[i].group;
+        return NULL;
+}
+
+const cf_tariff *cf_site_tariff(const cf_site *s, const cf_price_version *v,
+                                const char *charger_id, const char *group)
+{
+        const char *cg = cf_site_charger_group(s, charger_id);
+        if (cg) {
+                const cf_tariff *any = NULL;
+                for (uint32_t i = 0; i < v->n_charger_plans; i++) {
+                        const cf_charger_plan *cp = &v->charger_plans[i];
+                        if (strcmp(cp->charger_group, cg))
+                                continue;
+                        if (!cp->user_group) {
+                                if (!any)
+                                        any = &cp->tariff;
+                        } else if (group && !strcmp(cp->user_group, group)) {
+                                return &cp->tariff;
+                        }
+                }
+                if (any)
+                        return any;
+        }
+        return cf_version_tariff(v, group);
+}
+
 /* ---- changes ------------------------------------------------------------
  */
 

@@ -41,6 +41,17 @@ const cf_price_version *cf_site_version_at(const cf_site *s, int64_t t_ms);
 const cf_tariff *cf_version_tariff(const cf_price_version *v,
                                    const char *group);
 
+/* The group of charger_id at site s (Site.charger_groups), or NULL. */
+const char *cf_site_charger_group(const cf_site *s, const char *charger_id);
+
+/* The tariff of a session at charger_id, for user group group (NULL: no
+ * user), in version v of site s: the charger plan of the charger's group
+ * and the session's user group; else the charger plan of the charger's
+ * group for any user (user_group NULL); else cf_version_tariff(v, group).
+ * The first matching charger plan in v's order wins. */
+const cf_tariff *cf_site_tariff(const cf_site *s, const cf_price_version *v,
+                                const char *charger_id, const char *group);
+
 /* ---- runtime side (pipeline/runtime.c) ---------------------------------- */
 
 #include "state.h"

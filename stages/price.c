@@ -1,8 +1,9 @@
 /*
  * price.c: the price stage. Turns a closed session into a charge record: the
- * site's price version valid at the session's start, the plan of the user's
- * group (or the unauthenticated plan), the pricing engine over the session's
- * meter timeline, and the billing period containing the stop time.
+ * site's price version valid at the session's start, the plan of the
+ * charger's group for the user's group (cf_site_tariff), else the plan of the
+ * user's group (or the unauthenticated plan), the pricing engine over the
+ * session's meter timeline, and the billing period containing the stop time.
  *
  * Billed party: the user, found by user id or else by badge; a session with
  * no user (access control off, or a badge nobody holds) is billed to its
@@ -85,7 +86,7 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
                 unknown_badge = !u && !s->user_id;
         }
         const char *group = u ? u->group : NULL;
-        const cf_tariff *tariff = cf_version_tariff(v, group);
+        const cf_tariff *tariff = cf_site_tariff(site, v, s->charger_id, group);
 
         /* The timeline: the readings, then the stop event's register. */
         cf_meter_point *pts =

@@ -83,6 +83,25 @@ void cf_price_format(int64_t minor, int32_t exp, char *buf, size_t size)
 
 /* ---- validation --------------------------------------------------------- */
 
+/* "2026-03-29T01:30:00Z" (".250" added when not whole seconds). */
+static void fmt_utc(int64_t ms, char *buf, size_t size)
+{
+        int64_t days = ms / MS_PER_DAY - (ms % MS_PER_DAY < 0);
+        int64_t in_day = ms - days * MS_PER_DAY;
+        int32_t y, m, d;
+        cf_civil_from_days(days, &y, &m, &d);
+        int64_t s = in_day / 1000;
+        if (in_day % 1000)
+                snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                         (int)y, (int)m, (int)d, (int)(s / 3600),
+                         (int)(s / 60 % 60), (int)(s % 60),
+                         (int)(in_day % 1000));
+        else
+                snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)y,
+                         (int)m, (int)d, (int)(s / 3600), (int)(s / 60 % 60),
+                         (int)(s % 60));
+}
+
 static cf_err_t fail(char *errstr, size_t size, cf_err_t err, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
 
@@ -118,7 +137,10 @@ cf_err_t cf_tariff_validate(const cf_tariff *t, char *errstr,
                             "elements: more than %d elements are not "
                             "supported",
                             CF_TARIFF_MAX_ELEMENTS);
-        if (!opt_nonneg(t->min_price_minor) || !opt_nonneg(t->max_price_minor))
+        if (!opt_nonneg(t->min_price_minor) ||
+            !opt_nonneg(t->max_price_minor) ||
+            !opt_nonneg(t->min_price_incl_minor) ||
+            !opt_nonneg(t->max_price_incl_minor))
                 return fail(errstr, errstr_size, CF_ERR_TARIFF,
                             "min_price/max_price: must not be negative");
         for (uint32_t i = 0; i < t->n_elements; i++) {
@@ -135,8 +157,11 @@ cf_err_t cf_tariff_validate(const cf_tariff *t, char *errstr,
                                 bad = "type: unknown dimension";
                         else if (c->price_micros < 0)
                                 bad = "price: must not be negative";
-                        else if (c->step_size < 1)
+                        else if (c->type != CF_DIM_FLAT && c->step_size < 1)
                                 bad = "step_size: must be >= 1";
+                        else if (c->step_size > CF_TARIFF_MAX_STEP)
+                                bad = "step_size: too large (at most "
+                                      "1000000000)";
                         else if (c->vat_bp != CF_NONE &&
                                  (c->vat_bp < 0 || c->vat_bp > 10000))
                                 bad = "vat: must be 0..100 percent";
@@ -470,7 +495,7 @@ typedef struct line_acc {
         int64_t vat_bp;
         int64_t volume;
         i128 exact; /* micro-units times the dimension's unit divisor */
-        int64_t excl;
+        int64_t excl, vat, incl;
         i128 rem;
 } line_acc;
 
@@ -506,25 +531,63 @@ static int cmp_line(const void *a, const void *b)
         return x->dim - y->dim; /* qsort is not stable: see the caller */
 }
 
-/* Scales the lines' excl amounts to sum to total (largest remainder). */
-static void scale_lines(line_acc *ls, uint32_t n, int64_t sum, int64_t total)
+/* A line from its amount excl. VAT: VAT = excl x rate, half up. */
+static void line_from_excl(line_acc *l, int64_t excl)
 {
-        int64_t got = 0;
-        for (uint32_t i = 0; i < n; i++) {
-                i128 x = (i128)ls[i].excl * total;
-                ls[i].excl = (int64_t)(x / sum);
-                ls[i].rem = x % sum;
-                got += ls[i].excl;
+        l->excl = excl;
+        l->vat = div_half_up((i128)excl * l->vat_bp, 10000);
+        l->incl = l->excl + l->vat;
+}
+
+/* A line from its amount incl. VAT: VAT = incl x rate / (1 + rate), half
+ * up; excl = incl - VAT. */
+static void line_from_incl(line_acc *l, int64_t incl)
+{
+        l->incl = incl;
+        l->vat = div_half_up((i128)incl * l->vat_bp, 10000 + l->vat_bp);
+        l->excl = incl - l->vat;
+}
+
+/* Brings the lines' excl. (incl == false) or incl. amounts from sum to
+ * total: scaled by total / sum, split by largest remainder (ties to the
+ * earlier line), each line's other amounts derived again. With sum 0 the
+ * total goes to the first line, or to a new FLAT line at dflt_vat. */
+static void limit_lines(line_acc *ls, uint32_t *n, int64_t dflt_vat, bool incl,
+                        int64_t sum, int64_t total)
+{
+        int64_t *amt = cf_malloc((*n + 1) * sizeof(*amt));
+        if (sum == 0) {
+                if (*n == 0) {
+                        line_acc *l = line_get(ls, n, CF_DIM_FLAT, dflt_vat);
+                        l->volume = 1;
+                }
+                for (uint32_t i = 0; i < *n; i++)
+                        amt[i] = i ? 0 : total;
+        } else {
+                int64_t got = 0;
+                for (uint32_t i = 0; i < *n; i++) {
+                        i128 x = (i128)(incl ? ls[i].incl : ls[i].excl) * total;
+                        amt[i] = (int64_t)(x / sum);
+                        ls[i].rem = x % sum;
+                        got += amt[i];
+                }
+                while (got < total) { /* fewer than n rounds */
+                        uint32_t best = 0;
+                        for (uint32_t i = 1; i < *n; i++)
+                                if (ls[i].rem > ls[best].rem)
+                                        best = i;
+                        amt[best]++;
+                        ls[best].rem = -1;
+                        got++;
+                }
         }
-        while (got < total) { /* fewer than n rounds */
-                uint32_t best = 0;
-                for (uint32_t i = 1; i < n; i++)
-                        if (ls[i].rem > ls[best].rem)
-                                best = i;
-                ls[best].excl++;
-                ls[best].rem = -1;
-                got++;
+        for (uint32_t i = 0; i < *n; i++) {
+                if (incl)
+                        line_from_incl(&ls[i], amt[i]);
+                else
+                        line_from_excl(&ls[i], amt[i]);
         }
+        free(amt);
 }
 
 cf_err_t cf_price_session(const cf_price_input *in, cf_arena *a,
@@ -539,15 +602,29 @@ cf_err_t cf_price_session(const cf_price_input *in, cf_arena *a,
         if (!in->tz)
                 return fail(errstr, errstr_size, CF_ERR_ARG, "no time zone");
         int64_t start = in->start_ms, stop = in->stop_ms;
-        if (stop < start)
+        char t1[40], t2[40];
+        if (stop < start) {
+                fmt_utc(stop, t1, sizeof(t1));
+                fmt_utc(start, t2, sizeof(t2));
                 return fail(errstr, errstr_size, CF_ERR_ARG,
-                            "stop %lld before start %lld", (long long)stop,
-                            (long long)start);
-        if ((tf->start_ms != CF_NONE && start < tf->start_ms) ||
-            (tf->end_ms != CF_NONE && start >= tf->end_ms))
+                            "stop %s is before start %s", t1, t2);
+        }
+        if (tf->start_ms != CF_NONE && start < tf->start_ms) {
+                fmt_utc(start, t1, sizeof(t1));
+                fmt_utc(tf->start_ms, t2, sizeof(t2));
                 return fail(errstr, errstr_size, CF_ERR_NOT_FOUND,
-                            "tariff %s is not valid at the session start",
-                            tf->tariff_id ? tf->tariff_id : "");
+                            "tariff %s is not valid at the session start %s: "
+                            "it starts at %s",
+                            tf->tariff_id ? tf->tariff_id : "", t1, t2);
+        }
+        if (tf->end_ms != CF_NONE && start >= tf->end_ms) {
+                fmt_utc(start, t1, sizeof(t1));
+                fmt_utc(tf->end_ms, t2, sizeof(t2));
+                return fail(errstr, errstr_size, CF_ERR_NOT_FOUND,
+                            "tariff %s is not valid at the session start %s: "
+                            "it ended at %s",
+                            tf->tariff_id ? tf->tariff_id : "", t1, t2);
+        }
         int64_t cend =
             in->charging_end_ms == CF_NONE ? stop : in->charging_end_ms;
         if (cend < start)
@@ -752,43 +829,44 @@ cf_err_t cf_price_session(const cf_price_input *in, cf_arena *a,
                 }
         }
 
-        /* Billed volumes: step_size on the total, at the last element. */
+        /* Billed volumes. step_size (OCPI 2.2.1, CDRs module, "Step_size")
+         * counts once per session for ENERGY and once for TIME and
+         * PARKING_TIME together, on the total of the dimension, with the
+         * step of the last element that priced it, the extra billed in that
+         * element's period. Of the two time dimensions only the one priced
+         * last is rounded: charging followed by priced parking bills the
+         * charging time exactly and rounds the parking total up; TIME is
+         * rounded only when no parking is priced. */
         static const int dims[3] = { CF_DIM_ENERGY, CF_DIM_TIME,
                                      CF_DIM_PARKING_TIME };
-        int64_t time_ext = 0;
+        bool parking_priced = false;
+        for (uint32_t i = 0; i < np; i++)
+                if (ps[i].parking && ps[i].el[CF_DIM_PARKING_TIME] >= 0)
+                        parking_priced = true;
         for (int k = 0; k < 3; k++) {
                 int d = dims[k];
                 int64_t total = 0;
-                int32_t last = -1;
+                int32_t last = -1, last_used = -1;
                 for (uint32_t i = 0; i < np; i++) {
                         period *p = &ps[i];
-                        int64_t v = d == CF_DIM_ENERGY ? p->wh : p->ms;
-                        if (d == CF_DIM_PARKING_TIME && p->parking &&
-                            time_ext > 0) {
-                                int64_t cut = time_ext < v ? time_ext : v;
-                                v -= cut;
-                                time_ext -= cut;
-                        }
                         if (p->el[d] < 0)
                                 continue;
+                        int64_t v = d == CF_DIM_ENERGY ? p->wh : p->ms;
                         p->bill[d] = v;
                         total += v;
                         last = (int32_t)i;
+                        if (v > 0)
+                                last_used = (int32_t)i;
                 }
-                if (last < 0)
+                if (last < 0 || (d == CF_DIM_TIME && parking_priced))
                         continue;
+                if (last_used >= 0)
+                        last = last_used;
                 int64_t step = es[ps[last].el[d]].comp[d]->step_size;
                 if (d != CF_DIM_ENERGY)
                         step *= 1000;
                 int64_t billed = (total + step - 1) / step * step;
                 ps[last].bill[d] += billed - total;
-                if (d == CF_DIM_TIME) {
-                        /* the extra charging time runs past the last
-                         * priced period; what reaches past the charging
-                         * end covers parking */
-                        int64_t gap = cend - ps[last].end;
-                        time_ext = billed - total - gap;
-                }
         }
 
         /* Lines: exact sums, rounded once. */
@@ -823,6 +901,8 @@ cf_err_t cf_price_session(const cf_price_input *in, cf_arena *a,
                         ls[j] = ls[j - 1];
                         ls[j - 1] = x;
                 }
+        /* Each line rounded once: excl. VAT (then VAT = excl x rate), or,
+         * with prices_include_vat, incl. VAT (then VAT split from it). */
         int64_t sum = 0;
         for (uint32_t i = 0; i < nl; i++) {
                 i128 div = unit;
@@ -834,34 +914,45 @@ cf_err_t cf_price_session(const cf_price_input *in, cf_arena *a,
                 if (q > ((i128)1 << 60))
                         return fail(errstr, errstr_size, CF_ERR_ARG,
                                     "amount out of range");
-                ls[i].excl = div_half_up(ls[i].exact, div);
+                if (tf->prices_include_vat)
+                        line_from_incl(&ls[i], div_half_up(ls[i].exact, div));
+                else
+                        line_from_excl(&ls[i], div_half_up(ls[i].exact, div));
                 sum += ls[i].excl;
         }
 
-        /* min_price / max_price on the total excl. VAT. */
+        /* min_price / max_price (OCPI: both the excl. and the incl. VAT
+         * limits hold). First excl.: the lines' excl. amounts are scaled to
+         * the limit and VAT is recomputed per line. Then incl.: the lines'
+         * incl. amounts are scaled to the limit and each line's VAT is
+         * split from its incl. amount. */
         int64_t target = sum;
-        if (tf->min_price_minor != CF_NONE && sum < tf->min_price_minor) {
+        if (tf->min_price_minor != CF_NONE && sum < tf->min_price_minor)
                 target = tf->min_price_minor;
-                out->flags |= CF_PRICE_MIN_APPLIED;
-        }
-        if (tf->max_price_minor != CF_NONE && target > tf->max_price_minor) {
+        if (tf->max_price_minor != CF_NONE && target > tf->max_price_minor)
                 target = tf->max_price_minor;
-                out->flags |= CF_PRICE_MAX_APPLIED;
-        }
         if (target != sum) {
-                if (sum > 0) {
-                        scale_lines(ls, nl, sum, target);
-                } else {
-                        if (nl == 0) {
-                                line_acc *l = line_get(ls, &nl, CF_DIM_FLAT,
-                                                       in->default_vat_bp);
-                                l->volume = 1;
-                        }
-                        ls[0].excl = target;
-                }
+                out->flags |=
+                    target > sum ? CF_PRICE_MIN_APPLIED : CF_PRICE_MAX_APPLIED;
+                limit_lines(ls, &nl, in->default_vat_bp, false, sum, target);
+        }
+        int64_t incl = 0;
+        for (uint32_t i = 0; i < nl; i++)
+                incl += ls[i].incl;
+        target = incl;
+        if (tf->min_price_incl_minor != CF_NONE &&
+            incl < tf->min_price_incl_minor)
+                target = tf->min_price_incl_minor;
+        if (tf->max_price_incl_minor != CF_NONE &&
+            target > tf->max_price_incl_minor)
+                target = tf->max_price_incl_minor;
+        if (target != incl) {
+                out->flags |=
+                    target > incl ? CF_PRICE_MIN_APPLIED : CF_PRICE_MAX_APPLIED;
+                limit_lines(ls, &nl, in->default_vat_bp, true, incl, target);
         }
 
-        /* VAT per line, totals. */
+        /* Totals are sums of lines. */
         out->lines = cf_arena_alloc(a, (nl ? nl : 1) * sizeof(*out->lines));
         out->n_lines = nl;
         for (uint32_t i = 0; i < nl; i++) {
@@ -870,7 +961,7 @@ cf_err_t cf_price_session(const cf_price_input *in, cf_arena *a,
                 pl->volume = ls[i].volume;
                 pl->excl_vat = ls[i].excl;
                 pl->vat_bp = ls[i].vat_bp;
-                pl->vat = div_half_up((i128)ls[i].excl * ls[i].vat_bp, 10000);
+                pl->vat = ls[i].vat;
                 out->total_excl_vat += pl->excl_vat;
                 out->total_vat += pl->vat;
         }

@@ -28,6 +28,9 @@
 /* Most elements a tariff may have (restriction matches are a bit mask). */
 #define CF_TARIFF_MAX_ELEMENTS 64
 
+/* Largest step_size (1 GWh, or about 31 years in seconds). */
+#define CF_TARIFF_MAX_STEP 1000000000LL
+
 /* One meter reading of the session's timeline. */
 typedef struct cf_meter_point {
         int64_t t_ms;
@@ -103,7 +106,8 @@ void cf_price_format(int64_t minor, int32_t exp, char *buf, size_t size);
 
 /* Checks that t can be priced: known currency, 1..CF_TARIFF_MAX_ELEMENTS
  * elements each with at least one component, valid dimension types,
- * non-negative prices, step_size >= 1, VAT in 0..10000 bp or CF_NONE, times
+ * non-negative prices, step_size 1..CF_TARIFF_MAX_STEP (FLAT: any
+ * 0..CF_TARIFF_MAX_STEP, it has no unit), VAT in 0..10000 bp or CF_NONE, times
  * of day in 0..1439, weekdays 0..6, non-negative limits. Returns CF_OK, or
  * CF_ERR_TARIFF with the offending field in errstr
  * ("elements[1].price_components[0].step_size: must be >= 1"). */
@@ -121,20 +125,26 @@ cf_err_t cf_tariff_validate(const cf_tariff *t, char *errstr,
  * max_* exclusive. FLAT is billed once, by the first element with a FLAT
  * component active in the earliest period where one is.
  *
- * step_size (OCPI 2.2.1): per dimension, the total volume priced is rounded
- * up to a multiple of the step of the last element that priced it, and the
- * extra volume is billed at that element's price. Charging time added by
- * TIME's rounding is taken off the start of the parking time (the OCPI
- * step_size example: 2 minutes of parking inside the extra charging time
- * are not billed).
+ * step_size (OCPI 2.2.1, CDRs module, "Step_size"): once for ENERGY and
+ * once for TIME and PARKING_TIME together, the total volume of the
+ * dimension is rounded up to a multiple of the step of the last element
+ * that priced it (the last one with volume), the extra billed at that
+ * element's price. Of TIME and PARKING_TIME only the one priced last is
+ * rounded: when parking is priced, TIME is billed exactly and the parking
+ * total is rounded; TIME is rounded only when no parking is priced.
  *
  * Amounts: a line's exact value (sum of volume times price, in fractions of
- * a micro-unit) is rounded once to minor units, half up. If min_price_minor
- * or max_price_minor bounds the sum of lines (excl. VAT), the lines are
+ * a micro-unit) is rounded once to minor units, half up: its amount excl.
+ * VAT, VAT then excl x rate half up; or, if tf->prices_include_vat, its
+ * amount incl. VAT, VAT then incl x rate / (1 + rate) half up and excl =
+ * incl - VAT. Then the limits, as OCPI says both hold: if min_price_minor
+ * or max_price_minor bounds the sum of the lines' excl. amounts, those are
  * scaled to that total, split by largest remainder (ties to the earlier
- * line); if every line is zero the minimum goes to the first line, or to a
- * new FLAT line at the default VAT. VAT is then rounded half up per line;
- * totals are sums of lines.
+ * line), VAT recomputed per line from excl.; then if min_price_incl_minor
+ * or max_price_incl_minor bounds the sum of the incl. amounts, those are
+ * scaled likewise and each line's VAT split from its incl. amount. If every
+ * line is zero a limit goes to the first line, or to a new FLAT line at
+ * the default VAT. Totals are sums of lines.
  *
  * Returns CF_OK and fills out, with arrays allocated from a (freed with
  * the arena); CF_ERR_ARG for an inconsistent session (stop before start,
@@ -153,8 +163,9 @@ typedef struct cf_tariff_doc {
         char *party_id;               /* NULL if absent */
         char *type;                   /* TariffType, NULL if absent */
         int64_t last_updated_ms;      /* CF_NONE if absent */
-        int64_t min_price_incl_minor; /* CF_NONE if absent (not priced) */
-        int64_t max_price_incl_minor; /* CF_NONE if absent (not priced) */
+        int64_t min_price_incl_minor; /* CF_NONE if absent (also in the
+                                         cf_tariff) */
+        int64_t max_price_incl_minor; /* CF_NONE if absent */
         char **warnings;              /* things ignored or suspicious */
         uint32_t n_warnings;
 } cf_tariff_doc;
@@ -163,7 +174,8 @@ typedef struct cf_tariff_doc {
  * not NULL). Numbers are read from their decimal text, never through
  * floating point: prices to micro-units (at most 6 decimals), VAT to basis
  * points (2 decimals), kWh to Wh, kW to W, A to mA (3 decimals), min_price
- * and max_price to minor units (at most the currency's decimals). A
+ * and max_price (excl_vat and incl_vat) to minor units (at most the
+ * currency's decimals). A
  * component without vat gets vat_bp CF_NONE, priced at the caller's
  * default_vat_bp (a standalone OCPI document means no VAT: pass 0, as
  * `chargeflow tariff` does; a site plan means the site's VAT).

@@ -342,7 +342,8 @@ static cf_err_t get_num(ld *l, const json_t *obj, const char *key, int req,
 
 /* A JSON integer field >= min. */
 static cf_err_t get_int(ld *l, const json_t *obj, const char *key, int req,
-                        int64_t min, const char *what, int64_t *out)
+                        int64_t min, int64_t max, const char *what,
+                        int64_t *out)
 {
         json_t *v;
         *out = CF_NONE;
@@ -352,7 +353,13 @@ static cf_err_t get_int(ld *l, const json_t *obj, const char *key, int req,
         size_t o = enter(l, key);
         const char *s = tagged(v, 'n');
         int64_t x = 0;
-        if (!s || strpbrk(s, ".eE") || parse_dec(s, 0, &x) != DEC_OK || x < min)
+        dec_err de = s ? parse_dec(s, 0, &x) : DEC_SYNTAX;
+        if (!s || de == DEC_SYNTAX || de == DEC_DECIMALS)
+                err = bad(l, "must be %s", what);
+        else if (de == DEC_RANGE || (x > max && s[0] != '-'))
+                err =
+                    bad(l, "%s is too large (at most %lld)", s, (long long)max);
+        else if (x < min)
                 err = bad(l, "must be %s", what);
         else
                 *out = x;
@@ -574,7 +581,12 @@ static cf_err_t load_component(ld *l, const json_t *j, cf_price_component *c)
                 path_pop(l, o);
                 return err;
         }
-        if ((err = get_int(l, j, "step_size", REQ, 1, "a positive integer",
+        /* FLAT has no unit for step_size (OCPI TariffDimensionType), so
+         * any non-negative value, 0 in OCPI's free-of-charge example. */
+        if ((err = get_int(l, j, "step_size", REQ,
+                           c->type == CF_DIM_FLAT ? 0 : 1, CF_TARIFF_MAX_STEP,
+                           c->type == CF_DIM_FLAT ? "a non-negative integer"
+                                                  : "a positive integer",
                            &c->step_size)))
                 return err;
         unknown_keys(l, j, known);
@@ -615,10 +627,10 @@ static cf_err_t load_restrictions(ld *l, const json_t *j,
                            &r->max_current_ma)) ||
             (err = get_num(l, j, "min_power", OPT, 3, "W", &r->min_power_w)) ||
             (err = get_num(l, j, "max_power", OPT, 3, "W", &r->max_power_w)) ||
-            (err = get_int(l, j, "min_duration", OPT, 0,
+            (err = get_int(l, j, "min_duration", OPT, 0, INT32_MAX,
                            "a non-negative integer (seconds)",
                            &r->min_duration_s)) ||
-            (err = get_int(l, j, "max_duration", OPT, 0,
+            (err = get_int(l, j, "max_duration", OPT, 0, INT32_MAX,
                            "a non-negative integer (seconds)",
                            &r->max_duration_s)))
                 return err;
@@ -860,10 +872,16 @@ static cf_err_t load_tariff(ld *l, const json_t *root, cf_tariff *t)
                 path_pop(l, o);
                 return err;
         }
-        if (doc->min_price_incl_minor != CF_NONE ||
-            doc->max_price_incl_minor != CF_NONE)
-                warn(l, "min_price/max_price incl_vat not applied: limits "
-                        "apply to the total excl. VAT");
+        t->min_price_incl_minor = doc->min_price_incl_minor;
+        t->max_price_incl_minor = doc->max_price_incl_minor;
+        if (t->min_price_incl_minor != CF_NONE &&
+            t->max_price_incl_minor != CF_NONE &&
+            t->min_price_incl_minor > t->max_price_incl_minor) {
+                size_t o = enter(l, "max_price");
+                err = bad(l, "incl_vat must not be below min_price incl_vat");
+                path_pop(l, o);
+                return err;
+        }
         json_t *els;
         if ((err = field(l, root, "elements", REQ, &els)))
                 return err;
@@ -926,6 +944,7 @@ cf_err_t cf_tariff_from_json(const char *text, size_t len, cf_arena *a,
         l.doc->max_price_incl_minor = CF_NONE;
         memset(out, 0, sizeof(*out));
         out->min_price_minor = out->max_price_minor = CF_NONE;
+        out->min_price_incl_minor = out->max_price_incl_minor = CF_NONE;
         out->start_ms = out->end_ms = CF_NONE;
 
         cf_buf b;

@@ -21,16 +21,24 @@
  *    Wh, TIME its ms while charging, PARKING_TIME its ms while parking.
  *    FLAT once, by the element found in the earliest slice (at the start
  *    for a session of zero length).
- *  - step_size: per dimension, the total volume is rounded up to the step
- *    of the element that priced the last slice with volume, the extra at
- *    that element's price.
+ *  - step_size (OCPI 2.2.1, CDRs module "Step_size", not the engine):
+ *    once for ENERGY, once for TIME and PARKING_TIME together. The total
+ *    volume is rounded up to the step of the element that priced the last
+ *    slice with volume, the extra at that element's price; of the time
+ *    dimensions only PARKING_TIME is rounded when any parking was priced,
+ *    TIME only when none was.
  *  - A line is one dimension at one VAT rate: its exact value (an __int128
  *    numerator over micro-units x Wh or ms) is rounded once, half up, to
- *    minor units. min_price / max_price scale the lines to the limit by
- *    largest remainder (ties to the earlier line; lines ordered ENERGY,
- *    FLAT, PARKING_TIME, TIME), an all-zero set giving the limit to the
- *    first line or to a new FLAT line at the site's VAT. VAT per line, half
- *    up; totals are sums.
+ *    minor units: the amount excl. VAT (VAT = excl x rate, half up), or
+ *    with prices_include_vat the amount incl. VAT (VAT = incl x rate /
+ *    (100% + rate), half up, excl the rest). Limits: if min_price /
+ *    max_price (excl.) bound the sum of excl. amounts, those are scaled to
+ *    the limit by largest remainder (ties to the earlier line; lines
+ *    ordered ENERGY, FLAT, PARKING_TIME, TIME) and VAT follows from excl.;
+ *    then if the incl. limits bound the sum of incl. amounts, those are
+ *    scaled the same way and VAT is split from incl. An all-zero set gives
+ *    the limit to the first line or to a new FLAT line at the site's VAT.
+ *    Totals are sums.
  * Readings are the charging.meter records of the genfile that decode, are
  * not named by a fault line of the truth (invalid, orphan readings), and
  * are not repeats (the same event id again); each session's energy must
@@ -112,21 +120,14 @@ static int check_tariff(const cf_tariff *t, char *err, size_t n)
                 for (uint32_t j = 0; j < e->n_price_components; j++) {
                         const cf_price_component *c = &e->price_components[j];
                         if (c->type < 0 || c->type >= CF_DIM__CNT ||
-                            c->step_size < 1 || c->price_micros < 0 ||
+                            (c->type != CF_DIM_FLAT && c->step_size < 1) ||
+                            c->price_micros < 0 ||
                             (c->vat_bp != CF_NONE &&
                              (c->vat_bp < 0 || c->vat_bp > 10000))) {
                                 fail(err, n,
                                      "tariff %s element %u component %u: "
                                      "invalid",
                                      t->tariff_id, i, j);
-                                return -1;
-                        }
-                        /* TIME's extra volume would run into parking. */
-                        if (c->type == CF_DIM_TIME && c->step_size != 1) {
-                                fail(err, n,
-                                     "tariff %s element %u: TIME step_size "
-                                     "not supported",
-                                     t->tariff_id, i);
                                 return -1;
                         }
                 }
@@ -241,7 +242,7 @@ typedef struct pline {
         int dim;
         int64_t vat_bp;
         i128 num; /* micro-units x (Wh | ms | 1) */
-        int64_t excl, vat;
+        int64_t excl, vat, incl;
 } pline;
 
 #define MAX_LINES 16
@@ -276,31 +277,76 @@ static int cmp_i64(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-/* Scales the lines' excl to add up to limit (largest remainder). */
-static void scale_lines(lines *ls, int64_t sum, int64_t limit, int64_t site_vat)
+/* A line's three amounts from its excl. VAT amount (README: VAT is excl
+ * times the rate, half up). */
+static void set_excl(pline *l, int64_t excl)
 {
+        l->excl = excl;
+        l->vat = half_up((i128)excl * l->vat_bp, 10000);
+        l->incl = excl + l->vat;
+}
+
+/* ... or from its incl. VAT amount (README: VAT is incl x rate / (100% +
+ * rate), half up; excl the rest). */
+static void set_incl(pline *l, int64_t incl)
+{
+        l->incl = incl;
+        l->vat = half_up((i128)incl * l->vat_bp, 10000 + l->vat_bp);
+        l->excl = incl - l->vat;
+}
+
+/* README "Pricing", limits: the lines' excl. (or incl.) amounts are scaled
+ * to add up to the limit, largest remainder first (ties to the earlier
+ * line), one extra unit per line at most; the other amounts follow from
+ * each line's new amount. An all-zero set gives the limit to the first
+ * line, or to a new FLAT line at the site's VAT. */
+static void apply_limit(lines *ls, bool on_incl, int64_t limit,
+                        int64_t site_vat)
+{
+        int64_t sum = 0, amt[MAX_LINES];
+        for (int i = 0; i < ls->n; i++)
+                sum += on_incl ? ls->l[i].incl : ls->l[i].excl;
         if (sum == 0) {
-                if (ls->n)
-                        ls->l[0].excl = limit;
-                else
-                        line_of(ls, CF_DIM_FLAT, site_vat)->excl = limit;
-                return;
-        }
-        int64_t rem[MAX_LINES], given = 0;
-        for (int i = 0; i < ls->n; i++) {
-                i128 p = (i128)limit * ls->l[i].excl;
-                rem[i] = (int64_t)(p % sum);
-                ls->l[i].excl = (int64_t)(p / sum);
-                given += ls->l[i].excl;
-        }
-        for (int64_t left = limit - given; left > 0; left--) {
-                int best = -1;
+                if (ls->n == 0)
+                        line_of(ls, CF_DIM_FLAT, site_vat);
                 for (int i = 0; i < ls->n; i++)
-                        if (rem[i] >= 0 && (best < 0 || rem[i] > rem[best]))
-                                best = i;
-                ls->l[best].excl++;
-                rem[best] = -1; /* one each */
+                        amt[i] = i == 0 ? limit : 0;
+        } else {
+                int64_t rem[MAX_LINES], given = 0;
+                for (int i = 0; i < ls->n; i++) {
+                        i128 p = (i128)limit *
+                                 (on_incl ? ls->l[i].incl : ls->l[i].excl);
+                        rem[i] = (int64_t)(p % sum);
+                        amt[i] = (int64_t)(p / sum);
+                        given += amt[i];
+                }
+                for (int64_t left = limit - given; left > 0; left--) {
+                        int best = -1;
+                        for (int i = 0; i < ls->n; i++)
+                                if (rem[i] >= 0 &&
+                                    (best < 0 || rem[i] > rem[best]))
+                                        best = i;
+                        amt[best]++;
+                        rem[best] = -1; /* one each */
+                }
         }
+        for (int i = 0; i < ls->n; i++) {
+                if (on_incl)
+                        set_incl(&ls->l[i], amt[i]);
+                else
+                        set_excl(&ls->l[i], amt[i]);
+        }
+}
+
+/* The limit that bounds total, or total itself: below min, min; above
+ * max, max. */
+static int64_t bounded(int64_t total, int64_t min, int64_t max)
+{
+        if (min != CF_NONE && total < min)
+                return min;
+        if (max != CF_NONE && total > max)
+                return max;
+        return total;
 }
 
 int cf_oracle_price_session(const cf_tariff *t, const cf_tz *tz,
@@ -460,10 +506,19 @@ int cf_oracle_price_session(const cf_tariff *t, const cf_tz *tz,
                 }
         }
 
-        /* step_size: the rest of the last step, at its element's price. */
+        /* step_size (OCPI 2.2.1, CDRs module, "Step_size"): once for
+         * ENERGY, once for TIME and PARKING_TIME together; the total of
+         * the dimension is rounded up to the step of the element that
+         * priced its last slice with volume, the extra at that element's
+         * price. Of TIME and PARKING_TIME only the later one is rounded:
+         * parking comes after charging, so PARKING_TIME if any parking
+         * slice was priced, TIME otherwise ("step_size is only taken into
+         * account for the total parking duration"). */
         for (int d = 0; d < CF_DIM__CNT; d++) {
                 int e = last_el[d] >= 0 ? last_el[d] : any_el[d];
                 if (d == CF_DIM_FLAT || e < 0)
+                        continue;
+                if (d == CF_DIM_TIME && any_el[CF_DIM_PARKING_TIME] >= 0)
                         continue;
                 const cf_price_component *pc = component_of(&t->elements[e], d);
                 int64_t step =
@@ -473,32 +528,75 @@ int cf_oracle_price_session(const cf_tariff *t, const cf_tz *tz,
                 line_of(&ls, d, vat)->num += (i128)extra * pc->price_micros;
         }
 
-        /* Round each line once. */
-        int64_t sum = 0;
+        /* Round each line once: prices excl. VAT round the excl. amount,
+         * prices incl. VAT the incl. amount. */
         for (int i = 0; i < ls.n; i++) {
                 pline *l = &ls.l[i];
                 i128 per = l->dim == CF_DIM_ENERGY ? 1000
                            : l->dim == CF_DIM_FLAT ? 1
                                                    : HOUR_MS;
-                l->excl = half_up(l->num, per * minor_div);
-                sum += l->excl;
+                int64_t a = half_up(l->num, per * minor_div);
+                if (t->prices_include_vat)
+                        set_incl(l, a);
+                else
+                        set_excl(l, a);
         }
-        if (t->min_price_minor != CF_NONE && sum < t->min_price_minor)
-                scale_lines(&ls, sum, t->min_price_minor, site_vat_bp);
-        else if (t->max_price_minor != CF_NONE && sum > t->max_price_minor)
-                scale_lines(&ls, sum, t->max_price_minor, site_vat_bp);
+        /* Limits: excl. VAT first, then incl. VAT; both hold. */
+        int64_t sum = 0;
+        for (int i = 0; i < ls.n; i++)
+                sum += ls.l[i].excl;
+        int64_t lim = bounded(sum, t->min_price_minor, t->max_price_minor);
+        if (lim != sum)
+                apply_limit(&ls, false, lim, site_vat_bp);
+        bool limited = lim != sum;
+        sum = 0;
+        for (int i = 0; i < ls.n; i++)
+                sum += ls.l[i].incl;
+        lim = bounded(sum, t->min_price_incl_minor, t->max_price_incl_minor);
+        if (lim != sum)
+                apply_limit(&ls, true, lim, site_vat_bp);
+        limited |= lim != sum;
         memset(out, 0, sizeof(*out));
+        out->limited = limited;
         for (int i = 0; i < ls.n; i++) {
-                pline *l = &ls.l[i];
-                l->vat = half_up((i128)l->excl * l->vat_bp, 10000);
-                out->excl_vat += l->excl;
-                out->vat += l->vat;
+                out->excl_vat += ls.l[i].excl;
+                out->vat += ls.l[i].vat;
         }
         out->incl_vat = out->excl_vat + out->vat;
         out->charge_end_ms = charge_end;
         out->energy_wh = final_wh - start_wh;
         free(k);
         return 0;
+}
+
+/* The plan by charger group, as schemas/site.avsc says: the charger's
+ * group from Site.charger_groups; of the version's charger_plans for that
+ * group, the first for the session's user group, else the first for any
+ * user (user_group null); NULL if none (the user group's plan then). */
+static const cf_tariff *by_charger(const cf_site *site,
+                                   const cf_price_version *pv,
+                                   const char *charger, const char *group)
+{
+        const char *cg = NULL;
+        for (uint32_t i = 0; charger && i < site->n_charger_groups; i++)
+                if (!strcmp(site->charger_groups[i].charger_id, charger)) {
+                        cg = site->charger_groups[i].group;
+                        break;
+                }
+        if (!cg)
+                return NULL;
+        for (int pass = 0; pass < 2; pass++)
+                for (uint32_t i = 0; i < pv->n_charger_plans; i++) {
+                        const cf_charger_plan *cp = &pv->charger_plans[i];
+                        if (strcmp(cp->charger_group, cg))
+                                continue;
+                        if (pass == 0 && cp->user_group && group &&
+                            !strcmp(cp->user_group, group))
+                                return &cp->tariff;
+                        if (pass == 1 && !cp->user_group)
+                                return &cp->tariff;
+                }
+        return NULL;
 }
 
 /* ---- loading the run ------------------------------------------------------
@@ -753,8 +851,15 @@ cf_oracle *cf_oracle_load(const char *genfile, const char *truth, char *err,
                         goto out;
                 }
                 const char *group = jstr(j, "group");
-                const cf_tariff *tf = cf_version_tariff(
-                    pv, strcmp(group, "unauthenticated") ? group : NULL);
+                if (!strcmp(group, "unauthenticated"))
+                        group = NULL;
+                const cf_tariff *tf =
+                    by_charger(site, pv, jstr(j, "charger"), group);
+                s->charger_plan = tf != NULL;
+                if (!tf)
+                        tf = cf_version_tariff(pv, group);
+                s->tariff_id = cf_strdup(tf->tariff_id);
+                s->prices_incl_vat = tf->prices_include_vat;
                 cf_oracle_price p;
                 char perr[256];
                 int prc = cf_oracle_price_session(
@@ -777,6 +882,7 @@ cf_oracle *cf_oracle_load(const char *genfile, const char *truth, char *err,
                 s->charge_end_ms = p.charge_end_ms;
                 s->energy_wh = p.energy_wh;
                 s->excl_vat = p.excl_vat;
+                s->limited = p.limited;
                 s->vat = p.vat;
                 s->incl_vat = p.incl_vat;
                 int64_t ps, pe;
@@ -817,6 +923,7 @@ void cf_oracle_free(cf_oracle *o)
                 free(s->site);
                 free(s->party);
                 free(s->currency);
+                free(s->tariff_id);
         }
         for (size_t i = 0; i < o->nt; i++) {
                 free(o->tot[i].key);

@@ -11,18 +11,21 @@
  * It shares no code with the production pricer (stages/tariff.c,
  * stages/price.c, stages/bill.c): it reads README "Pricing" as its
  * specification and prices by brute force (oracle.c says how). Only the
- * codec, the genfile reader, the time zone functions and the two plan
+ * codec, the genfile reader, the time zone functions and two plan
  * lookups of tables.h (cf_site_version_at, cf_version_tariff) come from
- * the pipeline.
+ * the pipeline; the choice by charger group is the oracle's own, from
+ * the schema's text (schemas/site.avsc, PriceVersion.charger_plans).
  *
  * It supports what the generator's plans use (ENERGY, FLAT, PARKING_TIME,
- * TIME without step; restrictions on time of day, dates, weekdays and
- * duration; step_size; min_price and max_price) and fails with an error
+ * TIME; restrictions on time of day, dates, weekdays and duration;
+ * step_size; min_price and max_price excl. and incl. VAT; prices stated
+ * incl. VAT; plans per charger group) and fails with an error
  * naming anything else, rather than pricing it wrongly.
  */
 #ifndef CF_TEST_ORACLE_H
 #define CF_TEST_ORACLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +45,10 @@ typedef struct cf_oracle_session {
         int64_t energy_wh;
         int64_t excl_vat, vat, incl_vat; /* minor units */
         char period[CF_PERIOD_ID_MAX];   /* of the stop, in the site's zone */
+        char *tariff_id;                 /* the plan chosen */
+        bool charger_plan;               /* chosen by the charger's group */
+        bool limited;                    /* a min/max price moved the total */
+        bool prices_incl_vat;            /* its prices are incl. VAT */
 } cf_oracle_session;
 
 /* Totals of one tenant, billed party and billing period. */
@@ -81,6 +88,7 @@ typedef struct cf_oracle_knot {
 
 typedef struct cf_oracle_price {
         int64_t excl_vat, vat, incl_vat;
+        bool limited; /* a min/max price (excl. or incl.) moved the total */
         int64_t charge_end_ms;
         int64_t energy_wh;
 } cf_oracle_price;

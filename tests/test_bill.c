@@ -302,6 +302,8 @@ static cf_tariff tariff(const char *id, cf_tariff_element *el)
                             .n_elements = 1,
                             .min_price_minor = CF_NONE,
                             .max_price_minor = CF_NONE,
+                            .min_price_incl_minor = CF_NONE,
+                            .max_price_incl_minor = CF_NONE,
                             .start_ms = CF_NONE,
                             .end_ms = CF_NONE };
 }
@@ -320,8 +322,10 @@ static void publish_site(rig *r, const char *site_id, int32_t period)
         cf_group_plan plans[] = {
                 { "resident", tariff("resident-v1", &e_res) },
         };
-        cf_price_version pv = { V1_FROM, plans, 1,
-                                tariff("default-v1", &e_dflt), &t_unauth };
+        cf_price_version pv = { V1_FROM,   plans,
+                                1,         tariff("default-v1", &e_dflt),
+                                &t_unauth, NULL,
+                                0 };
         cf_site s = {
                 .site_id = (char *)site_id,
                 .tenant_id = "t-coop",

@@ -298,18 +298,33 @@ static cf_site sample_site(void)
         static cf_tariff_element free_el[] = { { NULL, 0, NULL } };
         static cf_group_plan plans[] = {
                 { "resident",
-                  { "T-res", "NOK", els, 2, 1000, 50000, CF_NONE, CF_NONE } },
+                  { "T-res", "NOK", els, 2, 1000, 50000, CF_NONE, CF_NONE,
+                    CF_NONE, 62500, true } },
                 { "guest",
                   { "T-free", "NOK", free_el, 1, CF_NONE, CF_NONE, CF_NONE,
-                    1800000000000 } },
+                    1800000000000, CF_NONE, CF_NONE, false } },
         };
+        static cf_charger_plan cplans[] = {
+                { "private",
+                  "resident",
+                  { "T-priv", "NOK", els + 1, 1, CF_NONE, CF_NONE, CF_NONE,
+                    CF_NONE, 100, CF_NONE, false } },
+                { "shared",
+                  NULL,
+                  { "T-shared", "NOK", els + 1, 1, CF_NONE, CF_NONE, CF_NONE,
+                    CF_NONE, CF_NONE, CF_NONE, false } },
+        };
+        static cf_charger_group cgroups[] = { { "CH-1", "private" },
+                                              { "CH-2", "shared" } };
         static cf_price_version versions[] = {
                 { 1790000000000,
                   plans,
                   2,
                   { "T-def", "NOK", els + 1, 1, CF_NONE, CF_NONE, CF_NONE,
-                    CF_NONE },
-                  NULL },
+                    CF_NONE, CF_NONE, CF_NONE, false },
+                  NULL,
+                  cplans,
+                  2 },
         };
         cf_site s = { .site_id = "site-a",
                       .tenant_id = "t-1",
@@ -322,7 +337,9 @@ static cf_site sample_site(void)
                       .access_control = true,
                       .versions = versions,
                       .n_versions = 1,
-                      .updated_ms = 1790000000001 };
+                      .updated_ms = 1790000000001,
+                      .charger_groups = cgroups,
+                      .n_charger_groups = 2 };
         return s;
 }
 
@@ -347,6 +364,19 @@ static void roundtrip_site_nested(void **state)
         assert_true(t->min_price_minor == 1000);
         assert_true(t->max_price_minor == 50000);
         assert_true(t->start_ms == CF_NONE);
+        assert_true(t->min_price_incl_minor == CF_NONE);
+        assert_true(t->max_price_incl_minor == 62500);
+        assert_true(t->prices_include_vat);
+        assert_false(v->plans[1].tariff.prices_include_vat);
+        assert_int_equal(v->n_charger_plans, 2);
+        assert_string_equal(v->charger_plans[0].charger_group, "private");
+        assert_string_equal(v->charger_plans[0].user_group, "resident");
+        assert_string_equal(v->charger_plans[0].tariff.tariff_id, "T-priv");
+        assert_true(v->charger_plans[0].tariff.min_price_incl_minor == 100);
+        assert_null(v->charger_plans[1].user_group);
+        assert_int_equal(o.n_charger_groups, 2);
+        assert_string_equal(o.charger_groups[1].charger_id, "CH-2");
+        assert_string_equal(o.charger_groups[1].group, "shared");
         assert_int_equal(t->n_elements, 2);
         const cf_tariff_restrictions *r = t->elements[0].restrictions;
         assert_non_null(r);
@@ -693,6 +723,91 @@ static void resolves_older_writer_with_field_fewer(void **state)
         assert_string_equal(o.user_id, "u-7");
         assert_null(o.badge_id);
         assert_int_equal(o.stop_reason, -1); /* reader default null */
+}
+
+/* Site as producers wrote it before charger groups, incl.-VAT limits and
+ * prices_include_vat (tests/data/site_v1.avsc, the schema of that time). */
+static void set_null(avro_value_t *rec, const char *field)
+{
+        avro_value_t f, b;
+        assert_int_equal(avro_value_get_by_name(rec, field, &f, NULL), 0);
+        assert_int_equal(avro_value_set_branch(&f, 0, &b), 0);
+        avro_value_set_null(&b);
+}
+
+static void fill_v1_tariff(avro_value_t *t, const char *id)
+{
+        set_str(t, "tariff_id", id);
+        set_str(t, "currency", "NOK");
+        set_null(t, "min_price_minor");
+        set_null(t, "max_price_minor");
+        set_null(t, "start_ms");
+        set_null(t, "end_ms");
+}
+
+static void fill_v1_site(avro_value_t *v)
+{
+        avro_value_t f, ver, x, plan;
+        set_str(v, "site_id", "site-old");
+        set_str(v, "tenant_id", "t-1");
+        set_str(v, "name", "old writer");
+        set_str(v, "time_zone", "Europe/Oslo");
+        avro_value_get_by_name(v, "billing_period", &f, NULL);
+        avro_value_set_enum(&f, 0);
+        set_str(v, "currency", "NOK");
+        avro_value_get_by_name(v, "vat_bp", &f, NULL);
+        avro_value_set_long(&f, 2500);
+        avro_value_get_by_name(v, "max_power_w", &f, NULL);
+        avro_value_set_long(&f, 22000);
+        avro_value_get_by_name(v, "access_control", &f, NULL);
+        avro_value_set_boolean(&f, 1);
+        avro_value_get_by_name(v, "versions", &f, NULL);
+        avro_value_append(&f, &ver, NULL);
+        avro_value_get_by_name(&ver, "valid_from_ms", &x, NULL);
+        avro_value_set_long(&x, 1790000000000);
+        avro_value_get_by_name(&ver, "plans", &x, NULL);
+        avro_value_append(&x, &plan, NULL);
+        set_str(&plan, "group", "resident");
+        avro_value_get_by_name(&plan, "tariff", &x, NULL);
+        fill_v1_tariff(&x, "T-res");
+        avro_value_get_by_name(&ver, "default_plan", &x, NULL);
+        fill_v1_tariff(&x, "T-def");
+        set_null(&ver, "unauthenticated_plan");
+        avro_value_get_by_name(v, "updated_ms", &f, NULL);
+        avro_value_set_long(&f, 1790000000001);
+}
+
+static void resolves_site_written_before_charger_groups(void **state)
+{
+        (void)state;
+        char err[512], path[1024];
+        static char schema[16384];
+        snprintf(path, sizeof(path), "%s/tests/data/site_v1.avsc",
+                 CF_SOURCE_DIR);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        size_t len = fread(schema, 1, sizeof(schema) - 1, fp);
+        fclose(fp);
+        schema[len] = '\0';
+        assert_int_equal(
+            cf_registry_add(reg, 1010, schema, len, err, sizeof(err)), CF_OK);
+        static uint8_t buf[4096];
+        size_t n = avro_c_write(schema, 1010, fill_v1_site, buf, sizeof(buf));
+        cf_site o;
+        cf_arena_reset(&arena);
+        assert_int_equal(cf_decode(reg, CF_RT_SITE, buf, n, &arena, &o, NULL),
+                         CF_OK);
+        assert_string_equal(o.site_id, "site-old");
+        /* the new fields take their schema defaults */
+        assert_int_equal(o.n_charger_groups, 0);
+        assert_int_equal(o.n_versions, 1);
+        const cf_price_version *v = &o.versions[0];
+        assert_int_equal(v->n_charger_plans, 0);
+        assert_string_equal(v->plans[0].tariff.tariff_id, "T-res");
+        assert_true(v->plans[0].tariff.min_price_incl_minor == CF_NONE);
+        assert_true(v->plans[0].tariff.max_price_incl_minor == CF_NONE);
+        assert_false(v->plans[0].tariff.prices_include_vat);
+        assert_false(v->default_plan.prices_include_vat);
 }
 
 static void resolves_newer_writer_with_field_more(void **state)
@@ -1139,8 +1254,9 @@ static void array_count_checked_against_item_size(void **state)
                          CF_ERR_TRUNCATED);
         assert_true(arena.used <= x.n * CF_CODEC_ARENA_FACTOR);
         /* The same count with enough bytes is read: 50 versions of
-         * valid_from 0, no plans, an empty default tariff, no
-         * unauthenticated plan, 11 bytes each; then updated_ms. */
+         * valid_from 0, no plans, an empty default tariff (six null
+         * options, prices excl. VAT), no unauthenticated plan, no charger
+         * plans, 15 bytes each; then updated_ms and no charger groups. */
         x.n -= 100;
         for (int i = 0; i < 50; i++) {
                 lng(&x, 0);
@@ -1148,12 +1264,15 @@ static void array_count_checked_against_item_size(void **state)
                 str(&x, "");
                 str(&x, "");
                 lng(&x, 0);
-                for (int k = 0; k < 4; k++)
+                for (int k = 0; k < 6; k++)
                         lng(&x, 0);
+                x.b[x.n++] = 0; /* prices_include_vat false */
+                lng(&x, 0);
                 lng(&x, 0);
         }
         lng(&x, 0); /* end of versions */
         lng(&x, 7); /* updated_ms */
+        lng(&x, 0); /* no charger groups */
         cf_arena_reset(&arena);
         assert_int_equal(cf_decode(reg, CF_RT_SITE, x.b, x.n, &arena, &o, NULL),
                          CF_OK);
@@ -1189,6 +1308,7 @@ int main(void)
                 cmocka_unit_test(roundtrip_statement),
                 cmocka_unit_test(roundtrip_rejected_and_billing_event),
                 cmocka_unit_test(resolves_older_writer_with_field_fewer),
+                cmocka_unit_test(resolves_site_written_before_charger_groups),
                 cmocka_unit_test(resolves_newer_writer_with_field_more),
                 cmocka_unit_test(rejects_incompatible_writer),
                 cmocka_unit_test(malformed_inputs_get_exact_errors),

@@ -69,6 +69,8 @@ static cf_tariff one_element(cf_tariff_element *e, uint32_t n)
                             .n_elements = n,
                             .min_price_minor = CF_NONE,
                             .max_price_minor = CF_NONE,
+                            .min_price_incl_minor = CF_NONE,
+                            .max_price_incl_minor = CF_NONE,
                             .start_ms = CF_NONE,
                             .end_ms = CF_NONE };
 }
@@ -194,6 +196,79 @@ static void oracle_applies_min_price_by_line(void **state)
         expect_price(&t, "Europe/Oslo", 2500, s, s, k0, 2, 1500, 375, 1875);
 }
 
+/* OCPI 2.2.1, CDRs module, "Step_size": TIME 1.00/h and PARKING_TIME
+ * 2.00/h, both step 10 min. "If a driver charges 21 minutes, and keeps his
+ * EV connected ... for another 16 minutes, then the step_size rounds the
+ * parking duration up to 20 minutes": 21 min x 1.00/h = 0.35, 20 min x
+ * 2.00/h = 0.6667 -> 0.67; 1.02, no VAT. Without parking TIME takes the
+ * step: 21 -> 30 min = 0.50. Steps of 5 min, 21 min charging and 7
+ * parked: 0.35 + 10 min x 2.00/h = 0.333 -> 0.33; 0.68. */
+static void oracle_step_size_only_on_parking_after_charging(void **state)
+{
+        (void)state;
+        cf_price_component c[] = { { CF_DIM_TIME, 1000000, CF_NONE, 600 },
+                                   { CF_DIM_PARKING_TIME, 2000000, CF_NONE,
+                                     600 } };
+        cf_tariff_element e = { c, 2, NULL };
+        cf_tariff t = one_element(&e, 1);
+        t.currency = "EUR";
+        int64_t s = MON_OSLO + 10 * H, m = 60000;
+        cf_oracle_knot k[] = { { s, 0 },
+                               { s + 21 * m, 5000 },
+                               { s + 37 * m, 5000 } };
+        expect_price(&t, "Europe/Oslo", 0, s, s + 37 * m, k, 3, 102, 0, 102);
+        expect_price(&t, "Europe/Oslo", 0, s, s + 21 * m, k, 2, 50, 0, 50);
+        c[0].step_size = c[1].step_size = 300;
+        cf_oracle_knot k2[] = { { s, 0 },
+                                { s + 21 * m, 5000 },
+                                { s + 28 * m, 5000 } };
+        expect_price(&t, "Europe/Oslo", 0, s, s + 28 * m, k2, 3, 68, 0, 68);
+}
+
+/* OCPI tariff 6: FLAT 0.50 (20 %), ENERGY 0.25 (10 %), max_price 10.00
+ * excl. and 11.00 incl. 50 kWh: 13.00 excl. scaled to 10.00: 1250 x 10/13
+ * = 961.5, 50 x 10/13 = 38.5, the spare cent to ENERGY (larger
+ * remainder): 962 + 38; VAT 96 + 8; incl. 1058 + 46 = 1104 > 1100, scaled:
+ * 1054.2 and 45.8, the spare cent to FLAT: 1054 + 46; VAT split 1054 x
+ * 10/110 = 95.8 -> 96, 46 x 20/120 = 7.7 -> 8: 958 + 38 = 996 excl., 104
+ * VAT, 1100 incl. 30 kWh stays under both: 800, 85, 885. */
+static void oracle_applies_max_price_incl_vat(void **state)
+{
+        (void)state;
+        cf_price_component c[] = { { CF_DIM_FLAT, 500000, 2000, 1 },
+                                   { CF_DIM_ENERGY, 250000, 1000, 1 } };
+        cf_tariff_element e = { c, 2, NULL };
+        cf_tariff t = one_element(&e, 1);
+        t.currency = "EUR";
+        t.max_price_minor = 1000;
+        t.max_price_incl_minor = 1100;
+        int64_t s = MON_OSLO + 8 * H;
+        cf_oracle_knot k[] = { { s, 0 }, { s + 5 * H, 50000 } };
+        expect_price(&t, "Europe/Oslo", 2500, s, s + 5 * H, k, 2, 996, 104,
+                     1100);
+        cf_oracle_knot k3[] = { { s, 0 }, { s + 3 * H, 30000 } };
+        expect_price(&t, "Europe/Oslo", 2500, s, s + 3 * H, k3, 2, 800, 85,
+                     885);
+}
+
+/* Prices incl. VAT: 0.275 EUR/kWh incl. 10 %, 10.333 kWh: 2.841575 ->
+ * 2.84 incl.; VAT 284 x 10/110 = 25.8 -> 26; excl. 2.58. The same 0.25
+ * read as incl.: 2.58325 -> 2.58; VAT 23.45 -> 23; excl. 2.35. */
+static void oracle_prices_incl_vat(void **state)
+{
+        (void)state;
+        cf_price_component c = { CF_DIM_ENERGY, 275000, 1000, 1 };
+        cf_tariff_element e = { &c, 1, NULL };
+        cf_tariff t = one_element(&e, 1);
+        t.currency = "EUR";
+        t.prices_include_vat = true;
+        int64_t s = MON_OSLO + 8 * H;
+        cf_oracle_knot k[] = { { s, 0 }, { s + H, 10333 } };
+        expect_price(&t, "Europe/Oslo", 2500, s, s + H, k, 2, 258, 26, 284);
+        c.price_micros = 250000;
+        expect_price(&t, "Europe/Oslo", 2500, s, s + H, k, 2, 235, 23, 258);
+}
+
 /* What the oracle does not price, it refuses. */
 static void oracle_refuses_what_it_does_not_support(void **state)
 {
@@ -261,10 +336,11 @@ static void on_charge(const cf_out *o)
         } else {
                 json_object_set_new(
                     charges, cr.session_id,
-                    json_pack("[IIIssssi]", (json_int_t)cr.total_excl_vat,
+                    json_pack("[IIIssssis]", (json_int_t)cr.total_excl_vat,
                               (json_int_t)cr.total_vat,
                               (json_int_t)cr.total_incl_vat, cr.currency,
-                              cr.period_id, cr.billed_party, cr.tenant_id, 1));
+                              cr.period_id, cr.billed_party, cr.tenant_id, 1,
+                              cr.tariff_id));
         }
         cf_arena_destroy(&a);
 }
@@ -427,7 +503,8 @@ static int setup(void **state)
                         "--faults", "--days",       DAYS,
                         "--start",  START,          "--out",
                         gf,         "--partitions", "4",
-                        "--truth",  truth,          NULL };
+                        "--truth",  truth,          "--charger-plans",
+                        NULL };
         char *out;
         if (cf_test_run(gen, &out, NULL) != 0)
                 return -1;
@@ -618,8 +695,9 @@ static void limits_priced_as_the_oracle_says(void **state)
         unauth.min_price_minor = 1500;
         cf_tariff dflt = hand_tariff("h-default", &ed);
         dflt.max_price_minor = 3000;
-        cf_price_version pv = { MON_OSLO - 300 * 24 * H, NULL, 0, dflt,
-                                &unauth };
+        cf_price_version pv = {
+                MON_OSLO - 300 * 24 * H, NULL, 0, dflt, &unauth, NULL, 0
+        };
         cf_site site = { .site_id = "S-H",
                          .tenant_id = "T-H",
                          .name = "limits",
@@ -739,15 +817,17 @@ static void every_charge_record_priced_as_the_oracle_says(void **state)
                     strcmp(jstr_at(g, 3), s->currency) ||
                     strcmp(jstr_at(g, 4), s->period) ||
                     strcmp(jstr_at(g, 5), s->party) ||
-                    strcmp(jstr_at(g, 6), s->tenant)) {
+                    strcmp(jstr_at(g, 6), s->tenant) ||
+                    strcmp(jstr_at(g, 8), s->tariff_id)) {
                         if (bad++ < 10)
                                 print_error(
-                                    "session %s (site %s, %lld Wh): "
-                                    "record %lld + %lld = %lld %s %s %s, "
-                                    "oracle %lld + %lld = %lld %s %s %s\n",
+                                    "session %s (site %s, %lld Wh, %s / "
+                                    "%s): record %lld + %lld = %lld %s %s "
+                                    "%s, oracle %lld + %lld = %lld %s %s "
+                                    "%s\n",
                                     s->session_id, s->site,
-                                    (long long)s->energy_wh,
-                                    (long long)jint_at(g, 0),
+                                    (long long)s->energy_wh, jstr_at(g, 8),
+                                    s->tariff_id, (long long)jint_at(g, 0),
                                     (long long)jint_at(g, 1),
                                     (long long)jint_at(g, 2), jstr_at(g, 3),
                                     jstr_at(g, 4), jstr_at(g, 5),
@@ -760,6 +840,25 @@ static void every_charge_record_priced_as_the_oracle_says(void **state)
                 print_error("%d of %zu sessions differ\n", bad, n);
         assert_int_equal(bad, 0);
         assert_int_equal(once, 0);
+        /* The run covers the plans by charger group (gen --charger-plans),
+         * prices stated incl. VAT and sessions whose total a min or max
+         * price moved, the incl. VAT maximum among them. */
+        size_t by_charger = 0, incl_prices = 0, limited = 0, capped_incl = 0;
+        for (size_t i = 0; i < n; i++) {
+                const cf_oracle_session *s = cf_oracle_session_at(oracle, i);
+                by_charger += s->charger_plan;
+                incl_prices += s->prices_incl_vat;
+                limited += s->limited;
+                capped_incl += s->limited && s->prices_incl_vat;
+        }
+        print_message("%zu sessions: %zu by charger plan, %zu with prices "
+                      "incl. VAT, %zu limited (%zu at the incl. VAT "
+                      "maximum)\n",
+                      n, by_charger, incl_prices, limited, capped_incl);
+        assert_true(by_charger > 20);
+        assert_true(incl_prices > 5);
+        assert_true(capped_incl > 0);
+        assert_true(limited > capped_incl);
         /* Nothing priced that is not a real session. */
         assert_int_equal(json_object_size(charges), n);
 }
@@ -841,6 +940,10 @@ int main(void)
                 cmocka_unit_test(oracle_splits_at_time_of_day),
                 cmocka_unit_test(oracle_prices_flat_steps_and_parking),
                 cmocka_unit_test(oracle_applies_min_price_by_line),
+                cmocka_unit_test(
+                    oracle_step_size_only_on_parking_after_charging),
+                cmocka_unit_test(oracle_applies_max_price_incl_vat),
+                cmocka_unit_test(oracle_prices_incl_vat),
                 cmocka_unit_test(oracle_refuses_what_it_does_not_support),
                 cmocka_unit_test(limits_priced_as_the_oracle_says),
         };

@@ -284,6 +284,8 @@ static cf_tariff tariff(const char *id, cf_tariff_element *el)
                             .n_elements = 1,
                             .min_price_minor = CF_NONE,
                             .max_price_minor = CF_NONE,
+                            .min_price_incl_minor = CF_NONE,
+                            .max_price_incl_minor = CF_NONE,
                             .start_ms = CF_NONE,
                             .end_ms = CF_NONE };
 }
@@ -314,10 +316,10 @@ static void publish_site(rig *r, const char *site_id, int versions)
                 { "resident", tariff("resident-v2", &e_res2) },
         };
         cf_price_version pv[] = {
-                { V1_FROM, plans1, 2, tariff("default-v1", &e_dflt),
-                  &t_unauth },
-                { V2_FROM, plans2, 1, tariff("default-v2", &e_dflt),
-                  &t_unauth },
+                { V1_FROM, plans1, 2, tariff("default-v1", &e_dflt), &t_unauth,
+                  NULL, 0 },
+                { V2_FROM, plans2, 1, tariff("default-v2", &e_dflt), &t_unauth,
+                  NULL, 0 },
         };
         cf_site s = {
                 .site_id = (char *)site_id,

@@ -447,6 +447,55 @@ static void memory_only_tables_keep_every_user(void **state)
         cf_registry_destroy(f.reg);
 }
 
+/* A site's plan by charger group (schemas/site.avsc): the charger
+ * group's plan for the user group, else its plan for any user, else the
+ * user group's plan (and the default or unauthenticated plan). */
+static void site_tariff_by_charger_group_then_user_group(void **state)
+{
+        (void)state;
+        cf_tariff t[6];
+        memset(t, 0, sizeof(t));
+        const char *ids[6] = {
+                "resident",         "default",    "unauth",
+                "private-resident", "shared-any", "private-guest"
+        };
+        for (int i = 0; i < 6; i++)
+                t[i].tariff_id = (char *)ids[i];
+        cf_group_plan gp[] = { { "resident", t[0] } };
+        cf_charger_plan cp[] = { { "shared", NULL, t[4] },
+                                 { "private", "resident", t[3] },
+                                 { "private", "guest", t[5] } };
+        cf_price_version v = { 0, gp, 1, t[1], &t[2], cp, 3 };
+        cf_charger_group cg[] = { { "CH-1", "private" }, { "CH-2", "shared" } };
+        cf_site s = { .versions = &v,
+                      .n_versions = 1,
+                      .charger_groups = cg,
+                      .n_charger_groups = 2 };
+        static const struct {
+                const char *charger, *group, *want;
+        } cases[] = {
+                { "CH-1", "resident", "private-resident" }, /* exact pair */
+                { "CH-1", "guest", "private-guest" },
+                { "CH-1", "board", "default" }, /* no plan for any user */
+                { "CH-1", NULL, "unauth" },
+                { "CH-2", "resident", "shared-any" }, /* any user */
+                { "CH-2", NULL, "shared-any" },
+                { "CH-3", "resident", "resident" }, /* no group */
+                { "CH-3", "guest", "default" },
+                { "CH-3", NULL, "unauth" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                const cf_tariff *got =
+                    cf_site_tariff(&s, &v, cases[i].charger, cases[i].group);
+                if (strcmp(got->tariff_id, cases[i].want))
+                        fail_msg("%s/%s: %s, want %s", cases[i].charger,
+                                 cases[i].group ? cases[i].group : "-",
+                                 got->tariff_id, cases[i].want);
+        }
+        assert_string_equal(cf_site_charger_group(&s, "CH-2"), "shared");
+        assert_null(cf_site_charger_group(&s, "CH-3"));
+}
+
 int main(void)
 {
 #define STR(x) #x
@@ -467,6 +516,7 @@ int main(void)
                     teardown),
                 BOTH(load_builds_missing_badge_index),
                 cmocka_unit_test(memory_only_tables_keep_every_user),
+                cmocka_unit_test(site_tariff_by_charger_group_then_user_group),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,12 +8,16 @@
  * 2.2.1 Tariffs module. Times are UTC epoch ms built from the calendar; the
  * comments give the site's local time where it matters.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -39,6 +43,17 @@ static void load(const char *name)
         char err[512] = "";
         cf_err_t e = cf_tariff_load_file(path_of(name), &arena, &tariff, &doc,
                                          err, sizeof(err));
+        if (e)
+                fail_msg("%s: %s", name, err);
+}
+
+/* A Tariff example of the OCPI 2.2.1 specification (tests/data/ocpi221). */
+static void load_spec(const char *name)
+{
+        char p[1024], err[512] = "";
+        snprintf(p, sizeof(p), "%s/tests/data/ocpi221/%s", CF_SOURCE_DIR, name);
+        cf_err_t e =
+            cf_tariff_load_file(p, &arena, &tariff, &doc, err, sizeof(err));
         if (e)
                 fail_msg("%s: %s", name, err);
 }
@@ -371,46 +386,129 @@ static void tariff_parking_after_free_period(void **state)
         assert_int_equal(res.parking_ms, 75 * MIN);
 }
 
-static void tariff_step_size_time_ocpi_examples(void **state)
+/* step_size, as the OCPI 2.2.1 CDRs module ("Step_size") states it:
+ * once for ENERGY and once for TIME and PARKING_TIME together, on the
+ * session's total, with the step of the last component that priced it;
+ * "step_size is not taken into account when switching time based paying
+ * for charging to paying for parking" and "In the cases that TIME and
+ * PARKING_TIME Tariff Elements are both used, step_size is only taken into
+ * account for the total parking duration". */
+static void tariff_step_size_spec_switching_examples(void **state)
 {
-        load("step_time.json");
-        /* Oslo in January, UTC+1. TIME 1.20/h before 17:00 (step 30 min),
-         * 2.40/h after (step 15 min); PARKING 1.00/h before 20:00 (step
-         * 15 min). */
+        load_spec("tariff_14_step_size.json");
+        /* The Tariffs module's step_size tariff (UTC here, so its local
+         * times are UTC): TIME 1.20/h step 30 min before 17:00, 2.40/h
+         * step 15 min from 17:00 (to 23:59); PARKING_TIME 1.00/h step 15
+         * min before 20:00, none after. No VAT given: 0. */
 
-        /* OCPI #1: plug in 16:55, charge 10 min, park 2 min. TIME 5 + 5
-         * min, total rounded to 15 min by the last element: 5 min x 1.20/h
-         * = 0.10, 10 min x 2.40/h = 0.40. The 2 parking minutes fall in
-         * the 5 extra charging minutes: parking billed 0. Total 0.50. */
-        int64_t t0 = utc(2026, 1, 15, 15, 55);
-        price("Europe/Oslo", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
+        /* "Switching to different Tariff Element #1": plug in 16:55,
+         * charge 10 min, park 2 min. Parking is priced (1.00/h before
+         * 20:00), so by the CDRs module's rule TIME is billed exactly:
+         * 5 min x 1.20/h = 0.10 and 5 min x 2.40/h = 0.20; the parking
+         * total, 2 min, is rounded up to the last parking step, 15 min:
+         * 15 min x 1.00/h = 0.25. Total 0.55. (The Tariffs module's own
+         * text for this example bills 15 min of charging and no parking,
+         * 0.50: it contradicts the CDRs module's rule, which the OCPI
+         * maintainers confirmed in ocpi/ocpi#546; README, Pricing.) */
+        int64_t t0 = utc(2026, 1, 15, 16, 55);
+        price("UTC", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
         assert_int_equal(res.n_lines, 2);
-        line_is(0, CF_DIM_PARKING_TIME, 0, 0, 0, 0);
-        line_is(1, CF_DIM_TIME, 15 * MIN, 50, 0, 0);
-        totals_are(50, 0, 50);
+        line_is(0, CF_DIM_PARKING_TIME, 15 * MIN, 25, 0, 0);
+        line_is(1, CF_DIM_TIME, 10 * MIN, 30, 0, 0);
+        totals_are(55, 0, 55);
         assert_int_equal(res.n_periods, 3);
         assert_int_equal(res.periods[0].tariff_element, 0);
         assert_int_equal(res.periods[1].start_ms, t0 + 5 * MIN);
         assert_int_equal(res.periods[1].tariff_element, 1);
-        assert_int_equal(res.periods[2].tariff_element, 2);
         assert_int_equal(dim_of(2, CF_CDR_PARKING_TIME), 2 * MIN);
 
-        /* OCPI #2: 16:35, charge 35 min: 25 min before 17:00 (0.50), 10
-         * after; 35 rounds to 45 min, so 20 min x 2.40/h = 0.80. 1.30. */
-        t0 = utc(2026, 1, 15, 15, 35);
-        price("Europe/Oslo", 0, t0, CF_NONE, t0 + 35 * MIN, NULL);
+        /* "#2": 16:35, charge 35 min, no parking: 25 min before 17:00
+         * (0.50), 10 after; the total 35 min rounds to 45 min by the last
+         * element's step, so 20 min x 2.40/h = 0.80 after 17:00. 1.30, as
+         * the specification says. */
+        t0 = utc(2026, 1, 15, 16, 35);
+        price("UTC", 0, t0, CF_NONE, t0 + 35 * MIN, NULL);
         assert_int_equal(res.n_lines, 1);
         line_is(0, CF_DIM_TIME, 45 * MIN, 130, 0, 0);
 
-        /* OCPI #3: 19:55, charge 10 min, park 2: TIME 2.40/h all along,
-         * 10 min rounds to 15: 0.60. Parking after 20:00 is free (no
-         * element), so no parking line. */
-        t0 = utc(2026, 1, 15, 18, 55);
-        price("Europe/Oslo", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
+        /* "Switching to Free-of-Charge Tariff Element": 19:55, charge 10
+         * min, park 2. Parking after 20:00 has no component, so no parking
+         * is priced and TIME takes the step: 5 min at 2.40/h before 20:00
+         * and 5 after, the total 10 min rounded to 15 by the last element
+         * (step 15 min): 15 min x 2.40/h = 0.60, as the specification
+         * says. */
+        t0 = utc(2026, 1, 15, 19, 55);
+        price("UTC", 0, t0, t0 + 10 * MIN, t0 + 12 * MIN, NULL);
         assert_int_equal(res.n_lines, 1);
         line_is(0, CF_DIM_TIME, 15 * MIN, 60, 0, 0);
-        assert_int_equal(res.n_periods, 2);
-        assert_int_equal(res.periods[1].tariff_element, -1);
+        assert_int_equal(res.n_periods, 3);
+        assert_int_equal(res.periods[2].tariff_element, -1);
+}
+
+static void tariff_step_size_cdr_module_examples(void **state)
+{
+        /* "step_size for both charging (TIME) and parking is 5 minutes.
+         * After 21 minutes of charging, the EV is full but remains
+         * connected for 7 more minutes. The cost of charging will be
+         * calculated based on 21 minutes (not 25). The cost of parking
+         * will be calculated based on 10 minutes." Prices (ours): TIME
+         * 1.00/h, PARKING 2.00/h: 21 min x 1.00/h = 0.35; 10 min x 2.00/h
+         * = 0.333.. -> 0.33. */
+        load("cdr_step_5min.json");
+        int64_t t0 = utc(2026, 1, 15, 10, 0);
+        price("UTC", 0, t0, t0 + 21 * MIN, t0 + 28 * MIN, NULL);
+        assert_int_equal(res.n_lines, 2);
+        line_is(0, CF_DIM_PARKING_TIME, 10 * MIN, 33, 0, 0);
+        line_is(1, CF_DIM_TIME, 21 * MIN, 35, 0, 0);
+        totals_are(68, 0, 68);
+
+        /* "Time spent charging costs 1.00 per hour and time spent parking
+         * costs 2.00 per hour. Both have a step_size of 10 minutes. If a
+         * driver charges 21 minutes, and keeps his EV connected ... for
+         * another 16 minutes, then the step_size rounds the parking
+         * duration up to 20 minutes, making it a total of 41 minutes."
+         * 21 min x 1.00/h = 0.35; 20 min x 2.00/h = 0.666.. -> 0.67. */
+        load("cdr_step_time_parking.json");
+        price("UTC", 0, t0, t0 + 21 * MIN, t0 + 37 * MIN, NULL);
+        line_is(0, CF_DIM_PARKING_TIME, 20 * MIN, 67, 0, 0);
+        line_is(1, CF_DIM_TIME, 21 * MIN, 35, 0, 0);
+        totals_are(102, 0, 102);
+        /* the same tariff without parking: TIME takes the step, 21 -> 30
+         * min x 1.00/h = 0.50 */
+        price("UTC", 0, t0, CF_NONE, t0 + 21 * MIN, NULL);
+        assert_int_equal(res.n_lines, 1);
+        line_is(0, CF_DIM_TIME, 30 * MIN, 50, 0, 0);
+
+        /* "Energy costs 0.20 per kWh before 17:00 and 0.27 after. Both
+         * have a step_size of 500 Wh. If a driver charges 4.3 kWh before
+         * 17:00 and 1.1 kWh after 17:00, a total of 5.4 kWh is charged.
+         * The step_size rounds this up to 5.5 kWh total." So 1.2 kWh after
+         * 17:00: 4.3 x 0.20 + 1.2 x 0.27 = 0.86 + 0.324 = 1.184 -> 1.18. */
+        load("cdr_step_energy.json");
+        sess s;
+        t0 = utc(2026, 1, 15, 16, 0);
+        sess_start(&s, t0);
+        s.pts[0] =
+            (cf_meter_point){ utc(2026, 1, 15, 17, 0), 4300, CF_NONE, CF_NONE };
+        s.pts[1] = (cf_meter_point){ utc(2026, 1, 15, 17, 30), 5400, CF_NONE,
+                                     CF_NONE };
+        s.n = 2;
+        price("UTC", 0, t0, CF_NONE, s.pts[1].t_ms, &s);
+        assert_int_equal(res.n_lines, 1);
+        line_is(0, CF_DIM_ENERGY, 5500, 118, 0, 0);
+        assert_int_equal(dim_of(0, CF_CDR_ENERGY), 4300);
+        assert_int_equal(dim_of(1, CF_CDR_ENERGY), 1100);
+
+        /* "Time costs 5 per hour before 17:00 and 7 per hour after 17:00.
+         * Both have a step_size of 10 minutes. If a driver charges 6
+         * minutes before 17:00 and 22 minutes after 17:00 ... The
+         * step_size rounds this up to 30 minutes total, so 24 minutes
+         * after 17:00 will be billed." 6 min x 5/h = 0.50; 24 min x 7/h =
+         * 2.80; 3.30. */
+        load("cdr_step_time.json");
+        t0 = utc(2026, 1, 15, 16, 54);
+        price("UTC", 0, t0, CF_NONE, t0 + 28 * MIN, NULL);
+        line_is(0, CF_DIM_TIME, 30 * MIN, 330, 0, 0);
 }
 
 static void tariff_step_size_energy(void **state)
@@ -546,8 +644,265 @@ static void tariff_end_date(void **state)
         char err[256];
         assert_int_equal(cf_price_session(&in, &arena, &res, err, sizeof(err)),
                          CF_ERR_NOT_FOUND);
-        assert_string_equal(
-            err, "tariff end-date is not valid at the session start");
+        assert_string_equal(err, "tariff end-date is not valid at the session "
+                                 "start 2026-07-01T00:00:00Z: it ended at "
+                                 "2026-07-01T00:00:00Z");
+}
+
+/* ---- the OCPI 2.2.1 Tariff examples ------------------------------------- */
+
+/* Every file of tests/data/ocpi221 (the specification's non-reservation
+ * Tariff examples) loads, and `tariff check` accepts it. */
+static void tariff_ocpi221_examples_all_load(void **state)
+{
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s/tests/data/ocpi221", CF_SOURCE_DIR);
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+                        continue;
+                load_spec(de->d_name);
+                char p[1536];
+                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+                char *argv[] = { "tariff", "check", p };
+                assert_int_equal(cf_cmd_tariff(3, argv), 0);
+                n++;
+        }
+        closedir(d);
+        assert_int_equal(n, 16);
+}
+
+/* A session charging wh evenly from t0 to cend (one reading a minute),
+ * current_ma on every reading (CF_NONE: unknown). */
+static void even_session(sess *s, int64_t t0, int64_t cend, int64_t wh,
+                         int64_t current_ma)
+{
+        sess_start(s, t0);
+        int64_t mins = (cend - t0) / MIN;
+        for (int64_t i = 1; i <= mins; i++) {
+                assert_true(s->n < 1024);
+                s->pts[s->n++] = (cf_meter_point){ t0 + i * MIN, wh * i / mins,
+                                                   CF_NONE, current_ma };
+        }
+}
+
+/* The priced examples of the Tariffs module, their stated results
+ * recomputed by hand (components without VAT: "no VAT", 0). */
+static void tariff_ocpi221_examples_priced(void **state)
+{
+        sess s;
+        int64_t t0 = utc(2018, 12, 17, 10, 0);
+
+        /* tariff_1: TIME 2.00/h (10%), step 60 s. 2.5 h: 5.00 + 0.50 VAT
+         * = 5.50, as stated. */
+        load_spec("tariff_1_simple_2hour.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 150 * MIN, NULL);
+        totals_are(500, 50, 550);
+
+        /* tariff_2: TIME 1.90/h (5.2%), step 300 s. 2.5 h: 4.75; VAT
+         * 4.75 x 5.2% = 0.247 -> 0.25; 5.00, as stated. */
+        load_spec("tariff_2_alt_text.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 150 * MIN, NULL);
+        totals_are(475, 25, 500);
+
+        /* tariff_3: ENERGY 0.25 (10%) per 100 Wh. 20.45 kWh billed as
+         * 20.5 kWh: 5.125 -> 5.13, VAT 0.513 -> 0.51, 5.64. (The text
+         * says 5.50 and 6.05: 20.5 x 0.25 is 5.125, a slip of the text.) */
+        load_spec("tariff_3_alt_url.json");
+        even_session(&s, t0, t0 + 120 * MIN, 20450, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 120 * MIN, &s);
+        line_is(0, CF_DIM_ENERGY, 20500, 513, 1000, 51);
+        totals_are(513, 51, 564);
+
+        /* tariff_5: free of charge, FLAT 0.00 with step_size 0: 0. */
+        load_spec("tariff_5_free_of_charge.json");
+        even_session(&s, t0, t0 + 60 * MIN, 7000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        line_is(0, CF_DIM_FLAT, 1, 0, 0, 0);
+        totals_are(0, 0, 0);
+
+        /* tariff_8: 20 kWh x 0.25 = 5.00, VAT 10% 0.50: 5.50 as stated. */
+        load_spec("tariff_8_simple_025kwh.json");
+        even_session(&s, t0, t0 + 100 * MIN, 20000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 100 * MIN, &s);
+        totals_are(500, 50, 550);
+
+        /* tariff_9: + start fee 0.50 (20%): 5.50 excl., VAT 0.50 + 0.10,
+         * 6.10 as stated. */
+        load_spec("tariff_9_025kwh_start.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 100 * MIN, &s);
+        totals_are(550, 60, 610);
+
+        /* tariff_10: + parking 2.00/h (20%) per 15 min; 40 min parked
+         * billed 45: 1.50, VAT 0.30. 7.00 excl., 7.90 incl., as stated. */
+        load_spec("tariff_10_025kwh_parking_start.json");
+        price("UTC", 0, t0, t0 + 100 * MIN, t0 + 140 * MIN, &s);
+        line_is(2, CF_DIM_PARKING_TIME, 45 * MIN, 150, 2000, 30);
+        totals_are(700, 90, 790);
+
+        /* tariff_12: min_price 0.50 excl. / 0.55 incl. 20 kWh: 5.00 /
+         * 5.50 as stated. 1 kWh: 0.25 -> raised to 0.50 excl., VAT 0.05,
+         * 0.55 incl. (the incl. limit holds too), as stated. */
+        load_spec("tariff_12_025kwh_min_price.json");
+        price("UTC", 0, t0, CF_NONE, t0 + 100 * MIN, &s);
+        totals_are(500, 50, 550);
+        even_session(&s, t0, t0 + 10 * MIN, 1000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 10 * MIN, &s);
+        totals_are(50, 5, 55);
+        assert_true(res.flags & CF_PRICE_MIN_APPLIED);
+
+        /* tariff_13: TIME 3.00/h (10%) per min, PARKING 5.00/h (20%) per
+         * 5 min. 150 min charging, 42 parked: TIME 7.50 exactly (parking
+         * follows), parking rounded to 45 min: 3.75. 11.25 excl.; VAT
+         * 0.75 + 0.75; 12.75 incl., as stated. */
+        load_spec("tariff_13_simple_3hour_5parking.json");
+        price("UTC", 0, t0, t0 + 150 * MIN, t0 + 192 * MIN, NULL);
+        line_is(0, CF_DIM_PARKING_TIME, 45 * MIN, 375, 2000, 75);
+        line_is(1, CF_DIM_TIME, 150 * MIN, 750, 1000, 75);
+        totals_are(1125, 150, 1275);
+
+        /* max_power restriction example: 1 kWh at 6 kW (0.20), 40 kWh at
+         * 48 kW (0.50), 0.5 kWh at 4 kW (0.20): 0.20 + 20.00 + 0.10 =
+         * 20.30 as stated; VAT 20% 4.06. */
+        load_spec("tariffrestriction_example_max_power.json");
+        power_session(&s, t0, true);
+        price("UTC", 0, t0, CF_NONE, t0 + 4050000, &s);
+        totals_are(2030, 406, 2436);
+}
+
+/* tariff_6: FLAT 0.50 (20%), ENERGY 0.25 (10%), max_price 10.00 excl. and
+ * 11.00 incl., valid until 2019-06-30T23:59:59Z. */
+static void tariff_ocpi221_max_price_incl_vat(void **state)
+{
+        load_spec("tariff_6_025kwh_start_max_price.json");
+        assert_true(tariff.max_price_minor == 1000);
+        assert_true(tariff.max_price_incl_minor == 1100);
+        sess s;
+        int64_t t0 = utc(2019, 6, 3, 10, 0);
+
+        /* 30 kWh: 7.50 + 0.50 = 8.00 excl.; VAT 0.75 + 0.10; 8.85 incl.,
+         * under both limits, as stated. */
+        even_session(&s, t0, t0 + 150 * MIN, 30000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 150 * MIN, &s);
+        totals_are(800, 85, 885);
+        assert_int_equal(res.flags, 0);
+
+        /* 50 kWh: 12.50 + 0.50 = 13.00 excl. > 10.00. Scaled: ENERGY 1250
+         * x 1000 / 1300 = 961.54, FLAT 50 x 1000 / 1300 = 38.46; floors
+         * 961 + 38 = 999, the cent left to the larger remainder (ENERGY):
+         * 962 and 38. VAT 96.2 -> 96 and 7.6 -> 8: incl. 1058 + 46 = 1104
+         * > 11.00. Scaled incl.: 1058 x 1100 / 1104 = 1054.17, 46 x 1100 /
+         * 1104 = 45.83; floors 1099, the cent to FLAT (remainder .83):
+         * 1054 and 46. VAT split from incl.: 1054 x 10/110 = 95.8 -> 96,
+         * excl. 958; 46 x 20/120 = 7.67 -> 8, excl. 38. Totals 9.96 excl.,
+         * 1.04 VAT, 11.00 incl.: neither limit exceeded. (The text says
+         * 10.00 and 11.00, which would be 10% VAT on the whole; the start
+         * fee's 20% makes 10.00 excl. cost 11.04 incl., over the incl.
+         * limit, so both cannot be reached.) */
+        even_session(&s, t0, t0 + 250 * MIN, 50000, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 250 * MIN, &s);
+        line_is(0, CF_DIM_ENERGY, 50000, 958, 1000, 96);
+        line_is(1, CF_DIM_FLAT, 1, 38, 2000, 8);
+        totals_are(996, 104, 1100);
+        assert_true(res.flags & CF_PRICE_MAX_APPLIED);
+
+        /* A session after the end date says when the tariff ended. */
+        cf_price_input in = {
+                .tariff = &tariff,
+                .tz = cf_tz_get("UTC"),
+                .start_ms = utc(2019, 7, 1, 8, 0),
+                .stop_ms = utc(2019, 7, 1, 9, 0),
+                .charging_end_ms = CF_NONE,
+        };
+        char err[256];
+        assert_int_equal(cf_price_session(&in, &arena, &res, err, sizeof(err)),
+                         CF_ERR_NOT_FOUND);
+        assert_string_equal(err, "tariff 16 is not valid at the session start "
+                                 "2019-07-01T08:00:00Z: it ended at "
+                                 "2019-06-30T23:59:59Z");
+}
+
+/* tariff_4, the complex example: needs the session's current. */
+static void tariff_ocpi221_complex_example(void **state)
+{
+        load_spec("tariff_4_complex.json");
+        sess s;
+        /* Monday 2026-01-12 09:30 (UTC as local), 147 min charging at
+         * 16 A (< 32 A: TIME 1.00/h, 20%), 42 min parked 11:57-12:39
+         * (weekday 09-18: 5.00/h per 5 min, 10%), start fee 2.50 (15%).
+         * Charging is followed by priced parking, so TIME is billed
+         * exactly: 147 min = 2.45, VAT 0.49. Parking rounded to 45 min:
+         * 3.75, VAT 0.375 -> 0.38. FLAT 2.50, VAT 0.375 -> 0.38. 8.70
+         * excl., 1.25 VAT, 9.95 incl. (The text rounds charging up to
+         * 150 min as well, 8.75 / 10.00: the Tariffs module's reading,
+         * which the CDRs module's step_size rule rules out.) */
+        int64_t t0 = utc(2026, 1, 12, 9, 30);
+        even_session(&s, t0, t0 + 147 * MIN, 11000, 16000);
+        price("UTC", 0, t0, t0 + 147 * MIN, t0 + 189 * MIN, &s);
+        assert_int_equal(res.n_lines, 3);
+        line_is(0, CF_DIM_FLAT, 1, 250, 1500, 38);
+        line_is(1, CF_DIM_PARKING_TIME, 45 * MIN, 375, 1000, 38);
+        line_is(2, CF_DIM_TIME, 147 * MIN, 245, 2000, 49);
+        totals_are(870, 125, 995);
+
+        /* Saturday 2026-01-17 13:30, 114 min at 43 A (>= 32 A on the
+         * weekend: 1.25/h), 71 min parked 15:24-16:35 (Saturday 10-17:
+         * 6.00/h per 5 min). TIME 114 min x 1.25/h = 2.375 -> 2.38, VAT
+         * 0.476 -> 0.48; parking 75 min = 7.50, VAT 0.75; FLAT 2.50, VAT
+         * 0.38. 12.38 excl., 1.61 VAT, 13.99 incl. (The text: 12.50 /
+         * 14.13 with 120 min of charging; ocpi/ocpi#396 recomputes 12.375
+         * / 13.975 with charging billed exactly, which per-line rounding
+         * makes 12.38 / 13.99.) */
+        t0 = utc(2026, 1, 17, 13, 30);
+        even_session(&s, t0, t0 + 114 * MIN, 20000, 43000);
+        price("UTC", 0, t0, t0 + 114 * MIN, t0 + 185 * MIN, &s);
+        line_is(0, CF_DIM_FLAT, 1, 250, 1500, 38);
+        line_is(1, CF_DIM_PARKING_TIME, 75 * MIN, 750, 1000, 75);
+        line_is(2, CF_DIM_TIME, 114 * MIN, 238, 2000, 48);
+        totals_are(1238, 161, 1399);
+
+        /* Without the current, no element with a current restriction
+         * holds: charging time is not priced at all. */
+        even_session(&s, t0, t0 + 114 * MIN, 20000, CF_NONE);
+        price("UTC", 0, t0, t0 + 114 * MIN, t0 + 185 * MIN, &s);
+        assert_int_equal(res.n_lines, 2);
+}
+
+/* Prices stated incl. VAT: the line's amount incl. VAT is price x volume
+ * rounded once; VAT and excl. are derived from it. */
+static void tariff_prices_include_vat(void **state)
+{
+        load("energy_025.json"); /* ENERGY 0.25 EUR/kWh, VAT 10% */
+        sess s;
+        int64_t t0 = utc(2026, 1, 15, 10, 0);
+        /* 10.333 kWh. Excl. VAT (default): 10.333 x 0.25 = 2.58325 ->
+         * 2.58; VAT 0.258 -> 0.26; 2.84 incl. */
+        even_session(&s, t0, t0 + 60 * MIN, 10333, CF_NONE);
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        totals_are(258, 26, 284);
+        /* The same price read as incl. VAT: 2.58325 -> 2.58 incl.; VAT
+         * 258 x 10/110 = 23.45 -> 23; excl. 2.35. */
+        tariff.prices_include_vat = true;
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        line_is(0, CF_DIM_ENERGY, 10333, 235, 1000, 23);
+        totals_are(235, 23, 258);
+        /* A consumer price of 0.275 incl. VAT (0.25 + 10%): 10.333 x
+         * 0.275 = 2.841575 -> 2.84 incl.; VAT 284 x 10/110 = 25.8 -> 26;
+         * excl. 2.58: the customer pays the published price times the
+         * volume, rounded once. */
+        tariff.elements[0].price_components[0].price_micros = 275000;
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        totals_are(258, 26, 284);
+        /* with a max_price incl. VAT of 2.00: VAT 200 x 10/110 = 18.2 ->
+         * 18, excl. 1.82 */
+        tariff.max_price_incl_minor = 200;
+        price("UTC", 0, t0, CF_NONE, t0 + 60 * MIN, &s);
+        totals_are(182, 18, 200);
+        assert_true(res.flags & CF_PRICE_MAX_APPLIED);
 }
 
 /* ---- documents ---------------------------------------------------------- */
@@ -626,6 +981,9 @@ static void tariff_json_errors_name_the_field(void **state)
                 { "unsupported_reservation.json", CF_ERR_TARIFF,
                   "elements[0].restrictions.reservation: reservation tariffs "
                   "are not supported" },
+                { "big_step.json", CF_ERR_TARIFF,
+                  "elements[0].price_components[0].step_size: 1e20 is too "
+                  "large (at most 1000000000)" },
                 { "bad_syntax.json", CF_ERR_TARIFF,
                   "not valid JSON: line 4" /* prefix: the trailing comma */ },
                 { "no_such_file.json", CF_ERR_IO, NULL },
@@ -746,6 +1104,134 @@ static void tariff_cli_check_and_price(void **state)
         assert_int_equal(cf_cmd_tariff(2, help), 0);
 }
 
+/* Runs the chargeflow binary with args (a shell word list), stdout and
+ * stderr together into out; returns the exit status. */
+static int run_cli(const char *args, char *out, size_t size)
+{
+        char cmd[4096];
+        snprintf(cmd, sizeof(cmd), "%s %s 2>&1", CF_BINARY, args);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t n = fread(out, 1, size - 1, p);
+        out[n] = '\0';
+        int st = pclose(p);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* `tariff price --profile`: the complex example from a file of readings,
+ * inconsistent input refused, missing quantities warned about. */
+static void tariff_cli_profile(void **state)
+{
+        char dir[] = "/tmp/cf-profile-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char prof[256], args[2048], out[8192];
+        snprintf(prof, sizeof(prof), "%s/monday.csv", dir);
+        FILE *f = fopen(prof, "w");
+        assert_non_null(f);
+        /* Monday 2026-01-12 09:30 UTC, 147 min at 16 A, 75 Wh a minute */
+        fprintf(f, "time,energy_wh,power_w,current_ma\n# the start\n");
+        fprintf(f, "2026-01-12T09:30:00Z,5000,,\n");
+        for (int m = 1; m <= 147; m++)
+                fprintf(f, "2026-01-12T%02d:%02d:00Z,%d,,16000\n",
+                        (570 + m) / 60, (570 + m) % 60, 5000 + 75 * m);
+        fclose(f);
+        char tariff4[1024];
+        snprintf(tariff4, sizeof(tariff4),
+                 "%s/tests/data/ocpi221/tariff_4_complex.json", CF_SOURCE_DIR);
+        /* As tariff_ocpi221_complex_example: 8.70 + 1.25 = 9.95; the
+         * register starts at 5000 Wh, so 147 x 75 Wh = 11.025 kWh. */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --charging-end 2026-01-12T11:57:00Z "
+                 "--profile %s",
+                 tariff4, prof);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "energy 11.025 kWh"));
+        assert_non_null(
+            strstr(out, "total excl. VAT 8.70, VAT 1.25, incl. VAT 9.95 EUR"));
+        assert_null(strstr(out, "warning"));
+
+        /* --kwh gives no current: the current-restricted elements never
+         * apply, and the user is told. */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --charging-end 2026-01-12T11:57:00Z "
+                 "--kwh 11",
+                 tariff4);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "warning: elements[1] is restricted by "
+                                    "current and the input gives none"));
+
+        /* a charging end after the stop */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T10:00:00Z --charging-end 2026-01-12T11:57:00Z "
+                 "--kwh 11",
+                 tariff4);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, "--charging-end 2026-01-12T11:57:00+00:00 "
+                                    "is outside --start .. --stop"));
+
+        /* energy after charging ended */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --charging-end 2026-01-12T11:00:00Z "
+                 "--profile %s",
+                 tariff4, prof);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out,
+                               "energy rises at 2026-01-12T11:01:00+00:00, "
+                               "after charging ended at "
+                               "2026-01-12T11:00:00+00:00"));
+
+        /* stop before start, in RFC 3339, not epoch milliseconds */
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T09:00:00Z --kwh 1",
+                 tariff4);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out,
+                               "--stop 2026-01-12T09:00:00+00:00 is "
+                               "before --start 2026-01-12T09:30:00+00:00"));
+
+        /* a reading going down names the file and line */
+        f = fopen(prof, "a");
+        fprintf(f, "2026-01-12T12:00:00Z,100,,\n");
+        fclose(f);
+        snprintf(args, sizeof(args),
+                 "tariff price %s --start 2026-01-12T09:30:00Z --stop "
+                 "2026-01-12T12:39:00Z --profile %s",
+                 tariff4, prof);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, "monday.csv:151: the energy register must "
+                                    "not go down"));
+
+        /* a missing tariff file is named once */
+        snprintf(args, sizeof(args), "tariff check %s/none.json", dir);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 1);
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "chargeflow tariff: %s/none.json: No such file or "
+                 "directory\n",
+                 dir);
+        assert_string_equal(out, want);
+
+        /* --prices-include-vat: tariff_8 (0.25/kWh, 10%) read as incl.
+         * VAT, 20 kWh: 5.00 incl., VAT 500 x 10/110 = 45.45 -> 0.45,
+         * excl. 4.55 */
+        snprintf(
+            args, sizeof(args),
+            "tariff price %s/tests/data/ocpi221/tariff_8_simple_025kwh.json "
+            "--start 2026-01-12T09:30:00Z --stop 2026-01-12T11:30:00Z "
+            "--kwh 20 --prices-include-vat",
+            CF_SOURCE_DIR);
+        assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "total excl. VAT 4.55, VAT 0.45, incl. VAT "
+                                    "5.00 EUR (prices incl. VAT)"));
+        unlink(prof);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -759,19 +1245,26 @@ int main(void)
                 cmocka_unit_test(tariff_min_price),
                 cmocka_unit_test(tariff_max_price),
                 cmocka_unit_test(tariff_parking_after_free_period),
-                cmocka_unit_test(tariff_step_size_time_ocpi_examples),
+                cmocka_unit_test(tariff_step_size_spec_switching_examples),
+                cmocka_unit_test(tariff_step_size_cdr_module_examples),
                 cmocka_unit_test(tariff_step_size_energy),
                 cmocka_unit_test(tariff_step_size_parking),
                 cmocka_unit_test(tariff_power_restriction_switches_element),
                 cmocka_unit_test(tariff_max_duration_restriction),
                 cmocka_unit_test(tariff_first_kwh_free_interpolated),
                 cmocka_unit_test(tariff_end_date),
+                cmocka_unit_test(tariff_ocpi221_examples_all_load),
+                cmocka_unit_test(tariff_ocpi221_examples_priced),
+                cmocka_unit_test(tariff_ocpi221_max_price_incl_vat),
+                cmocka_unit_test(tariff_ocpi221_complex_example),
+                cmocka_unit_test(tariff_prices_include_vat),
                 cmocka_unit_test(tariff_json_exact_numbers),
                 cmocka_unit_test(tariff_json_errors_name_the_field),
                 cmocka_unit_test(tariff_json_warnings),
                 cmocka_unit_test(tariff_rejects_bad_sessions),
                 cmocka_unit_test(tariff_format_amounts),
                 cmocka_unit_test(tariff_cli_check_and_price),
+                cmocka_unit_test(tariff_cli_profile),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
