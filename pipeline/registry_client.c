@@ -204,7 +204,7 @@ cf_err_t cf_registry_client_register(cf_registry_client *c, const char *subject,
                 char cpath[1024];
                 long cs = 0;
                 json_t *conf = NULL;
-                char why[512];
+                char why[1024];
                 const char *rule = "unknown";
                 snprintf(why, sizeof(why), "%s",
                          json_string_value(json_object_get(resp, "message"))

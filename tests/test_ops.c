@@ -775,6 +775,184 @@ static void promtool_accepts_the_exposition(void **state)
         assert_int_equal(rc, 0);
 }
 
+/* Every query of the Grafana dashboard runs in the real Prometheus, and
+ * every chargeflow metric it names is exposed. */
+static void grafana_dashboard_queries_run_in_prometheus(void **state)
+{
+        char u[128], *scrape = NULL;
+        (void)state;
+        json_t *d = json_load_file(CF_SOURCE_DIR "/ops/grafana-dashboard.json",
+                                   0, NULL);
+        assert_non_null(d);
+        snprintf(u, sizeof(u), "http://127.0.0.1:%d/metrics", metrics_port);
+        assert_int_equal(http_get(u, &scrape), 200);
+        size_t i, k, n = 0;
+        json_t *panel, *target;
+        json_array_foreach(json_object_get(d, "panels"), i, panel)
+        {
+                json_array_foreach(json_object_get(panel, "targets"), k, target)
+                {
+                        char expr[1024], *body = NULL;
+                        snprintf(
+                            expr, sizeof(expr), "%s",
+                            json_string_value(json_object_get(target, "expr")));
+                        /* Grafana's variable, as a plain range. */
+                        char *var;
+                        while ((var = strstr(expr, "$__rate_interval"))) {
+                                size_t vl = strlen("$__rate_interval");
+                                memmove(var + 2, var + vl,
+                                        strlen(var + vl) + 1);
+                                memcpy(var, "1m", 2);
+                        }
+                        CURL *c = curl_easy_init();
+                        char *eq = curl_easy_escape(c, expr, 0);
+                        char *q2 = NULL;
+                        if (asprintf(
+                                &q2,
+                                "http://127.0.0.1:%d/api/v1/query?query=%s",
+                                prom_port, eq) < 0)
+                                q2 = NULL;
+                        assert_non_null(q2);
+                        curl_free(eq);
+                        curl_easy_cleanup(c);
+                        long st = http_get(q2, &body);
+                        free(q2);
+                        if (st != 200)
+                                print_error("%s: %s\n", expr, body);
+                        assert_int_equal(st, 200);
+                        free(body);
+                        /* Its chargeflow metric is in the exposition. */
+                        char *m = strstr(expr, "chargeflow_");
+                        assert_non_null(m);
+                        char name[128], line[160];
+                        size_t len = strspn(m, "abcdefghijklmnopqrstuvwxyz_");
+                        snprintf(name, sizeof(name), "%.*s", (int)len, m);
+                        snprintf(line, sizeof(line), "\n%s", name);
+                        assert_non_null(strstr(scrape, line));
+                        n++;
+                }
+        }
+        assert_true(n >= 14);
+        free(scrape);
+        json_decref(d);
+}
+
+/* Avro resolution rules decide what the registry accepts (BACKWARD, the
+ * default: the new schema must read data of the latest). */
+static void registry_checks_compatibility(void **state)
+{
+        char err[2048];
+        int32_t id1, id2, id3;
+        (void)state;
+        const char *v1 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                         "{\"name\":\"a\",\"type\":\"int\"}]}";
+        /* A field with a default added, a promoted to long: readable. */
+        const char *v2 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                         "{\"name\":\"a\",\"type\":\"long\"},"
+                         "{\"name\":\"b\",\"type\":\"string\","
+                         "\"default\":\"x\"}]}";
+        /* A field without a default added: v2's data lacks it. */
+        const char *v3 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                         "{\"name\":\"a\",\"type\":\"long\"},"
+                         "{\"name\":\"c\",\"type\":\"int\"}]}";
+        /* long cannot be read as int. (Not v1 itself: a schema the
+         * subject already has is found, whatever its version.) */
+        const char *v4 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                         "{\"name\":\"a\",\"type\":\"int\"},"
+                         "{\"name\":\"b\",\"type\":\"string\","
+                         "\"default\":\"y\"}]}";
+        assert_int_equal(cf_registry_client_register(client, "evo-value", v1,
+                                                     &id1, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(cf_registry_client_register(client, "evo-value", v2,
+                                                     &id2, err, sizeof(err)),
+                         CF_OK);
+        assert_true(id2 > id1);
+        /* Registering again finds the same id. */
+        assert_int_equal(cf_registry_client_register(client, "evo-value", v2,
+                                                     &id3, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(id3, id2);
+        assert_int_equal(cf_registry_client_register(client, "evo-value", v3,
+                                                     &id3, err, sizeof(err)),
+                         CF_ERR_INCOMPATIBLE);
+        assert_non_null(strstr(err, "subject evo-value"));
+        assert_non_null(strstr(err, "rule BACKWARD"));
+        assert_non_null(strstr(err, "field c"));
+        assert_int_equal(cf_registry_client_register(client, "evo-value", v4,
+                                                     &id3, err, sizeof(err)),
+                         CF_ERR_INCOMPATIBLE);
+        assert_non_null(strstr(err, "long cannot be read as int"));
+        /* v1 again: found, version 1's id. */
+        assert_int_equal(cf_registry_client_register(client, "evo-value", v1,
+                                                     &id3, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(id3, id1);
+}
+
+/* metrics.listen on a port in use: a configuration error, exit 2. */
+static void metrics_port_in_use_exits_2(void **state)
+{
+        char out[160], set[64];
+        (void)state;
+        snprintf(set, sizeof(set), "metrics.listen=127.0.0.1:%d", metrics_port);
+        char *run[] = { CF_BINARY, "run", "-c",    cfg_path,
+                        "--set",   set,   "--set", "log.format=text",
+                        NULL };
+        path(out, sizeof(out), "inuse.out");
+        assert_int_equal(run_bounded(run, out, 60), 2);
+        char errpath[200];
+        snprintf(errpath, sizeof(errpath), "%s.err", out);
+        char *text = read_file(errpath);
+        assert_non_null(strstr(text, "metrics.listen: 127.0.0.1:"));
+        free(text);
+}
+
+/* The registry keeps its schemas in Kafka: restarted, it gives the same
+ * ids (read back from the _schemas topic). */
+static void registry_restart_keeps_ids(void **state)
+{
+        char err[1024], urlfile[128], regout[128], listen[64];
+        char *json = NULL;
+        int32_t id;
+        (void)state;
+        stop(&registry_pid);
+        const char *port = strrchr(url, ':') + 1;
+        snprintf(listen, sizeof(listen), "127.0.0.1:%s", port);
+        path(urlfile, sizeof(urlfile), "registry2.url");
+        path(regout, sizeof(regout), "registry2.out");
+        char *regargv[] = { CF_BINARY,     "registry", "--bootstrap-file",
+                            broker.bsfile, "--listen", listen,
+                            "--url-file",  urlfile,    "--basic-auth",
+                            AUTH,          NULL };
+        registry_pid = cf_test_spawn(regargv, regout);
+        char *u = NULL;
+        for (int i = 0; i < 2000 && !u; i++) {
+                u = read_file(urlfile);
+                if (!u)
+                        sleep_ms(10);
+        }
+        assert_non_null(u);
+        free(u);
+        assert_int_equal(cf_registry_client_register(
+                             client, "billing.charge-records-value",
+                             cf_registry_schema_json(reg, CF_RT_CHARGE_RECORD),
+                             &id, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(id, 6);
+        assert_int_equal(cf_registry_client_register(
+                             client, "charging.sessions-value",
+                             cf_registry_schema_json(reg, CF_RT_SESSION_EVENT),
+                             &id, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(id, 5);
+        assert_int_equal(
+            cf_registry_client_fetch(client, 9, &json, err, sizeof(err)),
+            CF_OK);
+        assert_non_null(strstr(json, "BillingEvent"));
+        free(json);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -788,6 +966,10 @@ int main(void)
                 cmocka_unit_test(input_ids_fetched_once_and_logs_are_json),
                 cmocka_unit_test(prometheus_scrapes_exact_values),
                 cmocka_unit_test(promtool_accepts_the_exposition),
+                cmocka_unit_test(grafana_dashboard_queries_run_in_prometheus),
+                cmocka_unit_test(registry_checks_compatibility),
+                cmocka_unit_test(metrics_port_in_use_exits_2),
+                cmocka_unit_test(registry_restart_keeps_ids),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
