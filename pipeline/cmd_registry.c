@@ -896,13 +896,31 @@ out:
         return ok;
 }
 
+/* The whole file as a string, or NULL. */
+static char *slurp(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        cf_buf b;
+        char buf[4096];
+        size_t n;
+        if (!f)
+                return NULL;
+        cf_buf_init(&b);
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+                cf_buf_put(&b, buf, n);
+        fclose(f);
+        cf_buf_putc(&b, '\0');
+        return (char *)b.p;
+}
+
 static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: chargeflow registry [--bootstrap B | "
                 "--bootstrap-file F] [--listen HOST:PORT]\n"
                 "                           [--url-file F] [--topic T] "
-                "[--basic-auth USER:PASS]\n\n"
+                "[--basic-auth USER:PASS]\n"
+                "                           [--tls-cert F --tls-key F]\n\n"
                 "Serves the Confluent Schema Registry REST API subset "
                 "chargeflow uses, keeping\nschemas in a compacted Kafka "
                 "topic, until SIGINT or SIGTERM. Prints its URL as\nthe "
@@ -919,7 +937,9 @@ static void usage(FILE *f)
                 "(default 1)\n"
                 "  --compatibility L   global compatibility level when none "
                 "is stored (BACKWARD)\n"
-                "  --basic-auth U:P    require HTTP basic authentication\n");
+                "  --basic-auth U:P    require HTTP basic authentication\n"
+                "  --tls-cert F, --tls-key F  serve HTTPS with this "
+                "certificate and key (PEM)\n");
 }
 
 int cf_cmd_registry(int argc, char **argv)
@@ -933,11 +953,15 @@ int cf_cmd_registry(int argc, char **argv)
                 { "replication-factor", required_argument, NULL, 'r' },
                 { "compatibility", required_argument, NULL, 'c' },
                 { "basic-auth", required_argument, NULL, 'a' },
+                { "tls-cert", required_argument, NULL, 'C' },
+                { "tls-key", required_argument, NULL, 'K' },
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
         char bootstrap[1024] = "127.0.0.1:9092", errstr[512];
         const char *listen = "127.0.0.1:8081", *url_file = NULL;
+        const char *cert_file = NULL, *key_file = NULL;
+        char *cert = NULL, *key = NULL;
         int64_t rf = 1;
         int c, rc = 1;
         sr r;
@@ -993,6 +1017,12 @@ int cf_cmd_registry(int argc, char **argv)
                         }
                         r.auth = optarg;
                         break;
+                case 'C':
+                        cert_file = optarg;
+                        break;
+                case 'K':
+                        key_file = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -1000,6 +1030,18 @@ int cf_cmd_registry(int argc, char **argv)
                         usage(stderr);
                         return 2;
                 }
+        }
+        if (!cert_file != !key_file) {
+                fprintf(stderr, "chargeflow registry: --tls-cert and "
+                                "--tls-key go together\n");
+                return 2;
+        }
+        if (cert_file &&
+            (!(cert = slurp(cert_file)) || !(key = slurp(key_file)))) {
+                fprintf(stderr, "chargeflow registry: cannot read %s\n",
+                        cert ? key_file : cert_file);
+                free(cert);
+                return 2;
         }
         cf_log_set_component("registry");
         struct sigaction sa;
@@ -1033,7 +1075,8 @@ int cf_cmd_registry(int argc, char **argv)
                 goto done;
         }
         int port;
-        h = cf_httpd_start(listen, handle, &r, &port, errstr, sizeof(errstr));
+        h = cf_httpd_start(listen, handle, &r, cert, key, &port, errstr,
+                           sizeof(errstr));
         if (!h) {
                 cf_log(CF_LOG_ERROR, "--listen %s", errstr);
                 rc = 2;
@@ -1045,7 +1088,8 @@ int cf_cmd_registry(int argc, char **argv)
                 const char *colon = strrchr(listen, ':');
                 snprintf(host, sizeof(host), "%.*s", (int)(colon - listen),
                          listen);
-                snprintf(url, sizeof(url), "http://%s:%d", host, port);
+                snprintf(url, sizeof(url), "%s://%s:%d",
+                         cert ? "https" : "http", host, port);
         }
         printf("%s\n", url);
         fflush(stdout);
@@ -1083,5 +1127,7 @@ done:
         free(r.schemas);
         free(r.subs);
         free(r.compat);
+        free(cert);
+        free(key);
         return rc;
 }

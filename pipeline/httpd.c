@@ -80,7 +80,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 cf_httpd *cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
-                         int *portp, char *errstr, size_t errstr_size)
+                         const char *tls_cert, const char *tls_key, int *portp,
+                         char *errstr, size_t errstr_size)
 {
         char host[256];
         const char *colon = strrchr(listen, ':');
@@ -108,14 +109,26 @@ cf_httpd *cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
         srv *s = &h->s;
         s->fn = fn;
         s->opaque = opaque;
-        struct MHD_Daemon *d = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-            on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        struct MHD_Daemon *d;
+        if (tls_cert && tls_key)
+                d = MHD_start_daemon(
+                    flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s,
+                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                    MHD_OPTION_HTTPS_MEM_CERT, tls_cert,
+                    MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);
+        else
+                d = MHD_start_daemon(
+                    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                    (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
+                    on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+                    (unsigned)30, MHD_OPTION_END);
         if (!d) {
                 snprintf(errstr, errstr_size,
-                         "%s: cannot listen (address in use or not local?)",
+                         "%s: cannot listen (address in use, not local, or "
+                         "a bad TLS certificate or key?)",
                          listen);
                 free(h);
                 return NULL;

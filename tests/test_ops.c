@@ -908,6 +908,77 @@ static void metrics_port_in_use_exits_2(void **state)
         free(text);
 }
 
+/* HTTPS: a second registry serving the same _schemas topic with a
+ * self-signed certificate; the client verifies it with
+ * schema.registry.ssl.ca.location and fails, naming the URL, without. */
+static void registry_over_tls_verified_with_the_ca(void **state)
+{
+        char err[1024], cert[128], key[128], out[128], urlfile[128];
+        char tlsurl[256] = "", *json = NULL;
+        (void)state;
+        path(cert, sizeof(cert), "cert.pem");
+        path(key, sizeof(key), "key.pem");
+        path(out, sizeof(out), "openssl.out");
+        char *gen[] = { CF_OPENSSL, "req",
+                        "-x509",    "-newkey",
+                        "rsa:2048", "-nodes",
+                        "-keyout",  key,
+                        "-out",     cert,
+                        "-days",    "1",
+                        "-subj",    "/CN=127.0.0.1",
+                        "-addext",  "subjectAltName=IP:127.0.0.1",
+                        NULL };
+        assert_int_equal(run_bounded(gen, out, 60), 0);
+        path(urlfile, sizeof(urlfile), "tls.url");
+        path(out, sizeof(out), "tls-registry.out");
+        char *regargv[] = { CF_BINARY,     "registry",  "--bootstrap-file",
+                            broker.bsfile, "--listen",  "127.0.0.1:0",
+                            "--url-file",  urlfile,     "--tls-cert",
+                            cert,          "--tls-key", key,
+                            NULL };
+        pid_t pid = cf_test_spawn(regargv, out);
+        for (int i = 0; i < 2000 && !*tlsurl; i++) {
+                char *u = read_file(urlfile);
+                if (u) {
+                        u[strcspn(u, "\n")] = '\0';
+                        snprintf(tlsurl, sizeof(tlsurl), "%s", u);
+                        free(u);
+                }
+                sleep_ms(10);
+        }
+        assert_true(!strncmp(tlsurl, "https://127.0.0.1:", 18));
+        /* Through the pipeline's keys. */
+        cf_config c;
+        cf_registry_client_conf rcc;
+        cf_registry_client *tc;
+        cf_config_init(&c);
+        assert_int_equal(
+            cf_config_set(&c, "schema.registry.url", tlsurl, err, sizeof(err)),
+            CF_OK);
+        assert_int_equal(cf_config_set(&c, "schema.registry.ssl.ca.location",
+                                       cert, err, sizeof(err)),
+                         CF_OK);
+        cf_registry_client_conf_from(&rcc, &c);
+        assert_int_equal(cf_registry_client_new(&rcc, &tc, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(
+            cf_registry_client_fetch(tc, 6, &json, err, sizeof(err)), CF_OK);
+        assert_non_null(strstr(json, "ChargeRecord"));
+        free(json);
+        cf_registry_client_destroy(tc);
+        /* Without the CA the certificate is not trusted. */
+        rcc.ca = NULL;
+        assert_int_equal(cf_registry_client_new(&rcc, &tc, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(
+            cf_registry_client_fetch(tc, 6, &json, err, sizeof(err)),
+            CF_ERR_IO);
+        assert_non_null(strstr(err, tlsurl));
+        cf_registry_client_destroy(tc);
+        cf_config_destroy(&c);
+        assert_int_equal(cf_test_signal_wait(pid, SIGTERM, 30), 0);
+}
+
 /* The registry keeps its schemas in Kafka: restarted, it gives the same
  * ids (read back from the _schemas topic). */
 static void registry_restart_keeps_ids(void **state)
@@ -969,6 +1040,7 @@ int main(void)
                 cmocka_unit_test(grafana_dashboard_queries_run_in_prometheus),
                 cmocka_unit_test(registry_checks_compatibility),
                 cmocka_unit_test(metrics_port_in_use_exits_2),
+                cmocka_unit_test(registry_over_tls_verified_with_the_ca),
                 cmocka_unit_test(registry_restart_keeps_ids),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
