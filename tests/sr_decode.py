@@ -11,7 +11,8 @@ the writer schema by id from the registry (GET /schemas/ids/{id}) and
 decodes the Avro body with it. Prints one JSON object on stdout:
   {"<topic>": {"records": N, "decoded": N, "ids": [...],
                "latest_id": ID of <topic>-value's latest version,
-               "keys": [record_id / statement_id / reason of each value]}}
+               "keys": [record_id / statement_id / reason of each value],
+               "periods": {period_id: records with it}}}
 Exits 1 on any record that does not decode.
 """
 import io
@@ -48,7 +49,8 @@ def main():
                 ends[p] = hi
                 tps.append(TopicPartition(topic, p, lo))
         c.assign(tps)
-        res = {"records": 0, "decoded": 0, "ids": [], "keys": []}
+        res = {"records": 0, "decoded": 0, "ids": [], "keys": [],
+               "periods": {}}
         idle = 0
         while ends and idle < 100:
             m = c.poll(0.1)
@@ -76,6 +78,9 @@ def main():
                 ok = False
                 continue
             res["decoded"] += 1
+            if "period_id" in rec:
+                res["periods"][rec["period_id"]] = \
+                    res["periods"].get(rec["period_id"], 0) + 1
             for k in ("record_id", "statement_id", "reason"):
                 if k in rec:
                     res["keys"].append(rec[k])

@@ -107,6 +107,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *opaque)
         return size * n;
 }
 
+static size_t on_body_discard(char *p, size_t size, size_t n, void *opaque)
+{
+        (void)p;
+        (void)opaque;
+        return size * n;
+}
+
 /* GET u; returns the HTTP status (0: no answer) and the body in *body
  * (malloc'ed, NUL-terminated; caller frees) when body is not NULL. */
 static long http_get(const char *u, char **body)
@@ -127,6 +134,30 @@ static long http_get(const char *u, char **body)
                 *body = (char *)b.p;
         else
                 cf_buf_free(&b);
+        return status;
+}
+
+/* PUT body (JSON) to the registry's path with its credentials; returns the
+ * HTTP status. */
+static long registry_put(const char *p, const char *body)
+{
+        char u[512];
+        long status = 0;
+        struct curl_slist *h =
+            curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *c = curl_easy_init();
+        snprintf(u, sizeof(u), "%s%s", url, p);
+        curl_easy_setopt(c, CURLOPT_URL, u);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_USERPWD, AUTH);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_discard);
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+        curl_slist_free_all(h);
         return status;
 }
 
@@ -610,6 +641,63 @@ static void cat_uses_the_configured_registry(void **state)
         json_decref(ids);
 }
 
+/* `chargeflow report` with the registry counts what Python decoded, per
+ * period; with the built-in ids it can decode none of them (id 6 is a
+ * Statement there). */
+static void report_uses_the_configured_registry(void **state)
+{
+        char out[160], errp[200];
+        const char *period = NULL, *k;
+        json_t *v;
+        json_int_t most = 0, total = 0;
+        (void)state;
+        assert_non_null(decoded);
+        json_t *cr = json_object_get(decoded, "billing.charge-records");
+        json_object_foreach(json_object_get(cr, "periods"), k, v)
+        {
+                total += json_integer_value(v);
+                if (json_integer_value(v) > most) {
+                        most = json_integer_value(v);
+                        period = k;
+                }
+        }
+        assert_non_null(period);
+        path(out, sizeof(out), "report.json");
+        char *argv[] = {
+                CF_BINARY,     "report",         "--period", (char *)period,
+                "--by",        "site",           "--format", "json",
+                "--bootstrap", broker.bootstrap, "--config", cfg_path,
+                NULL
+        };
+        assert_int_equal(run_bounded(argv, out, 60), 0);
+        char *text = read_file(out);
+        json_t *rows = json_loads(text, 0, NULL);
+        free(text);
+        assert_true(json_is_array(rows));
+        json_int_t sessions = 0;
+        size_t i;
+        json_array_foreach(rows, i, v) sessions +=
+            json_integer_value(json_object_get(v, "sessions"));
+        json_decref(rows);
+        assert_int_equal(sessions, most);
+        snprintf(errp, sizeof(errp), "%s.err", out);
+        text = read_file(errp);
+        assert_null(strstr(text, "did not decode"));
+        free(text);
+        /* Without the registry. */
+        char *plain[] = { CF_BINARY,        "report", "--period",
+                          (char *)period,   "--by",   "site",
+                          "--format",       "json",   "--bootstrap",
+                          broker.bootstrap, NULL };
+        assert_int_equal(run_bounded(plain, out, 60), 0);
+        text = read_file(errp);
+        char want[96];
+        snprintf(want, sizeof(want), "%lld records did not decode",
+                 (long long)total);
+        assert_non_null(strstr(text, want));
+        free(text);
+}
+
 /* Each input schema id is fetched once; every log line is a JSON object
  * with level, time, component, message and fields. */
 static void input_ids_fetched_once_and_logs_are_json(void **state)
@@ -888,6 +976,37 @@ static void registry_checks_compatibility(void **state)
                                                      &id3, err, sizeof(err)),
                          CF_OK);
         assert_int_equal(id3, id1);
+        /* The same schema under another subject keeps its id. */
+        assert_int_equal(cf_registry_client_register(client, "evo2-value", v2,
+                                                     &id3, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(id3, id2);
+        /* NONE for the subject: v3 goes in. */
+        assert_int_equal(
+            registry_put("/config/evo-value", "{\"compatibility\":\"NONE\"}"),
+            200);
+        assert_int_equal(cf_registry_client_register(client, "evo-value", v3,
+                                                     &id3, err, sizeof(err)),
+                         CF_OK);
+        assert_true(id3 > id2);
+        /* FORWARD: the latest (v2) must read the new schema's data; v5
+         * drops a, which v2 needs and has no default for. */
+        const char *v5 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                         "{\"name\":\"b\",\"type\":\"string\","
+                         "\"default\":\"x\"}]}";
+        assert_int_equal(registry_put("/config/evo2-value",
+                                      "{\"compatibility\":\"FORWARD\"}"),
+                         200);
+        assert_int_equal(cf_registry_client_register(client, "evo2-value", v5,
+                                                     &id3, err, sizeof(err)),
+                         CF_ERR_INCOMPATIBLE);
+        assert_non_null(strstr(err, "subject evo2-value"));
+        assert_non_null(strstr(err, "rule FORWARD"));
+        assert_non_null(strstr(err, "reader field a"));
+        /* An unknown level is refused. */
+        assert_int_equal(registry_put("/config/evo2-value",
+                                      "{\"compatibility\":\"SOMETIMES\"}"),
+                         422);
 }
 
 /* metrics.listen on a port in use: a configuration error, exit 2. */
@@ -1034,6 +1153,7 @@ int main(void)
                 /* After the pipeline has registered its outputs (ids). */
                 cmocka_unit_test(incompatible_output_schema_stops_start),
                 cmocka_unit_test(cat_uses_the_configured_registry),
+                cmocka_unit_test(report_uses_the_configured_registry),
                 cmocka_unit_test(input_ids_fetched_once_and_logs_are_json),
                 cmocka_unit_test(prometheus_scrapes_exact_values),
                 cmocka_unit_test(promtool_accepts_the_exposition),
