@@ -706,7 +706,7 @@ static const char *handle(void *opaque, const char *method, const char *path,
                                         goto done;
                                 }
                         if (!compatible(r, s, text, why, sizeof(why))) {
-                                char msg[800];
+                                char msg[1400];
                                 snprintf(msg, sizeof(msg),
                                          "Schema being registered is "
                                          "incompatible with an earlier schema "

@@ -1143,6 +1143,18 @@ static void registry_restart_keeps_ids(void **state)
         free(json);
 }
 
+/* SIGTERM: the pipeline and the registry stop cleanly (exit 0). */
+static void pipeline_and_registry_stop_cleanly(void **state)
+{
+        (void)state;
+        assert_int_equal(cf_test_signal_wait(prom_pid, SIGTERM, 30), 0);
+        prom_pid = -1;
+        assert_int_equal(cf_test_signal_wait(run_pid, SIGTERM, 60), 0);
+        run_pid = -1;
+        assert_int_equal(cf_test_signal_wait(registry_pid, SIGTERM, 30), 0);
+        registry_pid = -1;
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1162,6 +1174,7 @@ int main(void)
                 cmocka_unit_test(metrics_port_in_use_exits_2),
                 cmocka_unit_test(registry_over_tls_verified_with_the_ca),
                 cmocka_unit_test(registry_restart_keeps_ids),
+                cmocka_unit_test(pipeline_and_registry_stop_cleanly),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
