@@ -19,6 +19,7 @@ int cf_cmd_run(int argc, char **argv);
 int cf_cmd_report(int argc, char **argv);
 int cf_cmd_demo(int argc, char **argv);
 int cf_cmd_gen(int argc, char **argv);
+int cf_cmd_registry(int argc, char **argv);
 /* In bench/bench_cmd.c. */
 int cf_cmd_bench(int argc, char **argv);
 

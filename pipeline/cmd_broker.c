@@ -4,7 +4,8 @@
  * librdkafka's mock cluster on loopback, for development, tests, the demo
  * and benchmarks. It keeps data in memory only (about 5 MiB per partition;
  * older data is dropped), does not compact, and acknowledges but does not
- * apply transaction markers. It creates the project's topics at start, prints
+ * apply transaction markers. It creates the project's topics at start (and
+ * `chargeflow registry`'s _schemas, one partition), prints
  * the bootstrap servers as the first line on stdout (and writes them to
  * --bootstrap-file), and runs until SIGINT or SIGTERM.
  */
@@ -155,6 +156,14 @@ int cf_cmd_broker(int argc, char **argv)
                         rd_kafka_destroy(rk);
                         return 1;
                 }
+        }
+        /* The topic `chargeflow registry` keeps schemas in (one partition;
+         * the mock cannot create topics through the admin API). */
+        if (rd_kafka_mock_topic_create(mc, "_schemas", 1, 1)) {
+                fprintf(stderr, "chargeflow broker: creating _schemas\n");
+                rd_kafka_mock_cluster_destroy(mc);
+                rd_kafka_destroy(rk);
+                return 1;
         }
         const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
         if (bsfile && write_bootstrap_file(bsfile, bs)) {

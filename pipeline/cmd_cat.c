@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "kafka.h"
+#include "registry_client.h"
 #include "topics.h"
 
 static volatile sig_atomic_t cat_stop;
@@ -42,7 +43,12 @@ static void usage(FILE *f)
                 "only new ones)\n"
                 "  --until-end         exit 0 once every partition's end (as "
                 "of start) is reached\n"
-                "  --count N           exit 0 after N records\n");
+                "  --count N           exit 0 after N records\n"
+                "  --config F          use the schema registry of F's "
+                "schema.registry.* keys\n"
+                "  --schema-registry URL  resolve schema ids with the "
+                "registry at URL\n"
+                "                      (default: the built-in ids)\n");
 }
 
 /* True when p[0..n) is valid UTF-8 without control characters. */
@@ -146,10 +152,14 @@ int cf_cmd_cat(int argc, char **argv)
                 { "from-beginning", no_argument, NULL, 'B' },
                 { "until-end", no_argument, NULL, 'e' },
                 { "count", required_argument, NULL, 'n' },
+                { "config", required_argument, NULL, 'c' },
+                { "schema-registry", required_argument, NULL, 'r' },
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
         char bootstrap[1024] = "127.0.0.1:9092";
+        const char *config_file = NULL, *sr_url = NULL;
+        cf_registry_client *rc_client = NULL;
         bool from_beginning = false, until_end = false;
         int64_t count = -1;
         char errstr[512];
@@ -167,6 +177,12 @@ int cf_cmd_cat(int argc, char **argv)
                         break;
                 case 'B':
                         from_beginning = true;
+                        break;
+                case 'c':
+                        config_file = optarg;
+                        break;
+                case 'r':
+                        sr_url = optarg;
                         break;
                 case 'e':
                         until_end = true;
@@ -211,6 +227,12 @@ int cf_cmd_cat(int argc, char **argv)
 
         if (cf_registry_new(&reg, errstr, sizeof(errstr))) {
                 fprintf(stderr, "chargeflow cat: schemas: %s\n", errstr);
+                goto done;
+        }
+        if (cf_registry_client_for_tool(config_file, sr_url, reg, &rc_client,
+                                        errstr, sizeof(errstr))) {
+                fprintf(stderr, "chargeflow cat: %s\n", errstr);
+                rc = 2;
                 goto done;
         }
         rd_kafka_conf_t *conf =
@@ -323,5 +345,6 @@ done:
         cf_buf_free(&b);
         cf_arena_destroy(&a);
         cf_registry_destroy(reg);
+        cf_registry_client_destroy(rc_client);
         return rc;
 }

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "kafka.h"
+#include "registry_client.h"
 #include "report.h"
 
 static void usage(FILE *f)
@@ -21,12 +22,16 @@ static void usage(FILE *f)
                 "                         [--tenant T] [--format table|csv|"
                 "json]\n"
                 "                         [--bootstrap B | --bootstrap-file "
-                "F] [--topic T]\n\n"
+                "F] [--topic T]\n"
+                "                         [--config F | --schema-registry "
+                "URL]\n\n"
                 "The charge report of a billing period (the invoice basis): "
                 "the charge records\nof period P (2026-11, 2026-W48 or "
                 "2026-11-26) grouped as asked, with sessions,\nenergy and "
                 "totals. The default format is a table on a terminal, CSV "
-                "otherwise.\n");
+                "otherwise.\nSchema ids are resolved with the registry at URL "
+                "(or of F's schema.registry.*\nkeys) when given, else the "
+                "built-in ids.\n");
 }
 
 typedef struct rctx {
@@ -60,10 +65,13 @@ int cf_cmd_report(int argc, char **argv)
                 { "bootstrap", required_argument, NULL, 'b' },
                 { "bootstrap-file", required_argument, NULL, 'B' },
                 { "topic", required_argument, NULL, 'T' },
+                { "config", required_argument, NULL, 'c' },
+                { "schema-registry", required_argument, NULL, 'r' },
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
         char bootstrap[1024] = "127.0.0.1:9092", errstr[512];
+        const char *config_file = NULL, *sr_url = NULL;
         const char *period = NULL, *tenant = NULL,
                    *topic = "billing.charge-records";
         int by = CF_REPORT_USER,
@@ -107,6 +115,12 @@ int cf_cmd_report(int argc, char **argv)
                 case 'T':
                         topic = optarg;
                         break;
+                case 'c':
+                        config_file = optarg;
+                        break;
+                case 'r':
+                        sr_url = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -121,9 +135,17 @@ int cf_cmd_report(int argc, char **argv)
                 return 2;
         }
         cf_registry *reg;
+        cf_registry_client *rc_client = NULL;
         if (cf_registry_new(&reg, errstr, sizeof(errstr))) {
                 fprintf(stderr, "chargeflow report: %s\n", errstr);
                 return 1;
+        }
+        if (cf_registry_client_for_tool(config_file, sr_url, reg, &rc_client,
+                                        errstr, sizeof(errstr))) {
+                fprintf(stderr, "chargeflow report: %s\n", errstr);
+                cf_registry_destroy(reg);
+                cf_registry_client_destroy(rc_client);
+                return 2;
         }
         cf_report r;
         rctx ctx = { .reg = reg, .r = &r };
@@ -146,5 +168,6 @@ int cf_cmd_report(int argc, char **argv)
         cf_report_free(&r);
         cf_arena_destroy(&ctx.a);
         cf_registry_destroy(reg);
+        cf_registry_client_destroy(rc_client);
         return rc;
 }

@@ -106,7 +106,14 @@ struct cf_registry {
         cf_schema_ent *ents; /* sorted by id */
         size_t n_ents;
         cf_arena arena; /* compiled plans */
+        /* An external schema registry: asked once per unknown id. */
+        cf_registry_resolve_fn *resolve;
+        void *resolve_opaque;
 };
+
+/* Entry type of an id the resolver said it does not know (cached, so that
+ * it is asked once). */
+#define CF_RT_UNKNOWN CF_RT__CNT
 
 /* Built-in schemas: file in schemas/, record type, fixed id. */
 static const struct {
@@ -812,6 +819,23 @@ static cf_schema_ent *find_ent(const cf_registry *reg, int32_t id)
         return NULL;
 }
 
+static cf_schema_ent *insert_ent(cf_registry *reg, int32_t id);
+
+/* find_ent(), asking the resolver (if any) once about an unknown id: the
+ * registry is then changed, hence the cast; see codec.h on threads. */
+static const cf_schema_ent *lookup_ent(const cf_registry *creg, int32_t id)
+{
+        cf_registry *reg = (cf_registry *)creg;
+        cf_schema_ent *e = find_ent(reg, id);
+        if (e || !reg->resolve)
+                return e && e->t != CF_RT_UNKNOWN ? e : NULL;
+        cf_err_t err = reg->resolve(reg, id, reg->resolve_opaque);
+        e = find_ent(reg, id);
+        if (!e && err == CF_ERR_SCHEMA_ID)
+                insert_ent(reg, id)->t = CF_RT_UNKNOWN; /* asked once */
+        return e && e->t != CF_RT_UNKNOWN ? e : NULL;
+}
+
 static cf_schema_ent *insert_ent(cf_registry *reg, int32_t id)
 {
         size_t i = 0;
@@ -885,7 +909,8 @@ void cf_registry_destroy(cf_registry *reg)
         if (!reg)
                 return;
         for (size_t i = 0; i < reg->n_ents; i++)
-                avro_schema_decref(reg->ents[i].schema);
+                if (reg->ents[i].schema)
+                        avro_schema_decref(reg->ents[i].schema);
         for (int t = 0; t < CF_RT__CNT; t++) {
                 if (reg->r[t].schema)
                         avro_schema_decref(reg->r[t].schema);
@@ -942,9 +967,42 @@ int32_t cf_registry_id(const cf_registry *reg, cf_rtype t)
         return reg->r[t].id;
 }
 
+void cf_registry_set_resolver(cf_registry *reg, cf_registry_resolve_fn *fn,
+                              void *opaque)
+{
+        for (size_t i = 0; i < reg->n_ents; i++)
+                if (reg->ents[i].schema)
+                        avro_schema_decref(reg->ents[i].schema);
+        reg->n_ents = 0;
+        for (int t = 0; t < CF_RT__CNT; t++)
+                reg->r[t].id = -1;
+        reg->resolve = fn;
+        reg->resolve_opaque = opaque;
+}
+
+cf_err_t cf_registry_set_id(cf_registry *reg, cf_rtype t, int32_t id,
+                            char *errstr, size_t errstr_size)
+{
+        cf_schema_ent *e = find_ent(reg, id);
+        if (e && e->t != t) {
+                snprintf(errstr, errstr_size,
+                         "schema id %d is already taken by another type",
+                         (int)id);
+                return CF_ERR_SCHEMA_ID;
+        }
+        if (!e) {
+                e = insert_ent(reg, id);
+                e->t = t;
+                e->schema = avro_schema_incref(reg->r[t].schema);
+                e->root = reg->r[t].root;
+        }
+        reg->r[t].id = id;
+        return CF_OK;
+}
+
 cf_err_t cf_registry_type(const cf_registry *reg, int32_t id, cf_rtype *tp)
 {
-        const cf_schema_ent *e = find_ent(reg, id);
+        const cf_schema_ent *e = lookup_ent(reg, id);
         if (!e)
                 return CF_ERR_SCHEMA_ID;
         *tp = e->t;
@@ -1358,7 +1416,7 @@ cf_err_t cf_decode(const cf_registry *reg, cf_rtype t, const void *buf,
                 *errpos = 0;
         if (err)
                 return err;
-        const cf_schema_ent *e = find_ent(reg, id);
+        const cf_schema_ent *e = lookup_ent(reg, id);
         if (!e)
                 return CF_ERR_SCHEMA_ID;
         if (e->t != t)
@@ -1375,7 +1433,7 @@ cf_err_t cf_decode_any(const cf_registry *reg, const void *buf, size_t len,
                 *errpos = 0;
         if (err)
                 return err;
-        const cf_schema_ent *e = find_ent(reg, id);
+        const cf_schema_ent *e = lookup_ent(reg, id);
         if (!e)
                 return CF_ERR_SCHEMA_ID;
         *tp = e->t;

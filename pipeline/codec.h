@@ -22,7 +22,10 @@
  * by doubling when written in many blocks).
  *
  * Thread safety: a registry is built by one thread; once built it is
- * read-only and every decode/encode/JSON call may run on any thread.
+ * read-only and every decode/encode/JSON call may run on any thread. With a
+ * resolver (an external schema registry, cf_registry_set_resolver) a decode
+ * of an id not seen before adds it: decode calls must then come from one
+ * thread at a time.
  */
 #ifndef CF_CODEC_H
 #define CF_CODEC_H
@@ -57,8 +60,29 @@ void cf_registry_destroy(cf_registry *reg);
 cf_err_t cf_registry_add(cf_registry *reg, int32_t id, const char *json,
                          size_t len, char *errstr, size_t errstr_size);
 
-/* The id the encoder writes for type t (its built-in schema). */
+/* The id the encoder writes for type t (its built-in schema, or the one
+ * set by cf_registry_set_id; -1 after cf_registry_set_resolver until set). */
 int32_t cf_registry_id(const cf_registry *reg, cf_rtype t);
+
+/* Asked by a decode about a schema id the registry does not hold: fetches
+ * the writer schema and adds it with cf_registry_add(). Returns CF_OK when
+ * added, CF_ERR_SCHEMA_ID when the id is unknown or unusable (remembered:
+ * the id is not asked about again), anything else for a failure worth
+ * asking again later (e.g. the registry is unreachable). */
+typedef cf_err_t(cf_registry_resolve_fn)(cf_registry *reg, int32_t id,
+                                         void *opaque);
+
+/* Switches to an external schema registry: forgets every id (the built-in
+ * ids mean nothing there), keeps the reader schemas, and from now on asks
+ * fn about each unknown id, once. Call before the registry is shared. */
+void cf_registry_set_resolver(cf_registry *reg, cf_registry_resolve_fn *fn,
+                              void *opaque);
+
+/* Makes id the schema id of type t's reader schema (as an external registry
+ * assigned it): the encoder writes it and decoders resolve it with the
+ * identity plan. CF_ERR_SCHEMA_ID if id already names another type. */
+cf_err_t cf_registry_set_id(cf_registry *reg, cf_rtype t, int32_t id,
+                            char *errstr, size_t errstr_size);
 
 /* Record type of a registered schema id; CF_ERR_SCHEMA_ID if unknown. */
 cf_err_t cf_registry_type(const cf_registry *reg, int32_t id, cf_rtype *tp);

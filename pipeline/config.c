@@ -64,7 +64,25 @@ static const cf_config_entry cf_config_table[] = {
           "chargeflow.billing-repartition",
           "Internal topic from rating to billing, keyed by billed party."),
         S("schema.registry", schema_registry, "builtin",
-          "Schema registry: 'builtin' (the ids of schemas/)."),
+          "Schema registry: 'builtin' (the ids of schemas/), unless "
+          "schema.registry.url is set."),
+        S("schema.registry.url", schema_registry_url, "",
+          "A Confluent Schema Registry REST API (http:// or https://). At "
+          "start the output schemas are registered (or found) under the "
+          "subjects <topic>-value and written with the registry's ids; "
+          "input writer schemas are fetched by id, once each. Empty: the "
+          "built-in registry."),
+        S("schema.registry.basic.auth.user.info", schema_registry_auth, "",
+          "user:password for HTTP basic authentication to the registry."),
+        S("schema.registry.ssl.ca.location", schema_registry_ca, "",
+          "CA certificate file (PEM) to verify the registry's certificate; "
+          "empty: the system's CAs."),
+        S("schema.registry.ssl.certificate.location", schema_registry_cert, "",
+          "Client certificate file (PEM) for TLS client authentication."),
+        S("schema.registry.ssl.key.location", schema_registry_key, "",
+          "Client private key file (PEM) for TLS client authentication."),
+        I("schema.registry.timeout.ms", schema_registry_timeout_ms, "10000",
+          100, HOUR_MS, "Timeout of one request to the schema registry."),
         E("processing.guarantee", processing_guarantee, "exactly_once",
           "exactly_once|at_least_once",
           "exactly_once: outbox and single-writer recovery; "
@@ -82,6 +100,13 @@ static const cf_config_entry cf_config_table[] = {
           "before the run drains and exits."),
         E("log.level", log_level, "info", "debug|info|warn|error",
           "Lowest level of log lines written to stderr."),
+        E("log.format", log_format, "text", "text|json",
+          "text: 'time LEVEL message' lines; json: one JSON object per line "
+          "with level, time, component, message and fields."),
+        S("metrics.listen", metrics_listen, "",
+          "host:port of the HTTP endpoint serving Prometheus metrics at "
+          "/metrics and the probes /health/live and /health/ready. Empty: "
+          "none."),
         S("state.dir", state_dir, "./chargeflow-state",
           "Directory of the RocksDB state; keep it across restarts."),
         I("state.cache.max.bytes", state_cache_max_bytes, "67108864", 1048576,
@@ -360,6 +385,27 @@ cf_err_t cf_config_validate(const cf_config *cfg, char *errstr,
                          "kafka.group.instance.id: set group.instance.id "
                          "instead");
                 return CF_ERR_CONFIG;
+        }
+        if (*cfg->schema_registry_url &&
+            strncmp(cfg->schema_registry_url, "http://", 7) &&
+            strncmp(cfg->schema_registry_url, "https://", 8)) {
+                snprintf(errstr, errstr_size,
+                         "schema.registry.url: '%s' is not an http:// or "
+                         "https:// URL",
+                         cfg->schema_registry_url);
+                return CF_ERR_CONFIG;
+        }
+        if (*cfg->metrics_listen) {
+                const char *colon = strrchr(cfg->metrics_listen, ':');
+                char *end = NULL;
+                long port = colon ? strtol(colon + 1, &end, 10) : -1;
+                if (!colon || colon == cfg->metrics_listen || !colon[1] ||
+                    *end || port < 0 || port > 65535) {
+                        snprintf(errstr, errstr_size,
+                                 "metrics.listen: '%s' is not host:port",
+                                 cfg->metrics_listen);
+                        return CF_ERR_CONFIG;
+                }
         }
         if (strcmp(cfg->schema_registry, "builtin")) {
                 snprintf(errstr, errstr_size,

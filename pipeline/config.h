@@ -35,6 +35,12 @@ typedef struct cf_config {
         char *topic_rejected;
         char *topic_repartition;
         char *schema_registry;
+        char *schema_registry_url; /* "" = the built-in registry */
+        char *schema_registry_auth;
+        char *schema_registry_ca;
+        char *schema_registry_cert;
+        char *schema_registry_key;
+        int64_t schema_registry_timeout_ms;
         /* Processing */
         char *processing_guarantee; /* exactly_once | at_least_once */
         int64_t commit_interval_ms;
@@ -42,6 +48,8 @@ typedef struct cf_config {
         int64_t stats_interval_ms;
         int64_t idle_exit_ms;
         char *log_level;
+        char *log_format;     /* text | json */
+        char *metrics_listen; /* "" = no metrics endpoint */
         /* State */
         char *state_dir;
         int64_t state_cache_max_bytes;

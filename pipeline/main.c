@@ -25,6 +25,8 @@ static const struct cf_command {
           "broker, generated traffic, the pipeline and a summary" },
         { "gen", cf_cmd_gen,
           "generate charger traffic (load generator, ground truth)" },
+        { "registry", cf_cmd_registry,
+          "a schema registry (Confluent REST API) keeping schemas in Kafka" },
         { "bench", cf_cmd_bench,
           "benchmarks: ceiling, pipeline, stage chain, RocksDB, latency" },
 };

@@ -40,6 +40,8 @@
 
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
+#include "registry_client.h"
 #include "task.h"
 #include "topics.h"
 
@@ -53,6 +55,13 @@ static void on_signal(int sig)
 {
         (void)sig;
         rt_stop = 1;
+}
+
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int64_t now_ms(void)
@@ -141,7 +150,9 @@ typedef struct rt_state {
         int64_t commits;
         int64_t commit_ms_last, commit_ms_max;
         cf_batch *batch;
-        bool state_failed; /* a commit's write failed: commit no more */
+        bool state_failed;      /* a commit's write failed: commit no more */
+        cf_metrics *metrics;    /* metrics.listen, or NULL */
+        cf_registry_client *rc; /* schema.registry.url, or NULL */
 } rt_state;
 
 static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
@@ -248,6 +259,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 return;
         }
         s->rt.delivered++;
+        if (o && o->topic != CF_OUT_REPARTITION)
+                cf_metrics_observe_delivery(s->metrics, o->ts, wall_ms());
         if (o) {
                 cf_task *t = o->task;
                 if (t) {
@@ -358,6 +371,8 @@ static cf_err_t commit_all(rt_state *s)
         if (s->commit_ms_last > s->commit_ms_max)
                 s->commit_ms_max = s->commit_ms_last;
         s->last_commit = now_ms();
+        cf_metrics_observe_commit(s->metrics, s->commit_ms_last);
+        cf_metrics_publish(s->metrics, rt, s->commits);
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
 }
 
@@ -396,13 +411,21 @@ static void log_stats(rt_state *s)
         char line[1024];
         size_t n = 0;
         sum_counts(rt, tot, reasons);
-        for (int i = 0; i < CF_IN__CNT; i++)
-                cf_log(CF_LOG_INFO,
-                       "stats %s: in %" PRId64 " = accepted %" PRId64
-                       " + duplicates %" PRId64 " + rejected %" PRId64
-                       " + pending %" PRId64,
-                       rt->in_topic[i], tot[i].in, tot[i].accepted, tot[i].dup,
-                       tot[i].rejected, tot[i].pending);
+        for (int i = 0; i < CF_IN__CNT; i++) {
+                char fields[512];
+                snprintf(fields, sizeof(fields),
+                         "\"topic\":\"%s\",\"in\":%" PRId64
+                         ",\"accepted\":%" PRId64 ",\"duplicates\":%" PRId64
+                         ",\"rejected\":%" PRId64 ",\"pending\":%" PRId64,
+                         rt->in_topic[i], tot[i].in, tot[i].accepted,
+                         tot[i].dup, tot[i].rejected, tot[i].pending);
+                cf_logf(CF_LOG_INFO, "stats", fields,
+                        "stats %s: in %" PRId64 " = accepted %" PRId64
+                        " + duplicates %" PRId64 " + rejected %" PRId64
+                        " + pending %" PRId64,
+                        rt->in_topic[i], tot[i].in, tot[i].accepted, tot[i].dup,
+                        tot[i].rejected, tot[i].pending);
+        }
         for (int r = 0; r < CF_REJECT__CNT; r++)
                 if (reasons[r])
                         n += (size_t)snprintf(line + n, sizeof(line) - n,
@@ -898,6 +921,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         char errstr[512];
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
                 cf_log(CF_LOG_INFO, "partitions revoked");
+                cf_metrics_set_assigned(s->metrics, false);
                 revoke_all(s);
                 rd_kafka_assign(rk, NULL);
                 return;
@@ -907,6 +931,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_assign(rk, NULL);
                 return;
         }
+        cf_metrics_set_restoring(s->metrics, parts->cnt);
         /* A rating task for each assigned partition of the sessions topic;
          * the range assignor gives this process the same partition of the
          * meter topic. */
@@ -938,6 +963,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Outputs recovered from the outbox: drop what the tails of the
          * tasks' own output partitions show delivered, produce the rest. */
         reconcile_outboxes(s);
+        cf_metrics_set_restoring(s->metrics, 0);
+        cf_metrics_set_assigned(s->metrics, true);
+        cf_metrics_publish(s->metrics, rt, s->commits);
 }
 
 /* ---- main loop ------------------------------------------------------------
@@ -1119,6 +1147,8 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         s.t_start = now_ms();
         cf_runtime_init(rt, cfg);
         cf_log_set_level(cfg->log_level);
+        cf_log_set_format(cfg->log_format);
+        cf_log_set_component("run");
 
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -1128,6 +1158,24 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
 
         if (cf_registry_new(&rt->reg, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "schemas: %s", errstr);
+                goto done;
+        }
+        if (*cfg->schema_registry_url) {
+                cf_registry_client_conf rcc;
+                cf_registry_client_conf_from(&rcc, cfg);
+                if (cf_registry_client_new(&rcc, &s.rc, errstr,
+                                           sizeof(errstr)) ||
+                    cf_registry_client_attach(s.rc, rt->reg, cfg, true, errstr,
+                                              sizeof(errstr))) {
+                        cf_log(CF_LOG_ERROR, "schema.registry.url: %s", errstr);
+                        goto done;
+                }
+        }
+        if (*cfg->metrics_listen &&
+            cf_metrics_start(cfg->metrics_listen, &s.metrics, errstr,
+                             sizeof(errstr))) {
+                cf_log(CF_LOG_ERROR, "metrics.listen: %s", errstr);
+                rc = 2;
                 goto done;
         }
         int64_t t_open = now_ms();
@@ -1165,6 +1213,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                        "tables loaded: %zu sites, %zu users, %zu badges "
                        "(%" PRIu64 " records skipped)",
                        ns, nu, nb, sk);
+                cf_metrics_set_tables_loaded(s.metrics);
         }
         cf_err_t err = open_clients(&s, errstr, sizeof(errstr));
         if (err) {
@@ -1252,7 +1301,9 @@ done:
                 rd_kafka_destroy(rt->producer);
         cf_tables_destroy(rt->tables);
         cf_batch_destroy(s.batch);
+        cf_metrics_stop(s.metrics);
         cf_state_close(rt->st);
         cf_registry_destroy(rt->reg);
+        cf_registry_client_destroy(s.rc);
         return rc;
 }

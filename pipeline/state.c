@@ -522,3 +522,15 @@ int64_t cf_proc_write_bytes(void)
         fclose(f);
         return v;
 }
+
+uint64_t cf_state_col_bytes(cf_state *s, cf_col_t col)
+{
+        uint64_t sst = 0, mem = 0;
+        if (rocksdb_property_int_cf(s->db, s->cf[col],
+                                    "rocksdb.total-sst-files-size", &sst))
+                sst = 0;
+        if (rocksdb_property_int_cf(s->db, s->cf[col],
+                                    "rocksdb.cur-size-all-mem-tables", &mem))
+                mem = 0;
+        return sst + mem;
+}

@@ -220,4 +220,8 @@ void cf_state_write_stats(const cf_state *s, cf_state_writes *out);
  * the kernel does not say. */
 int64_t cf_proc_write_bytes(void);
 
+/* Bytes column family col takes: its SST files plus its memtables
+ * (RocksDB's properties; an estimate for the metrics). Any thread. */
+uint64_t cf_state_col_bytes(cf_state *s, cf_col_t col);
+
 #endif

@@ -557,3 +557,8 @@ void cf_store_stats_get(const cf_store *st, cf_store_stats *out)
         out->evictions = st->evictions;
         out->flushed = st->flushed;
 }
+
+cf_col_t cf_store_col(const cf_store *st)
+{
+        return st->col;
+}

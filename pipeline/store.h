@@ -153,4 +153,7 @@ cf_err_t cf_store_error(const cf_store *st, char *errstr, size_t errstr_size);
 
 void cf_store_stats_get(const cf_store *st, cf_store_stats *out);
 
+/* The column family the store keeps its entries in. */
+cf_col_t cf_store_col(const cf_store *st);
+
 #endif

@@ -205,6 +205,52 @@ static void missing_file_is_named(void **state)
 }
 
 /* The README's configuration section is the table's Markdown output. */
+/* Defaults keep the old behaviour; bad ops values name their key. */
+static void ops_keys_default_off_and_bad_values_named(void **state)
+{
+        (void)state;
+        char err[512];
+        cf_config c;
+        cf_config_init(&c);
+        assert_string_equal(c.schema_registry_url, "");
+        assert_string_equal(c.metrics_listen, "");
+        assert_string_equal(c.log_format, "text");
+        assert_int_equal(cf_config_validate(&c, err, sizeof(err)), CF_OK);
+        assert_int_equal(
+            cf_config_set(&c, "log.format", "xml", err, sizeof(err)),
+            CF_ERR_CONFIG);
+        assert_string_equal(err, "log.format: 'xml' is not one of text|json");
+        assert_int_equal(cf_config_set(&c, "schema.registry.url",
+                                       "registry:8081", err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(cf_config_validate(&c, err, sizeof(err)),
+                         CF_ERR_CONFIG);
+        assert_string_equal(err, "schema.registry.url: 'registry:8081' is "
+                                 "not an http:// or https:// URL");
+        assert_int_equal(cf_config_set(&c, "schema.registry.url",
+                                       "https://sr.example:8081", err,
+                                       sizeof(err)),
+                         CF_OK);
+        const char *bad[] = { "9100", "host:", ":9100", "host:99999",
+                              "host:x" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char want[128];
+                assert_int_equal(cf_config_set(&c, "metrics.listen", bad[i],
+                                               err, sizeof(err)),
+                                 CF_OK);
+                assert_int_equal(cf_config_validate(&c, err, sizeof(err)),
+                                 CF_ERR_CONFIG);
+                snprintf(want, sizeof(want),
+                         "metrics.listen: '%s' is not host:port", bad[i]);
+                assert_string_equal(err, want);
+        }
+        assert_int_equal(cf_config_set(&c, "metrics.listen", "0.0.0.0:9100",
+                                       err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(cf_config_validate(&c, err, sizeof(err)), CF_OK);
+        cf_config_destroy(&c);
+}
+
 static void readme_config_table_is_current(void **state)
 {
         (void)state;
@@ -244,6 +290,7 @@ int main(void)
                 cmocka_unit_test(kafka_keys_pass_through),
                 cmocka_unit_test(group_instance_id_is_optional),
                 cmocka_unit_test(missing_file_is_named),
+                cmocka_unit_test(ops_keys_default_off_and_bad_values_named),
                 cmocka_unit_test(readme_config_table_is_current),
         };
         return cmocka_run_group_tests_name("config", tests, NULL, NULL);
