@@ -1,5 +1,5 @@
 /*
- * test_gen.c: the load generator (pipeline/gen.c, gen_estate.c, genfile.c).
+ * test_gen.c: the load generator (pipeline/cli/cmd_gen.c, pipeline/gen/).
  *
  * The generator's output is checked from the outside: the tests run the
  * built binary (CF_BINARY) into record files, read them back with the
@@ -370,7 +370,7 @@ static void genfile_roundtrip_and_murmur2_partitions(void **state)
                 memset(key, 'a' + n % 26, sizeof(key));
                 for (int pc = 1; pc < 50; pc += 7)
                         assert_int_equal(
-                            cf_genfile_partition(key, (size_t)n, pc),
+                            cf_murmur2_partition(key, (size_t)n, pc),
                             rd_kafka_msg_partitioner_murmur2(
                                 rkt, key, (size_t)n, pc, NULL, NULL));
         }
@@ -1102,7 +1102,7 @@ static void gen_into_broker_matches_file(void **state)
                         assert_true(t >= 0);
                         assert_int_equal(
                             m->partition,
-                            cf_genfile_partition(m->key, m->key_len, BPARTS));
+                            cf_murmur2_partition(m->key, m->key_len, BPARTS));
                         rd_kafka_timestamp_type_t tt;
                         int64_t ts = rd_kafka_message_timestamp(m, &tt);
                         assert_int_equal(tt, RD_KAFKA_TIMESTAMP_CREATE_TIME);

@@ -15,49 +15,6 @@
 
 #define WBUF_SIZE (4u << 20)
 
-uint32_t cf_murmur2(const void *key, size_t len)
-{
-        const uint8_t *d = key;
-        const uint32_t m = 0x5bd1e995u;
-        uint32_t h = 0x9747b28cu ^ (uint32_t)len;
-        size_t n4 = len / 4;
-
-        for (size_t i = 0; i < n4; i++) {
-                const uint8_t *p = d + i * 4;
-                uint32_t k = (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
-                             ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-                k *= m;
-                k ^= k >> 24;
-                k *= m;
-                h *= m;
-                h ^= k;
-        }
-        const uint8_t *t = d + (len & ~(size_t)3);
-        switch (len & 3) {
-        case 3:
-                h ^= (uint32_t)t[2] << 16;
-                /* fall through */
-        case 2:
-                h ^= (uint32_t)t[1] << 8;
-                /* fall through */
-        case 1:
-                h ^= t[0];
-                h *= m;
-        }
-        h ^= h >> 13;
-        h *= m;
-        h ^= h >> 15;
-        return h;
-}
-
-int32_t cf_genfile_partition(const void *key, size_t len, int32_t partition_cnt)
-{
-        if (partition_cnt <= 0)
-                return -1;
-        return (int32_t)((cf_murmur2(key, len) & 0x7fffffffu) %
-                         (uint32_t)partition_cnt);
-}
-
 static void put_u16(uint8_t *p, uint16_t v)
 {
         p[0] = (uint8_t)v;
@@ -205,7 +162,7 @@ cf_err_t cf_genfile_write(cf_genfile_writer *w, uint32_t topic,
             value_len > UINT32_MAX)
                 return CF_ERR_ARG;
         int32_t part = w->partitions > 0
-                           ? cf_genfile_partition(key, key_len, w->partitions)
+                           ? cf_murmur2_partition(key, key_len, w->partitions)
                            : -1;
         w_rec_hdr(w, (uint16_t)topic, timestamp_ms, (uint32_t)key_len,
                   (uint32_t)value_len, part);

@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "murmur2.h"
 
 #define CF_GENFILE_MAGIC      "CFGEN\0\0\1"
 #define CF_GENFILE_HDR        16 /* file header before the topic table */
@@ -48,20 +49,11 @@
 #define CF_GENFILE_TRAILER    0xFFFFu
 #define CF_GENFILE_MAX_TOPICS 64
 
-/* Kafka's murmur2 partition of a key (Java client's default partitioner,
- * librdkafka "murmur2"/"murmur2_random" for non-NULL keys):
- * (murmur2(key) & 0x7fffffff) % partition_cnt. */
-int32_t cf_genfile_partition(const void *key, size_t len,
-                             int32_t partition_cnt);
-
-/* Kafka's murmur2 hash (seed 0x9747b28c), as the Java client computes it. */
-uint32_t cf_murmur2(const void *key, size_t len);
-
 typedef struct cf_genfile_writer cf_genfile_writer;
 
 /* Creates (truncates) path and writes the header with the given topic names.
  * partition_cnt > 0 fills each record's partition with
- * cf_genfile_partition(key, partition_cnt); 0 writes -1. Returns CF_OK and
+ * cf_murmur2_partition(key, partition_cnt); 0 writes -1. Returns CF_OK and
  * sets *wp, or CF_ERR_IO / CF_ERR_ARG with errstr filled. */
 cf_err_t cf_genfile_writer_open(cf_genfile_writer **wp, const char *path,
                                 const char *const *topics, uint32_t n_topics,

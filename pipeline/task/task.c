@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "genfile.h"
 #include "log.h"
+#include "murmur2.h"
 #include "stages.h"
 #include "wire.h"
 
@@ -275,7 +275,7 @@ void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr, int64_t due_ts)
         cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &be);
         size_t pl = strlen(cr->billed_party);
         emit(t, CF_OUT_REPARTITION,
-             cf_genfile_partition(cr->billed_party, pl,
+             cf_murmur2_partition(cr->billed_party, pl,
                                   rt->out_partitions[CF_OUT_REPARTITION]),
              cr->billed_party, pl, be.p, be.len);
         cf_buf_free(&b);
