@@ -1,6 +1,6 @@
 /*
- * test_tariff.c: the pricing engine (stages/tariff.c) and the OCPI 2.2.1
- * Tariff loader (stages/tariff_json.c).
+ * test_tariff.c: the pricing engine (pipeline/pricing/tariff.c) and the
+ * OCPI 2.2.1 Tariff loader (pipeline/pricing/tariff_json.c).
  *
  * Tariffs come from the JSON documents in tests/data/tariffs, so every pricing
  * test also loads a document. Every expected amount is worked out by hand in
@@ -1062,18 +1062,18 @@ static void tariff_rejects_bad_sessions(void **state)
 static void tariff_format_amounts(void **state)
 {
         char b[32];
-        cf_price_format(1230, 2, b, sizeof(b));
+        cf_money_format(1230, 2, b, sizeof(b));
         assert_string_equal(b, "12.30");
-        cf_price_format(5, 2, b, sizeof(b));
+        cf_money_format(5, 2, b, sizeof(b));
         assert_string_equal(b, "0.05");
-        cf_price_format(-5, 3, b, sizeof(b));
+        cf_money_format(-5, 3, b, sizeof(b));
         assert_string_equal(b, "-0.005");
-        cf_price_format(1234, 0, b, sizeof(b));
+        cf_money_format(1234, 0, b, sizeof(b));
         assert_string_equal(b, "1234");
-        assert_int_equal(cf_price_currency_exp("JPY"), 0);
-        assert_int_equal(cf_price_currency_exp("KWD"), 3);
-        assert_int_equal(cf_price_currency_exp("NOK"), 2);
-        assert_int_equal(cf_price_currency_exp("XXX"), -1);
+        assert_int_equal(cf_money_currency_exp("JPY"), 0);
+        assert_int_equal(cf_money_currency_exp("KWD"), 3);
+        assert_int_equal(cf_money_currency_exp("NOK"), 2);
+        assert_int_equal(cf_money_currency_exp("XXX"), -1);
 }
 
 static void tariff_cli_check_and_price(void **state)

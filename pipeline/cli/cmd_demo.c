@@ -25,8 +25,8 @@
 #include "cli.h"
 #include "codec.h"
 #include "kafka.h"
+#include "money.h"
 #include "report.h"
-#include "tariff.h"
 
 static void usage(FILE *f)
 {
@@ -128,8 +128,8 @@ static int by_incl_desc(const void *a, const void *b)
 
 static const char *amount(char *buf, size_t n, int64_t minor, const char *cur)
 {
-        int32_t exp = cf_price_currency_exp(cur);
-        cf_price_format(minor, exp < 0 ? 2 : exp, buf, n);
+        int32_t exp = cf_money_currency_exp(cur);
+        cf_money_format(minor, exp < 0 ? 2 : exp, buf, n);
         return buf;
 }
 

@@ -148,7 +148,7 @@ static void print_restrictions(const cf_tariff_restrictions *r)
                 int64_t v = *(const int64_t *)((const char *)r + lims[i].off);
                 if (v == CF_NONE)
                         continue;
-                cf_price_format(v, lims[i].exp, a, sizeof(a));
+                cf_money_format(v, lims[i].exp, a, sizeof(a));
                 printf(" %s %s %s", lims[i].name, a, lims[i].unit);
         }
         printf("\n");
@@ -156,7 +156,7 @@ static void print_restrictions(const cf_tariff_restrictions *r)
 
 static void print_tariff(const cf_tariff *t, const cf_tariff_doc *doc)
 {
-        int32_t exp = cf_price_currency_exp(t->currency);
+        int32_t exp = cf_money_currency_exp(t->currency);
         char a[64], b[64];
         const cf_tz *utc = cf_tz_get("UTC");
         printf("tariff %s, currency %s (%d decimals)\n", t->tariff_id,
@@ -180,19 +180,19 @@ static void print_tariff(const cf_tariff *t, const cf_tariff_doc *doc)
                 printf("  for sessions starting from %s, before %s\n", a, b);
         }
         if (t->min_price_minor != CF_NONE) {
-                cf_price_format(t->min_price_minor, exp, a, sizeof(a));
+                cf_money_format(t->min_price_minor, exp, a, sizeof(a));
                 printf("  minimum price %s %s excl. VAT\n", a, t->currency);
         }
         if (t->max_price_minor != CF_NONE) {
-                cf_price_format(t->max_price_minor, exp, a, sizeof(a));
+                cf_money_format(t->max_price_minor, exp, a, sizeof(a));
                 printf("  maximum price %s %s excl. VAT\n", a, t->currency);
         }
         if (t->min_price_incl_minor != CF_NONE) {
-                cf_price_format(t->min_price_incl_minor, exp, a, sizeof(a));
+                cf_money_format(t->min_price_incl_minor, exp, a, sizeof(a));
                 printf("  minimum price %s %s incl. VAT\n", a, t->currency);
         }
         if (t->max_price_incl_minor != CF_NONE) {
-                cf_price_format(t->max_price_incl_minor, exp, a, sizeof(a));
+                cf_money_format(t->max_price_incl_minor, exp, a, sizeof(a));
                 printf("  maximum price %s %s incl. VAT\n", a, t->currency);
         }
         for (uint32_t i = 0; i < t->n_elements; i++) {
@@ -206,12 +206,12 @@ static void print_tariff(const cf_tariff *t, const cf_tariff_doc *doc)
                                 [CF_DIM_PARKING_TIME] = "/hour parked",
                                 [CF_DIM_TIME] = "/hour charging",
                         };
-                        cf_price_format(c->price_micros, 6, a, sizeof(a));
+                        cf_money_format(c->price_micros, 6, a, sizeof(a));
                         if (c->vat_bp == CF_NONE)
                                 snprintf(b, sizeof(b), "no VAT given");
                         else {
                                 char v[32];
-                                cf_price_format(c->vat_bp, 2, v, sizeof(v));
+                                cf_money_format(c->vat_bp, 2, v, sizeof(v));
                                 snprintf(b, sizeof(b), "VAT %s%%", v);
                         }
                         printf("    %-12s %s %s%s, %s", cf_dim_label[c->type],
@@ -569,7 +569,7 @@ static int cmd_price(int argc, char **argv)
         fmt_time(stop, tz, s2, sizeof(s2));
         printf("tariff %s, %s, session %s to %s\n", t.tariff_id, cf_tz_name(tz),
                s1, s2);
-        cf_price_format(r.energy_wh, 3, s1, sizeof(s1));
+        cf_money_format(r.energy_wh, 3, s1, sizeof(s1));
         fmt_dur(r.charging_ms, s2, sizeof(s2));
         fmt_dur(r.parking_ms, s3, sizeof(s3));
         printf("energy %s kWh, charging %s, parking %s\n", s1, s2, s3);
@@ -586,7 +586,7 @@ static int cmd_price(int argc, char **argv)
                         const cf_cdr_dimension *d = &p->dimensions[k];
                         switch (d->type) {
                         case CF_CDR_ENERGY:
-                                cf_price_format(d->volume, 3, s2, sizeof(s2));
+                                cf_money_format(d->volume, 3, s2, sizeof(s2));
                                 printf("  ENERGY %s kWh", s2);
                                 break;
                         case CF_CDR_TIME:
@@ -598,11 +598,11 @@ static int cmd_price(int argc, char **argv)
                                        s2);
                                 break;
                         case CF_CDR_MAX_POWER:
-                                cf_price_format(d->volume, 3, s2, sizeof(s2));
+                                cf_money_format(d->volume, 3, s2, sizeof(s2));
                                 printf("  MAX_POWER %s kW", s2);
                                 break;
                         case CF_CDR_MAX_CURRENT:
-                                cf_price_format(d->volume, 3, s2, sizeof(s2));
+                                cf_money_format(d->volume, 3, s2, sizeof(s2));
                                 printf("  MAX_CURRENT %s A", s2);
                                 break;
                         default:
@@ -616,7 +616,7 @@ static int cmd_price(int argc, char **argv)
                 const cf_price_line *l = &r.lines[i];
                 switch (l->dimension) {
                 case CF_DIM_ENERGY:
-                        cf_price_format(l->volume, 3, s1, sizeof(s1));
+                        cf_money_format(l->volume, 3, s1, sizeof(s1));
                         strcat(s1, " kWh");
                         break;
                 case CF_DIM_FLAT:
@@ -625,16 +625,16 @@ static int cmd_price(int argc, char **argv)
                 default:
                         fmt_dur(l->volume, s1, sizeof(s1));
                 }
-                cf_price_format(l->excl_vat, r.currency_exp, s2, sizeof(s2));
-                cf_price_format(l->vat, r.currency_exp, s3, sizeof(s3));
+                cf_money_format(l->excl_vat, r.currency_exp, s2, sizeof(s2));
+                cf_money_format(l->vat, r.currency_exp, s3, sizeof(s3));
                 char v[32];
-                cf_price_format(l->vat_bp, 2, v, sizeof(v));
+                cf_money_format(l->vat_bp, 2, v, sizeof(v));
                 printf("  %-12s %16s %12s  VAT %6s%% %10s\n",
                        cf_dim_label[l->dimension], s1, s2, v, s3);
         }
-        cf_price_format(r.total_excl_vat, r.currency_exp, s1, sizeof(s1));
-        cf_price_format(r.total_vat, r.currency_exp, s2, sizeof(s2));
-        cf_price_format(r.total_incl_vat, r.currency_exp, s3, sizeof(s3));
+        cf_money_format(r.total_excl_vat, r.currency_exp, s1, sizeof(s1));
+        cf_money_format(r.total_vat, r.currency_exp, s2, sizeof(s2));
+        cf_money_format(r.total_incl_vat, r.currency_exp, s3, sizeof(s3));
         printf("total excl. VAT %s, VAT %s, incl. VAT %s %s%s\n", s1, s2, s3,
                t.currency, t.prices_include_vat ? " (prices incl. VAT)" : "");
         if (r.flags & CF_PRICE_MIN_APPLIED)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "mem.h"
-#include "tariff.h"
+#include "money.h"
 
 static const char *const by_names[] = { "user", "charger", "badge", "site" };
 
@@ -103,8 +103,8 @@ static int cmp_row(const void *a, const void *b)
 
 static void money(char *buf, size_t n, int64_t minor, const char *cur)
 {
-        int32_t exp = cf_price_currency_exp(cur);
-        cf_price_format(minor, exp < 0 ? 2 : exp, buf, n);
+        int32_t exp = cf_money_currency_exp(cur);
+        cf_money_format(minor, exp < 0 ? 2 : exp, buf, n);
 }
 
 static void kwh(char *buf, size_t n, int64_t wh)

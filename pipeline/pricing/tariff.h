@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "mem.h"
+#include "money.h"
 #include "records.h"
 #include "tz.h"
 
@@ -95,14 +96,6 @@ typedef struct cf_price_result {
         uint32_t flags;       /* CF_PRICE_MIN_APPLIED, CF_PRICE_MAX_APPLIED */
         int32_t currency_exp; /* minor-unit exponent of the currency */
 } cf_price_result;
-
-/* Minor-unit exponent of an ISO 4217 currency code (EUR 2, JPY 0, KWD 3),
- * or -1 if the code is not in the built-in table. */
-int32_t cf_price_currency_exp(const char *code);
-
-/* Writes minor units as a decimal amount ("-12.30" for -1230 at exponent
- * 2) to buf. */
-void cf_price_format(int64_t minor, int32_t exp, char *buf, size_t size);
 
 /* Checks that t can be priced: known currency, 1..CF_TARIFF_MAX_ELEMENTS
  * elements each with at least one component, valid dimension types,

@@ -813,7 +813,7 @@ static cf_err_t load_tariff(ld *l, const json_t *root, cf_tariff *t)
         if ((err = get_str(l, root, "id", REQ, 36, &t->tariff_id)) ||
             (err = get_str(l, root, "currency", REQ, 0, &t->currency)))
                 return err;
-        l->exp = cf_price_currency_exp(t->currency);
+        l->exp = cf_money_currency_exp(t->currency);
         if (l->exp < 0) {
                 size_t o = enter(l, "currency");
                 err = bad(l, "'%s' is not an ISO 4217 code this build knows",
