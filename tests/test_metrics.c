@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "metrics.h"
+#include "runtime.h"
 #include "task.h"
 
 static size_t on_body(char *p, size_t size, size_t n, void *opaque)

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime.h"
+
 struct cf_inproc {
         cf_runtime rt;
         int32_t nb;       /* billing tasks (repartition partitions) */

@@ -7,6 +7,11 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "task.h"
+
+/* Sets what rt takes from the configuration (topics, guarantee) and the
+ * stage chains its tasks run (chains.c). Call it before cf_task_new. */
+void cf_runtime_init(cf_runtime *rt, const cf_config *cfg);
 
 /* Runs the pipeline with cfg until SIGINT/SIGTERM (or, with until_idle,
  * until every input partition is read to its end and nothing is pending).

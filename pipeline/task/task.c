@@ -15,32 +15,8 @@
 
 #include "log.h"
 #include "murmur2.h"
-#include "stages.h"
+#include "stage.h"
 #include "wire.h"
-
-static const cf_stage *const chain_rate[] = {
-        &cf_stage_decode,     &cf_stage_dedup, &cf_stage_validate,
-        &cf_stage_sessionize, &cf_stage_price,
-};
-
-static const cf_stage *const chain_bill[] = {
-        &cf_stage_decode,
-        &cf_stage_dedup,
-        &cf_stage_bill,
-};
-
-void cf_runtime_init(cf_runtime *rt, const cf_config *cfg)
-{
-        rt->cfg = cfg;
-        rt->exactly_once = !strcmp(cfg->processing_guarantee, "exactly_once");
-        rt->in_topic[CF_IN_SESSIONS] = cfg->topic_sessions;
-        rt->in_topic[CF_IN_METER] = cfg->topic_meter;
-        rt->in_topic[CF_IN_REPARTITION] = cfg->topic_repartition;
-        rt->out_topic[CF_OUT_CHARGE] = cfg->topic_charge_records;
-        rt->out_topic[CF_OUT_REJECTED] = cfg->topic_rejected;
-        rt->out_topic[CF_OUT_REPARTITION] = cfg->topic_repartition;
-        rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
-}
 
 /* ---- outputs ------------------------------------------------------------ */
 
@@ -444,11 +420,11 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         t->state_id = (uint16_t)(sub == 'A' ? id : 0x4000 | id);
         snprintf(t->name, sizeof(t->name), "%c-%d", sub, (int)id);
         if (sub == 'A') {
-                t->chain = chain_rate;
-                t->n_stages = sizeof(chain_rate) / sizeof(chain_rate[0]);
+                t->chain = rt->chain_rate;
+                t->n_stages = rt->n_chain_rate;
         } else {
-                t->chain = chain_bill;
-                t->n_stages = sizeof(chain_bill) / sizeof(chain_bill[0]);
+                t->chain = rt->chain_bill;
+                t->n_stages = rt->n_chain_bill;
         }
         t->ctx = cf_calloc(t->n_stages, sizeof(void *));
         t->stream_time = CF_NONE;

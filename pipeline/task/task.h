@@ -111,6 +111,13 @@ typedef struct cf_runtime {
         cf_registry *reg;
         cf_state *st;
         cf_tables *tables;
+        /* The stage chains of the rating ('A') and billing tasks, set by
+         * cf_runtime_init (runtime/chains.c): tasks run the stages through
+         * these tables and link none of them. */
+        const cf_stage *const *chain_rate;
+        size_t n_chain_rate;
+        const cf_stage *const *chain_bill;
+        size_t n_chain_bill;
         rd_kafka_t *producer;
         rd_kafka_t *consumer;
         const char *in_topic[CF_IN__CNT];
@@ -126,9 +133,6 @@ typedef struct cf_runtime {
         char fatal_msg[1024];
         int64_t produced, delivered;
 } cf_runtime;
-
-/* Sets what rt takes from the configuration (topics, guarantee). */
-void cf_runtime_init(cf_runtime *rt, const cf_config *cfg);
 
 /* Creates task `sub`-`id` with its chain, restores its offsets, sequence
  * number and stores from st, and queues the outbox entries that were
