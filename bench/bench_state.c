@@ -1,6 +1,6 @@
 /*
- * bench_state.c: throughput of the state layer (pipeline/state.c and
- * pipeline/store.c) on a real RocksDB directory.
+ * bench_state.c: throughput of the state layer (pipeline/state/state.c and
+ * store.c) on a real RocksDB directory.
  *
  * Scenarios, each run --runs times on a fresh database, reporting the
  * median (and min/max) over runs:

@@ -1,5 +1,5 @@
 /*
- * bench_tariff.c: pricing speed of stages/tariff.c on one core.
+ * bench_tariff.c: pricing speed of pipeline/pricing/tariff.c on one core.
  *
  * A typical session: 60 one-minute readings in Europe/Oslo across the
  * 17:00 peak boundary, then parking; a tariff with a start fee, peak and

@@ -8,7 +8,7 @@
  * lost stops; faults), the published plans (billing.sites records of the
  * genfile) and the published meter readings (charging.meter records of the
  * genfile, less every record the truth names as a fault, less repeats).
- * It shares no code with the production pricer (stages/tariff.c,
+ * It shares no code with the production pricer (pipeline/pricing/tariff.c,
  * stages/price.c, stages/bill.c): it reads README "Pricing" as its
  * specification and prices by brute force (oracle.c says how). Only the
  * codec, the genfile reader, the time zone functions and two plan

@@ -870,7 +870,7 @@ static void grafana_dashboard_queries_run_in_prometheus(void **state)
         char u[128], *scrape = NULL;
         (void)state;
         json_t *d = json_load_file(
-            CF_SOURCE_DIR "/pipeline/grafana-dashboard.json", 0, NULL);
+            CF_SOURCE_DIR "/pipeline/runtime/grafana-dashboard.json", 0, NULL);
         assert_non_null(d);
         snprintf(u, sizeof(u), "http://127.0.0.1:%d/metrics", metrics_port);
         assert_int_equal(http_get(u, &scrape), 200);

@@ -1,5 +1,5 @@
 /*
- * test_state.c: the state layer (pipeline/state.c, pipeline/store.c) against
+ * test_state.c: the state layer (pipeline/state/state.c, store.c) against
  * real RocksDB directories under /tmp, removed after each test.
  *
  * state: key encoding, get/scan/batch, atomicity and durability across a

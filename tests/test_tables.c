@@ -1,6 +1,6 @@
 /*
- * test_tables.c: the sites and users tables (pipeline/tables.c) over a real
- * RocksDB directory under /tmp, removed after each test.
+ * test_tables.c: the sites and users tables (pipeline/task/tables.c) over a
+ * real RocksDB directory under /tmp, removed after each test.
  *
  * Users and the badge index live in RocksDB behind a bounded cache. Every
  * scenario runs twice: with the default cache (32 MiB: everything stays

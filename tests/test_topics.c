@@ -1,6 +1,6 @@
 /*
  * test_topics.c: `chargeflow topics create|check` and the layout rules of
- * pipeline/topics.c, over TCP on the broker the tests run on (harness.h).
+ * pipeline/kafka/topics.c, over TCP on the broker the tests run on (harness.h).
  *
  * The admin requests (CreateTopics, DescribeConfigs, DeleteRecords) are
  * served by the peer and by a real cluster, not by the embedded broker,

@@ -1,5 +1,5 @@
 /*
- * test_tz.c: time zones (pipeline/tz.c): offsets and DST nights in
+ * test_tz.c: time zones (pipeline/tz/tz.c): offsets and DST nights in
  * Europe/Oslo, local wall time in gaps and overlaps, billing periods
  * (months, ISO weeks across a year end, days), civil-date arithmetic, and a
  * "slim" TZif file whose rules live only in its POSIX TZ footer.

@@ -1,5 +1,5 @@
 /*
- * gen.c: `chargeflow gen`, the load generator (issue 3). It simulates a
+ * cmd_gen.c: `chargeflow gen`, the load generator (issue 3). It simulates a
  * payment operator's estate (gen_estate.c) and publishes what the charger
  * backends would publish, to the broker or to a file (genfile.h), with a
  * ground-truth file for tests and benchmarks.
@@ -345,7 +345,7 @@ static void usage(FILE *f)
                         cf_gen_fault_unit(i), cf_gen_fault_defaults[i]);
         }
         fprintf(f, "\nThe contract (topics, keys, ordering, faults, truth "
-                   "lines) is in pipeline/gen.c.\n");
+                   "lines) is in pipeline/cli/cmd_gen.c.\n");
 }
 
 static bool parse_rate(const char *s, double *out)

@@ -1,5 +1,5 @@
 /*
- * stage.h: the stage interface between the runtime (pipeline/) and the
+ * stage.h: the stage interface between the tasks (pipeline/task/) and the
  * processing stages (stages/).
  *
  * A stage is one file in stages/ exporting one immutable ops table,

@@ -52,7 +52,7 @@ const char *cf_site_charger_group(const cf_site *s, const char *charger_id);
 const cf_tariff *cf_site_tariff(const cf_site *s, const cf_price_version *v,
                                 const char *charger_id, const char *group);
 
-/* ---- runtime side (pipeline/runtime.c) ---------------------------------- */
+/* ---- runtime side (pipeline/runtime/runtime.c) -------------------------- */
 
 #include "state.h"
 
