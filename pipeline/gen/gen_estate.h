@@ -3,7 +3,7 @@
  * (issue 3): tenants, sites, chargers, connectors, users and badges, price
  * plans, charging sessions with their meter readings, and injected faults,
  * turned into Kafka records in publish-time order plus a ground-truth file.
- * gen.c has the command, its sinks (broker, file) and the full contract.
+ * cmd_gen.c has the command, its sinks (broker, file) and the full contract.
  *
  * Everything follows from the configuration and the seed: the same
  * cf_gen_conf gives the same records, byte for byte, in the same order, and
