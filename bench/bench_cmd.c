@@ -836,10 +836,12 @@ int cf_cmd_bench(int argc, char **argv)
         strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         machine(res);
         json_object_set_new(res, "run",
-                            json_pack("{s:s,s:s,s:i,s:i,s:i,s:b}", "date", iso,
-                                      "preset", o.preset, "days", o.days,
-                                      "runs", o.runs, "partitions",
-                                      o.partitions, "quick", o.quick));
+                            json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:b}", "date",
+                                      iso, "broker",
+                                      cf_broker_kind_name(o.broker), "preset",
+                                      o.preset, "days", o.days, "runs", o.runs,
+                                      "partitions", o.partitions, "quick",
+                                      o.quick));
         int rc = 0;
         samples c_eps = { 0 }, c_cpu = { 0 }, c_rss = { 0 };
         samples p_eps = { 0 }, p_cpu = { 0 }, p_rss = { 0 }, p_wpe = { 0 },
@@ -1218,7 +1220,13 @@ out:
         cf_broker_stop(&broker);
         if (rc == 0) {
                 char base[PATH_MAX];
-                snprintf(base, sizeof(base), "%s/%s-%s", o.out_dir, o.preset,
+                /* Results on another broker than the embedded one say so
+                 * in their name. */
+                snprintf(base, sizeof(base), "%s/%s%s%s-%s", o.out_dir,
+                         o.preset, o.broker == CF_BROKER_MOCK ? "" : "-",
+                         o.broker == CF_BROKER_MOCK
+                             ? ""
+                             : cf_broker_kind_name(o.broker),
                          stamp);
                 char jf[PATH_MAX];
                 sfmt(jf, sizeof(jf), "%s.json", base);
@@ -1277,11 +1285,13 @@ out:
                 json_t *mj = json_object_get(res, "machine");
                 fprintf(out,
                         "\n%s, commit %s, %d cores (%s), `chargeflow bench "
-                        "--preset %s --runs %d%s%s%s`\n",
+                        "--broker %s --preset %s --days %d --runs "
+                        "%d%s%s%s`\n",
                         iso, json_string_value(json_object_get(res, "commit")),
                         (int)json_integer_value(json_object_get(mj, "cores")),
                         json_string_value(json_object_get(mj, "model")),
-                        o.preset, o.runs, o.quick ? " --quick" : "",
+                        cf_broker_kind_name(o.broker), o.preset, o.days,
+                        o.runs, o.quick ? " --quick" : "",
                         o.cost ? " --cost" : "", o.scale ? " --scale" : "");
                 if (rc == 0 && !chain_only) {
                         char e1[64], e2[64], e3[64];
