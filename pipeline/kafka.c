@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                            const char *value, char *errstr, size_t errstr_size)
 {
@@ -22,9 +24,14 @@ rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
                                    size_t errstr_size)
 {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        /* Topics are never created by using them: a misspelt topic name
+         * must fail, not make an empty topic (the broker creates one on a
+         * metadata request that allows it, for producers by default). */
         if (cf_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
                               errstr_size) ||
-            cf_kafka_conf_set(conf, "log_level", "4", errstr, errstr_size))
+            cf_kafka_conf_set(conf, "log_level", "4", errstr, errstr_size) ||
+            cf_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr,
+                              errstr_size))
                 goto fail;
         for (size_t i = 0; i < n_extra; i++)
                 if (cf_kafka_conf_set(conf, extra[i].key, extra[i].value,
@@ -165,4 +172,173 @@ cf_err_t cf_kafka_consumer_defaults(rd_kafka_conf_t *conf, const cf_config *cfg,
                         return err;
         }
         return CF_OK;
+}
+
+/* ---- which client a property is for ------------------------------------ */
+
+/* The C/P column of librdkafka's own property table
+ * (rd_kafka_conf_properties_show(), the source of its CONFIGURATION.md):
+ * "C" consumer, "P" producer, "*" both. Parsed once, on first use. */
+static char *props_table;
+
+static const char *prop_scope(const char *key)
+{
+        if (!props_table) {
+                size_t n = 0;
+                FILE *f = open_memstream(&props_table, &n);
+                if (!f)
+                        return "*";
+                rd_kafka_conf_properties_show(f);
+                fclose(f);
+        }
+        size_t kl = strlen(key);
+        for (const char *l = props_table; l && *l;) {
+                const char *end = strchr(l, '\n');
+                if (!strncmp(l, key, kl) && (l[kl] == ' ' || l[kl] == '|')) {
+                        const char *bar = strchr(l, '|');
+                        if (bar && (!end || bar < end)) {
+                                const char *c = bar + 1;
+                                while (*c == ' ')
+                                        c++;
+                                if (*c == 'C')
+                                        return "C";
+                                if (*c == 'P')
+                                        return "P";
+                                return "*";
+                        }
+                }
+                l = end ? end + 1 : NULL;
+        }
+        return "*"; /* unknown: rd_kafka_conf_set() will name it */
+}
+
+bool cf_kafka_applies(const char *key, cf_kafka_role role)
+{
+        const char *s = prop_scope(key);
+        if (*s == 'C')
+                return role == CF_KAFKA_CONSUMER;
+        if (*s == 'P')
+                return role == CF_KAFKA_PRODUCER;
+        return true;
+}
+
+rd_kafka_conf_t *cf_kafka_client_conf(const cf_config *cfg, cf_kafka_role role,
+                                      char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = cf_kafka_conf_new(cfg->bootstrap_servers, NULL,
+                                                  0, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        for (size_t i = 0; i < cfg->n_kafka; i++) {
+                if (!cf_kafka_applies(cfg->kafka[i].key, role))
+                        continue;
+                if (cf_kafka_conf_set(conf, cfg->kafka[i].key,
+                                      cfg->kafka[i].value, errstr,
+                                      errstr_size)) {
+                        rd_kafka_conf_destroy(conf);
+                        return NULL;
+                }
+        }
+        return conf;
+}
+
+cf_err_t cf_kafka_check_config(const cf_config *cfg, char *errstr,
+                               size_t errstr_size)
+{
+        for (int r = CF_KAFKA_PRODUCER; r <= CF_KAFKA_CONSUMER; r++) {
+                rd_kafka_conf_t *c = cf_kafka_client_conf(cfg, (cf_kafka_role)r,
+                                                          errstr, errstr_size);
+                if (!c)
+                        return CF_ERR_CONFIG;
+                rd_kafka_conf_destroy(c);
+        }
+        return CF_OK;
+}
+
+cf_err_t cf_kafka_check_topics(const cf_config *cfg,
+                               const char *const keys[][2], size_t n,
+                               char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *conf =
+            cf_kafka_client_conf(cfg, CF_KAFKA_PRODUCER, errstr, errstr_size);
+        if (!conf)
+                return CF_ERR_CONFIG;
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+        if (!rk)
+                return CF_ERR_CONFIG;
+        const struct rd_kafka_metadata *md = NULL;
+        cf_err_t err = CF_OK;
+        /* All topics: such a request never creates one. */
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+        if (e) {
+                snprintf(errstr, errstr_size,
+                         "bootstrap.servers %s: no broker answered within 10 "
+                         "s (%s)",
+                         cfg->bootstrap_servers, rd_kafka_err2str(e));
+                err = CF_ERR_KAFKA;
+                goto done;
+        }
+        for (size_t i = 0; i < n && !err; i++) {
+                const char *topic = keys[i][1];
+                int found = 0;
+                for (int k = 0; k < md->topic_cnt; k++)
+                        if (!strcmp(md->topics[k].topic, topic) &&
+                            !md->topics[k].err && md->topics[k].partition_cnt)
+                                found = 1;
+                if (!found) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: topic '%s' does not exist on %s "
+                                 "(chargeflow never creates topics: check "
+                                 "the name, or create it)",
+                                 keys[i][0], topic, cfg->bootstrap_servers);
+                        err = CF_ERR_CONFIG;
+                }
+        }
+done:
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_destroy(rk);
+        return err;
+}
+
+int64_t cf_kafka_topic_max_bytes(rd_kafka_t *rk, const char *topic,
+                                 int timeout_ms)
+{
+        int64_t max = -1;
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_ConfigResource_t *res =
+            rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+        rd_kafka_AdminOptions_t *opt =
+            rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+        char es[256];
+        rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, es,
+                                                  sizeof(es));
+        rd_kafka_DescribeConfigs(rk, &res, 1, opt, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+        if (ev && !rd_kafka_event_error(ev)) {
+                const rd_kafka_DescribeConfigs_result_t *r =
+                    rd_kafka_event_DescribeConfigs_result(ev);
+                size_t nr = 0, nc = 0;
+                const rd_kafka_ConfigResource_t **rs =
+                    r ? rd_kafka_DescribeConfigs_result_resources(r, &nr)
+                      : NULL;
+                const rd_kafka_ConfigEntry_t **ce =
+                    nr == 1 && !rd_kafka_ConfigResource_error(rs[0])
+                        ? rd_kafka_ConfigResource_configs(rs[0], &nc)
+                        : NULL;
+                for (size_t i = 0; i < nc; i++) {
+                        const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+                        if (!strcmp(rd_kafka_ConfigEntry_name(ce[i]),
+                                    "max.message.bytes") &&
+                            v)
+                                max = strtoll(v, NULL, 10);
+                }
+        }
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        rd_kafka_AdminOptions_destroy(opt);
+        rd_kafka_ConfigResource_destroy(res);
+        rd_kafka_queue_destroy(q);
+        return max > 0 ? max : -1;
 }

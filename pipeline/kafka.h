@@ -7,14 +7,17 @@
 #define CF_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
 #include "err.h"
 
 /* A new librdkafka config with bootstrap.servers set, logs at warning level
- * and above, then the extra properties (config.h's kafka.* list; NULL for
- * none) applied in order. NULL with errstr naming the property on error. */
+ * and above, allow.auto.create.topics=false (no client of the project ever
+ * creates a topic by using it), then the extra properties (config.h's kafka.*
+ * list; NULL for none) applied in order. NULL with errstr naming the property
+ * on error. */
 rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
                                    size_t n_extra, char *errstr,
                                    size_t errstr_size);
@@ -43,5 +46,43 @@ typedef int(cf_kafka_record_fn)(void *opaque, const rd_kafka_message_t *m);
 cf_err_t cf_kafka_read_all(const char *bootstrap, const char *topic,
                            cf_kafka_record_fn *fn, void *opaque, char *errstr,
                            size_t errstr_size);
+
+/* The clients a kafka.* property goes to. */
+typedef enum cf_kafka_role {
+        CF_KAFKA_PRODUCER = 1,
+        CF_KAFKA_CONSUMER = 2,
+} cf_kafka_role;
+
+/* True when librdkafka property key applies to clients of role (its own
+ * property table says consumer, producer or both); unknown keys apply to
+ * every client (setting them fails, naming them). First call from one
+ * thread. */
+bool cf_kafka_applies(const char *key, cf_kafka_role role);
+
+/* cf_kafka_conf_new() for a client of role: bootstrap.servers and the
+ * kafka.* properties of cfg that apply to it, so that a consumer setting
+ * never reaches a producer (no CONFWARN). NULL with errstr naming the key
+ * on error. */
+rd_kafka_conf_t *cf_kafka_client_conf(const cf_config *cfg, cf_kafka_role role,
+                                      char *errstr, size_t errstr_size);
+
+/* Checks every kafka.* property of cfg on the clients it applies to,
+ * without connecting: CF_ERR_CONFIG with errstr naming the key. */
+cf_err_t cf_kafka_check_config(const cf_config *cfg, char *errstr,
+                               size_t errstr_size);
+
+/* Checks that the n topics keys[i][1] (configured by key keys[i][0]) exist,
+ * with one metadata request for all topics (which creates none):
+ * CF_ERR_CONFIG naming the key and topic when one does not; CF_ERR_KAFKA
+ * naming bootstrap.servers when no broker answers within 10 s. */
+cf_err_t cf_kafka_check_topics(const cf_config *cfg,
+                               const char *const keys[][2], size_t n,
+                               char *errstr, size_t errstr_size);
+
+/* The topic's max.message.bytes (DescribeConfigs), or -1 when the broker
+ * does not say within timeout_ms (e.g. the embedded broker, which does not
+ * implement DescribeConfigs). */
+int64_t cf_kafka_topic_max_bytes(rd_kafka_t *rk, const char *topic,
+                                 int timeout_ms);
 
 #endif

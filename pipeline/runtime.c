@@ -233,11 +233,44 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
         }
 }
 
+/* Errors of one record that no retry can cure: the record is too large
+ * for the producer or the broker, or the broker refuses it as invalid. */
+static bool never_deliverable(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+/* Marks an output of t delivered (deleted from the outbox at the next
+ * commit). */
+static void mark_delivered(cf_task *t, int64_t seq)
+{
+        if (t->n_delivered == t->cap_delivered) {
+                t->cap_delivered =
+                    t->cap_delivered ? t->cap_delivered * 2 : 1024;
+                t->delivered = cf_realloc(t->delivered,
+                                          t->cap_delivered * sizeof(int64_t));
+        }
+        t->delivered[t->n_delivered++] = seq;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         rt_state *s = opaque;
         cf_out *o = m->_private;
         (void)rk;
+        if (m->err && o && o->task && never_deliverable(m->err)) {
+                /* It would fail the same way after every restart: count
+                 * and log it, and let it leave the outbox. */
+                cf_task_skip_output(o->task, o->topic, o->partition, o->seq,
+                                    (size_t)o->klen + o->vlen,
+                                    rd_kafka_err2str(m->err));
+                mark_delivered(o->task, o->seq);
+                o->task->inflight--;
+                cf_out_free(o);
+                return;
+        }
         if (m->err) {
                 s->rt.fatal = 1;
                 snprintf(s->rt.fatal_msg, sizeof(s->rt.fatal_msg),
@@ -250,22 +283,18 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         if (o) {
                 cf_task *t = o->task;
                 if (t) {
-                        if (t->n_delivered == t->cap_delivered) {
-                                t->cap_delivered = t->cap_delivered
-                                                       ? t->cap_delivered * 2
-                                                       : 1024;
-                                t->delivered = cf_realloc(t->delivered,
-                                                          t->cap_delivered *
-                                                              sizeof(int64_t));
-                        }
-                        t->delivered[t->n_delivered++] = o->seq;
+                        mark_delivered(t, o->seq);
                         t->inflight--;
                 }
                 cf_out_free(o);
         }
 }
 
-/* Produces a task's committed outputs. */
+/* Produces a task's committed outputs. An output that can never be
+ * delivered (too large for the producer: e.g. written to the outbox by an
+ * older version, or before message.max.bytes was lowered) is skipped,
+ * counted and logged, and leaves the outbox: it must not stop the
+ * partition for good. */
 static void produce_pending(rt_state *s, cf_task *t)
 {
         cf_runtime *rt = &s->rt;
@@ -280,7 +309,8 @@ static void produce_pending(rt_state *s, cf_task *t)
                             rt->producer,
                             RD_KAFKA_V_TOPIC(rt->out_topic[o->topic]),
                             RD_KAFKA_V_PARTITION(o->partition),
-                            RD_KAFKA_V_KEY(o->key, o->klen),
+                            RD_KAFKA_V_KEY(o->null_key ? NULL : o->key,
+                                           o->null_key ? 0 : o->klen),
                             RD_KAFKA_V_VALUE(o->value, o->vlen),
                             RD_KAFKA_V_TIMESTAMP(o->ts),
                             RD_KAFKA_V_HEADER("cf.task", t->name,
@@ -289,6 +319,16 @@ static void produce_pending(rt_state *s, cf_task *t)
                             RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
                         if (!err)
                                 break;
+                        if (never_deliverable(err)) {
+                                cf_task_skip_output(t, o->topic, o->partition,
+                                                    o->seq,
+                                                    (size_t)o->klen + o->vlen,
+                                                    rd_kafka_err2str(err));
+                                mark_delivered(t, o->seq);
+                                cf_out_free(o);
+                                o = NULL;
+                                break;
+                        }
                         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                                 rt->fatal = 1;
                                 snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
@@ -299,6 +339,8 @@ static void produce_pending(rt_state *s, cf_task *t)
                         }
                         rd_kafka_poll(rt->producer, 10);
                 }
+                if (!o)
+                        continue;
                 t->inflight++;
                 rt->produced++;
         }
@@ -409,10 +451,11 @@ static void log_stats(rt_state *s)
                                               reasons[r]);
         cf_log(CF_LOG_INFO,
                "stats rejected by reason:%s; produced %" PRId64
-               ", delivered %" PRId64 "; commits %" PRId64 " (last %" PRId64
-               " ms, max %" PRId64 " ms)",
-               n ? line : " none", rt->produced, rt->delivered, s->commits,
-               s->commit_ms_last, s->commit_ms_max);
+               ", delivered %" PRId64 ", outputs skipped %" PRId64
+               "; commits %" PRId64 " (last %" PRId64 " ms, max %" PRId64
+               " ms)",
+               n ? line : " none", rt->produced, rt->delivered, rt->out_skipped,
+               s->commits, s->commit_ms_last, s->commit_ms_max);
         /* Input lag: records on the broker not yet processed (from the
          * last fetch's high watermarks). */
         int64_t lag[CF_IN__CNT] = { 0 };
@@ -488,9 +531,13 @@ static void print_summary(rt_state *s)
                 if (reasons[r])
                         printf("%s\"%s\":%" PRId64, n++ ? "," : "",
                                reason_names[r], reasons[r]);
+        int64_t skipped = 0;
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        skipped += rt->tasks[p]->out_skipped;
         printf("},\"produced\":%" PRId64 ",\"delivered\":%" PRId64
-               ",\"commits\":%" PRId64,
-               rt->produced, rt->delivered, s->commits);
+               ",\"outputs_skipped\":%" PRId64 ",\"commits\":%" PRId64,
+               rt->produced, rt->delivered, skipped, s->commits);
         /* For benchmarks: when consuming began and when the last input
          * record arrived (ms since start), and what went to disk. */
         cf_state_writes w = { 0, 0, 0 };
@@ -615,8 +662,7 @@ static cf_err_t tables_open(rt_state *s, char *errstr, size_t errstr_size)
         cf_runtime *rt = &s->rt;
         const cf_config *cfg = rt->cfg;
         rd_kafka_conf_t *conf =
-            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
-                              errstr, errstr_size);
+            cf_kafka_client_conf(cfg, CF_KAFKA_CONSUMER, errstr, errstr_size);
         if (!conf)
                 return CF_ERR_CONFIG;
         if (cf_kafka_conf_set(conf, "group.id", cfg->group_id, errstr,
@@ -743,9 +789,8 @@ static void reconcile_outboxes(rt_state *s)
         size_t waiting = 0;
         if (!n)
                 goto produce;
-        rd_kafka_conf_t *conf =
-            cf_kafka_conf_new(rt->cfg->bootstrap_servers, rt->cfg->kafka,
-                              rt->cfg->n_kafka, errstr, sizeof(errstr));
+        rd_kafka_conf_t *conf = cf_kafka_client_conf(rt->cfg, CF_KAFKA_CONSUMER,
+                                                     errstr, sizeof(errstr));
         if (!conf ||
             cf_kafka_conf_set(conf, "group.id", "chargeflow-tail", errstr,
                               sizeof(errstr)) ||
@@ -826,16 +871,7 @@ static void reconcile_outboxes(rt_state *s)
                         cf_out *o = t->pending[k];
                         if (o->topic == req[i].out && o->partition == t->id &&
                             o->seq <= req[i].seq) {
-                                if (t->n_delivered == t->cap_delivered) {
-                                        t->cap_delivered =
-                                            t->cap_delivered
-                                                ? t->cap_delivered * 2
-                                                : 1024;
-                                        t->delivered = cf_realloc(
-                                            t->delivered,
-                                            t->cap_delivered * sizeof(int64_t));
-                                }
-                                t->delivered[t->n_delivered++] = o->seq;
+                                mark_delivered(t, o->seq);
                                 cf_out_free(o);
                                 dropped++;
                         } else {
@@ -994,8 +1030,7 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
         cf_runtime *rt = &s->rt;
         const cf_config *cfg = rt->cfg;
         rd_kafka_conf_t *pc =
-            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
-                              errstr, errstr_size);
+            cf_kafka_client_conf(cfg, CF_KAFKA_PRODUCER, errstr, errstr_size);
         if (!pc)
                 return CF_ERR_CONFIG;
         if (cf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
@@ -1018,6 +1053,28 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 if (n < 0)
                         return CF_ERR_KAFKA;
                 rt->out_partitions[o] = n;
+        }
+        /* The largest record each output topic takes: the producer's
+         * message.max.bytes, or the topic's max.message.bytes if smaller
+         * (when the broker answers DescribeConfigs). */
+        {
+                char v[32];
+                size_t vs = sizeof(v);
+                int64_t pmax = 1000000;
+                if (rd_kafka_conf_get(rd_kafka_conf(rt->producer),
+                                      "message.max.bytes", v,
+                                      &vs) == RD_KAFKA_CONF_OK)
+                        pmax = strtoll(v, NULL, 10);
+                for (int o = 0; o < CF_OUT__CNT; o++) {
+                        int64_t tmax = cf_kafka_topic_max_bytes(
+                            rt->producer, rt->out_topic[o], 3000);
+                        rt->max_out_bytes[o] =
+                            (size_t)(tmax > 0 && tmax < pmax ? tmax : pmax);
+                        cf_log(CF_LOG_DEBUG,
+                               "%s: records up to %zu bytes (topic "
+                               "max.message.bytes %" PRId64 ")",
+                               rt->out_topic[o], rt->max_out_bytes[o], tmax);
+                }
         }
         int ns =
             cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_SESSIONS],
@@ -1057,8 +1114,7 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
         rt->tasks = cf_calloc((size_t)rt->n_tasks, sizeof(cf_task *));
 
         rd_kafka_conf_t *cc =
-            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
-                              errstr, errstr_size);
+            cf_kafka_client_conf(cfg, CF_KAFKA_CONSUMER, errstr, errstr_size);
         if (!cc)
                 return CF_ERR_CONFIG;
         if (cf_kafka_consumer_defaults(cc, cfg, errstr, errstr_size)) {
@@ -1119,6 +1175,34 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
 
+        /* Before anything is created: every client setting, then every
+         * configured topic (none is ever created by using it). */
+        if (cf_kafka_check_config(cfg, errstr, sizeof(errstr))) {
+                cf_log(CF_LOG_ERROR, "config: %s", errstr);
+                rc = 2;
+                goto done;
+        }
+        {
+                const char *const topics[][2] = {
+                        { "topic.sessions", cfg->topic_sessions },
+                        { "topic.meter", cfg->topic_meter },
+                        { "topic.sites", cfg->topic_sites },
+                        { "topic.users", cfg->topic_users },
+                        { "topic.charge-records", cfg->topic_charge_records },
+                        { "topic.statements", cfg->topic_statements },
+                        { "topic.rejected", cfg->topic_rejected },
+                        { "topic.repartition", cfg->topic_repartition },
+                };
+                cf_err_t e = cf_kafka_check_topics(
+                    cfg, topics, sizeof(topics) / sizeof(topics[0]), errstr,
+                    sizeof(errstr));
+                if (e) {
+                        cf_log(CF_LOG_ERROR, "%s%s",
+                               e == CF_ERR_CONFIG ? "config: " : "", errstr);
+                        rc = e == CF_ERR_CONFIG ? 2 : 1;
+                        goto done;
+                }
+        }
         if (cf_registry_new(&rt->reg, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "schemas: %s", errstr);
                 goto done;
