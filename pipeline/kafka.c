@@ -24,14 +24,9 @@ rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
                                    size_t errstr_size)
 {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        /* Topics are never created by using them: a misspelt topic name
-         * must fail, not make an empty topic (the broker creates one on a
-         * metadata request that allows it, for producers by default). */
         if (cf_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
                               errstr_size) ||
-            cf_kafka_conf_set(conf, "log_level", "4", errstr, errstr_size) ||
-            cf_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr,
-                              errstr_size))
+            cf_kafka_conf_set(conf, "log_level", "4", errstr, errstr_size))
                 goto fail;
         for (size_t i = 0; i < n_extra; i++)
                 if (cf_kafka_conf_set(conf, extra[i].key, extra[i].value,
@@ -229,6 +224,18 @@ rd_kafka_conf_t *cf_kafka_client_conf(const cf_config *cfg, cf_kafka_role role,
                                                   0, errstr, errstr_size);
         if (!conf)
                 return NULL;
+        /* Topics are never created by using them: a misspelt topic name
+         * must fail, not make an empty topic. A broker creates one on a
+         * metadata request that allows it: librdkafka's producers allow it
+         * by default, its consumers do not (setting it on a consumer only
+         * makes brokers older than the flag print a warning). config.c
+         * refuses kafka.allow.auto.create.topics. */
+        if (role == CF_KAFKA_PRODUCER &&
+            cf_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
         for (size_t i = 0; i < cfg->n_kafka; i++) {
                 if (!cf_kafka_applies(cfg->kafka[i].key, role))
                         continue;
@@ -302,43 +309,53 @@ done:
         return err;
 }
 
-int64_t cf_kafka_topic_max_bytes(rd_kafka_t *rk, const char *topic,
-                                 int timeout_ms)
+rd_kafka_queue_t *cf_kafka_max_bytes_ask(rd_kafka_t *rk,
+                                         const char *const *topics, int n)
 {
-        int64_t max = -1;
         rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_ConfigResource_t *res =
-            rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-        rd_kafka_AdminOptions_t *opt =
-            rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-        char es[256];
-        rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, es,
-                                                  sizeof(es));
-        rd_kafka_DescribeConfigs(rk, &res, 1, opt, q);
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-        if (ev && !rd_kafka_event_error(ev)) {
-                const rd_kafka_DescribeConfigs_result_t *r =
-                    rd_kafka_event_DescribeConfigs_result(ev);
-                size_t nr = 0, nc = 0;
-                const rd_kafka_ConfigResource_t **rs =
-                    r ? rd_kafka_DescribeConfigs_result_resources(r, &nr)
-                      : NULL;
+        rd_kafka_ConfigResource_t *res[16];
+        if (n > 16)
+                n = 16;
+        for (int i = 0; i < n; i++)
+                res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                                     topics[i]);
+        rd_kafka_DescribeConfigs(rk, res, (size_t)n, NULL, q);
+        rd_kafka_ConfigResource_destroy_array(res, (size_t)n);
+        return q;
+}
+
+bool cf_kafka_max_bytes_answer(rd_kafka_queue_t *q, const char *const *topics,
+                               int n, int64_t *max)
+{
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 0);
+        if (!ev)
+                return false;
+        for (int i = 0; i < n; i++)
+                max[i] = -1;
+        const rd_kafka_DescribeConfigs_result_t *r =
+            rd_kafka_event_error(ev)
+                ? NULL
+                : rd_kafka_event_DescribeConfigs_result(ev);
+        size_t nr = 0;
+        const rd_kafka_ConfigResource_t **rs =
+            r ? rd_kafka_DescribeConfigs_result_resources(r, &nr) : NULL;
+        for (size_t k = 0; k < nr; k++) {
+                size_t nc = 0;
+                const char *name = rd_kafka_ConfigResource_name(rs[k]);
+                if (rd_kafka_ConfigResource_error(rs[k]))
+                        continue;
                 const rd_kafka_ConfigEntry_t **ce =
-                    nr == 1 && !rd_kafka_ConfigResource_error(rs[0])
-                        ? rd_kafka_ConfigResource_configs(rs[0], &nc)
-                        : NULL;
-                for (size_t i = 0; i < nc; i++) {
-                        const char *v = rd_kafka_ConfigEntry_value(ce[i]);
-                        if (!strcmp(rd_kafka_ConfigEntry_name(ce[i]),
-                                    "max.message.bytes") &&
-                            v)
-                                max = strtoll(v, NULL, 10);
+                    rd_kafka_ConfigResource_configs(rs[k], &nc);
+                for (size_t c = 0; c < nc; c++) {
+                        const char *v = rd_kafka_ConfigEntry_value(ce[c]);
+                        if (!v || strcmp(rd_kafka_ConfigEntry_name(ce[c]),
+                                         "max.message.bytes"))
+                                continue;
+                        for (int i = 0; i < n; i++)
+                                if (!strcmp(topics[i], name))
+                                        max[i] = strtoll(v, NULL, 10);
                 }
         }
-        if (ev)
-                rd_kafka_event_destroy(ev);
-        rd_kafka_AdminOptions_destroy(opt);
-        rd_kafka_ConfigResource_destroy(res);
-        rd_kafka_queue_destroy(q);
-        return max > 0 ? max : -1;
+        rd_kafka_event_destroy(ev);
+        return true;
 }

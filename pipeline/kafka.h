@@ -14,8 +14,7 @@
 #include "err.h"
 
 /* A new librdkafka config with bootstrap.servers set, logs at warning level
- * and above, allow.auto.create.topics=false (no client of the project ever
- * creates a topic by using it), then the extra properties (config.h's kafka.*
+ * and above, then the extra properties (config.h's kafka.*
  * list; NULL for none) applied in order. NULL with errstr naming the property
  * on error. */
 rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
@@ -59,9 +58,11 @@ typedef enum cf_kafka_role {
  * thread. */
 bool cf_kafka_applies(const char *key, cf_kafka_role role);
 
-/* cf_kafka_conf_new() for a client of role: bootstrap.servers and the
- * kafka.* properties of cfg that apply to it, so that a consumer setting
- * never reaches a producer (no CONFWARN). NULL with errstr naming the key
+/* cf_kafka_conf_new() for a client of role: bootstrap.servers, a producer's
+ * allow.auto.create.topics=false (a consumer's default; no client of the
+ * pipeline creates a topic by using it), and the kafka.* properties of cfg
+ * that apply to it, so that a consumer setting never reaches a producer
+ * (no CONFWARN). NULL with errstr naming the key
  * on error. */
 rd_kafka_conf_t *cf_kafka_client_conf(const cf_config *cfg, cf_kafka_role role,
                                       char *errstr, size_t errstr_size);
@@ -79,10 +80,16 @@ cf_err_t cf_kafka_check_topics(const cf_config *cfg,
                                const char *const keys[][2], size_t n,
                                char *errstr, size_t errstr_size);
 
-/* The topic's max.message.bytes (DescribeConfigs), or -1 when the broker
- * does not say within timeout_ms (e.g. the embedded broker, which does not
- * implement DescribeConfigs). */
-int64_t cf_kafka_topic_max_bytes(rd_kafka_t *rk, const char *topic,
-                                 int timeout_ms);
+/* Asks the broker for the max.message.bytes of n topics (at most 16;
+ * one DescribeConfigs request, answered on the returned queue, which the
+ * caller destroys). Does not wait: the embedded broker never answers. */
+rd_kafka_queue_t *cf_kafka_max_bytes_ask(rd_kafka_t *rk,
+                                         const char *const *topics, int n);
+
+/* False while the answer to cf_kafka_max_bytes_ask() has not come; then
+ * true, with max[i] the max.message.bytes of topics[i], or -1 when the
+ * broker did not tell it. Does not block. */
+bool cf_kafka_max_bytes_answer(rd_kafka_queue_t *q, const char *const *topics,
+                               int n, int64_t *max);
 
 #endif

@@ -141,7 +141,28 @@ typedef struct rt_state {
         int64_t commit_ms_last, commit_ms_max;
         cf_batch *batch;
         bool state_failed; /* a commit's write failed: commit no more */
+        rd_kafka_queue_t *limits_q; /* the topics' size limits, asked */
 } rt_state;
+
+/* Takes the output topics' max.message.bytes once the broker answers
+ * (cf_kafka_max_bytes_ask in open_clients); brokers that do not implement
+ * DescribeConfigs never answer, and the producer's limit stays. */
+static void topic_limits(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        int64_t max[CF_OUT__CNT];
+        if (!s->limits_q || !cf_kafka_max_bytes_answer(
+                                s->limits_q, rt->out_topic, CF_OUT__CNT, max))
+                return;
+        rd_kafka_queue_destroy(s->limits_q);
+        s->limits_q = NULL;
+        for (int o = 0; o < CF_OUT__CNT; o++) {
+                if (max[o] > 0 && (size_t)max[o] < rt->max_out_bytes[o])
+                        rt->max_out_bytes[o] = (size_t)max[o];
+                cf_log(CF_LOG_INFO, "%s: records up to %zu bytes",
+                       rt->out_topic[o], rt->max_out_bytes[o]);
+        }
+}
 
 static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
 {
@@ -1055,8 +1076,9 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 rt->out_partitions[o] = n;
         }
         /* The largest record each output topic takes: the producer's
-         * message.max.bytes, or the topic's max.message.bytes if smaller
-         * (when the broker answers DescribeConfigs). */
+         * message.max.bytes, lowered to the topic's max.message.bytes if
+         * the broker tells it (asked here, answered in the main loop:
+         * topic_limits()). */
         {
                 char v[32];
                 size_t vs = sizeof(v);
@@ -1065,16 +1087,10 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                                       "message.max.bytes", v,
                                       &vs) == RD_KAFKA_CONF_OK)
                         pmax = strtoll(v, NULL, 10);
-                for (int o = 0; o < CF_OUT__CNT; o++) {
-                        int64_t tmax = cf_kafka_topic_max_bytes(
-                            rt->producer, rt->out_topic[o], 3000);
-                        rt->max_out_bytes[o] =
-                            (size_t)(tmax > 0 && tmax < pmax ? tmax : pmax);
-                        cf_log(CF_LOG_DEBUG,
-                               "%s: records up to %zu bytes (topic "
-                               "max.message.bytes %" PRId64 ")",
-                               rt->out_topic[o], rt->max_out_bytes[o], tmax);
-                }
+                for (int o = 0; o < CF_OUT__CNT; o++)
+                        rt->max_out_bytes[o] = (size_t)pmax;
+                s->limits_q = cf_kafka_max_bytes_ask(
+                    rt->producer, rt->out_topic, CF_OUT__CNT);
         }
         int ns =
             cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_SESSIONS],
@@ -1133,7 +1149,15 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                               errstr_size) ||
             (*cfg->group_instance_id &&
              cf_kafka_conf_set(cc, "group.instance.id", cfg->group_instance_id,
-                               errstr, errstr_size))) {
+                               errstr, errstr_size)) ||
+            /* 10 s, not librdkafka's 45 s, unless set: how long the
+             * partitions of a process that died wait (heartbeats run on
+             * librdkafka's own thread, so a busy loop does not miss
+             * them), and on the embedded broker how long any restart
+             * waits (README, Operations). */
+            (!cf_config_kafka_get(cfg, "session.timeout.ms") &&
+             cf_kafka_conf_set(cc, "session.timeout.ms", "10000", errstr,
+                               errstr_size))) {
                 rd_kafka_conf_destroy(cc);
                 return CF_ERR_CONFIG;
         }
@@ -1268,6 +1292,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                                 run_task(&s, rt->tasks[p], now);
                 rd_kafka_poll(rt->producer, 0);
                 tables_poll(&s, false);
+                topic_limits(&s);
                 if (now - s.last_commit >= cfg->commit_interval_ms &&
                     commit_all(&s)) {
                         failed = true;
@@ -1325,6 +1350,8 @@ done:
                 rd_kafka_consumer_close(s.tables_rk);
                 rd_kafka_destroy(s.tables_rk);
         }
+        if (s.limits_q)
+                rd_kafka_queue_destroy(s.limits_q);
         if (rt->producer)
                 rd_kafka_destroy(rt->producer);
         cf_tables_destroy(rt->tables);
