@@ -3,7 +3,7 @@
 # make readme-config
 BUILD ?= build
 
-.PHONY: all test demo bench bench-quick asan format format-check readme-config fuzz clean
+.PHONY: all test demo bench bench-quick asan format format-check readme-config fuzz fuzz-tables clean
 all:
 	.ci/build $(BUILD)
 test:
@@ -34,5 +34,12 @@ fuzz:
 	cmake --build build-fuzz --target fuzz_decode -j2
 	mkdir -p build-fuzz/corpus
 	build-fuzz/fuzz_decode -max_total_time=$${FUZZ_SECONDS:-600} -print_final_stats=1 build-fuzz/corpus tests/fuzz_corpus
+# The table decoders (sites, users) the same way.
+fuzz-tables:
+	.ci/deps
+	cmake -S . -B build-fuzz -DCF_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build-fuzz --target fuzz_tables -j2
+	mkdir -p build-fuzz/corpus-tables
+	build-fuzz/fuzz_tables -max_total_time=$${FUZZ_SECONDS:-600} -print_final_stats=1 build-fuzz/corpus-tables tests/fuzz_corpus_tables
 clean:
 	rm -rf build build-asan build-fuzz

@@ -666,7 +666,7 @@ static void usage(FILE *f)
                 "  --quick         a check in under 2 minutes: 1 run, 7 "
                 "days of small\n"
                 "  --days D        simulated days loaded (default: small 20, "
-                "city 1)\n"
+                "city and country 1)\n"
                 "  --partitions P  partitions of every topic (default 16)\n"
                 "  --cost          also: exactly_once against at_least_once "
                 "at commit\n"
@@ -789,7 +789,7 @@ int cf_cmd_bench(int argc, char **argv)
                         o.days = 7;
         }
         if (!o.days)
-                o.days = !strcmp(o.preset, "city") ? 1 : 20;
+                o.days = !strcmp(o.preset, "small") ? 20 : 1;
 
         clock_gettime(CLOCK_MONOTONIC, &t_begin);
         ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -835,11 +835,12 @@ int cf_cmd_bench(int argc, char **argv)
         strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&now));
         strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         machine(res);
-        json_object_set_new(res, "run",
-                            json_pack("{s:s,s:s,s:i,s:i,s:i,s:b}", "date", iso,
-                                      "preset", o.preset, "days", o.days,
-                                      "runs", o.runs, "partitions",
-                                      o.partitions, "quick", o.quick));
+        json_object_set_new(
+            res, "run",
+            json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:b}", "date", iso, "broker",
+                      cf_broker_kind_name(o.broker), "preset", o.preset, "days",
+                      o.days, "runs", o.runs, "partitions", o.partitions,
+                      "quick", o.quick));
         int rc = 0;
         samples c_eps = { 0 }, c_cpu = { 0 }, c_rss = { 0 };
         samples p_eps = { 0 }, p_cpu = { 0 }, p_rss = { 0 }, p_wpe = { 0 },
@@ -1218,7 +1219,13 @@ out:
         cf_broker_stop(&broker);
         if (rc == 0) {
                 char base[PATH_MAX];
-                snprintf(base, sizeof(base), "%s/%s-%s", o.out_dir, o.preset,
+                /* Results on another broker than the embedded one say so
+                 * in their name. */
+                snprintf(base, sizeof(base), "%s/%s%s%s-%s", o.out_dir,
+                         o.preset, o.broker == CF_BROKER_MOCK ? "" : "-",
+                         o.broker == CF_BROKER_MOCK
+                             ? ""
+                             : cf_broker_kind_name(o.broker),
                          stamp);
                 char jf[PATH_MAX];
                 sfmt(jf, sizeof(jf), "%s.json", base);
@@ -1277,12 +1284,14 @@ out:
                 json_t *mj = json_object_get(res, "machine");
                 fprintf(out,
                         "\n%s, commit %s, %d cores (%s), `chargeflow bench "
-                        "--preset %s --runs %d%s%s%s`\n",
+                        "--broker %s --preset %s --days %d --runs "
+                        "%d%s%s%s`\n",
                         iso, json_string_value(json_object_get(res, "commit")),
                         (int)json_integer_value(json_object_get(mj, "cores")),
                         json_string_value(json_object_get(mj, "model")),
-                        o.preset, o.runs, o.quick ? " --quick" : "",
-                        o.cost ? " --cost" : "", o.scale ? " --scale" : "");
+                        cf_broker_kind_name(o.broker), o.preset, o.days, o.runs,
+                        o.quick ? " --quick" : "", o.cost ? " --cost" : "",
+                        o.scale ? " --scale" : "");
                 if (rc == 0 && !chain_only) {
                         char e1[64], e2[64], e3[64];
                         fmt_eps(e1, sizeof(e1), &c_eps);

@@ -1,8 +1,12 @@
 /*
  * validate.c: the validate stage. Checks what a record says on its own and
  * against the sites table:
- *  - FIELD: an empty id, a negative energy register, sequence number, power
- *    or current, a connector below 1, a negative time;
+ *  - FIELD: no key (inputs are keyed by charger id: a record without one
+ *    cannot be placed with its charger's other records), an empty id, an
+ *    id that is not valid UTF-8 (Avro strings are UTF-8, and ids reach the
+ *    outputs) or longer than CF_ID_MAX_BYTES, a negative energy register,
+ *    sequence number, power or current, a connector below 1, a negative
+ *    time;
  *  - CLOCK: a time further ahead of the task's stream time than
  *    max.clock.skew.ms;
  *  - UNKNOWN_SITE: no config for the record's site. Such records are held
@@ -18,7 +22,13 @@
 #include "dheap.h"
 #include "stages.h"
 #include "tables.h"
+#include "utf8.h"
 #include "wire.h"
+
+/* The longest id accepted (bytes). OCPI ids are at most 36 characters;
+ * this leaves room for any CPMS's ids, and keeps outputs keyed by ids far
+ * below any message size limit. */
+#define CF_ID_MAX_BYTES 255
 
 /* Records held for one unknown site. */
 typedef struct site_wait {
@@ -99,9 +109,31 @@ static bool empty(const char *s)
         return !s || !*s;
 }
 
+/* A problem of optional string id s (NULL: absent), or NULL. */
+static const char *id_problem(const char *s, const char *bad_utf8,
+                              const char *too_long)
+{
+        if (!s)
+                return NULL;
+        size_t n = strlen(s);
+        if (n > CF_ID_MAX_BYTES)
+                return too_long;
+        return cf_utf8_valid(s, n) ? NULL : bad_utf8;
+}
+
+#define ID_CHECK(s, name)                                                      \
+        do {                                                                   \
+                const char *p_ = id_problem(s, name " is not valid UTF-8",     \
+                                            name " longer than 255 bytes");    \
+                if (p_)                                                        \
+                        return p_;                                             \
+        } while (0)
+
 /* The FIELD problem of a record, or NULL. */
 static const char *field_problem(const cf_item *it)
 {
+        if (!it->src->key)
+                return "no key (input records are keyed by charger id)";
         if (it->kind == CF_ITEM_EVENT) {
                 const cf_session_event *e = it->rec;
                 if (empty(e->event_id))
@@ -112,6 +144,12 @@ static const char *field_problem(const cf_item *it)
                         return "empty site_id";
                 if (empty(e->charger_id))
                         return "empty charger_id";
+                ID_CHECK(e->event_id, "event_id");
+                ID_CHECK(e->session_id, "session_id");
+                ID_CHECK(e->site_id, "site_id");
+                ID_CHECK(e->charger_id, "charger_id");
+                ID_CHECK(e->user_id, "user_id");
+                ID_CHECK(e->badge_id, "badge_id");
                 if (e->connector_id < 1)
                         return "connector_id below 1";
                 if (e->energy_wh < 0)
@@ -129,6 +167,10 @@ static const char *field_problem(const cf_item *it)
                 return "empty site_id";
         if (empty(m->charger_id))
                 return "empty charger_id";
+        ID_CHECK(m->event_id, "event_id");
+        ID_CHECK(m->session_id, "session_id");
+        ID_CHECK(m->site_id, "site_id");
+        ID_CHECK(m->charger_id, "charger_id");
         if (m->connector_id < 1)
                 return "connector_id below 1";
         if (m->seq_no < 0)

@@ -37,12 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 out = cf_malloc(cf_rtype_max_size());
         }
         /* The first byte picks the schema id so that bodies of every type
-         * are reached; the rest is the body. */
+         * are reached (ids 1 to 9: 7 is Rejected's version 1, 9 its
+         * version 2); the rest is the body. */
         uint8_t *framed = cf_malloc(size + CF_WIRE_HEADER);
         if (size > 0) {
                 framed[0] = 0;
                 framed[1] = framed[2] = framed[3] = 0;
-                framed[4] = (uint8_t)(data[0] % CF_RT__CNT + 1);
+                framed[4] = (uint8_t)(data[0] % 9 + 1);
                 memcpy(framed + CF_WIRE_HEADER, data + 1, size - 1);
         }
         size_t flen = size ? size - 1 + CF_WIRE_HEADER : 0;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "codec.h"
+#include "utf8.h"
 
 static cf_registry *reg;
 static cf_arena arena;
@@ -1284,7 +1285,8 @@ static void array_count_checked_against_item_size(void **state)
 static void registry_ids_are_fixed(void **state)
 {
         (void)state;
-        static const int32_t want[CF_RT__CNT] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+        /* Rejected is at version 2, id 9 (README, Topics and schemas). */
+        static const int32_t want[CF_RT__CNT] = { 1, 2, 3, 4, 5, 6, 9, 8 };
         for (int t = 0; t < CF_RT__CNT; t++) {
                 cf_rtype back;
                 assert_int_equal(cf_registry_id(reg, (cf_rtype)t), want[t]);
@@ -1293,12 +1295,82 @@ static void registry_ids_are_fixed(void **state)
         }
         cf_rtype unused;
         assert_int_equal(cf_registry_type(reg, 0, &unused), CF_ERR_SCHEMA_ID);
+        /* Id 7, Rejected version 1, still names Rejected. */
+        assert_int_equal(cf_registry_type(reg, 7, &unused), CF_OK);
+        assert_int_equal(unused, CF_RT_REJECTED);
+}
+
+/* A Rejected record written with version 1 (id 7, before key_length and
+ * the others existed) decodes, the new fields taking their default, null.
+ * The bytes by hand from schemas/rejected_v1.avsc and the Avro spec:
+ * reason FIELD = enum index 1 -> zigzag 0x02; detail "d", stage "v",
+ * source_topic "t": length 1 -> 0x02, then the byte; partition 3 -> 0x06;
+ * offset 99 -> zigzag 198 -> 0xC6 0x01; key: branch 1 -> 0x02, length 2
+ * -> 0x04, "CH"; value null: branch 0; event_time_ms null: branch 0. */
+static void rejected_v1_still_decodes(void **state)
+{
+        (void)state;
+        static const uint8_t v1[] = { 0x00, 0,    0,    0,    7,   0x02, 0x02,
+                                      'd',  0x02, 'v',  0x02, 't', 0x06, 0xC6,
+                                      0x01, 0x02, 0x04, 'C',  'H', 0x00, 0x00 };
+        cf_rejected o;
+        cf_arena_reset(&arena);
+        assert_int_equal(
+            cf_decode(reg, CF_RT_REJECTED, v1, sizeof(v1), &arena, &o, NULL),
+            CF_OK);
+        assert_int_equal(o.reason, CF_REJECT_FIELD);
+        assert_string_equal(o.detail, "d");
+        assert_string_equal(o.source_topic, "t");
+        assert_int_equal(o.partition, 3);
+        assert_true(o.offset == 99);
+        assert_int_equal(o.key.n, 2);
+        assert_null(o.value.p);
+        assert_true(o.event_time_ms == CF_NONE);
+        assert_true(o.key_length == CF_NONE);
+        assert_null(o.key_sha256.p);
+        assert_true(o.value_length == CF_NONE);
+        assert_null(o.value_sha256.p);
+}
+
+/* utf8.c against RFC 3629's table of well-formed sequences. */
+static void utf8_checks_and_escapes(void **state)
+{
+        (void)state;
+        assert_true(cf_utf8_valid("plain", 5));
+        assert_true(cf_utf8_valid("\xe2\x82\xac", 3));      /* U+20AC */
+        assert_true(cf_utf8_valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
+        assert_false(cf_utf8_valid("\xc0\x80", 2));         /* overlong */
+        assert_false(cf_utf8_valid("\xe0\x9f\xbf", 3));     /* overlong */
+        assert_false(cf_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+        assert_false(cf_utf8_valid("\xf4\x90\x80\x80", 4)); /* > 10FFFF */
+        assert_false(cf_utf8_valid("\xe2\x82", 2));         /* cut short */
+        assert_false(cf_utf8_valid("a\0b", 3));             /* NUL */
+        assert_false(cf_utf8_valid("probe-\xff\xfe-session", 16));
+        char out[512];
+        /* Each bad byte becomes \xNN (4 bytes). */
+        cf_utf8_escape(out, sizeof(out), "no config for site S\xff\xfe\x80");
+        assert_string_equal(out, "no config for site S\\xFF\\xFE\\x80");
+        cf_utf8_escape(out, sizeof(out), "a\nb\xc3\xa9");
+        assert_string_equal(out, "a\\x0Ab\xc3\xa9");
+        /* 510 'a' then a 2-byte character: 512 bytes do not fit in 511,
+         * and the character is not cut: 510 bytes. */
+        char in[600];
+        memset(in, 'a', 510);
+        memcpy(in + 510, "\xc3\xa9", 3);
+        assert_int_equal(cf_utf8_escape(out, sizeof(out), in), 510);
+        assert_int_equal(strlen(out), 510);
+        /* 509 'a' then the character: 511 bytes, whole. */
+        memcpy(in + 509, "\xc3\xa9", 3);
+        assert_int_equal(cf_utf8_escape(out, sizeof(out), in), 511);
+        assert_true(cf_utf8_valid(out, 511));
 }
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(encode_session_event_matches_hand_bytes),
+                cmocka_unit_test(rejected_v1_still_decodes),
+                cmocka_unit_test(utf8_checks_and_escapes),
                 cmocka_unit_test(zigzag_edges_match_spec),
                 cmocka_unit_test(roundtrip_session_event),
                 cmocka_unit_test(roundtrip_meter_reading),

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "kafka.h"
 
 static char *write_file(const char *text)
 {
@@ -190,6 +191,64 @@ static void group_instance_id_is_optional(void **state)
         cf_config_destroy(&c);
 }
 
+/* Issue 15: no topic is created by using it, so the setting that would
+ * allow it is refused, naming the key. */
+static void auto_create_topics_is_refused(void **state)
+{
+        (void)state;
+        char err[512];
+        cf_config c;
+        cf_config_init(&c);
+        assert_int_equal(cf_config_set_kv(&c,
+                                          "kafka.allow.auto.create.topics=true",
+                                          err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(cf_config_validate(&c, err, sizeof(err)),
+                         CF_ERR_CONFIG);
+        assert_true(!strncmp(err, "kafka.allow.auto.create.topics: ", 32));
+        cf_config_destroy(&c);
+}
+
+/* Issue 15: kafka.* settings go to the clients they apply to, by the C/P
+ * column of librdkafka's CONFIGURATION.md: queued.min.messages and
+ * session.timeout.ms are C, linger.ms and enable.idempotence P,
+ * client.id and socket.timeout.ms both; a name librdkafka does not know
+ * goes to every client (setting it fails, naming it). */
+static void kafka_settings_are_routed_by_client(void **state)
+{
+        (void)state;
+        static const struct {
+                const char *key;
+                bool producer, consumer;
+        } want[] = {
+                { "queued.min.messages", false, true },
+                { "session.timeout.ms", false, true },
+                { "linger.ms", true, false },
+                { "enable.idempotence", true, false },
+                { "client.id", true, true },
+                { "socket.timeout.ms", true, true },
+                { "no.such.property", true, true },
+        };
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+                assert_int_equal(
+                    cf_kafka_applies(want[i].key, CF_KAFKA_PRODUCER),
+                    want[i].producer);
+                assert_int_equal(
+                    cf_kafka_applies(want[i].key, CF_KAFKA_CONSUMER),
+                    want[i].consumer);
+        }
+        char err[512];
+        cf_config c;
+        cf_config_init(&c);
+        assert_int_equal(
+            cf_config_set_kv(&c, "kafka.no.such.property=1", err, sizeof(err)),
+            CF_OK);
+        assert_int_equal(cf_kafka_check_config(&c, err, sizeof(err)),
+                         CF_ERR_CONFIG);
+        assert_true(!strncmp(err, "kafka.no.such.property: ", 24));
+        cf_config_destroy(&c);
+}
+
 static void missing_file_is_named(void **state)
 {
         (void)state;
@@ -289,6 +348,8 @@ int main(void)
                 cmocka_unit_test(bad_values_are_named),
                 cmocka_unit_test(kafka_keys_pass_through),
                 cmocka_unit_test(group_instance_id_is_optional),
+                cmocka_unit_test(auto_create_topics_is_refused),
+                cmocka_unit_test(kafka_settings_are_routed_by_client),
                 cmocka_unit_test(missing_file_is_named),
                 cmocka_unit_test(ops_keys_default_off_and_bad_values_named),
                 cmocka_unit_test(readme_config_table_is_current),

@@ -439,6 +439,73 @@ static void mock_broker_faults_then_restart_reach_reference(void **state)
         rd_kafka_destroy(mrk);
 }
 
+/* True when the file holds the text. */
+static bool log_has(const char *file, const char *text)
+{
+        char line[2048];
+        bool hit = false;
+        FILE *f = fopen(file, "r");
+        while (f && fgets(line, sizeof(line), f))
+                hit |= strstr(line, text) != NULL;
+        if (f)
+                fclose(f);
+        return hit;
+}
+
+/* The outbox recovery cannot read the output tails (the broker fails every
+ * ListOffsets request): the restart must stop with exit 1 having produced
+ * nothing, not produce its whole outbox again (it did: every entry
+ * delivered before the crash appeared twice). Once the broker answers, a
+ * restart reaches the reference. Embedded broker only: the faults are
+ * injected through its mock API. */
+static void unreadable_tails_stop_without_repeating(void **state)
+{
+        (void)state;
+        if (cf_test_broker_kind() != CF_BROKER_MOCK) {
+                print_message("needs the embedded broker's fault injection: "
+                              "skipped\n");
+                skip();
+        }
+        rd_kafka_t *mrk;
+        cf_test_broker mb;
+        char cfg[128], st[128], out[128], errp[160], *o;
+        rd_kafka_mock_cluster_t *mc = mock_new(&mrk, &mb);
+        generate(&mb);
+        path(cfg, sizeof(cfg), "tails.properties");
+        path(st, sizeof(st), "state-tails");
+        path(out, sizeof(out), "tails.out");
+        snprintf(errp, sizeof(errp), "%s.err", out);
+        write_config(cfg, mb.bootstrap, st, true);
+        char *run[] = { CF_BINARY, "run", "-c", cfg, "--until-idle", NULL };
+        /* Killed half-way through producing a commit's outputs: the outbox
+         * holds entries, some of them delivered. */
+        setenv("CF_CRASH_AT", "produce:6", 1);
+        assert_int_equal(cf_test_wait(cf_test_spawn(run, out), 120), -1);
+        unsetenv("CF_CRASH_AT");
+        assert_true(log_has(errp, "crash point produce reached"));
+        /* Once the tables are read (they ask offsets too), fail every
+         * ListOffsets: the recovery's tail queries. */
+        pid_t pid = cf_test_spawn(run, out);
+        for (int i = 0; i < 600 && !log_has(errp, "running:"); i++)
+                usleep(50000);
+        assert_true(log_has(errp, "running:"));
+        rd_kafka_resp_err_t errs[400];
+        for (int i = 0; i < 400; i++)
+                errs[i] = RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+        rd_kafka_mock_push_request_errors_array(mc, API_LIST_OFFSETS, 400,
+                                                errs);
+        assert_int_equal(cf_test_wait(pid, 180), 1);
+        assert_true(log_has(errp, "outbox recovery: offsets of"));
+        rd_kafka_mock_clear_request_errors(mc, API_LIST_OFFSETS);
+        assert_int_equal(cf_test_run(run, &o, NULL), 0);
+        free(o);
+        assert_same_topic(&ref, &mb, "billing.charge-records", true);
+        assert_same_topic(&ref, &mb, "billing.statements", true);
+        assert_same_topic(&ref, &mb, "billing.rejected", false);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(mrk);
+}
+
 /* A free loopback TCP port (bound to 0, then released). */
 static int free_port(void)
 {
@@ -567,6 +634,7 @@ int main(void)
                 cmocka_unit_test(
                     disk_full_stops_then_restart_reaches_reference),
                 cmocka_unit_test(broker_faults_then_restart_reach_reference),
+                cmocka_unit_test(unreadable_tails_stop_without_repeating),
         };
         /* CF_TEST_FILTER=pattern runs only the matching tests. */
         if (getenv("CF_TEST_FILTER"))

@@ -438,6 +438,38 @@ static void client_errors_name_url_and_status(void **state)
 
 /* A ChargeRecord that has only an id: the pipeline's ChargeRecord adds
  * fields without defaults, which BACKWARD (the default rule) forbids. */
+/* Makes topic exist, with the partitions of the harness's topics: through
+ * the Admin API where the broker serves it, else (the embedded broker) by
+ * asking a producer for its metadata, which creates it there. */
+static void ensure_topic(const char *topic, int partitions)
+{
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", broker.bootstrap, err,
+                          sizeof(err));
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        assert_non_null(rk);
+        if (cf_test_broker_kind() == CF_BROKER_MOCK) {
+                rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+                const struct rd_kafka_metadata *md = NULL;
+                assert_int_equal(rd_kafka_metadata(rk, 0, rkt, &md, 10000), 0);
+                rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(rkt);
+        } else {
+                rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
+                    topic, partitions, -1, err, sizeof(err));
+                rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+                rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+                rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 20000);
+                assert_non_null(ev);
+                rd_kafka_event_destroy(ev);
+                rd_kafka_queue_destroy(q);
+                rd_kafka_NewTopic_destroy(nt);
+        }
+        rd_kafka_destroy(rk);
+}
+
 static void incompatible_output_schema_stops_start(void **state)
 {
         char err[1024], out[160];
@@ -450,6 +482,8 @@ static void incompatible_output_schema_stops_start(void **state)
             cf_registry_client_register(client, "conflict.charges-value", old,
                                         &id, err, sizeof(err)),
             CF_OK);
+        /* The topic exists: only the schema is wrong. */
+        ensure_topic("conflict.charges", 2);
         char *run[] = { CF_BINARY, "run",
                         "-c",      cfg_path,
                         "--set",   "topic.charge-records=conflict.charges",

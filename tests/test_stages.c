@@ -783,6 +783,94 @@ static void validate_rejects_empty_ids_as_field(void **state)
         rig_done(r);
 }
 
+/* Issue 15: ids reach Avro strings in the outputs, which must be UTF-8;
+ * inputs are keyed by charger id. */
+static void
+validate_rejects_bad_utf8_long_ids_and_null_key_as_field(void **state)
+{
+        (void)state;
+        rig *r = rig_new();
+        cf_session_event e1 =
+            ev("e1", CF_SESSION_STARTED, "probe-\xff\xfe-session", T0, 100);
+        cf_session_event e2 = ev("e2", CF_SESSION_STARTED, "S-2", T0, 100);
+        e2.user_id = "u-\xc3"; /* a 2-byte character cut short */
+        char long_id[257];
+        memset(long_id, 'x', 256);
+        long_id[256] = '\0';
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0, 100);
+        m1.site_id = long_id;
+        int64_t o1 = feed_ev(r, &e1);
+        int64_t o2 = feed_ev(r, &e2);
+        int64_t o3 = feed_rd(r, &m1);
+        /* A valid event without a key. */
+        cf_session_event e4 = ev("e4", CF_SESSION_STARTED, "S-4", T0, 100);
+        cf_buf b;
+        cf_buf_init(&b);
+        cf_encode(cf_inproc_registry(r->ip), CF_RT_SESSION_EVENT, &e4, &b);
+        cf_src src = { .input = CF_IN_SESSIONS,
+                       .partition = 0,
+                       .offset = r->next_offset[CF_IN_SESSIONS]++,
+                       .ts = T0,
+                       .key = NULL,
+                       .key_len = 0,
+                       .value = b.p,
+                       .value_len = (uint32_t)b.len };
+        cf_inproc_feed(r->ip, &src);
+        commit(r);
+        assert_int_equal(r->n_rejects, 4);
+        assert_reject(r->rejects[0], CF_REJECT_FIELD, "validate",
+                      CF_IN_SESSIONS, o1, "session_id is not valid UTF-8");
+        assert_reject(r->rejects[1], CF_REJECT_FIELD, "validate",
+                      CF_IN_SESSIONS, o2, "user_id is not valid UTF-8");
+        assert_reject(r->rejects[2], CF_REJECT_FIELD, "validate", CF_IN_METER,
+                      o3, "site_id longer than 255 bytes");
+        assert_reject(r->rejects[3], CF_REJECT_FIELD, "validate",
+                      CF_IN_SESSIONS, src.offset,
+                      "no key (input records are keyed by charger id)");
+        assert_null(r->rejects[3]->key.p);
+        assert_int_equal(r->n_charges, 0);
+        assert_counts(r, CF_IN_SESSIONS, 3, 0, 0, 3, 0);
+        assert_counts(r, CF_IN_METER, 1, 0, 0, 1, 0);
+        cf_buf_free(&b);
+        rig_done(r);
+}
+
+/* Issue 15: a rejected record keeps at most 65536 bytes of the original
+ * value, with the original length and its SHA-256; the detail is valid
+ * UTF-8 cut on a character boundary. */
+static void reject_cuts_large_value_with_length_and_digest(void **state)
+{
+        (void)state;
+        rig *r = rig_new();
+        /* 70,000 bytes of 'A': not the magic byte 0. Its SHA-256, from
+         * `head -c 70000 /dev/zero | tr '\0' A | sha256sum` (and Python's
+         * hashlib): b80935d4...356c69. */
+        static const uint8_t want[32] = {
+                0xb8, 0x09, 0x35, 0xd4, 0x5c, 0x7f, 0xcb, 0x54,
+                0x4a, 0xd1, 0xb8, 0x41, 0x00, 0x5e, 0x50, 0xe4,
+                0x52, 0x23, 0x9a, 0xef, 0x65, 0xd3, 0xe0, 0xb6,
+                0xc0, 0x79, 0x76, 0xa5, 0x0f, 0x35, 0x6c, 0x69,
+        };
+        uint8_t *big = malloc(70000);
+        memset(big, 'A', 70000);
+        feed_raw(r, CF_IN_SESSIONS, T0, "CH-1", big, 70000);
+        commit(r);
+        assert_int_equal(r->n_rejects, 1);
+        const cf_rejected *rj = r->rejects[0];
+        assert_int_equal(rj->reason, CF_REJECT_SCHEMA);
+        assert_int_equal(rj->value.n, 65536);
+        assert_memory_equal(rj->value.p, big, 65536);
+        assert_true(rj->value_length == 70000);
+        assert_int_equal(rj->value_sha256.n, 32);
+        assert_memory_equal(rj->value_sha256.p, want, 32);
+        /* The key is short: whole, no length, no digest. */
+        assert_int_equal(rj->key.n, 4);
+        assert_true(rj->key_length == CF_NONE);
+        assert_null(rj->key_sha256.p);
+        free(big);
+        rig_done(r);
+}
+
 static void validate_rejects_negative_energy_as_field(void **state)
 {
         (void)state;
@@ -1780,6 +1868,8 @@ int main(void)
                 T(dedup_drops_repeat_after_restart),
                 T(validate_rejects_empty_ids_as_field),
                 T(validate_rejects_negative_energy_as_field),
+                T(validate_rejects_bad_utf8_long_ids_and_null_key_as_field),
+                T(reject_cuts_large_value_with_length_and_digest),
                 T(validate_rejects_negative_seq_as_field),
                 T(validate_rejects_future_time_as_clock),
                 T(validate_holds_unknown_site_then_rejects),

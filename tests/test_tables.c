@@ -496,6 +496,59 @@ static void site_tariff_by_charger_group_then_user_group(void **state)
         assert_null(cf_site_charger_group(&s, "CH-3"));
 }
 
+/* Applies a site record under key (no price versions; value NULL: a
+ * tombstone). Returns what apply returned. */
+static bool apply_site(fx *f, const char *key, const char *tenant)
+{
+        cf_site st = { .site_id = (char *)key,
+                       .tenant_id = (char *)tenant,
+                       .name = "Site",
+                       .time_zone = "Europe/Oslo",
+                       .billing_period = CF_PERIOD_MONTH,
+                       .currency = "NOK",
+                       .vat_bp = 2500,
+                       .max_power_w = 22000,
+                       .access_control = false,
+                       .versions = NULL,
+                       .n_versions = 0,
+                       .updated_ms = 1 };
+        cf_buf b;
+        cf_buf_init(&b);
+        if (tenant)
+                cf_encode(f->reg, CF_RT_SITE, &st, &b);
+        bool ok = cf_tables_apply(f->tb, CF_TABLE_SITES, 0, f->next_offset++,
+                                  key, strlen(key), tenant ? b.p : NULL,
+                                  tenant ? b.len : 0);
+        cf_buf_free(&b);
+        return ok;
+}
+
+/* Issue 15: a site's tombstone keeps the site (its open sessions and
+ * unbilled periods are still billed), across a restart too; a site or
+ * user whose strings are not UTF-8 is skipped. */
+static void site_tombstone_keeps_site_and_bad_utf8_is_skipped(void **state)
+{
+        fx *f = *state;
+        assert_true(apply_site(f, "s1", "t-1"));
+        assert_true(apply_site(f, "s1", NULL)); /* the tombstone */
+        assert_non_null(cf_tables_site(f->tb, "s1"));
+        assert_string_equal(cf_tables_site(f->tb, "s1")->tenant_id, "t-1");
+        commit(f);
+        fx_reopen(f);
+        assert_non_null(cf_tables_site(f->tb, "s1"));
+        /* A tenant id cut inside a character; a group that is Latin-1. */
+        assert_false(apply_site(f, "s2", "t-\xe2\x82"));
+        assert_null(cf_tables_site(f->tb, "s2"));
+        assert_false(apply_user_as(f, "u9", "u9", "gr\xfcn", "b9", NULL));
+        assert_null(cf_tables_user(f->tb, "u9"));
+        expect_badge(f, "b9", NULL);
+        size_t ns, nu, nb;
+        uint64_t sk;
+        cf_tables_counts(f->tb, &ns, &nu, &nb, &sk);
+        assert_int_equal(ns, 1);
+        assert_int_equal(sk, 2);
+}
+
 int main(void)
 {
 #define STR(x) #x
@@ -517,6 +570,7 @@ int main(void)
                 BOTH(load_builds_missing_badge_index),
                 cmocka_unit_test(memory_only_tables_keep_every_user),
                 cmocka_unit_test(site_tariff_by_charger_group_then_user_group),
+                BOTH(site_tombstone_keeps_site_and_bad_utf8_is_skipped),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

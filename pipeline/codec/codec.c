@@ -127,8 +127,17 @@ static const struct {
         { "user.avsc", CF_RT_USER, 4 },
         { "charge_record.avsc", CF_RT_CHARGE_RECORD, 5 },
         { "statement.avsc", CF_RT_STATEMENT, 6 },
-        { "rejected.avsc", CF_RT_REJECTED, 7 },
+        { "rejected.avsc", CF_RT_REJECTED, 9 },
         { "billing_event.avsc", CF_RT_BILLING_EVENT, 8 },
+};
+
+/* Earlier versions of built-in schemas: writer schemas only, so that what
+ * they wrote still decodes. Their ids are never reused. */
+static const struct {
+        const char *file;
+        int32_t id;
+} cf_builtin_old[] = {
+        { "rejected_v1.avsc", 7 },
 };
 
 struct cf_embedded_schema {
@@ -896,6 +905,23 @@ cf_err_t cf_registry_new(cf_registry **regp, char *errstr, size_t errstr_size)
                 ent->t = t;
                 ent->schema = avro_schema_incref(reg->r[t].schema);
                 ent->root = reg->r[t].root;
+        }
+        for (size_t i = 0;
+             i < sizeof(cf_builtin_old) / sizeof(cf_builtin_old[0]); i++) {
+                const struct cf_embedded_schema *e = cf_embedded_schemas;
+                while (e->file && strcmp(e->file, cf_builtin_old[i].file))
+                        e++;
+                if (!e->file) {
+                        snprintf(errstr, errstr_size,
+                                 "schemas/%s is not built in",
+                                 cf_builtin_old[i].file);
+                        err = CF_ERR_SCHEMA;
+                        goto fail;
+                }
+                err = cf_registry_add(reg, cf_builtin_old[i].id, e->json,
+                                      e->len, errstr, errstr_size);
+                if (err)
+                        goto fail;
         }
         *regp = reg;
         return CF_OK;

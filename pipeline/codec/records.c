@@ -5,6 +5,9 @@
 #include "records.h"
 
 #include <stddef.h>
+#include <string.h>
+
+#include "utf8.h"
 
 #define F(st, f, k)                                                            \
         {                                                                      \
@@ -276,6 +279,10 @@ static const cf_bind_field rejected_f[] = {
         FO(cf_rejected, key, CF_K_BYTES),
         FO(cf_rejected, value, CF_K_BYTES),
         FO(cf_rejected, event_time_ms, CF_K_LONG),
+        FO(cf_rejected, key_length, CF_K_LONG),
+        FO(cf_rejected, key_sha256, CF_K_BYTES),
+        FO(cf_rejected, value_length, CF_K_LONG),
+        FO(cf_rejected, value_sha256, CF_K_BYTES),
 };
 REC(rejected_b, cf_rejected, "chargeflow.Rejected", rejected_f);
 
@@ -307,4 +314,43 @@ const char *cf_rtype_name(cf_rtype t)
                 "ChargeRecord", "Statement",    "Rejected", "BillingEvent",
         };
         return (unsigned)t < CF_RT__CNT ? names[t] : "?";
+}
+
+static bool strings_valid(const cf_bind_record *rb, const uint8_t *p)
+{
+        for (uint32_t i = 0; i < rb->n_fields; i++) {
+                const cf_bind_field *f = &rb->fields[i];
+                const uint8_t *fp = p + f->offset;
+                if (f->kind == CF_K_STRING) {
+                        const char *s = *(char *const *)fp;
+                        if (s && !cf_utf8_valid(s, strlen(s)))
+                                return false;
+                } else if (f->kind == CF_K_RECORD) {
+                        const uint8_t *r =
+                            f->optional ? *(const uint8_t *const *)fp : fp;
+                        if (r && !strings_valid(f->rec, r))
+                                return false;
+                } else if (f->kind == CF_K_ARRAY) {
+                        const uint8_t *a = *(const uint8_t *const *)fp;
+                        uint32_t n = *(const uint32_t *)(p + f->count_offset);
+                        for (uint32_t k = 0; a && k < n; k++) {
+                                if (f->elem_kind == CF_K_STRING) {
+                                        const char *s =
+                                            ((char *const *)(const void *)a)[k];
+                                        if (s && !cf_utf8_valid(s, strlen(s)))
+                                                return false;
+                                } else if (f->elem_kind == CF_K_RECORD &&
+                                           !strings_valid(
+                                               f->rec, a + k * f->rec->size)) {
+                                        return false;
+                                }
+                        }
+                }
+        }
+        return true;
+}
+
+bool cf_rec_strings_valid(cf_rtype t, const void *rec)
+{
+        return strings_valid(cf_bindings[t], rec);
 }

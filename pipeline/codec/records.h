@@ -359,7 +359,16 @@ typedef struct cf_rejected {
         cf_bytes key;          /* optional */
         cf_bytes value;        /* optional */
         int64_t event_time_ms; /* optional */
+        int64_t key_length;    /* optional: set when key was cut */
+        cf_bytes key_sha256;   /* optional: set when key was cut */
+        int64_t value_length;  /* optional: set when value was cut */
+        cf_bytes value_sha256; /* optional: set when value was cut */
 } cf_rejected;
+
+/* How many bytes of the original key and value a rejected record keeps
+ * (schemas/rejected.avsc); longer ones are cut, with their length and
+ * SHA-256. */
+#define CF_REJECTED_KEEP_BYTES 65536
 
 /* Value of the internal repartition topic between rating and billing. */
 typedef struct cf_billing_event {
@@ -417,6 +426,10 @@ typedef struct cf_bind_record {
 
 /* Binding of each top-level record type. */
 extern const cf_bind_record *const cf_bindings[CF_RT__CNT];
+
+/* True when every string of rec, a decoded record of type t (nested
+ * records and arrays included), is valid UTF-8 (utf8.h). */
+bool cf_rec_strings_valid(cf_rtype t, const void *rec);
 
 /* Short name of a record type ("SessionEvent"). */
 const char *cf_rtype_name(cf_rtype t);

@@ -407,6 +407,13 @@ cf_err_t cf_config_validate(const cf_config *cfg, char *errstr,
                         return CF_ERR_CONFIG;
                 }
         }
+        if (cf_config_kafka_get(cfg, "allow.auto.create.topics")) {
+                snprintf(errstr, errstr_size,
+                         "kafka.allow.auto.create.topics: chargeflow never "
+                         "creates topics by using them (a misspelt name "
+                         "must fail); create them beforehand");
+                return CF_ERR_CONFIG;
+        }
         if (strcmp(cfg->schema_registry, "builtin")) {
                 snprintf(errstr, errstr_size,
                          "schema.registry: '%s' is not supported; only "

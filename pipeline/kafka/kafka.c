@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                            const char *value, char *errstr, size_t errstr_size)
 {
@@ -165,4 +167,148 @@ cf_err_t cf_kafka_consumer_defaults(rd_kafka_conf_t *conf, const cf_config *cfg,
                         return err;
         }
         return CF_OK;
+}
+
+/* ---- which client a property is for ------------------------------------ */
+
+/* The C/P column of librdkafka's own property table
+ * (rd_kafka_conf_properties_show(), the source of its CONFIGURATION.md):
+ * "C" consumer, "P" producer, "*" both. Parsed once, on first use. */
+static char *props_table;
+
+static const char *prop_scope(const char *key)
+{
+        if (!props_table) {
+                size_t n = 0;
+                FILE *f = open_memstream(&props_table, &n);
+                if (!f)
+                        return "*";
+                rd_kafka_conf_properties_show(f);
+                fclose(f);
+        }
+        size_t kl = strlen(key);
+        for (const char *l = props_table; l && *l;) {
+                const char *end = strchr(l, '\n');
+                if (!strncmp(l, key, kl) && (l[kl] == ' ' || l[kl] == '|')) {
+                        const char *bar = strchr(l, '|');
+                        if (bar && (!end || bar < end)) {
+                                const char *c = bar + 1;
+                                while (*c == ' ')
+                                        c++;
+                                if (*c == 'C')
+                                        return "C";
+                                if (*c == 'P')
+                                        return "P";
+                                return "*";
+                        }
+                }
+                l = end ? end + 1 : NULL;
+        }
+        return "*"; /* unknown: rd_kafka_conf_set() will name it */
+}
+
+bool cf_kafka_applies(const char *key, cf_kafka_role role)
+{
+        const char *s = prop_scope(key);
+        if (*s == 'C')
+                return role == CF_KAFKA_CONSUMER;
+        if (*s == 'P')
+                return role == CF_KAFKA_PRODUCER;
+        return true;
+}
+
+rd_kafka_conf_t *cf_kafka_client_conf(const cf_config *cfg, cf_kafka_role role,
+                                      char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = cf_kafka_conf_new(cfg->bootstrap_servers, NULL,
+                                                  0, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        /* Topics are never created by using them: a misspelt topic name
+         * must fail, not make an empty topic. A broker creates one on a
+         * metadata request that allows it: librdkafka's producers allow it
+         * by default, its consumers do not (setting it on a consumer only
+         * makes brokers older than the flag print a warning). config.c
+         * refuses kafka.allow.auto.create.topics. */
+        if (role == CF_KAFKA_PRODUCER &&
+            cf_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        for (size_t i = 0; i < cfg->n_kafka; i++) {
+                if (!cf_kafka_applies(cfg->kafka[i].key, role))
+                        continue;
+                if (cf_kafka_conf_set(conf, cfg->kafka[i].key,
+                                      cfg->kafka[i].value, errstr,
+                                      errstr_size)) {
+                        rd_kafka_conf_destroy(conf);
+                        return NULL;
+                }
+        }
+        return conf;
+}
+
+cf_err_t cf_kafka_check_config(const cf_config *cfg, char *errstr,
+                               size_t errstr_size)
+{
+        for (int r = CF_KAFKA_PRODUCER; r <= CF_KAFKA_CONSUMER; r++) {
+                rd_kafka_conf_t *c = cf_kafka_client_conf(cfg, (cf_kafka_role)r,
+                                                          errstr, errstr_size);
+                if (!c)
+                        return CF_ERR_CONFIG;
+                rd_kafka_conf_destroy(c);
+        }
+        return CF_OK;
+}
+
+rd_kafka_queue_t *cf_kafka_max_bytes_ask(rd_kafka_t *rk,
+                                         const char *const *topics, int n)
+{
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_ConfigResource_t *res[16];
+        if (n > 16)
+                n = 16;
+        for (int i = 0; i < n; i++)
+                res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                                     topics[i]);
+        rd_kafka_DescribeConfigs(rk, res, (size_t)n, NULL, q);
+        rd_kafka_ConfigResource_destroy_array(res, (size_t)n);
+        return q;
+}
+
+bool cf_kafka_max_bytes_answer(rd_kafka_queue_t *q, const char *const *topics,
+                               int n, int64_t *max)
+{
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 0);
+        if (!ev)
+                return false;
+        for (int i = 0; i < n; i++)
+                max[i] = -1;
+        const rd_kafka_DescribeConfigs_result_t *r =
+            rd_kafka_event_error(ev)
+                ? NULL
+                : rd_kafka_event_DescribeConfigs_result(ev);
+        size_t nr = 0;
+        const rd_kafka_ConfigResource_t **rs =
+            r ? rd_kafka_DescribeConfigs_result_resources(r, &nr) : NULL;
+        for (size_t k = 0; k < nr; k++) {
+                size_t nc = 0;
+                const char *name = rd_kafka_ConfigResource_name(rs[k]);
+                if (rd_kafka_ConfigResource_error(rs[k]))
+                        continue;
+                const rd_kafka_ConfigEntry_t **ce =
+                    rd_kafka_ConfigResource_configs(rs[k], &nc);
+                for (size_t c = 0; c < nc; c++) {
+                        const char *v = rd_kafka_ConfigEntry_value(ce[c]);
+                        if (!v || strcmp(rd_kafka_ConfigEntry_name(ce[c]),
+                                         "max.message.bytes"))
+                                continue;
+                        for (int i = 0; i < n; i++)
+                                if (!strcmp(topics[i], name))
+                                        max[i] = strtoll(v, NULL, 10);
+                }
+        }
+        rd_kafka_event_destroy(ev);
+        return true;
 }

@@ -97,18 +97,16 @@ cf_err_t cf_topics_check_layout(const cf_config *cfg, const int *parts,
 #undef NAME
 }
 
-/* An admin client on cfg's cluster (its kafka.* settings included). */
+/* An admin client on cfg's cluster (its kafka.* settings that apply to a
+ * producer included). */
 static rd_kafka_t *admin_new(const cf_config *cfg, char *errstr,
                              size_t errstr_size)
 {
         rd_kafka_conf_t *conf =
-            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
-                              errstr, errstr_size);
+            cf_kafka_client_conf(cfg, CF_KAFKA_PRODUCER, errstr, errstr_size);
         if (!conf)
                 return NULL;
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
-        return rk;
+        return rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 }
 
 /* parts[i] := partition count of cf_topics[i], 0 when it does not exist.
@@ -121,8 +119,10 @@ static int partition_counts(rd_kafka_t *rk, const cf_config *cfg, int *parts,
             rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
         if (err) {
                 snprintf(errstr, errstr_size,
-                         "cannot read the topics of %s (bootstrap.servers): %s",
-                         cfg->bootstrap_servers, rd_kafka_err2str(err));
+                         "bootstrap.servers %s: no broker answered within %d "
+                         "ms (%s)",
+                         cfg->bootstrap_servers, timeout_ms,
+                         rd_kafka_err2str(err));
                 return -1;
         }
         for (size_t i = 0; i < cf_n_topics; i++) {
@@ -259,6 +259,32 @@ done:
         for (size_t j = 0; j < n; j++)
                 rd_kafka_ConfigResource_destroy(res[j]);
         return problems;
+}
+
+cf_err_t cf_topics_require(const cf_config *cfg, char *errstr,
+                           size_t errstr_size)
+{
+        int parts[CF_T__CNT];
+        rd_kafka_t *rk = admin_new(cfg, errstr, errstr_size);
+        if (!rk)
+                return CF_ERR_CONFIG;
+        cf_err_t err = CF_OK;
+        if (partition_counts(rk, cfg, parts, 10000, errstr, errstr_size))
+                err = CF_ERR_KAFKA;
+        for (size_t i = 0; i < cf_n_topics && !err; i++)
+                if (!parts[i]) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: topic '%s' does not exist on %s "
+                                 "(chargeflow never creates topics: check "
+                                 "the name, or create it with `chargeflow "
+                                 "topics create`)",
+                                 cf_topics[i].key,
+                                 cf_topic_name(cfg, &cf_topics[i]),
+                                 cfg->bootstrap_servers);
+                        err = CF_ERR_CONFIG;
+                }
+        rd_kafka_destroy(rk);
+        return err;
 }
 
 static int check(rd_kafka_t *rk, const cf_config *cfg, const cf_topics_opts *o,

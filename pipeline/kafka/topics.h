@@ -65,6 +65,13 @@ const char *cf_topic_name(const cf_config *cfg, const cf_topic_info *t);
 cf_err_t cf_topics_check_layout(const cf_config *cfg, const int *parts,
                                 char *errstr, size_t errstr_size);
 
+/* Checks that every topic of cfg exists, with one metadata request for all
+ * topics (which creates none), before the pipeline touches anything:
+ * CF_ERR_CONFIG naming the key and topic when one does not; CF_ERR_KAFKA
+ * naming bootstrap.servers when no broker answers within 10 s. */
+cf_err_t cf_topics_require(const cf_config *cfg, char *errstr,
+                           size_t errstr_size);
+
 /* Options of cf_topics_create and cf_topics_check. */
 typedef struct cf_topics_opts {
         int partitions;       /* 0: the inputs' existing count, else 8 */

@@ -153,7 +153,28 @@ typedef struct rt_state {
         bool state_failed;      /* a commit's write failed: commit no more */
         cf_metrics *metrics;    /* metrics.listen, or NULL */
         cf_registry_client *rc; /* schema.registry.url, or NULL */
+        rd_kafka_queue_t *limits_q; /* the topics' size limits, asked */
 } rt_state;
+
+/* Takes the output topics' max.message.bytes once the broker answers
+ * (cf_kafka_max_bytes_ask in open_clients); brokers that do not implement
+ * DescribeConfigs never answer, and the producer's limit stays. */
+static void topic_limits(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        int64_t max[CF_OUT__CNT];
+        if (!s->limits_q || !cf_kafka_max_bytes_answer(
+                                s->limits_q, rt->out_topic, CF_OUT__CNT, max))
+                return;
+        rd_kafka_queue_destroy(s->limits_q);
+        s->limits_q = NULL;
+        for (int o = 0; o < CF_OUT__CNT; o++) {
+                if (max[o] > 0 && (size_t)max[o] < rt->max_out_bytes[o])
+                        rt->max_out_bytes[o] = (size_t)max[o];
+                cf_log(CF_LOG_INFO, "%s: records up to %zu bytes",
+                       rt->out_topic[o], rt->max_out_bytes[o]);
+        }
+}
 
 static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
 {
@@ -245,11 +266,44 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
         }
 }
 
+/* Errors of one record that no retry can cure: the record is too large
+ * for the producer or the broker, or the broker refuses it as invalid. */
+static bool never_deliverable(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+/* Marks an output of t delivered (deleted from the outbox at the next
+ * commit). */
+static void mark_delivered(cf_task *t, int64_t seq)
+{
+        if (t->n_delivered == t->cap_delivered) {
+                t->cap_delivered =
+                    t->cap_delivered ? t->cap_delivered * 2 : 1024;
+                t->delivered = cf_realloc(t->delivered,
+                                          t->cap_delivered * sizeof(int64_t));
+        }
+        t->delivered[t->n_delivered++] = seq;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         rt_state *s = opaque;
         cf_out *o = m->_private;
         (void)rk;
+        if (m->err && o && o->task && never_deliverable(m->err)) {
+                /* It would fail the same way after every restart: count
+                 * and log it, and let it leave the outbox. */
+                cf_task_skip_output(o->task, o->topic, o->partition, o->seq,
+                                    (size_t)o->klen + o->vlen,
+                                    rd_kafka_err2str(m->err));
+                mark_delivered(o->task, o->seq);
+                o->task->inflight--;
+                cf_out_free(o);
+                return;
+        }
         if (m->err) {
                 s->rt.fatal = 1;
                 snprintf(s->rt.fatal_msg, sizeof(s->rt.fatal_msg),
@@ -264,22 +318,18 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         if (o) {
                 cf_task *t = o->task;
                 if (t) {
-                        if (t->n_delivered == t->cap_delivered) {
-                                t->cap_delivered = t->cap_delivered
-                                                       ? t->cap_delivered * 2
-                                                       : 1024;
-                                t->delivered = cf_realloc(t->delivered,
-                                                          t->cap_delivered *
-                                                              sizeof(int64_t));
-                        }
-                        t->delivered[t->n_delivered++] = o->seq;
+                        mark_delivered(t, o->seq);
                         t->inflight--;
                 }
                 cf_out_free(o);
         }
 }
 
-/* Produces a task's committed outputs. */
+/* Produces a task's committed outputs. An output that can never be
+ * delivered (too large for the producer: e.g. written to the outbox by an
+ * older version, or before message.max.bytes was lowered) is skipped,
+ * counted and logged, and leaves the outbox: it must not stop the
+ * partition for good. */
 static void produce_pending(rt_state *s, cf_task *t)
 {
         cf_runtime *rt = &s->rt;
@@ -294,7 +344,8 @@ static void produce_pending(rt_state *s, cf_task *t)
                             rt->producer,
                             RD_KAFKA_V_TOPIC(rt->out_topic[o->topic]),
                             RD_KAFKA_V_PARTITION(o->partition),
-                            RD_KAFKA_V_KEY(o->key, o->klen),
+                            RD_KAFKA_V_KEY(o->null_key ? NULL : o->key,
+                                           o->null_key ? 0 : o->klen),
                             RD_KAFKA_V_VALUE(o->value, o->vlen),
                             RD_KAFKA_V_TIMESTAMP(o->ts),
                             RD_KAFKA_V_HEADER("cf.task", t->name,
@@ -303,6 +354,16 @@ static void produce_pending(rt_state *s, cf_task *t)
                             RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
                         if (!err)
                                 break;
+                        if (never_deliverable(err)) {
+                                cf_task_skip_output(t, o->topic, o->partition,
+                                                    o->seq,
+                                                    (size_t)o->klen + o->vlen,
+                                                    rd_kafka_err2str(err));
+                                mark_delivered(t, o->seq);
+                                cf_out_free(o);
+                                o = NULL;
+                                break;
+                        }
                         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                                 rt->fatal = 1;
                                 snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
@@ -313,6 +374,8 @@ static void produce_pending(rt_state *s, cf_task *t)
                         }
                         rd_kafka_poll(rt->producer, 10);
                 }
+                if (!o)
+                        continue;
                 t->inflight++;
                 rt->produced++;
         }
@@ -433,10 +496,11 @@ static void log_stats(rt_state *s)
                                               reasons[r]);
         cf_log(CF_LOG_INFO,
                "stats rejected by reason:%s; produced %" PRId64
-               ", delivered %" PRId64 "; commits %" PRId64 " (last %" PRId64
-               " ms, max %" PRId64 " ms)",
-               n ? line : " none", rt->produced, rt->delivered, s->commits,
-               s->commit_ms_last, s->commit_ms_max);
+               ", delivered %" PRId64 ", outputs skipped %" PRId64
+               "; commits %" PRId64 " (last %" PRId64 " ms, max %" PRId64
+               " ms)",
+               n ? line : " none", rt->produced, rt->delivered, rt->out_skipped,
+               s->commits, s->commit_ms_last, s->commit_ms_max);
         /* Input lag: records on the broker not yet processed (from the
          * last fetch's high watermarks). */
         int64_t lag[CF_IN__CNT] = { 0 };
@@ -512,9 +576,13 @@ static void print_summary(rt_state *s)
                 if (reasons[r])
                         printf("%s\"%s\":%" PRId64, n++ ? "," : "",
                                reason_names[r], reasons[r]);
+        int64_t skipped = 0;
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        skipped += rt->tasks[p]->out_skipped;
         printf("},\"produced\":%" PRId64 ",\"delivered\":%" PRId64
-               ",\"commits\":%" PRId64,
-               rt->produced, rt->delivered, s->commits);
+               ",\"outputs_skipped\":%" PRId64 ",\"commits\":%" PRId64,
+               rt->produced, rt->delivered, skipped, s->commits);
         /* For benchmarks: when consuming began and when the last input
          * record arrived (ms since start), and what went to disk. */
         cf_state_writes w = { 0, 0, 0 };
@@ -654,8 +722,7 @@ static cf_err_t tables_open(rt_state *s, char *errstr, size_t errstr_size)
         cf_runtime *rt = &s->rt;
         const cf_config *cfg = rt->cfg;
         rd_kafka_conf_t *conf =
-            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
-                              errstr, errstr_size);
+            cf_kafka_client_conf(cfg, CF_KAFKA_CONSUMER, errstr, errstr_size);
         if (!conf)
                 return CF_ERR_CONFIG;
         if (cf_kafka_conf_set(conf, "group.id", cfg->group_id, errstr,
@@ -788,9 +855,8 @@ static void reconcile_outboxes(rt_state *s)
         size_t waiting = 0;
         if (!n)
                 goto produce;
-        rd_kafka_conf_t *conf =
-            cf_kafka_conf_new(rt->cfg->bootstrap_servers, rt->cfg->kafka,
-                              rt->cfg->n_kafka, errstr, sizeof(errstr));
+        rd_kafka_conf_t *conf = cf_kafka_client_conf(rt->cfg, CF_KAFKA_CONSUMER,
+                                                     errstr, sizeof(errstr));
         if (!conf ||
             cf_kafka_conf_set(conf, "group.id", "chargeflow-tail", errstr,
                               sizeof(errstr)) ||
@@ -804,10 +870,20 @@ static void reconcile_outboxes(rt_state *s)
         for (size_t i = 0; i < n; i++) {
                 int64_t lo, hi;
                 const char *topic = rt->out_topic[req[i].out];
-                if (rd_kafka_query_watermark_offsets(rk, topic, req[i].t->id,
-                                                     &lo, &hi, 10000)) {
-                        snprintf(errstr, sizeof(errstr), "offsets of %s [%d]",
-                                 topic, (int)req[i].t->id);
+                /* Retriable errors (a leader moving, a request timing out)
+                 * are retried for about 30 s. */
+                rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+                for (int a = 0; a < 30 && !rt_stop; a++) {
+                        e = rd_kafka_query_watermark_offsets(
+                            rk, topic, req[i].t->id, &lo, &hi, 10000);
+                        if (!e)
+                                break;
+                        usleep(1000 * 1000);
+                }
+                if (e) {
+                        snprintf(errstr, sizeof(errstr),
+                                 "offsets of %s [%d]: %s", topic,
+                                 (int)req[i].t->id, rd_kafka_err2str(e));
                         goto fail;
                 }
                 req[i].end = hi;
@@ -871,16 +947,7 @@ static void reconcile_outboxes(rt_state *s)
                         cf_out *o = t->pending[k];
                         if (o->topic == req[i].out && o->partition == t->id &&
                             o->seq <= req[i].seq) {
-                                if (t->n_delivered == t->cap_delivered) {
-                                        t->cap_delivered =
-                                            t->cap_delivered
-                                                ? t->cap_delivered * 2
-                                                : 1024;
-                                        t->delivered = cf_realloc(
-                                            t->delivered,
-                                            t->cap_delivered * sizeof(int64_t));
-                                }
-                                t->delivered[t->n_delivered++] = o->seq;
+                                mark_delivered(t, o->seq);
                                 cf_out_free(o);
                                 dropped++;
                         } else {
@@ -896,10 +963,22 @@ static void reconcile_outboxes(rt_state *s)
         }
         goto produce;
 fail:
-        /* Without the tails, producing again is still safe for billing and
-         * only repeats records with the same key, value and cf.seq. */
-        cf_log(CF_LOG_WARN, "outbox recovery: %s; producing every entry",
-               errstr);
+        /* Without the tails, producing again would write records that may
+         * be there already: stop instead, with nothing produced, so that
+         * a restart tries again. */
+        rt->fatal = 1;
+        snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                 "outbox recovery: %s; nothing produced (it could repeat "
+                 "delivered records): restart to try again",
+                 errstr);
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+        if (rk) {
+                rd_kafka_consumer_close(rk);
+                rd_kafka_destroy(rk);
+        }
+        free(req);
+        return;
 produce:
         if (l)
                 rd_kafka_topic_partition_list_destroy(l);
@@ -1044,8 +1123,7 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
         cf_runtime *rt = &s->rt;
         const cf_config *cfg = rt->cfg;
         rd_kafka_conf_t *pc =
-            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
-                              errstr, errstr_size);
+            cf_kafka_client_conf(cfg, CF_KAFKA_PRODUCER, errstr, errstr_size);
         if (!pc)
                 return CF_ERR_CONFIG;
         if (cf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
@@ -1068,6 +1146,23 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 if (n < 0)
                         return CF_ERR_KAFKA;
                 rt->out_partitions[o] = n;
+        }
+        /* The largest record each output topic takes: the producer's
+         * message.max.bytes, lowered to the topic's max.message.bytes if
+         * the broker tells it (asked here, answered in the main loop:
+         * topic_limits()). */
+        {
+                char v[32];
+                size_t vs = sizeof(v);
+                int64_t pmax = 1000000;
+                if (rd_kafka_conf_get(rd_kafka_conf(rt->producer),
+                                      "message.max.bytes", v,
+                                      &vs) == RD_KAFKA_CONF_OK)
+                        pmax = strtoll(v, NULL, 10);
+                for (int o = 0; o < CF_OUT__CNT; o++)
+                        rt->max_out_bytes[o] = (size_t)pmax;
+                s->limits_q = cf_kafka_max_bytes_ask(
+                    rt->producer, rt->out_topic, CF_OUT__CNT);
         }
         int ns =
             cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_SESSIONS],
@@ -1092,8 +1187,7 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
         rt->tasks = cf_calloc((size_t)rt->n_tasks, sizeof(cf_task *));
 
         rd_kafka_conf_t *cc =
-            cf_kafka_conf_new(cfg->bootstrap_servers, cfg->kafka, cfg->n_kafka,
-                              errstr, errstr_size);
+            cf_kafka_client_conf(cfg, CF_KAFKA_CONSUMER, errstr, errstr_size);
         if (!cc)
                 return CF_ERR_CONFIG;
         if (cf_kafka_consumer_defaults(cc, cfg, errstr, errstr_size)) {
@@ -1112,7 +1206,15 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                               errstr_size) ||
             (*cfg->group_instance_id &&
              cf_kafka_conf_set(cc, "group.instance.id", cfg->group_instance_id,
-                               errstr, errstr_size))) {
+                               errstr, errstr_size)) ||
+            /* 10 s, not librdkafka's 45 s, unless set: how long the
+             * partitions of a process that died wait (heartbeats run on
+             * librdkafka's own thread, so a busy loop does not miss
+             * them), and on the embedded broker how long any restart
+             * waits (README, Operations). */
+            (!cf_config_kafka_get(cfg, "session.timeout.ms") &&
+             cf_kafka_conf_set(cc, "session.timeout.ms", "10000", errstr,
+                               errstr_size))) {
                 rd_kafka_conf_destroy(cc);
                 return CF_ERR_CONFIG;
         }
@@ -1156,6 +1258,20 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
 
+        /* Before anything is created: every client setting, then every
+         * configured topic (none is ever created by using it). */
+        if (cf_kafka_check_config(cfg, errstr, sizeof(errstr))) {
+                cf_log(CF_LOG_ERROR, "config: %s", errstr);
+                rc = 2;
+                goto done;
+        }
+        cf_err_t terr = cf_topics_require(cfg, errstr, sizeof(errstr));
+        if (terr) {
+                cf_log(CF_LOG_ERROR, "%s%s",
+                       terr == CF_ERR_CONFIG ? "config: " : "", errstr);
+                rc = terr == CF_ERR_CONFIG ? 2 : 1;
+                goto done;
+        }
         if (cf_registry_new(&rt->reg, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "schemas: %s", errstr);
                 goto done;
@@ -1240,6 +1356,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                                 run_task(&s, rt->tasks[p], now);
                 rd_kafka_poll(rt->producer, 0);
                 tables_poll(&s, false);
+                topic_limits(&s);
                 if (now - s.last_commit >= cfg->commit_interval_ms &&
                     commit_all(&s)) {
                         failed = true;
@@ -1297,6 +1414,8 @@ done:
                 rd_kafka_consumer_close(s.tables_rk);
                 rd_kafka_destroy(s.tables_rk);
         }
+        if (s.limits_q)
+                rd_kafka_queue_destroy(s.limits_q);
         if (rt->producer)
                 rd_kafka_destroy(rt->producer);
         cf_tables_destroy(rt->tables);

@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "hmap.h"
+#include "log.h"
 #include "store.h"
 #include "wire.h"
 
@@ -90,8 +91,9 @@ struct cf_tables {
         pending_write *pw; /* sites */
         size_t n_pw, cap_pw;
         uint64_t skipped;
-        cf_batch *own; /* apply's own writes */
-        cf_err_t err;  /* sticky: a failed write of apply's own */
+        uint64_t site_tombstones; /* ignored (see tables.h) */
+        cf_batch *own;            /* apply's own writes */
+        cf_err_t err;             /* sticky: a failed write of apply's own */
         char errstr[256];
 };
 
@@ -119,7 +121,8 @@ static tuser *tuser_decode(const cf_registry *reg, const void *p, size_t n)
         /* The decoded strings take about the encoded size, plus pointers. */
         cf_arena_init(&r->a, sizeof(cf_user) + 2 * n + 64);
         r->u = cf_arena_alloc(&r->a, sizeof(cf_user));
-        if (cf_decode(reg, CF_RT_USER, p, n, &r->a, r->u, NULL)) {
+        if (cf_decode(reg, CF_RT_USER, p, n, &r->a, r->u, NULL) ||
+            !cf_rec_strings_valid(CF_RT_USER, r->u)) {
                 cf_arena_destroy(&r->a);
                 free(r);
                 return NULL;
@@ -430,6 +433,7 @@ static bool put_site(cf_tables *tb, const char *id, const void *value,
                 nr->rec = cf_arena_alloc(&nr->a, sizeof(cf_site));
                 if (cf_decode(tb->reg, CF_RT_SITE, value, vlen, &nr->a, nr->rec,
                               NULL) ||
+                    !cf_rec_strings_valid(CF_RT_SITE, nr->rec) ||
                     strcmp(((cf_site *)nr->rec)->site_id, id)) {
                         trec_free(nr);
                         return false;
@@ -503,6 +507,17 @@ bool cf_tables_apply(cf_tables *tb, cf_table_kind k, int32_t partition,
         if (k == CF_TABLE_USERS) {
                 ok = put_user(tb, id, value, vlen);
                 free(id);
+        } else if (!value && cf_hmap_sget(&tb->sites, id)) {
+                /* A site's tombstone (see tables.h): the site is kept. */
+                cf_log(CF_LOG_WARN,
+                       "site %s: tombstone on the sites topic [%d] offset "
+                       "%lld ignored: the site keeps its last config, for "
+                       "its open sessions, unbilled periods and late "
+                       "records",
+                       id, (int)partition, (long long)offset);
+                tb->site_tombstones++;
+                free(id);
+                ok = true;
         } else {
                 cf_key sk;
                 ok = tkey(&sk, 's', id) && put_site(tb, id, value, vlen);

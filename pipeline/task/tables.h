@@ -77,10 +77,15 @@ cf_err_t cf_tables_load(cf_tables *tb, char *errstr, size_t errstr_size);
 int64_t cf_tables_offset(const cf_tables *tb, cf_table_kind k,
                          int32_t partition);
 
-/* Applies one record of a table topic (value NULL: a tombstone deleting the
- * key). A value that does not decode, or whose id differs from its key, or
- * a key too long for the state store, is skipped and counted (returns
- * false); the offset still advances. When the changes not yet flushed
+/* Applies one record of a table topic (value NULL: a tombstone). A user's
+ * tombstone deletes the user. A site's tombstone is logged at WARN, naming
+ * the site, and otherwise ignored: the site keeps its last config, so that
+ * its open sessions, its unbilled periods and late records are still
+ * billed (a site removed by its operator sends nothing more; one deleted
+ * by a producer's bug loses nothing). A value that does not decode, whose
+ * strings are not valid UTF-8, or whose id differs from its key, or a key
+ * too long for the state store, is skipped and counted (returns false);
+ * the offset still advances. When the changes not yet flushed
  * exceed their share of the cache budget, they are written to the state
  * store at once, with the offsets (a table read whole at start must not be
  * held in memory); a failed write is kept and returned by the next

@@ -13,9 +13,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "log.h"
 #include "murmur2.h"
 #include "stage.h"
+#include "utf8.h"
 #include "wire.h"
 
 /* ---- outputs ------------------------------------------------------------ */
@@ -29,6 +32,8 @@ void cf_out_free(cf_out *o)
         free(o);
 }
 
+/* Entries with a null key end with one more varint, 1; entries written
+ * before null keys existed have none (key present). */
 void cf_out_encode(const cf_out *o, cf_buf *b)
 {
         cf_put_varint(b, o->topic);
@@ -37,6 +42,8 @@ void cf_out_encode(const cf_out *o, cf_buf *b)
         cf_put_varint(b, o->ts);
         cf_put_bytes(b, o->key, o->klen);
         cf_put_bytes(b, o->value, o->vlen);
+        if (o->null_key)
+                cf_put_varint(b, 1);
 }
 
 cf_out *cf_out_decode(const uint8_t *p, size_t len)
@@ -51,6 +58,8 @@ cf_out *cf_out_decode(const uint8_t *p, size_t len)
         o->ts = cf_get_varint(&r);
         const uint8_t *k = cf_get_bytes(&r, &kl);
         const uint8_t *v = cf_get_bytes(&r, &vl);
+        if (r.ok && r.p != r.end)
+                o->null_key = cf_get_varint(&r) == 1;
         if (!r.ok || r.p != r.end || o->topic < 0 || o->topic >= CF_OUT__CNT) {
                 free(o);
                 return NULL;
@@ -64,18 +73,58 @@ cf_out *cf_out_decode(const uint8_t *p, size_t len)
         return o;
 }
 
-/* Queues an output; in at-least-once mode it is produced at once. */
+/* Bytes a record takes on the wire besides its key and value, at most:
+ * the headers cf.task and cf.seq, the record's own framing and the record
+ * batch's header (61 bytes), rounded up. */
+#define CF_OUT_OVERHEAD 256
+
+size_t cf_out_wire_size(const cf_task *t, size_t klen, size_t vlen)
+{
+        return klen + vlen + strlen(t->name) + CF_OUT_OVERHEAD;
+}
+
+void cf_task_skip_output(cf_task *t, int32_t topic, int32_t partition,
+                         int64_t seq, size_t bytes, const char *why)
+{
+        t->out_skipped++;
+        t->rt->out_skipped++;
+        cf_log(CF_LOG_ERROR,
+               "%s: output seq %" PRId64 " to %s [%d] (%zu bytes) can never "
+               "be delivered: %s; skipped (counted as outputs_skipped)",
+               t->name, seq, t->rt->out_topic[topic], (int)partition, bytes,
+               why);
+}
+
+/* Queues an output; in at-least-once mode it is produced at once. An
+ * output over the size limit of its topic (cf_runtime.max_out_bytes) could
+ * never be delivered: it is counted and logged instead, and never enters
+ * the outbox, so that it cannot stall the partition. key NULL: a null
+ * key. */
 static void emit(cf_task *t, int32_t topic, int32_t partition, const void *key,
                  size_t klen, const void *value, size_t vlen)
 {
+        size_t limit = t->rt->max_out_bytes[topic];
+        if (limit && cf_out_wire_size(t, klen, vlen) > limit) {
+                char why[160];
+                snprintf(why, sizeof(why),
+                         "over the limit of %zu bytes (the producer's "
+                         "message.max.bytes and the topic's "
+                         "max.message.bytes)",
+                         limit);
+                cf_task_skip_output(t, topic, partition, t->next_seq,
+                                    klen + vlen, why);
+                return;
+        }
         cf_out *o = cf_calloc(1, sizeof(*o));
         o->task = t;
         o->topic = topic;
         o->partition = partition;
         o->seq = t->next_seq++;
         o->ts = t->stream_time == CF_NONE ? 0 : t->stream_time;
+        o->null_key = key == NULL;
         o->key = cf_malloc(klen + 1);
-        memcpy(o->key, key, klen);
+        if (klen)
+                memcpy(o->key, key, klen);
         o->klen = (uint32_t)klen;
         o->value = cf_malloc(vlen + 1);
         memcpy(o->value, value, vlen);
@@ -184,14 +233,25 @@ cf_stage_rc cf_task_forward(cf_task *t, const cf_stage *from, cf_item *it)
         return run_from(t, stage_index(t, from) + 1, it);
 }
 
+/* SHA-256 of n bytes at p into out (32 bytes). */
+static void sha256(const void *p, size_t n, uint8_t out[32])
+{
+        unsigned int len = 0;
+        if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) || len != 32)
+                abort(); /* the library cannot compute SHA-256: fatal */
+}
+
 void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
                     int32_t reason, int64_t event_time, const char *fmt, ...)
 {
-        char detail[512];
+        /* The detail quotes input bytes: escaped to valid UTF-8 (an Avro
+         * string) and cut at 511 bytes on a character boundary. */
+        char raw[2048], detail[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(detail, sizeof(detail), fmt, ap);
+        vsnprintf(raw, sizeof(raw), fmt, ap);
         va_end(ap);
+        cf_utf8_escape(detail, sizeof(detail), raw);
         cf_rejected r = {
                 .reason = reason,
                 .detail = detail,
@@ -202,7 +262,27 @@ void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
                 .key = { (uint8_t *)src->key, src->key_len },
                 .value = { (uint8_t *)src->value, src->value_len },
                 .event_time_ms = event_time,
+                .key_length = CF_NONE,
+                .key_sha256 = { NULL, 0 },
+                .value_length = CF_NONE,
+                .value_sha256 = { NULL, 0 },
         };
+        /* The original bytes, up to CF_REJECTED_KEEP_BYTES each: longer
+         * ones are cut, with their length and digest, so that a rejected
+         * record stays far below any message size limit. */
+        uint8_t kd[32], vd[32];
+        if (src->key && src->key_len > CF_REJECTED_KEEP_BYTES) {
+                sha256(src->key, src->key_len, kd);
+                r.key.n = CF_REJECTED_KEEP_BYTES;
+                r.key_length = src->key_len;
+                r.key_sha256 = (cf_bytes){ kd, 32 };
+        }
+        if (src->value && src->value_len > CF_REJECTED_KEEP_BYTES) {
+                sha256(src->value, src->value_len, vd);
+                r.value.n = CF_REJECTED_KEEP_BYTES;
+                r.value_length = src->value_len;
+                r.value_sha256 = (cf_bytes){ vd, 32 };
+        }
         if (!src->key)
                 r.key.p = NULL;
         if (!src->value)
@@ -210,9 +290,9 @@ void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
         cf_buf b;
         cf_buf_init(&b);
         cf_encode(t->rt->reg, CF_RT_REJECTED, &r, &b);
+        /* Keyed by the source key, cut like the key field. */
         emit(t, CF_OUT_REJECTED, t->id % t->rt->out_partitions[CF_OUT_REJECTED],
-             src->key ? src->key : (const uint8_t *)"",
-             src->key ? src->key_len : 0, b.p, b.len);
+             src->key, src->key ? r.key.n : 0, b.p, b.len);
         cf_buf_free(&b);
         if (reason >= 0 && reason < CF_REJECT__CNT)
                 t->reasons[reason]++;
@@ -476,6 +556,9 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                 }
                 for (int x = 0; x < CF_REJECT__CNT; x++)
                         t->reasons[x] = cf_get_varint(&r);
+                /* Added later: absent in state written before. */
+                if (r.ok && r.p != r.end)
+                        t->out_skipped = cf_get_varint(&r);
                 if (!r.ok)
                         goto corrupt;
         } else if (err != CF_ERR_NOT_FOUND) {
@@ -646,6 +729,7 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
         }
         for (int r = 0; r < CF_REJECT__CNT; r++)
                 cf_put_varint(&v, t->reasons[r]);
+        cf_put_varint(&v, t->out_skipped);
         meta_key(&k, t, 'c');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
         if (t->rt->exactly_once) {

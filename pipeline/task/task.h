@@ -44,6 +44,7 @@ typedef struct cf_out {
         uint32_t klen;
         uint8_t *value;
         uint32_t vlen;
+        bool null_key; /* key is null (klen 0) */
 } cf_out;
 
 /* A FIFO of fetched messages of one input partition. */
@@ -85,6 +86,7 @@ struct cf_task {
         cf_inq in[CF_IN__CNT];
         cf_counts cnt[CF_IN__CNT];
         int64_t reasons[CF_REJECT__CNT];
+        int64_t out_skipped; /* outputs that could never be delivered */
         cf_stat *stats;
         size_t n_stats;
         /* Outputs. */
@@ -123,6 +125,10 @@ typedef struct cf_runtime {
         const char *in_topic[CF_IN__CNT];
         const char *out_topic[CF_OUT__CNT];
         int32_t out_partitions[CF_OUT__CNT];
+        /* Largest record (cf_out_wire_size) each output topic takes: the
+         * smaller of the producer's message.max.bytes and the topic's
+         * max.message.bytes (when the broker tells it); 0: no check. */
+        size_t max_out_bytes[CF_OUT__CNT];
         int32_t in_partitions;
         bool exactly_once;
         /* Rating task p at [p], billing task q at [in_partitions + q]; NULL
@@ -132,6 +138,7 @@ typedef struct cf_runtime {
         volatile int fatal; /* a delivery failed for good */
         char fatal_msg[1024];
         int64_t produced, delivered;
+        int64_t out_skipped; /* outputs skipped since start (all tasks) */
 } cf_runtime;
 
 /* Creates task `sub`-`id` with its chain, restores its offsets, sequence
@@ -167,6 +174,16 @@ int64_t cf_task_watermark(const cf_task *t);
 
 /* Emits a watermark event to every repartition partition if it moved. */
 void cf_task_emit_watermark(cf_task *t);
+
+/* Bytes an output record with klen and vlen bytes of key and value takes
+ * at most on the wire (the size compared with max_out_bytes). */
+size_t cf_out_wire_size(const cf_task *t, size_t klen, size_t vlen);
+
+/* Counts and logs (ERROR) an output of t that can never be delivered
+ * (why), instead of producing it: it is skipped, and removing it from the
+ * outbox is the caller's business. Runtime thread. */
+void cf_task_skip_output(cf_task *t, int32_t topic, int32_t partition,
+                         int64_t seq, size_t bytes, const char *why);
 
 /* Encodes/decodes an outbox entry. */
 void cf_out_encode(const cf_out *o, cf_buf *b);
