@@ -130,6 +130,16 @@ int cf_test_run(char *const argv[], char **out, size_t *outlen)
 
 static pid_t spawn(char *const argv[], const char *out_path, long fsize)
 {
+        /* Emptied before the child exists, so that a caller reading the
+         * files right after the spawn never sees an earlier run's output. */
+        char err_path[512];
+        snprintf(err_path, sizeof(err_path), "%s.err", out_path);
+        int tf = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int te = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (tf >= 0)
+                close(tf);
+        if (te >= 0)
+                close(te);
         pid_t pid = fork();
         if (pid != 0)
                 return pid;
@@ -138,8 +148,6 @@ static pid_t spawn(char *const argv[], const char *out_path, long fsize)
                 signal(SIGXFSZ, SIG_IGN);
                 setrlimit(RLIMIT_FSIZE, &rl);
         }
-        char err_path[512];
-        snprintf(err_path, sizeof(err_path), "%s.err", out_path);
         int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0 || fe < 0)

@@ -223,9 +223,14 @@ static int teardown(void **state)
         (void)state;
         int a = cf_test_broker_stop(&ref), b = cf_test_broker_stop(&crash);
         a |= cf_test_broker_stop(&disk);
-        char *rm[] = { "/bin/rm", "-rf", dir, NULL };
-        cf_test_run(rm, &o, NULL);
-        free(o);
+        /* CF_TEST_KEEP=1 keeps the directory: configs, states, logs. */
+        if (!getenv("CF_TEST_KEEP")) {
+                char *rm[] = { "/bin/rm", "-rf", dir, NULL };
+                cf_test_run(rm, &o, NULL);
+                free(o);
+        } else {
+                print_message("kept %s\n", dir);
+        }
         return a == 0 && b == 0 ? 0 : -1;
 }
 

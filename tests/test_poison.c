@@ -54,12 +54,16 @@ static char dir[64], cfg_path[128];
 static cf_registry *reg;
 static rd_kafka_t *producer;
 static bool have_python;
-static char site_id[64];            /* a site of the estate */
-static json_t *last;                /* the last run's summary */
-static size_t rejected_seen;        /* records of billing.rejected so far */
-static size_t charges_seen;         /* records of billing.charge-records */
-static int64_t t_next = T0;         /* event time of the next case */
-static int64_t fed[CF_IN__CNT];     /* records fed per input so far */
+static char site_id[64]; /* a site of the estate */
+static json_t *last;     /* the last run's summary */
+/* Per partition, the offset after the last record seen so far: the reader
+ * prints partitions in the order their records arrive, which differs from
+ * run to run (and from one broker to the other). */
+#define MAX_PARTS 16
+static json_int_t rejected_seen[MAX_PARTS]; /* billing.rejected */
+static json_int_t charges_seen[MAX_PARTS];  /* billing.charge-records */
+static int64_t t_next = T0;                 /* event time of the next case */
+static int64_t fed[CF_IN__CNT];             /* records fed per input so far */
 static int64_t base_in[CF_IN__CNT]; /* `in` after the generator's data */
 
 static const char *const in_topics[] = { "charging.sessions",
@@ -226,15 +230,37 @@ static json_t *records_of(json_t *all, const char *topic)
         return r;
 }
 
+/* The records of all that were not seen yet by the seen offsets, which
+ * move past them. */
+static json_t *new_records(json_t *all, json_int_t *seen)
+{
+        json_t *r = json_array(), *j;
+        json_int_t next[MAX_PARTS];
+        memcpy(next, seen, sizeof(next));
+        size_t i;
+        json_array_foreach(all, i, j)
+        {
+                json_int_t p =
+                    json_integer_value(json_object_get(j, "partition"));
+                json_int_t off =
+                    json_integer_value(json_object_get(j, "offset"));
+                assert_true(p >= 0 && p < MAX_PARTS);
+                if (off < seen[p])
+                        continue;
+                json_array_append(r, j);
+                if (off + 1 > next[p])
+                        next[p] = off + 1;
+        }
+        memcpy(seen, next, sizeof(next));
+        return r;
+}
+
 /* The records of billing.rejected new since the last call (every
  * rejected record of the cases is in partition 0: task A-0's). */
 static json_t *new_rejected(void)
 {
         json_t *all = read_topics("billing.rejected");
-        json_t *r = json_array();
-        for (size_t i = rejected_seen; i < json_array_size(all); i++)
-                json_array_append(r, json_array_get(all, i));
-        rejected_seen = json_array_size(all);
+        json_t *r = new_records(all, rejected_seen);
         json_decref(all);
         return r;
 }
@@ -242,14 +268,13 @@ static json_t *new_rejected(void)
 static size_t new_charges(json_t **out)
 {
         json_t *all = read_topics("billing.charge-records");
-        size_t n = json_array_size(all) - charges_seen;
-        if (out) {
-                *out = json_array();
-                for (size_t i = charges_seen; i < json_array_size(all); i++)
-                        json_array_append(*out, json_array_get(all, i));
-        }
-        charges_seen = json_array_size(all);
+        json_t *r = new_records(all, charges_seen);
         json_decref(all);
+        size_t n = json_array_size(r);
+        if (out)
+                *out = r;
+        else
+                json_decref(r);
         return n;
 }
 
@@ -660,11 +685,15 @@ static void misconfiguration_is_refused_by_name(void **state)
         free(err);
         assert_int_equal(stat(sd, &stt), -1);
 
-        /* A consumer-only setting reaches no producer: no CONFWARN. */
+        /* A consumer-only setting reaches no producer: librdkafka warns
+         * (CONFWARN) about a consumer property on a producer, naming it.
+         * (Its one other CONFWARN, that enable.gapless.guarantee is
+         * experimental, is chargeflow's own setting and expected.) */
         const char *consumer_only[] = { "kafka.queued.min.messages=5000",
                                         NULL };
         run_ok(consumer_only, &err);
-        assert_null(strstr(err, "CONFWARN"));
+        assert_non_null(strstr(err, "running:"));
+        assert_null(strstr(err, "queued.min.messages"));
         free(err);
 
         const char *nobroker[] = { "bootstrap.servers=127.0.0.1:1", set_sd,

@@ -609,8 +609,9 @@ static void print_summary(rt_state *s)
  */
 
 /* Reads the table topics from the stored offsets; with to_end, until the
- * end as of now. */
-static cf_err_t tables_poll(rt_state *s, bool to_end)
+ * end as of now. A failure is described in errstr. */
+static cf_err_t tables_poll(rt_state *s, bool to_end, char *errstr,
+                            size_t errstr_size)
 {
         cf_runtime *rt = &s->rt;
         int64_t *ends = NULL; /* per partition; -1 once read to it */
@@ -623,14 +624,24 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                             k ? rt->cfg->topic_users : rt->cfg->topic_sites;
                         for (int p = 0; p < s->table_parts[k]; p++) {
                                 int64_t lo, hi;
+                                /* Retriable errors (a leader moving, a
+                                 * request timing out) for about 30 s. */
                                 rd_kafka_resp_err_t err =
-                                    rd_kafka_query_watermark_offsets(
-                                        s->tables_rk, topic, p, &lo, &hi,
-                                        10000);
-                                if (err) {
-                                        cf_log(CF_LOG_ERROR,
-                                               "table %s [%d]: %s", topic, p,
-                                               rd_kafka_err2str(err));
+                                    RD_KAFKA_RESP_ERR_NO_ERROR;
+                                for (int a = 0; a < 30 && !rt_stop; a++) {
+                                        err = rd_kafka_query_watermark_offsets(
+                                            s->tables_rk, topic, p, &lo, &hi,
+                                            10000);
+                                        if (!err)
+                                                break;
+                                        usleep(1000 * 1000);
+                                }
+                                if (err || rt_stop) {
+                                        snprintf(errstr, errstr_size,
+                                                 "offsets of %s [%d]: %s",
+                                                 topic, p,
+                                                 err ? rd_kafka_err2str(err)
+                                                     : "stopped");
                                         free(ends);
                                         return CF_ERR_KAFKA;
                                 }
@@ -656,8 +667,8 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                 rd_kafka_topic_partition_list_destroy(s->tables_parts);
                 s->tables_parts = NULL;
                 if (err) {
-                        cf_log(CF_LOG_ERROR, "tables: assign: %s",
-                               rd_kafka_err2str(err));
+                        snprintf(errstr, errstr_size, "assign: %s",
+                                 rd_kafka_err2str(err));
                         free(ends);
                         return CF_ERR_KAFKA;
                 }
@@ -671,6 +682,8 @@ static cf_err_t tables_poll(rt_state *s, bool to_end)
                         if (!to_end)
                                 break;
                         if (rt_stop) {
+                                snprintf(errstr, errstr_size,
+                                         "stopped before the end");
                                 free(ends);
                                 return CF_ERR_KAFKA;
                         }
@@ -1126,7 +1139,20 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
             cf_kafka_client_conf(cfg, CF_KAFKA_PRODUCER, errstr, errstr_size);
         if (!pc)
                 return CF_ERR_CONFIG;
+        /* What reaches an output partition is always a prefix of what
+         * this producer sent it, in order: outbox recovery (and billing's
+         * sequence numbers on the repartition topic) rely on it. An
+         * idempotent producer alone skips past a batch that failed for
+         * good and delivers the next ones (a gap that a restart would read
+         * as delivered); with the gapless guarantee such a failure stops
+         * the producer instead, and without a delivery timeout (not
+         * covered by that guarantee) a broker that is away delays outputs
+         * instead of failing them. */
         if (cf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(pc, "enable.gapless.guarantee", "true", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(pc, "message.timeout.ms", "0", errstr,
                               errstr_size) ||
             cf_kafka_conf_set(pc, "linger.ms", "5", errstr, errstr_size) ||
             cf_kafka_conf_set(pc, "compression.codec", "lz4", errstr,
@@ -1317,7 +1343,8 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         cf_log(CF_LOG_INFO, "tables read from the state (%" PRId64 " ms)",
                now_ms() - t_open);
         crash_point("start");
-        if (tables_open(&s, errstr, sizeof(errstr)) || tables_poll(&s, true)) {
+        if (tables_open(&s, errstr, sizeof(errstr)) ||
+            tables_poll(&s, true, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "tables: %s", errstr);
                 goto done;
         }
@@ -1355,7 +1382,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                         if (rt->tasks[p])
                                 run_task(&s, rt->tasks[p], now);
                 rd_kafka_poll(rt->producer, 0);
-                tables_poll(&s, false);
+                tables_poll(&s, false, errstr, sizeof(errstr));
                 topic_limits(&s);
                 if (now - s.last_commit >= cfg->commit_interval_ms &&
                     commit_all(&s)) {
