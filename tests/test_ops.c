@@ -733,7 +733,9 @@ static void report_uses_the_configured_registry(void **state)
 }
 
 /* Each input schema id is fetched once; every log line is a JSON object
- * with level, time, component, message and fields. */
+ * with level, time, component, message and fields, librdkafka's own lines
+ * too (its producer always warns that enable.gapless.guarantee is
+ * experimental: that line is there, as JSON, naming its client). */
 static void input_ids_fetched_once_and_logs_are_json(void **state)
 {
         char errp[200];
@@ -742,7 +744,7 @@ static void input_ids_fetched_once_and_logs_are_json(void **state)
         snprintf(errp, sizeof(errp), "%s.err", run_out);
         char *text = read_file(errp);
         assert_non_null(text);
-        int lines = 0;
+        int lines = 0, kafka_lines = 0;
         for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
                 json_t *j = json_loads(line, 0, NULL);
                 if (!j)
@@ -763,11 +765,30 @@ static void input_ids_fetched_once_and_logs_are_json(void **state)
                                 json_object_get(j, "fields"), "schema_id")),
                             id);
                 }
+                const char *comp =
+                    json_string_value(json_object_get(j, "component"));
+                const char *msg =
+                    json_string_value(json_object_get(j, "message"));
+                if (!strcmp(comp, "librdkafka") &&
+                    strstr(msg, "enable.gapless.guarantee is experimental")) {
+                        kafka_lines++;
+                        assert_string_equal(
+                            json_string_value(json_object_get(j, "level")),
+                            "warn");
+                        json_t *f = json_object_get(j, "fields");
+                        assert_string_equal(
+                            json_string_value(json_object_get(f, "facility")),
+                            "CONFWARN");
+                        assert_non_null(strstr(
+                            json_string_value(json_object_get(f, "client")),
+                            "producer"));
+                }
                 lines++;
                 json_decref(j);
         }
         free(text);
         assert_true(lines > 5);
+        assert_true(kafka_lines >= 1);
         /* The four input schemas (2-5), once each; nothing else. */
         for (int id = 0; id < 16; id++)
                 assert_int_equal(fetched[id], id >= 2 && id <= 5 ? 1 : 0);

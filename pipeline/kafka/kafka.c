@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "mem.h"
 
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                            const char *value, char *errstr, size_t errstr_size)
@@ -19,6 +20,29 @@ cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
         return CF_OK;
 }
 
+/* librdkafka's own log lines go through log.h like every other line (in
+ * log.format=json too), as component "librdkafka" with the client and the
+ * facility as fields. Called from librdkafka's threads: log.h is
+ * thread-safe. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+                      const char *buf)
+{
+        /* syslog levels: 0-3 error, 4 warning, 5-6 notice/info, 7 debug */
+        int lv = level <= 3   ? CF_LOG_ERROR
+                 : level == 4 ? CF_LOG_WARN
+                 : level <= 6 ? CF_LOG_INFO
+                              : CF_LOG_DEBUG;
+        const char *name = rk ? rd_kafka_name(rk) : "";
+        cf_buf f;
+        cf_buf_init(&f);
+        cf_buf_puts(&f, "\"client\":");
+        cf_buf_json_str(&f, name, strlen(name));
+        cf_buf_puts(&f, ",\"facility\":");
+        cf_buf_json_str(&f, fac, strlen(fac));
+        cf_logf(lv, "librdkafka", cf_buf_cstr(&f), "%s %s: %s", name, fac, buf);
+        cf_buf_free(&f);
+}
+
 rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
                                    size_t n_extra, char *errstr,
                                    size_t errstr_size)
@@ -28,6 +52,7 @@ rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
                               errstr_size) ||
             cf_kafka_conf_set(conf, "log_level", "4", errstr, errstr_size))
                 goto fail;
+        rd_kafka_conf_set_log_cb(conf, kafka_log);
         for (size_t i = 0; i < n_extra; i++)
                 if (cf_kafka_conf_set(conf, extra[i].key, extra[i].value,
                                       errstr, errstr_size))

@@ -14,7 +14,7 @@
 #include "err.h"
 
 /* A new librdkafka config with bootstrap.servers set, logs at warning level
- * and above, then the extra properties (config.h's kafka.*
+ * and above through log.h, then the extra properties (config.h's kafka.*
  * list; NULL for none) applied in order. NULL with errstr naming the property
  * on error. */
 rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
