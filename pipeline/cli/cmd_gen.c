@@ -126,6 +126,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "gen_estate.h"
 #include "genfile.h"
 #include "kafka.h"
@@ -500,7 +501,7 @@ int cf_gen_command(int argc, char **argv, cf_gen_result *res)
                             m > 12 || d < 1 || d > 31)
                                 goto bad;
                         conf.start_ms =
-                            cf_days_from_civil(y, m, d) * 86400000LL;
+                            cf_days_from_civil(y, m, d) * CF_MS_PER_DAY;
                         break;
                 }
                 case 'X': {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 
@@ -29,13 +30,6 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
         curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int64_t mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool set(const char *s)
@@ -135,7 +129,7 @@ static cf_err_t request(cf_registry_client *c, const char *method,
                 snprintf(errstr, errstr_size, "schema registry %s %s: %s",
                          method, url, curl_easy_strerror(rc));
                 cf_buf_free(&b);
-                c->failed_at = mono_ms();
+                c->failed_at = cf_mono_ms();
                 return CF_ERR_IO;
         }
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, statusp);
@@ -269,7 +263,7 @@ static cf_err_t resolve(cf_registry *reg, int32_t id, void *opaque)
         cf_registry_client *c = opaque;
         char errstr[1024], fields[64];
         char *json = NULL;
-        if (c->failed_at && mono_ms() - c->failed_at < 5000)
+        if (c->failed_at && cf_mono_ms() - c->failed_at < 5000)
                 return CF_ERR_IO;
         snprintf(fields, sizeof(fields), "\"schema_id\":%d", (int)id);
         cf_err_t err =

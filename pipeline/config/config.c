@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "mem.h"
 
 enum { CT_STRING, CT_INT, CT_ENUM };
@@ -33,8 +34,6 @@ typedef struct cf_config_entry {
         {                                                                      \
                 k, CT_ENUM, d, offsetof(cf_config, f), 0, 0, c, h              \
         }
-#define DAY_MS  86400000LL
-#define HOUR_MS 3600000LL
 
 static const cf_config_entry cf_config_table[] = {
         S("bootstrap.servers", bootstrap_servers, "127.0.0.1:9092",
@@ -82,20 +81,21 @@ static const cf_config_entry cf_config_table[] = {
         S("schema.registry.ssl.key.location", schema_registry_key, "",
           "Client private key file (PEM) for TLS client authentication."),
         I("schema.registry.timeout.ms", schema_registry_timeout_ms, "10000",
-          100, HOUR_MS, "Timeout of one request to the schema registry."),
+          100, CF_MS_PER_HOUR,
+          "Timeout of one request to the schema registry."),
         E("processing.guarantee", processing_guarantee, "exactly_once",
           "exactly_once|at_least_once",
           "exactly_once: outbox and single-writer recovery; "
           "at_least_once: produce directly (benchmark baseline)."),
-        I("commit.interval.ms", commit_interval_ms, "1000", 1, DAY_MS,
+        I("commit.interval.ms", commit_interval_ms, "1000", 1, CF_MS_PER_DAY,
           "How often a task commits its state, offsets and outbox in one "
           "RocksDB WriteBatch."),
-        I("max.task.idle.ms", max_task_idle_ms, "500", 0, HOUR_MS,
+        I("max.task.idle.ms", max_task_idle_ms, "500", 0, CF_MS_PER_HOUR,
           "How long a task waits for an empty input before merging by event "
           "time without it."),
-        I("stats.interval.ms", stats_interval_ms, "10000", 0, DAY_MS,
+        I("stats.interval.ms", stats_interval_ms, "10000", 0, CF_MS_PER_DAY,
           "How often counters are logged; 0 disables."),
-        I("idle.exit.ms", idle_exit_ms, "2000", 100, HOUR_MS,
+        I("idle.exit.ms", idle_exit_ms, "2000", 100, CF_MS_PER_HOUR,
           "With --until-idle: how long every input must stay read to its end "
           "before the run drains and exits."),
         E("log.level", log_level, "info", "debug|info|warn|error",
@@ -122,35 +122,36 @@ static const cf_config_entry cf_config_table[] = {
           "Memory of the users table's cache (users and badge index, changes "
           "not yet written included); the table itself is in RocksDB, so "
           "memory does not grow with users. Sites are all in memory."),
-        I("allowed.lateness.ms", allowed_lateness_ms, "60000", 0, DAY_MS,
+        I("allowed.lateness.ms", allowed_lateness_ms, "60000", 0, CF_MS_PER_DAY,
           "How far past a session's stop the task's event time must be "
           "before the session is priced, so that late readings count."),
         I("session.timeout.ms", session_timeout_ms, "7200000", 60000,
-          30 * DAY_MS,
+          30 * CF_MS_PER_DAY,
           "A session with no record for this long (stream time) while its "
           "charger goes on sending others is closed from its last reading, "
           "flagged STOP_ESTIMATED (its stop was lost)."),
         I("session.offline.ms", session_offline_ms, "604800000", 60000,
-          365 * DAY_MS,
+          365 * CF_MS_PER_DAY,
           "A session with no record at all for this long of stream time is "
           "closed the same way (its charger never came back); shorter "
           "silences are a charger offline, whose upload is awaited."),
         I("max.clock.skew.ms", max_clock_skew_ms, "86400000", 1000,
-          365 * DAY_MS,
+          365 * CF_MS_PER_DAY,
           "Records whose time is further than this ahead of the task's event "
           "time are rejected as CLOCK."),
-        I("orphan.wait.ms", orphan_wait_ms, "3600000", 0, 30 * DAY_MS,
+        I("orphan.wait.ms", orphan_wait_ms, "3600000", 0, 30 * CF_MS_PER_DAY,
           "How long readings wait for their session before ORPHAN."),
         I("unknown.site.wait.ms", unknown_site_wait_ms, "600000", 0,
-          30 * DAY_MS,
+          30 * CF_MS_PER_DAY,
           "How long records wait for their site config before "
           "UNKNOWN_SITE."),
         I("dedup.window", dedup_window, "1024", 64, 1048576,
           "Sequence numbers below a charger's highest one that are still "
           "tracked individually (reordering tolerance)."),
-        I("billing.grace.ms", billing_grace_ms, "86400000", 0, 365 * DAY_MS,
+        I("billing.grace.ms", billing_grace_ms, "86400000", 0,
+          365 * CF_MS_PER_DAY,
           "A period closes when its end plus this is behind the watermark."),
-        I("watermark.idle.ms", watermark_idle_ms, "30000", 0, DAY_MS,
+        I("watermark.idle.ms", watermark_idle_ms, "30000", 0, CF_MS_PER_DAY,
           "A rating task silent for this long (wall clock) stops holding "
           "back billing's watermark."),
 };

@@ -9,9 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "kafka.h"
-
-#define DAY_MS (24LL * 3600 * 1000)
 
 /* Said after an admin request timed out. */
 #define NO_ADMIN                                                               \
@@ -27,10 +26,10 @@
 
 const cf_topic_info cf_topics[] = {
         T("charging.sessions", "topic.sessions", topic_sessions,
-          CF_RT_SESSION_EVENT, false, CF_TOPIC_INPUT, 7 * DAY_MS,
+          CF_RT_SESSION_EVENT, false, CF_TOPIC_INPUT, 7 * CF_MS_PER_DAY,
           "input, keyed by charger; co-partitioned with charging.meter"),
         T("charging.meter", "topic.meter", topic_meter, CF_RT_METER_READING,
-          false, CF_TOPIC_INPUT, 7 * DAY_MS,
+          false, CF_TOPIC_INPUT, 7 * CF_MS_PER_DAY,
           "input, keyed by charger; co-partitioned with charging.sessions"),
         T("billing.sites", "topic.sites", topic_sites, CF_RT_SITE, true,
           CF_TOPIC_TABLE, -1, "table: the latest config per site, compacted"),
@@ -43,11 +42,12 @@ const cf_topic_info cf_topics[] = {
           CF_RT_STATEMENT, false, CF_TOPIC_OUTPUT, -1,
           "output, the invoice basis: kept until the operator deletes it"),
         T("billing.rejected", "topic.rejected", topic_rejected, CF_RT_REJECTED,
-          false, CF_TOPIC_OUTPUT, 30 * DAY_MS,
+          false, CF_TOPIC_OUTPUT, 30 * CF_MS_PER_DAY,
           "output for operators to inspect and replay: 30 days"),
         T("chargeflow.billing-repartition", "topic.repartition",
           topic_repartition, CF_RT_BILLING_EVENT, false, CF_TOPIC_INTERNAL,
-          7 * DAY_MS, "internal, keyed by billed party; the inputs' count"),
+          7 * CF_MS_PER_DAY,
+          "internal, keyed by billed party; the inputs' count"),
 };
 const size_t cf_n_topics = sizeof(cf_topics) / sizeof(cf_topics[0]);
 _Static_assert(sizeof(cf_topics) / sizeof(cf_topics[0]) == CF_T__CNT,

@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "mem.h"
 
 #define CF_TZ_EXT_YEAR 2200 /* transitions pre-generated up to this year */
 #define CF_TZ_MAX_FILE (1 << 20)
-#define MS_PER_DAY     86400000LL
 
 /* A date of a POSIX TZ rule: Jn, n or Mm.w.d. */
 typedef struct tz_rdate {
@@ -435,12 +435,12 @@ static struct cf_tz *parse_tzif(const uint8_t *buf, size_t len)
                          * directly past that. */
                         int64_t t = h.time ? last * 1000
                                            : cf_days_from_civil(1900, 1, 1) *
-                                                 MS_PER_DAY;
+                                                 CF_MS_PER_DAY;
                         if (!h.time)
                                 z->off0 = rule_offset(&z->rule, t);
                         int64_t stop =
                             cf_days_from_civil(CF_TZ_EXT_YEAR, 1, 1) *
-                            MS_PER_DAY;
+                            CF_MS_PER_DAY;
                         for (;;) {
                                 int64_t nx = rule_next(&z->rule, t);
                                 if (nx >= stop)
@@ -565,8 +565,8 @@ int64_t cf_tz_next_transition(const cf_tz *tz, int64_t t_ms)
 void cf_tz_civil(const cf_tz *tz, int64_t t_ms, cf_civil *out)
 {
         int64_t local = t_ms + (int64_t)cf_tz_offset(tz, t_ms) * 1000;
-        int64_t days = floor_div(local, MS_PER_DAY);
-        int64_t ms = local - days * MS_PER_DAY;
+        int64_t days = floor_div(local, CF_MS_PER_DAY);
+        int64_t ms = local - days * CF_MS_PER_DAY;
         int32_t sod = (int32_t)(ms / 1000);
         cf_civil_from_days(days, &out->year, &out->month, &out->day);
         out->days = days;
@@ -579,13 +579,13 @@ void cf_tz_civil(const cf_tz *tz, int64_t t_ms, cf_civil *out)
 
 int64_t cf_tz_local_to_utc(const cf_tz *tz, int64_t days, int32_t sec_of_day)
 {
-        int64_t local = days * MS_PER_DAY + (int64_t)sec_of_day * 1000;
+        int64_t local = days * CF_MS_PER_DAY + (int64_t)sec_of_day * 1000;
         /* Walk the constant-offset intervals around the wall time: the
          * first interval holding local - offset is the first occurrence;
          * a change that jumps over it is a gap, which ends at the change. */
-        int64_t a = local - 2 * MS_PER_DAY;
+        int64_t a = local - 2 * CF_MS_PER_DAY;
         int32_t off = cf_tz_offset(tz, a);
-        while (a <= local + 2 * MS_PER_DAY) {
+        while (a <= local + 2 * CF_MS_PER_DAY) {
                 int64_t b = cf_tz_next_transition(tz, a);
                 int64_t t = local - (int64_t)off * 1000;
                 if (t >= a && t < b)
