@@ -1300,6 +1300,37 @@ static void registry_ids_are_fixed(void **state)
         assert_int_equal(unused, CF_RT_REJECTED);
 }
 
+/* Each reject reason's name (logs, metrics, the generator's truth file) is
+ * the symbol at the same index of the enum RejectReason in the Rejected
+ * schema the registry serves (read here with Avro C's own parser), and
+ * the names are the nine of schemas/rejected.avsc, in that order. */
+static void reject_reason_names_are_the_schema_symbols(void **state)
+{
+        (void)state;
+        static const char *const want[CF_REJECT__CNT] = {
+                "SCHEMA",           "FIELD",        "CLOCK",
+                "METER_REGRESSION", "METER_JUMP",   "SESSION_STATE",
+                "ORPHAN",           "UNKNOWN_SITE", "NO_PLAN",
+        };
+        const char *json = cf_registry_schema_json(reg, CF_RT_REJECTED);
+        avro_schema_t sc;
+        assert_int_equal(avro_schema_from_json_length(json, strlen(json), &sc),
+                         0);
+        avro_schema_t en = avro_schema_record_field_get(sc, "reason");
+        assert_non_null(en);
+        for (int r = 0; r < CF_REJECT__CNT; r++) {
+                assert_string_equal(cf_reject_reason_name(r),
+                                    avro_schema_enum_get(en, r));
+                assert_string_equal(cf_reject_reason_name(r), want[r]);
+        }
+        /* As many symbols as reasons. */
+        assert_int_equal(avro_schema_enum_number_of_symbols(en),
+                         CF_REJECT__CNT);
+        assert_string_equal(cf_reject_reason_name(CF_REJECT__CNT), "?");
+        assert_string_equal(cf_reject_reason_name(-1), "?");
+        avro_schema_decref(sc);
+}
+
 /* A Rejected record written with version 1 (id 7, before key_length and
  * the others existed) decodes, the new fields taking their default, null.
  * The bytes by hand from schemas/rejected_v1.avsc and the Avro spec:
@@ -1387,6 +1418,7 @@ int main(void)
                 cmocka_unit_test(every_truncation_of_a_site_fails_cleanly),
                 cmocka_unit_test(array_count_checked_against_item_size),
                 cmocka_unit_test(registry_ids_are_fixed),
+                cmocka_unit_test(reject_reason_names_are_the_schema_symbols),
         };
         return cmocka_run_group_tests_name("codec", tests, setup, teardown);
 }

@@ -316,6 +316,22 @@ const char *cf_rtype_name(cf_rtype t)
         return (unsigned)t < CF_RT__CNT ? names[t] : "?";
 }
 
+const char *cf_reject_reason_name(int reason)
+{
+        static const char *const names[CF_REJECT__CNT] = {
+                [CF_REJECT_SCHEMA] = "SCHEMA",
+                [CF_REJECT_FIELD] = "FIELD",
+                [CF_REJECT_CLOCK] = "CLOCK",
+                [CF_REJECT_METER_REGRESSION] = "METER_REGRESSION",
+                [CF_REJECT_METER_JUMP] = "METER_JUMP",
+                [CF_REJECT_SESSION_STATE] = "SESSION_STATE",
+                [CF_REJECT_ORPHAN] = "ORPHAN",
+                [CF_REJECT_UNKNOWN_SITE] = "UNKNOWN_SITE",
+                [CF_REJECT_NO_PLAN] = "NO_PLAN",
+        };
+        return reason >= 0 && reason < CF_REJECT__CNT ? names[reason] : "?";
+}
+
 static bool strings_valid(const cf_bind_record *rb, const uint8_t *p)
 {
         for (uint32_t i = 0; i < rb->n_fields; i++) {

@@ -434,4 +434,9 @@ bool cf_rec_strings_valid(cf_rtype t, const void *rec);
 /* Short name of a record type ("SessionEvent"). */
 const char *cf_rtype_name(cf_rtype t);
 
+/* The name of a reject reason: its symbol in the Avro enum RejectReason
+ * (schemas/rejected.avsc), which test_codec checks against the schema. "?"
+ * out of range. */
+const char *cf_reject_reason_name(int reason);
+
 #endif

@@ -183,12 +183,6 @@ void cf_metrics_observe_delivery(cf_metrics *m, int64_t event_ms,
 /* ---- rendering ------------------------------------------------------------
  */
 
-static const char *const reason_names[] = {
-        "SCHEMA",           "FIELD",        "CLOCK",
-        "METER_REGRESSION", "METER_JUMP",   "SESSION_STATE",
-        "ORPHAN",           "UNKNOWN_SITE", "NO_PLAN",
-};
-
 static void head(cf_buf *b, const char *name, const char *type,
                  const char *help)
 {
@@ -288,17 +282,11 @@ void cf_metrics_publish(cf_metrics *m, const cf_runtime *rt, int64_t commits)
                               rt->in_topic[i], tot[i].pending);
         head(&b, "chargeflow_rejected_total", "counter",
              "Input records rejected, per reason.");
-        for (int r = 0; r < CF_REJECT__CNT; r++) {
-                char rn[32];
-                if ((size_t)r < sizeof(reason_names) / sizeof(reason_names[0]))
-                        snprintf(rn, sizeof(rn), "%s", reason_names[r]);
-                else
-                        snprintf(rn, sizeof(rn), "REASON_%d", r);
+        for (int r = 0; r < CF_REJECT__CNT; r++)
                 cf_buf_printf(&b,
                               "chargeflow_rejected_total{reason=\"%s\"} "
                               "%" PRId64 "\n",
-                              rn, reasons[r]);
-        }
+                              cf_reject_reason_name(r), reasons[r]);
         head(&b, "chargeflow_consumer_lag_records", "gauge",
              "Records on the broker not yet processed, per input partition "
              "(from the last fetch's high watermark).");
