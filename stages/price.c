@@ -13,27 +13,26 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hmap.h"
 #include "session.h"
 #include "tables.h"
 #include "tz.h"
 
 #define UNAUTH_GROUP "unauthenticated"
 
+/* FNV-1a 64 over s and then a 0xff byte, a separator: "a","bc" differs
+ * from "ab","c" (0xff never occurs in UTF-8). */
 static uint64_t fnv1a64(uint64_t h, const char *s)
 {
-        for (; *s; s++) {
-                h ^= (uint8_t)*s;
-                h *= 0x100000001b3ULL;
-        }
-        h ^= 0xff; /* separator: "a","bc" differs from "ab","c" */
-        h *= 0x100000001b3ULL;
-        return h;
+        static const uint8_t sep = 0xff;
+        h = cf_fnv1a64(h, s, strlen(s));
+        return cf_fnv1a64(h, &sep, 1);
 }
 
 /* Deterministic id of a session's charge record. */
 static char *record_id(cf_arena *a, const cf_session *s)
 {
-        uint64_t h = 0xcbf29ce484222325ULL;
+        uint64_t h = CF_FNV1A64_BASIS;
         h = fnv1a64(h, s->site_id);
         h = fnv1a64(h, s->charger_id);
         h = fnv1a64(h, s->session_id);

@@ -46,7 +46,6 @@ typedef struct sz_ctx {
         cf_store *chargers; /* charger id -> charger_st */
         cf_dheap timers;    /* session deadlines */
         int64_t lateness, timeout, offline, orphan_wait;
-        bool replaying; /* handling held records after STARTED */
 } sz_ctx;
 
 /* ---- sessions and their encoding ---------------------------------------- */
@@ -567,7 +566,6 @@ static void replay(cf_task *t, sz_ctx *c, const char *sid, int64_t now)
         s->held = NULL;
         s->n_held = 0;
         touch(c, s);
-        c->replaying = true;
         for (uint32_t i = 0; i < n; i++) {
                 cf_arena *a = cf_task_scratch(t);
                 const cf_registry *reg = cf_task_registry(t);
@@ -588,7 +586,6 @@ static void replay(cf_task *t, sz_ctx *c, const char *sid, int64_t now)
                 cf_task_resolve(t, held[i], rc == CF_STAGE_ACCEPTED);
                 free(held[i]);
         }
-        c->replaying = false;
         free(held);
 }
 

@@ -41,7 +41,6 @@ typedef struct va_ctx {
         cf_store *waits; /* site id -> site_wait */
         cf_dheap timers;
         int64_t skew, wait;
-        bool replaying;
 } va_ctx;
 
 static void sw_encode(void *opaque, const void *obj, cf_buf *b)

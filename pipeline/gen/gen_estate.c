@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "codec.h"
+#include "hmap.h"
 #include "mem.h"
 #include "records.h"
 #include "tz.h"
@@ -72,17 +74,6 @@ static uint64_t prob_thr(double p)
         return (uint64_t)(p * 4294967296.0);
 }
 
-uint64_t cf_gen_fnv1a64(const void *p, size_t n)
-{
-        const uint8_t *b = p;
-        uint64_t h = 0xcbf29ce484222325ULL;
-        for (size_t i = 0; i < n; i++) {
-                h ^= b[i];
-                h *= 0x100000001b3ULL;
-        }
-        return h;
-}
-
 /* ---- names and tables -------------------------------------------------- */
 
 const char *const cf_gen_topic_names[CF_GEN_T__CNT] = {
@@ -109,12 +100,6 @@ int cf_gen_preset_find(const char *name)
                 if (!strcmp(name, preset_names[i]))
                         return i;
         return -1;
-}
-
-const char *cf_gen_preset_name(int preset)
-{
-        return preset >= 0 && preset < CF_GEN_PRESET__CNT ? preset_names[preset]
-                                                          : "?";
 }
 
 static const char *const fault_flags[CF_GEN_F__CNT] = {
@@ -151,16 +136,21 @@ static const char *const fkind_names[CF_GEN_K__CNT] = {
         "corrupt",         "meter_regression", "meter_jump",  "future_time",
         "negative_energy", "empty_id",         "orphan",      "unknown_site",
 };
-/* Reason the pipeline should give (cf_reject_reason symbol), or NULL. */
-static const char *const fkind_reason[CF_GEN_K__CNT] = {
-        NULL,         NULL,    NULL,    NULL,    "SCHEMA", "METER_REGRESSION",
-        "METER_JUMP", "CLOCK", "FIELD", "FIELD", "ORPHAN", "UNKNOWN_SITE",
+/* Reason the pipeline should give (cf_reject_reason), or -1 for none. */
+static const int fkind_reason[CF_GEN_K__CNT] = {
+        -1,
+        -1,
+        -1,
+        -1,
+        CF_REJECT_SCHEMA,
+        CF_REJECT_METER_REGRESSION,
+        CF_REJECT_METER_JUMP,
+        CF_REJECT_CLOCK,
+        CF_REJECT_FIELD,
+        CF_REJECT_FIELD,
+        CF_REJECT_ORPHAN,
+        CF_REJECT_UNKNOWN_SITE,
 };
-
-const char *cf_gen_fkind_name(int k)
-{
-        return k >= 0 && k < CF_GEN_K__CNT ? fkind_names[k] : "?";
-}
 
 void cf_gen_conf_init(cf_gen_conf *conf)
 {
@@ -234,11 +224,9 @@ static const struct profile {
 };
 
 #define SLOT_MS  (15 * 60 * 1000LL)
-#define HOUR_MS  3600000LL
-#define DAY_MS   86400000LL
 #define MIN_GAP  (5 * 60 * 1000LL) /* a connector stays free at least this */
 #define NO_USER  UINT32_MAX
-#define TABLE_TS (-HOUR_MS) /* tables: one hour before the start */
+#define TABLE_TS (-CF_MS_PER_HOUR) /* tables: one hour before the start */
 
 /* ---- estate ------------------------------------------------------------ */
 
@@ -807,12 +795,13 @@ static void encode_site(cf_gen *g, cf_arena *a, const gsite *s, cf_buf *out)
                 cf_price_version *pv = &site.versions[v];
                 int ver = (int)v + 1;
                 if (v == 0) {
-                        pv->valid_from_ms = g->start_ms - 365 * DAY_MS;
+                        pv->valid_from_ms = g->start_ms - 365 * CF_MS_PER_DAY;
                 } else {
                         /* Local midnight in the middle of the scenario. */
                         cf_civil c;
                         cf_tz_civil(
-                            s->tz, g->start_ms + g->conf.days / 2 * DAY_MS, &c);
+                            s->tz,
+                            g->start_ms + g->conf.days / 2 * CF_MS_PER_DAY, &c);
                         pv->valid_from_ms =
                             cf_tz_local_to_utc(s->tz, c.days, 0);
                 }
@@ -936,11 +925,12 @@ static int64_t full_ms(const gconn *c)
 static int local_hour(const gsite *s, int64_t t, int *wday, int32_t *sod)
 {
         int64_t l = t + (int64_t)cf_tz_offset(s->tz, t) * 1000;
-        int64_t days = l >= 0 ? l / DAY_MS : (l - DAY_MS + 1) / DAY_MS;
-        int64_t ms = l - days * DAY_MS;
+        int64_t days = l >= 0 ? l / CF_MS_PER_DAY
+                              : (l - CF_MS_PER_DAY + 1) / CF_MS_PER_DAY;
+        int64_t ms = l - days * CF_MS_PER_DAY;
         *wday = (int)(((days % 7) + 7 + 3) % 7); /* 1970-01-01: Thursday */
         *sod = (int32_t)(ms / 1000);
-        return (int)(ms / HOUR_MS);
+        return (int)(ms / CF_MS_PER_HOUR);
 }
 
 /* Plans the next session of connector c (charger ch) at or after free. */
@@ -982,17 +972,17 @@ static void conn_schedule(cf_gen *g, gcharger *ch, gconn *c, int64_t free)
                 dur = rnd_range(&c->rng, 15, 60) * 60000;
         } else if (s->type == ST_HOUSING && (h >= 15 || h < 4)) {
                 dur = (h < 4 ? to_this_morning : to_next_morning) +
-                      6 * HOUR_MS + rnd_range(&c->rng, 0, 180) * 60000;
+                      6 * CF_MS_PER_HOUR + rnd_range(&c->rng, 0, 180) * 60000;
         } else if (s->type == ST_HOUSING) {
                 dur = rnd_range(&c->rng, 60, 300) * 60000;
         } else if (s->type == ST_OFFICE && !we && h >= 5 && h < 12) {
-                dur = to_this_morning + 15 * HOUR_MS +
+                dur = to_this_morning + 15 * CF_MS_PER_HOUR +
                       rnd_range(&c->rng, 0, 180) * 60000;
         } else if (s->type == ST_OFFICE) {
                 dur = rnd_range(&c->rng, 60, 240) * 60000;
         } else if (h >= 14 || h < 4) {
                 dur = (h < 4 ? to_this_morning : to_next_morning) +
-                      7 * HOUR_MS + rnd_range(&c->rng, 0, 240) * 60000;
+                      7 * CF_MS_PER_HOUR + rnd_range(&c->rng, 0, 240) * 60000;
         } else {
                 dur = rnd_range(&c->rng, 60, 360) * 60000;
         }
@@ -1152,7 +1142,10 @@ static void truth_fault(cf_gen *g, int kind, uint32_t topic, const char *key,
         truth_str(b, "topic", cf_gen_topic_names[topic]);
         truth_str(b, "key", key);
         truth_str(b, "event_id", eid);
-        truth_str(b, "reason", fkind_reason[kind]);
+        truth_str(b, "reason",
+                  fkind_reason[kind] < 0
+                      ? NULL
+                      : cf_reject_reason_name(fkind_reason[kind]));
         cf_buf_printf(b, ",\"ts_ms\":%" PRId64, ts);
 }
 
@@ -1380,7 +1373,8 @@ static void fault_corrupt(cf_gen *g, const gcharger *ch, uint32_t topic,
                 truth_str(b, "reason", "SCHEMA");
                 cf_buf_printf(
                     b, ",\"ts_ms\":%" PRId64 ",\"hash\":\"%016" PRIx64 "\"}\n",
-                    pub, cf_gen_fnv1a64(g->xb.p + x->off, x->len));
+                    pub,
+                    cf_fnv1a64(CF_FNV1A64_BASIS, g->xb.p + x->off, x->len));
                 truth_flush(g, false);
         }
 }
@@ -1449,7 +1443,7 @@ static void fault_reading(cf_gen *g, gcharger *ch, const cf_meter_reading *mr,
                 r.power_w = 10 * s->max_power_w;
                 break;
         case CF_GEN_K_FUTURE_TIME:
-                r.time_ms = pub + rnd_range(&g->frng, 2, 30) * DAY_MS;
+                r.time_ms = pub + rnd_range(&g->frng, 2, 30) * CF_MS_PER_DAY;
                 break;
         case CF_GEN_K_NEGATIVE_ENERGY:
                 r.energy_wh = -rnd_range(&g->frng, 1, 100000);
@@ -1786,7 +1780,7 @@ cf_err_t cf_gen_new(cf_gen **gp, const cf_gen_conf *conf, char *errstr,
         g->tag = mix64(conf->seed ^ 0x7a9ULL) & 0xffffffffULL;
         snprintf(g->tagstr, sizeof(g->tagstr), "%08" PRIx64, g->tag);
         g->start_ms = conf->start_ms;
-        g->end_ms = conf->start_ms + (int64_t)conf->days * DAY_MS;
+        g->end_ms = conf->start_ms + (int64_t)conf->days * CF_MS_PER_DAY;
         g->interval_ms = (int64_t)conf->meter_interval_s * 1000;
         g->gap_ms = g->interval_ms / 2 > 1000 ? g->interval_ms / 2 : 1000;
         g->frng = mix64(conf->seed ^ 0xfa017ULL);
@@ -1864,24 +1858,4 @@ void cf_gen_set_truth(cf_gen *g, FILE *f)
 const cf_gen_stats *cf_gen_get_stats(const cf_gen *g)
 {
         return &g->st;
-}
-
-void cf_gen_get_info(const cf_gen *g, cf_gen_estate_info *info)
-{
-        info->tenants = g->n_tenants;
-        info->sites = g->n_sites;
-        info->chargers = g->n_chargers;
-        info->connectors = g->n_conns;
-        info->users = g->n_users;
-        info->badges = (uint32_t)g->n_badges;
-}
-
-int64_t cf_gen_start_ms(const cf_gen *g)
-{
-        return g->start_ms;
-}
-
-int64_t cf_gen_end_ms(const cf_gen *g)
-{
-        return g->end_ms;
 }

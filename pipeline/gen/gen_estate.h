@@ -41,7 +41,6 @@ typedef enum cf_gen_preset {
 
 /* Preset by name ("small"), or -1. */
 int cf_gen_preset_find(const char *name);
-const char *cf_gen_preset_name(int preset);
 
 /* Topics the generator writes, in this order (the genfile topic table). */
 typedef enum cf_gen_topic {
@@ -90,8 +89,6 @@ typedef enum cf_gen_fkind {
         CF_GEN_K__CNT
 } cf_gen_fkind;
 
-const char *cf_gen_fkind_name(int k);
-
 typedef struct cf_gen_conf {
         int32_t preset;              /* cf_gen_preset */
         uint64_t seed;               /* any value */
@@ -128,10 +125,6 @@ typedef struct cf_gen_stats {
         int64_t sim_ms; /* publish time of the last record */
 } cf_gen_stats;
 
-typedef struct cf_gen_estate_info {
-        uint32_t tenants, sites, chargers, connectors, users, badges;
-} cf_gen_estate_info;
-
 typedef struct cf_gen cf_gen;
 
 /* Builds the estate for conf (checked: CF_ERR_ARG with errstr when a value
@@ -156,12 +149,6 @@ int cf_gen_run_tables(cf_gen *g, cf_gen_sink sink, void *opaque);
 int cf_gen_run_traffic(cf_gen *g, cf_gen_sink sink, void *opaque);
 
 const cf_gen_stats *cf_gen_get_stats(const cf_gen *g);
-void cf_gen_get_info(const cf_gen *g, cf_gen_estate_info *info);
-int64_t cf_gen_start_ms(const cf_gen *g);
-int64_t cf_gen_end_ms(const cf_gen *g);
-
-/* FNV-1a 64-bit hash (identifies corrupt records in the truth file). */
-uint64_t cf_gen_fnv1a64(const void *p, size_t n);
 
 /* ---- the command (gen.c) ---------------------------------------------- */
 

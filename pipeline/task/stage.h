@@ -16,6 +16,8 @@
  * forward, each stage's advance() runs, so that time-driven work (session
  * timeouts, bounded waits, pricing after the allowed lateness) happens at
  * the same point of the input on every run, whatever the fetch timing.
+ * Billing tasks also run it at each commit (cf_task_tick): their time
+ * also moves with the sources' idleness, which no record marks.
  *
  * Accounting: every input record ends in exactly one of accepted,
  * duplicates, rejected; a record a stage holds (waiting for its session or
@@ -51,7 +53,7 @@ typedef enum cf_input {
 
 /* Where an input record came from, with its bytes: enough to reject it
  * later. The runtime owns it for the duration of process(); a stage that
- * holds the record copies what it needs (cf_src_copy). */
+ * holds the record copies it (cf_src_dup). */
 typedef struct cf_src {
         int32_t input; /* cf_input */
         int32_t partition;
@@ -94,9 +96,9 @@ typedef struct cf_stage {
                          size_t errstr_size);
         /* Handles one item. */
         cf_stage_rc (*process)(cf_task *t, void *ctx, cf_item *it);
-        /* The task's stream time moved to stream_time (ms); also called at
-         * every commit (with the same time) for wall-clock driven work.
-         * Optional. */
+        /* The task's stream time moved to stream_time (ms); in billing
+         * tasks also called at every commit (with the same time), for the
+         * work that the sources' idleness drives. Optional. */
         void (*advance)(cf_task *t, void *ctx, int64_t stream_time);
         /* The input is exhausted for now (--until-idle): finish what can be
          * finished without more input. Optional. */

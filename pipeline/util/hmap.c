@@ -9,14 +9,19 @@
 #define EMPTY 0
 #define TOMB  1
 
-uint64_t cf_hash64(const void *p, size_t n)
+uint64_t cf_fnv1a64(uint64_t h, const void *p, size_t n)
 {
         const uint8_t *b = p;
-        uint64_t h = 0xcbf29ce484222325ULL;
         for (size_t i = 0; i < n; i++) {
                 h ^= b[i];
                 h *= 0x100000001b3ULL;
         }
+        return h;
+}
+
+uint64_t cf_hash64(const void *p, size_t n)
+{
+        uint64_t h = cf_fnv1a64(CF_FNV1A64_BASIS, p, n);
         /* Final avalanche so that probing spreads on the low bits. */
         h ^= h >> 33;
         h *= 0xff51afd7ed558ccdULL;

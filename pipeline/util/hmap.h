@@ -28,7 +28,13 @@ void cf_hmap_init(cf_hmap *m);
 /* Frees the map's slots and key copies, not the values. */
 void cf_hmap_free(cf_hmap *m);
 
-/* 64-bit hash of bytes (FNV-1a, never 0 or 1). */
+/* FNV-1a 64 (offset basis and prime from its definition): continues hash
+ * h over n bytes; start with CF_FNV1A64_BASIS. */
+#define CF_FNV1A64_BASIS 0xcbf29ce484222325ULL
+uint64_t cf_fnv1a64(uint64_t h, const void *p, size_t n);
+
+/* 64-bit hash of bytes for hash tables: FNV-1a 64 with a final avalanche
+ * (so that probing spreads on the low bits), never 0 or 1. */
 uint64_t cf_hash64(const void *p, size_t n);
 
 void *cf_hmap_get(const cf_hmap *m, const void *key, size_t klen);
