@@ -123,58 +123,36 @@ static void feed_billing(cf_inproc *ip, const cf_out *o)
         cf_task_process_src(rt->tasks[rt->in_partitions + q], &src);
 }
 
+/* An output "delivered" at once: to the sink, and a repartition record to
+ * billing. */
+static void deliver(void *opaque, const cf_out *o)
+{
+        cf_inproc *ip = opaque;
+        if (ip->sink)
+                ip->sink(ip->opaque, o);
+        if (o->topic == CF_OUT_REPARTITION)
+                feed_billing(ip, o);
+}
+
 cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size)
 {
         cf_runtime *rt = &ip->rt;
         cf_err_t err;
         cf_batch_clear(ip->batch);
-        if ((err = cf_tables_flush(rt->tables, ip->batch, errstr, errstr_size)))
+        if ((err = cf_tasks_commit(rt, ip->batch, errstr, errstr_size)))
                 return err;
-        for (int32_t p = 0; p < rt->n_tasks; p++) {
-                if (rt->tasks[p]->sub == 'A')
-                        cf_task_emit_watermark(rt->tasks[p]);
-                else
-                        cf_task_tick(rt->tasks[p]); /* idle sources */
-                if ((err = cf_task_commit(rt->tasks[p], ip->batch, errstr,
-                                          errstr_size)))
-                        return err;
-        }
         ip->writes += (uint64_t)cf_batch_count(ip->batch);
         if ((err =
                  cf_state_write(rt->st, ip->batch, true, errstr, errstr_size)))
                 return err;
-        /* "Deliver" at once: to the sink, then into the task's delivered
-         * list so that the next commit removes them from the outbox. Only
-         * what this commit wrote to the outbox: what billing emits while
-         * it reads the repartition records delivered here waits for the
-         * next commit (it is in no batch yet). */
+        /* Only what this commit wrote to the outbox: what billing emits
+         * while it reads the repartition records delivered here waits for
+         * the next commit (it is in no batch yet). */
         size_t *n_out = cf_calloc((size_t)rt->n_tasks, sizeof(size_t));
         for (int32_t p = 0; p < rt->n_tasks; p++)
-                n_out[p] = rt->tasks[p]->n_pending;
-        for (int32_t p = 0; p < rt->n_tasks; p++) {
-                cf_task *t = rt->tasks[p];
-                for (size_t i = 0; i < n_out[p]; i++) {
-                        cf_out *o = t->pending[i];
-                        if (ip->sink)
-                                ip->sink(ip->opaque, o);
-                        if (o->topic == CF_OUT_REPARTITION)
-                                feed_billing(ip, o);
-                        if (t->n_delivered == t->cap_delivered) {
-                                t->cap_delivered = t->cap_delivered
-                                                       ? t->cap_delivered * 2
-                                                       : 1024;
-                                t->delivered = cf_realloc(t->delivered,
-                                                          t->cap_delivered *
-                                                              sizeof(int64_t));
-                        }
-                        t->delivered[t->n_delivered++] = o->seq;
-                        cf_out_free(o);
-                }
-                t->n_pending -= n_out[p];
-                if (t->n_pending)
-                        memmove(t->pending, t->pending + n_out[p],
-                                t->n_pending * sizeof(cf_out *));
-        }
+                n_out[p] = rt->tasks[p]->ob.n_pending;
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                cf_outbox_hand_over(rt->tasks[p], n_out[p], deliver, ip);
         free(n_out);
         return CF_OK;
 }

@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "crash.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -55,41 +57,6 @@ static void on_signal(int sig)
 {
         (void)sig;
         rt_stop = 1;
-}
-
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- crash points (tests) ----------------------------------------------- */
-
-/*
- * For crash tests: CF_CRASH_AT=point:n makes the process SIGKILL itself the
- * n-th time it reaches point (start, tables, commit, produce). Unset in
- * production: the check is a string compare at a handful of places that run
- * once per commit or less.
- */
-static void crash_point(const char *point)
-{
-        static int hits;
-        const char *at = getenv("CF_CRASH_AT");
-        size_t n = strlen(point);
-        if (!at || strncmp(at, point, n) || at[n] != ':')
-                return;
-        if (++hits == atoi(at + n + 1)) {
-                fprintf(stderr, "crash point %s reached: SIGKILL\n", point);
-                raise(SIGKILL);
-        }
 }
 
 /* ---- queues -------------------------------------------------------------- */
@@ -266,120 +233,13 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
         }
 }
 
-/* Errors of one record that no retry can cure: the record is too large
- * for the producer or the broker, or the broker refuses it as invalid. */
-static bool never_deliverable(rd_kafka_resp_err_t err)
-{
-        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-               err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
-               err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
-}
-
-/* Marks an output of t delivered (deleted from the outbox at the next
- * commit). */
-static void mark_delivered(cf_task *t, int64_t seq)
-{
-        if (t->n_delivered == t->cap_delivered) {
-                t->cap_delivered =
-                    t->cap_delivered ? t->cap_delivered * 2 : 1024;
-                t->delivered = cf_realloc(t->delivered,
-                                          t->cap_delivered * sizeof(int64_t));
-        }
-        t->delivered[t->n_delivered++] = seq;
-}
-
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         rt_state *s = opaque;
-        cf_out *o = m->_private;
         (void)rk;
-        if (m->err && o && o->task && never_deliverable(m->err)) {
-                /* It would fail the same way after every restart: count
-                 * and log it, and let it leave the outbox. */
-                cf_task_skip_output(o->task, o->topic, o->partition, o->seq,
-                                    (size_t)o->klen + o->vlen,
-                                    rd_kafka_err2str(m->err));
-                mark_delivered(o->task, o->seq);
-                o->task->inflight--;
-                cf_out_free(o);
-                return;
-        }
-        if (m->err) {
-                s->rt.fatal = 1;
-                snprintf(s->rt.fatal_msg, sizeof(s->rt.fatal_msg),
-                         "delivery to %s [%d] failed: %s",
-                         rd_kafka_topic_name(m->rkt), (int)m->partition,
-                         rd_kafka_err2str(m->err));
-                return;
-        }
-        s->rt.delivered++;
-        if (o && o->topic != CF_OUT_REPARTITION)
-                cf_metrics_observe_delivery(s->metrics, o->ts, wall_ms());
-        if (o) {
-                cf_task *t = o->task;
-                if (t) {
-                        mark_delivered(t, o->seq);
-                        t->inflight--;
-                }
-                cf_out_free(o);
-        }
-}
-
-/* Produces a task's committed outputs. An output that can never be
- * delivered (too large for the producer: e.g. written to the outbox by an
- * older version, or before message.max.bytes was lowered) is skipped,
- * counted and logged, and leaves the outbox: it must not stop the
- * partition for good. */
-static void produce_pending(rt_state *s, cf_task *t)
-{
-        cf_runtime *rt = &s->rt;
-        for (size_t i = 0; i < t->n_pending; i++) {
-                if (i == t->n_pending / 2)
-                        crash_point("produce"); /* half of it sent */
-                cf_out *o = t->pending[i];
-                char seq[24];
-                int sl = snprintf(seq, sizeof(seq), "%" PRId64, o->seq);
-                for (;;) {
-                        rd_kafka_resp_err_t err = rd_kafka_producev(
-                            rt->producer,
-                            RD_KAFKA_V_TOPIC(rt->out_topic[o->topic]),
-                            RD_KAFKA_V_PARTITION(o->partition),
-                            RD_KAFKA_V_KEY(o->null_key ? NULL : o->key,
-                                           o->null_key ? 0 : o->klen),
-                            RD_KAFKA_V_VALUE(o->value, o->vlen),
-                            RD_KAFKA_V_TIMESTAMP(o->ts),
-                            RD_KAFKA_V_HEADER("cf.task", t->name,
-                                              (ssize_t)strlen(t->name)),
-                            RD_KAFKA_V_HEADER("cf.seq", seq, sl),
-                            RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
-                        if (!err)
-                                break;
-                        if (never_deliverable(err)) {
-                                cf_task_skip_output(t, o->topic, o->partition,
-                                                    o->seq,
-                                                    (size_t)o->klen + o->vlen,
-                                                    rd_kafka_err2str(err));
-                                mark_delivered(t, o->seq);
-                                cf_out_free(o);
-                                o = NULL;
-                                break;
-                        }
-                        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                                rt->fatal = 1;
-                                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
-                                         "produce to %s: %s",
-                                         rt->out_topic[o->topic],
-                                         rd_kafka_err2str(err));
-                                return;
-                        }
-                        rd_kafka_poll(rt->producer, 10);
-                }
-                if (!o)
-                        continue;
-                t->inflight++;
-                rt->produced++;
-        }
-        t->n_pending = 0;
+        int64_t ts = cf_outbox_on_delivery(&s->rt, m);
+        if (ts >= 0)
+                cf_metrics_observe_delivery(s->metrics, ts, cf_wall_ms());
 }
 
 /* Commits every task (one synced batch), then produces their outputs. */
@@ -387,36 +247,20 @@ static cf_err_t commit_all(rt_state *s)
 {
         cf_runtime *rt = &s->rt;
         char errstr[512];
-        int64_t t0 = now_ms();
+        int64_t t0 = cf_mono_ms();
         /* After a failed write the stores no longer match the disk (their
          * flushed entries count as clean): this process commits nothing
          * more; a restart resumes from the last commit. */
         if (s->state_failed)
                 return CF_ERR_STATE;
         cf_batch_clear(s->batch);
-        if (cf_tables_flush(rt->tables, s->batch, errstr, sizeof(errstr))) {
+        if (cf_tasks_commit(rt, s->batch, errstr, sizeof(errstr))) {
+                /* The stores may be half flushed. */
                 cf_log(CF_LOG_ERROR, "commit: %s", errstr);
                 s->state_failed = true;
                 return CF_ERR_STATE;
         }
-        for (int32_t p = 0; p < rt->n_tasks; p++) {
-                cf_task *t = rt->tasks[p];
-                if (!t)
-                        continue;
-                if (t->sub == 'A')
-                        cf_task_emit_watermark(t);
-                else
-                        cf_task_tick(t); /* idle sources, due periods */
-                cf_err_t err =
-                    cf_task_commit(t, s->batch, errstr, sizeof(errstr));
-                if (err) {
-                        cf_log(CF_LOG_ERROR, "commit of %s: %s", t->name,
-                               errstr);
-                        s->state_failed = true; /* stores half flushed */
-                        return err;
-                }
-        }
-        crash_point("commit"); /* batch built, not written */
+        cf_crash_point("commit"); /* batch built, not written */
         cf_err_t err =
             cf_state_write(rt->st, s->batch, true, errstr, sizeof(errstr));
         if (err) {
@@ -428,22 +272,16 @@ static cf_err_t commit_all(rt_state *s)
         }
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
-                        produce_pending(s, rt->tasks[p]);
+                        cf_outbox_produce(rt->tasks[p]);
         s->commits++;
-        s->commit_ms_last = now_ms() - t0;
+        s->commit_ms_last = cf_mono_ms() - t0;
         if (s->commit_ms_last > s->commit_ms_max)
                 s->commit_ms_max = s->commit_ms_last;
-        s->last_commit = now_ms();
+        s->last_commit = cf_mono_ms();
         cf_metrics_observe_commit(s->metrics, s->commit_ms_last);
         cf_metrics_publish(s->metrics, rt, s->commits);
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
 }
-
-static const char *const reason_names[CF_REJECT__CNT] = {
-        "SCHEMA",           "FIELD",        "CLOCK",
-        "METER_REGRESSION", "METER_JUMP",   "SESSION_STATE",
-        "ORPHAN",           "UNKNOWN_SITE", "NO_PLAN",
-};
 
 /* The counters of every task of the process, added up. */
 static void sum_counts(const cf_runtime *rt, cf_counts tot[CF_IN__CNT],
@@ -491,9 +329,9 @@ static void log_stats(rt_state *s)
         }
         for (int r = 0; r < CF_REJECT__CNT; r++)
                 if (reasons[r])
-                        n += (size_t)snprintf(line + n, sizeof(line) - n,
-                                              " %s=%" PRId64, reason_names[r],
-                                              reasons[r]);
+                        n += (size_t)snprintf(
+                            line + n, sizeof(line) - n, " %s=%" PRId64,
+                            cf_reject_reason_name(r), reasons[r]);
         cf_log(CF_LOG_INFO,
                "stats rejected by reason:%s; produced %" PRId64
                ", delivered %" PRId64 ", outputs skipped %" PRId64
@@ -553,7 +391,7 @@ static void log_stats(rt_state *s)
                                       " %s.%s=%" PRId64, sums[j].stage,
                                       sums[j].name, sums[j].value);
         cf_log(CF_LOG_INFO, "stats stages:%s", n ? line : " none");
-        s->last_stats = now_ms();
+        s->last_stats = cf_mono_ms();
 }
 
 /* Prints the run's counters as one JSON line on stdout (at exit). */
@@ -575,11 +413,11 @@ static void print_summary(rt_state *s)
         for (int r = 0, n = 0; r < CF_REJECT__CNT; r++)
                 if (reasons[r])
                         printf("%s\"%s\":%" PRId64, n++ ? "," : "",
-                               reason_names[r], reasons[r]);
+                               cf_reject_reason_name(r), reasons[r]);
         int64_t skipped = 0;
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
-                        skipped += rt->tasks[p]->out_skipped;
+                        skipped += rt->tasks[p]->ob.skipped;
         printf("},\"produced\":%" PRId64 ",\"delivered\":%" PRId64
                ",\"outputs_skipped\":%" PRId64 ",\"commits\":%" PRId64,
                rt->produced, rt->delivered, skipped, s->commits);
@@ -600,7 +438,7 @@ static void print_summary(rt_state *s)
                s->t_first_input ? s->t_first_input - t0 : -1,
                s->t_last_input ? s->t_last_input - t0 : -1,
                s->t_last_processed ? s->t_last_processed - t0 : -1,
-               s->t_last_record ? s->t_last_record - t0 : -1, now_ms() - t0,
+               s->t_last_record ? s->t_last_record - t0 : -1, cf_mono_ms() - t0,
                w.batches, w.entries, w.bytes, cf_proc_write_bytes());
         fflush(stdout);
 }
@@ -710,7 +548,7 @@ static cf_err_t tables_poll(rt_state *s, bool to_end, char *errstr,
                         rd_kafka_message_destroy(m);
                         continue;
                 }
-                crash_point("tables");
+                cf_crash_point("tables");
                 if (!cf_tables_apply(rt->tables, (cf_table_kind)k, m->partition,
                                      m->offset, m->key, m->key_len, m->payload,
                                      m->len))
@@ -810,201 +648,6 @@ static void revoke_all(rt_state *s)
         s->assigned = false;
 }
 
-/* One output partition whose tail tells how far a task's outbox got. */
-typedef struct tail_req {
-        cf_task *t;
-        int32_t out; /* cf_output */
-        int64_t end; /* high watermark when asked */
-        int64_t seq; /* highest cf.seq of the task found, or -1 */
-        bool done;
-} tail_req;
-
-#define TAIL_RECORDS 2000 /* how far back a tail is read */
-
-static bool has_pending_for(const cf_task *t, int32_t out)
-{
-        for (size_t i = 0; i < t->n_pending; i++)
-                if (t->pending[i]->topic == out &&
-                    t->pending[i]->partition == t->id)
-                        return true;
-        return false;
-}
-
-/*
- * Single-writer recovery. A task's outbox may hold entries that were
- * delivered before a crash, after the commit that wrote them but before the
- * commit that would have removed them. Each public output partition has one
- * writer, its task (rating task p: billing.charge-records p and
- * billing.rejected p; billing task q: billing.statements q), and records
- * reach a partition in sequence order, so the highest cf.seq of the task in
- * the partition's tail says which of its entries are there already: those
- * are dropped (and deleted from the outbox at the next commit), the rest
- * produced. Repeats on the repartition topic need none of this: billing
- * drops them by sequence number.
- */
-static void reconcile_outboxes(rt_state *s)
-{
-        cf_runtime *rt = &s->rt;
-        tail_req *req = cf_calloc((size_t)rt->n_tasks * 2 + 1, sizeof(*req));
-        size_t n = 0;
-        char errstr[512];
-        for (int32_t i = 0; rt->exactly_once && i < rt->n_tasks; i++) {
-                cf_task *t = rt->tasks[i];
-                if (!t || !t->n_pending)
-                        continue;
-                int32_t outs[2] = { CF_OUT_CHARGE, CF_OUT_REJECTED };
-                int no = 2;
-                if (t->sub == 'B') {
-                        outs[0] = CF_OUT_STATEMENT;
-                        no = 1;
-                }
-                for (int k = 0; k < no; k++)
-                        if (has_pending_for(t, outs[k]))
-                                req[n++] =
-                                    (tail_req){ t, outs[k], 0, -1, false };
-        }
-        rd_kafka_t *rk = NULL;
-        rd_kafka_topic_partition_list_t *l = NULL;
-        size_t waiting = 0;
-        if (!n)
-                goto produce;
-        rd_kafka_conf_t *conf = cf_kafka_client_conf(rt->cfg, CF_KAFKA_CONSUMER,
-                                                     errstr, sizeof(errstr));
-        if (!conf ||
-            cf_kafka_conf_set(conf, "group.id", "chargeflow-tail", errstr,
-                              sizeof(errstr)) ||
-            cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-                              sizeof(errstr)))
-                goto fail;
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        if (!rk)
-                goto fail;
-        l = rd_kafka_topic_partition_list_new((int)n);
-        for (size_t i = 0; i < n; i++) {
-                int64_t lo, hi;
-                const char *topic = rt->out_topic[req[i].out];
-                /* Retriable errors (a leader moving, a request timing out)
-                 * are retried for about 30 s. */
-                rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-                for (int a = 0; a < 30 && !rt_stop; a++) {
-                        e = rd_kafka_query_watermark_offsets(
-                            rk, topic, req[i].t->id, &lo, &hi, 10000);
-                        if (!e)
-                                break;
-                        usleep(1000 * 1000);
-                }
-                if (e) {
-                        snprintf(errstr, sizeof(errstr),
-                                 "offsets of %s [%d]: %s", topic,
-                                 (int)req[i].t->id, rd_kafka_err2str(e));
-                        goto fail;
-                }
-                req[i].end = hi;
-                if (hi <= lo) {
-                        req[i].done = true;
-                        continue;
-                }
-                rd_kafka_topic_partition_list_add(l, topic, req[i].t->id)
-                    ->offset = hi - lo > TAIL_RECORDS ? hi - TAIL_RECORDS : lo;
-                waiting++;
-        }
-        if (waiting && rd_kafka_assign(rk, l)) {
-                snprintf(errstr, sizeof(errstr), "assign of the tails");
-                goto fail;
-        }
-        for (int idle = 0; waiting && idle < 300;) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-                if (!m) {
-                        idle++;
-                        continue;
-                }
-                idle = 0;
-                for (size_t i = 0; !m->err && i < n; i++) {
-                        tail_req *q = &req[i];
-                        if (q->done || m->partition != q->t->id ||
-                            strcmp(rd_kafka_topic_name(m->rkt),
-                                   rt->out_topic[q->out]))
-                                continue;
-                        rd_kafka_headers_t *h;
-                        const void *tv, *sv;
-                        size_t tl, sl;
-                        if (!rd_kafka_message_headers(m, &h) &&
-                            !rd_kafka_header_get_last(h, "cf.task", &tv, &tl) &&
-                            !rd_kafka_header_get_last(h, "cf.seq", &sv, &sl) &&
-                            tl == strlen(q->t->name) &&
-                            !memcmp(tv, q->t->name, tl) && sl < 24) {
-                                char num[24];
-                                memcpy(num, sv, sl);
-                                num[sl] = '\0';
-                                int64_t seq = strtoll(num, NULL, 10);
-                                if (seq > q->seq)
-                                        q->seq = seq;
-                        }
-                        if (m->offset + 1 >= q->end) {
-                                q->done = true;
-                                waiting--;
-                        }
-                }
-                rd_kafka_message_destroy(m);
-        }
-        if (waiting) {
-                snprintf(errstr, sizeof(errstr),
-                         "output tails not read within 30 s");
-                goto fail;
-        }
-        /* Drop what is delivered already. */
-        for (size_t i = 0; i < n; i++) {
-                cf_task *t = req[i].t;
-                size_t kept = 0, dropped = 0;
-                for (size_t k = 0; k < t->n_pending; k++) {
-                        cf_out *o = t->pending[k];
-                        if (o->topic == req[i].out && o->partition == t->id &&
-                            o->seq <= req[i].seq) {
-                                mark_delivered(t, o->seq);
-                                cf_out_free(o);
-                                dropped++;
-                        } else {
-                                t->pending[kept++] = o;
-                        }
-                }
-                t->n_pending = kept;
-                if (dropped)
-                        cf_log(CF_LOG_INFO,
-                               "%s: %zu outbox entries for %s were "
-                               "delivered before the restart",
-                               t->name, dropped, rt->out_topic[req[i].out]);
-        }
-        goto produce;
-fail:
-        /* Without the tails, producing again would write records that may
-         * be there already: stop instead, with nothing produced, so that
-         * a restart tries again. */
-        rt->fatal = 1;
-        snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
-                 "outbox recovery: %s; nothing produced (it could repeat "
-                 "delivered records): restart to try again",
-                 errstr);
-        if (l)
-                rd_kafka_topic_partition_list_destroy(l);
-        if (rk) {
-                rd_kafka_consumer_close(rk);
-                rd_kafka_destroy(rk);
-        }
-        free(req);
-        return;
-produce:
-        if (l)
-                rd_kafka_topic_partition_list_destroy(l);
-        if (rk) {
-                rd_kafka_consumer_close(rk);
-                rd_kafka_destroy(rk);
-        }
-        free(req);
-        for (int32_t p = 0; p < rt->n_tasks; p++)
-                if (rt->tasks[p])
-                        produce_pending(s, rt->tasks[p]);
-}
-
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -1054,7 +697,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         s->assigned = true;
         /* Outputs recovered from the outbox: drop what the tails of the
          * tasks' own output partitions show delivered, produce the rest. */
-        reconcile_outboxes(s);
+        char why[512];
+        if (cf_outbox_recover(rt, &rt_stop, why, sizeof(why))) {
+                /* Without the tails, producing again would write records
+                 * that may be there already: stop instead, with nothing
+                 * produced, so that a restart tries again. */
+                rt->fatal = 1;
+                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                         "outbox recovery: %s; nothing produced (it could "
+                         "repeat delivered records): restart to try again",
+                         why);
+        }
         cf_metrics_set_restoring(s->metrics, 0);
         cf_metrics_set_assigned(s->metrics, true);
         cf_metrics_publish(s->metrics, rt, s->commits);
@@ -1079,7 +732,7 @@ static bool idle_now(rt_state *s, int64_t now)
                 for (int i = lo; i <= hi; i++)
                         if (t->in[i].n || !t->in[i].at_end)
                                 return false;
-                if (t->inflight)
+                if (t->ob.inflight)
                         return false;
         }
         return n > 0 && rd_kafka_outq_len(rt->producer) == 0;
@@ -1121,7 +774,7 @@ static void route(rt_state *s, rd_kafka_message_t *m)
                 return;
         }
         q_push(&t->in[input], m);
-        s->last_msg = s->t_last_record = now_ms();
+        s->last_msg = s->t_last_record = cf_mono_ms();
         if (input != CF_IN_REPARTITION) {
                 if (!s->t_first_input)
                         s->t_first_input = s->last_msg;
@@ -1272,7 +925,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         char errstr[512];
         int rc = 1;
         memset(&s, 0, sizeof(s));
-        s.t_start = now_ms();
+        s.t_start = cf_mono_ms();
         cf_runtime_init(rt, cfg);
         cf_log_set_level(cfg->log_level);
         cf_log_set_format(cfg->log_format);
@@ -1320,7 +973,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 rc = 2;
                 goto done;
         }
-        int64_t t_open = now_ms();
+        int64_t t_open = cf_mono_ms();
         cf_state_conf sc = { .block_cache_bytes =
                                  (size_t)cfg->state_cache_max_bytes,
                              .write_buffer_bytes = 64u << 20 };
@@ -1331,8 +984,8 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 goto done;
         }
         cf_log(CF_LOG_INFO, "state open: %s (%" PRId64 " ms)", cfg->state_dir,
-               now_ms() - t_open);
-        t_open = now_ms();
+               cf_mono_ms() - t_open);
+        t_open = cf_mono_ms();
         s.batch = cf_batch_new(rt->st);
         rt->tables =
             cf_tables_new(rt->st, rt->reg, (size_t)cfg->tables_cache_max_bytes);
@@ -1341,8 +994,8 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 goto done;
         }
         cf_log(CF_LOG_INFO, "tables read from the state (%" PRId64 " ms)",
-               now_ms() - t_open);
-        crash_point("start");
+               cf_mono_ms() - t_open);
+        cf_crash_point("start");
         if (tables_open(&s, errstr, sizeof(errstr)) ||
             tables_poll(&s, true, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "tables: %s", errstr);
@@ -1368,7 +1021,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                cfg->group_id, (int)rt->in_partitions, cfg->processing_guarantee,
                *cfg->group_instance_id ? ", static member " : "",
                cfg->group_instance_id);
-        s.last_commit = s.last_stats = s.last_msg = s.t_running = now_ms();
+        s.last_commit = s.last_stats = s.last_msg = s.t_running = cf_mono_ms();
 
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
         rd_kafka_message_t *msgs[BATCH];
@@ -1377,7 +1030,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 ssize_t n = rd_kafka_consume_batch_queue(cq, 20, msgs, BATCH);
                 for (ssize_t i = 0; i < n; i++)
                         route(&s, msgs[i]);
-                int64_t now = now_ms();
+                int64_t now = cf_mono_ms();
                 for (int32_t p = 0; p < rt->n_tasks; p++)
                         if (rt->tasks[p])
                                 run_task(&s, rt->tasks[p], now);
@@ -1408,7 +1061,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                                 failed = true;
                                 break;
                         }
-                        s.last_msg = now_ms();
+                        s.last_msg = cf_mono_ms();
                 }
         }
         rd_kafka_queue_destroy(cq);

@@ -1,12 +1,17 @@
 /*
  * task.c: tasks and the services the stages use (see task.h, stage.h).
  *
- * State keys (task-prefixed): META 'o' next input offsets, 'q' next output
- * sequence number, 'w' last watermark sent; OUTBOX seq (big-endian) -> an
- * encoded cf_out.
+ * State keys in column family META, each the task's state id + one byte:
+ *   'o'  next input offset per input, stream time, ended (1 once drained)
+ *   'q'  next output sequence number, last watermark sent to billing
+ *   'c'  the conservation counters per input, rejects per reason, outputs
+ *        skipped
+ * (varints, cf_put_varint). The outbox's keys are outbox.c's; the stores'
+ * are the stages'.
  */
 #include "task.h"
 
+#include "clock.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,126 +21,11 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "outbox.h"
 #include "murmur2.h"
 #include "stage.h"
 #include "utf8.h"
 #include "wire.h"
-
-/* ---- outputs ------------------------------------------------------------ */
-
-void cf_out_free(cf_out *o)
-{
-        if (!o)
-                return;
-        free(o->key);
-        free(o->value);
-        free(o);
-}
-
-/* Entries with a null key end with one more varint, 1; entries written
- * before null keys existed have none (key present). */
-void cf_out_encode(const cf_out *o, cf_buf *b)
-{
-        cf_put_varint(b, o->topic);
-        cf_put_varint(b, o->partition);
-        cf_put_varint(b, o->seq);
-        cf_put_varint(b, o->ts);
-        cf_put_bytes(b, o->key, o->klen);
-        cf_put_bytes(b, o->value, o->vlen);
-        if (o->null_key)
-                cf_put_varint(b, 1);
-}
-
-cf_out *cf_out_decode(const uint8_t *p, size_t len)
-{
-        cf_wrd r;
-        uint32_t kl, vl;
-        cf_wrd_init(&r, p, len);
-        cf_out *o = cf_calloc(1, sizeof(*o));
-        o->topic = (int32_t)cf_get_varint(&r);
-        o->partition = (int32_t)cf_get_varint(&r);
-        o->seq = cf_get_varint(&r);
-        o->ts = cf_get_varint(&r);
-        const uint8_t *k = cf_get_bytes(&r, &kl);
-        const uint8_t *v = cf_get_bytes(&r, &vl);
-        if (r.ok && r.p != r.end)
-                o->null_key = cf_get_varint(&r) == 1;
-        if (!r.ok || r.p != r.end || o->topic < 0 || o->topic >= CF_OUT__CNT) {
-                free(o);
-                return NULL;
-        }
-        o->key = cf_malloc(kl + 1);
-        memcpy(o->key, k, kl);
-        o->klen = kl;
-        o->value = cf_malloc(vl + 1);
-        memcpy(o->value, v, vl);
-        o->vlen = vl;
-        return o;
-}
-
-/* Bytes a record takes on the wire besides its key and value, at most:
- * the headers cf.task and cf.seq, the record's own framing and the record
- * batch's header (61 bytes), rounded up. */
-#define CF_OUT_OVERHEAD 256
-
-size_t cf_out_wire_size(const cf_task *t, size_t klen, size_t vlen)
-{
-        return klen + vlen + strlen(t->name) + CF_OUT_OVERHEAD;
-}
-
-void cf_task_skip_output(cf_task *t, int32_t topic, int32_t partition,
-                         int64_t seq, size_t bytes, const char *why)
-{
-        t->out_skipped++;
-        t->rt->out_skipped++;
-        cf_log(CF_LOG_ERROR,
-               "%s: output seq %" PRId64 " to %s [%d] (%zu bytes) can never "
-               "be delivered: %s; skipped (counted as outputs_skipped)",
-               t->name, seq, t->rt->out_topic[topic], (int)partition, bytes,
-               why);
-}
-
-/* Queues an output; in at-least-once mode it is produced at once. An
- * output over the size limit of its topic (cf_runtime.max_out_bytes) could
- * never be delivered: it is counted and logged instead, and never enters
- * the outbox, so that it cannot stall the partition. key NULL: a null
- * key. */
-static void emit(cf_task *t, int32_t topic, int32_t partition, const void *key,
-                 size_t klen, const void *value, size_t vlen)
-{
-        size_t limit = t->rt->max_out_bytes[topic];
-        if (limit && cf_out_wire_size(t, klen, vlen) > limit) {
-                char why[160];
-                snprintf(why, sizeof(why),
-                         "over the limit of %zu bytes (the producer's "
-                         "message.max.bytes and the topic's "
-                         "max.message.bytes)",
-                         limit);
-                cf_task_skip_output(t, topic, partition, t->next_seq,
-                                    klen + vlen, why);
-                return;
-        }
-        cf_out *o = cf_calloc(1, sizeof(*o));
-        o->task = t;
-        o->topic = topic;
-        o->partition = partition;
-        o->seq = t->next_seq++;
-        o->ts = t->stream_time == CF_NONE ? 0 : t->stream_time;
-        o->null_key = key == NULL;
-        o->key = cf_malloc(klen + 1);
-        if (klen)
-                memcpy(o->key, key, klen);
-        o->klen = (uint32_t)klen;
-        o->value = cf_malloc(vlen + 1);
-        memcpy(o->value, value, vlen);
-        o->vlen = (uint32_t)vlen;
-        if (t->n_pending == t->cap_pending) {
-                t->cap_pending = t->cap_pending ? t->cap_pending * 2 : 256;
-                t->pending =
-                    cf_realloc(t->pending, t->cap_pending * sizeof(cf_out *));
-        }
-        t->pending[t->n_pending++] = o;
-}
 
 /* ---- services for stages ------------------------------------------------ */
 
@@ -146,10 +36,8 @@ int32_t cf_task_id(const cf_task *t)
 
 int64_t cf_task_wall_ms(const cf_task *t)
 {
-        struct timespec ts;
         (void)t;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return cf_mono_ms();
 }
 
 int32_t cf_task_sources(const cf_task *t)
@@ -291,8 +179,9 @@ void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
         cf_buf_init(&b);
         cf_encode(t->rt->reg, CF_RT_REJECTED, &r, &b);
         /* Keyed by the source key, cut like the key field. */
-        emit(t, CF_OUT_REJECTED, t->id % t->rt->out_partitions[CF_OUT_REJECTED],
-             src->key, src->key ? r.key.n : 0, b.p, b.len);
+        cf_outbox_emit(t, CF_OUT_REJECTED,
+                       t->id % t->rt->out_partitions[CF_OUT_REJECTED], src->key,
+                       src->key ? r.key.n : 0, b.p, b.len);
         cf_buf_free(&b);
         if (reason >= 0 && reason < CF_REJECT__CNT)
                 t->reasons[reason]++;
@@ -315,12 +204,14 @@ void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr, int64_t due_ts)
         cf_buf_init(&b);
         cf_buf_init(&be);
         cf_encode(rt->reg, CF_RT_CHARGE_RECORD, cr, &b);
-        emit(t, CF_OUT_CHARGE, t->id % rt->out_partitions[CF_OUT_CHARGE],
-             cr->session_id, strlen(cr->session_id), b.p, b.len);
+        cf_outbox_emit(t, CF_OUT_CHARGE,
+                       t->id % rt->out_partitions[CF_OUT_CHARGE],
+                       cr->session_id, strlen(cr->session_id), b.p, b.len);
         cf_billing_event ev = {
                 .kind = CF_BILLING_CHARGE,
                 .source_task = t->id,
-                .seq = t->next_seq, /* the seq emit() gives it below */
+                .seq =
+                    t->ob.next_seq, /* the seq cf_outbox_emit gives it below */
                 .watermark_ms = due_ts != CF_NONE &&
                                         t->stream_time != CF_NONE &&
                                         due_ts < t->stream_time && !t->ended
@@ -330,10 +221,11 @@ void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr, int64_t due_ts)
         };
         cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &be);
         size_t pl = strlen(cr->billed_party);
-        emit(t, CF_OUT_REPARTITION,
-             cf_murmur2_partition(cr->billed_party, pl,
-                                  rt->out_partitions[CF_OUT_REPARTITION]),
-             cr->billed_party, pl, be.p, be.len);
+        cf_outbox_emit(
+            t, CF_OUT_REPARTITION,
+            cf_murmur2_partition(cr->billed_party, pl,
+                                 rt->out_partitions[CF_OUT_REPARTITION]),
+            cr->billed_party, pl, be.p, be.len);
         cf_buf_free(&b);
         cf_buf_free(&be);
 }
@@ -343,9 +235,9 @@ void cf_task_emit_statement(cf_task *t, const cf_statement *st)
         cf_buf b;
         cf_buf_init(&b);
         cf_encode(t->rt->reg, CF_RT_STATEMENT, st, &b);
-        emit(t, CF_OUT_STATEMENT,
-             t->id % t->rt->out_partitions[CF_OUT_STATEMENT], st->statement_id,
-             strlen(st->statement_id), b.p, b.len);
+        cf_outbox_emit(t, CF_OUT_STATEMENT,
+                       t->id % t->rt->out_partitions[CF_OUT_STATEMENT],
+                       st->statement_id, strlen(st->statement_id), b.p, b.len);
         cf_buf_free(&b);
 }
 
@@ -385,12 +277,13 @@ void cf_task_emit_watermark(cf_task *t)
         for (int32_t q = 0; q < rt->out_partitions[CF_OUT_REPARTITION]; q++) {
                 cf_billing_event ev = { .kind = CF_BILLING_WATERMARK,
                                         .source_task = t->id,
-                                        .seq = t->next_seq,
+                                        .seq = t->ob.next_seq,
                                         .watermark_ms = wm,
                                         .record = { NULL, 0 } };
                 b.len = 0;
                 cf_encode(rt->reg, CF_RT_BILLING_EVENT, &ev, &b);
-                emit(t, CF_OUT_REPARTITION, q, key, (size_t)kl, b.p, b.len);
+                cf_outbox_emit(t, CF_OUT_REPARTITION, q, key, (size_t)kl, b.p,
+                               b.len);
         }
         cf_buf_free(&b);
         t->wm_sent = wm;
@@ -465,28 +358,6 @@ static cf_err_t meta_get(cf_task *t, char what, cf_buf *v, char *errstr,
                             errstr_size);
 }
 
-static int load_outbox(void *opaque, const uint8_t *key, size_t klen,
-                       const uint8_t *val, size_t vlen)
-{
-        cf_task *t = opaque;
-        (void)key;
-        (void)klen;
-        cf_out *o = cf_out_decode(val, vlen);
-        if (!o) {
-                cf_log(CF_LOG_ERROR, "%s: corrupt outbox entry skipped",
-                       t->name);
-                return 0;
-        }
-        o->task = t;
-        if (t->n_pending == t->cap_pending) {
-                t->cap_pending = t->cap_pending ? t->cap_pending * 2 : 256;
-                t->pending =
-                    cf_realloc(t->pending, t->cap_pending * sizeof(cf_out *));
-        }
-        t->pending[t->n_pending++] = o;
-        return 0;
-}
-
 cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                      char *errstr, size_t errstr_size)
 {
@@ -534,7 +405,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         if (err == CF_OK) {
                 cf_wrd r;
                 cf_wrd_init(&r, v.p, v.len);
-                t->next_seq = cf_get_varint(&r);
+                t->ob.next_seq = cf_get_varint(&r);
                 t->wm_sent = cf_get_varint(&r);
                 if (!r.ok)
                         goto corrupt;
@@ -558,7 +429,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                         t->reasons[x] = cf_get_varint(&r);
                 /* Added later: absent in state written before. */
                 if (r.ok && r.p != r.end)
-                        t->out_skipped = cf_get_varint(&r);
+                        t->ob.skipped = cf_get_varint(&r);
                 if (!r.ok)
                         goto corrupt;
         } else if (err != CF_ERR_NOT_FOUND) {
@@ -571,14 +442,8 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                 if (err)
                         goto fail;
         }
-        if (rt->exactly_once) {
-                cf_key k;
-                cf_key_init(&k, t->state_id);
-                err = cf_state_scan(rt->st, CF_COL_OUTBOX, k.b, k.len,
-                                    load_outbox, t, errstr, errstr_size);
-                if (err)
-                        goto fail;
-        }
+        if (rt->exactly_once && (err = cf_outbox_load(t, errstr, errstr_size)))
+                goto fail;
         cf_buf_free(&v);
         *tp = t;
         return CF_OK;
@@ -608,10 +473,7 @@ void cf_task_destroy(cf_task *t)
                         rd_kafka_message_destroy(q->v[(q->head + k) % q->cap]);
                 free(q->v);
         }
-        for (size_t i = 0; i < t->n_pending; i++)
-                cf_out_free(t->pending[i]);
-        free(t->pending);
-        free(t->delivered);
+        cf_outbox_free(t);
         free(t->stats);
         cf_arena_destroy(&t->scratch);
         free(t);
@@ -713,7 +575,7 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
         meta_key(&k, t, 'o');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
         v.len = 0;
-        cf_put_varint(&v, t->next_seq);
+        cf_put_varint(&v, t->ob.next_seq);
         cf_put_varint(&v, t->wm_sent);
         meta_key(&k, t, 'q');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
@@ -729,24 +591,34 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
         }
         for (int r = 0; r < CF_REJECT__CNT; r++)
                 cf_put_varint(&v, t->reasons[r]);
-        cf_put_varint(&v, t->out_skipped);
+        cf_put_varint(&v, t->ob.skipped);
         meta_key(&k, t, 'c');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
-        if (t->rt->exactly_once) {
-                for (size_t i = 0; i < t->n_pending; i++) {
-                        v.len = 0;
-                        cf_out_encode(t->pending[i], &v);
-                        cf_key_init(&k, t->state_id);
-                        cf_key_u64(&k, (uint64_t)t->pending[i]->seq);
-                        cf_batch_put(b, CF_COL_OUTBOX, k.b, k.len, v.p, v.len);
-                }
-                for (size_t i = 0; i < t->n_delivered; i++) {
-                        cf_key_init(&k, t->state_id);
-                        cf_key_u64(&k, (uint64_t)t->delivered[i]);
-                        cf_batch_delete(b, CF_COL_OUTBOX, k.b, k.len);
+        cf_outbox_commit(t, b);
+        cf_buf_free(&v);
+        return CF_OK;
+}
+
+cf_err_t cf_tasks_commit(cf_runtime *rt, cf_batch *b, char *errstr,
+                         size_t errstr_size)
+{
+        char why[512];
+        cf_err_t err = cf_tables_flush(rt->tables, b, errstr, errstr_size);
+        if (err)
+                return err;
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t)
+                        continue;
+                if (t->sub == 'A')
+                        cf_task_emit_watermark(t);
+                else
+                        cf_task_tick(t); /* idle sources, due periods */
+                if ((err = cf_task_commit(t, b, why, sizeof(why)))) {
+                        snprintf(errstr, errstr_size, "commit of %s: %s",
+                                 t->name, why);
+                        return err;
                 }
         }
-        t->n_delivered = 0;
-        cf_buf_free(&v);
         return CF_OK;
 }

@@ -4,11 +4,9 @@
  * opaque cf_task of stage.h).
  *
  * A task owns its stage chain and contexts, its stores, its input queues
- * (messages fetched but not yet processed), its counters and its outputs:
- * outputs emitted since the last commit wait in `pending`; a commit writes
- * them to the outbox column family in the same batch as the stores and the
- * input offsets, then they are produced and move to `inflight` until their
- * delivery report, after which the next commit deletes them from the outbox.
+ * (messages fetched but not yet processed), its counters and its outbox
+ * (outbox.h: its outputs from emit to delivery). A commit writes its
+ * stores, its input offsets, its counters and its outbox in one batch.
  *
  * Threading: a task runs on the runtime's thread only.
  */
@@ -18,34 +16,12 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
+#include "outbox.h"
 #include "stage.h"
 #include "state.h"
 #include "tables.h"
 
 #define CF_TASK_MAX_STORES 8
-
-/* Output topics. */
-typedef enum cf_output {
-        CF_OUT_CHARGE,
-        CF_OUT_REJECTED,
-        CF_OUT_REPARTITION,
-        CF_OUT_STATEMENT,
-        CF_OUT__CNT
-} cf_output;
-
-/* One output record (an outbox entry). */
-typedef struct cf_out {
-        struct cf_task *task;
-        int32_t topic; /* cf_output */
-        int32_t partition;
-        int64_t seq;
-        int64_t ts;
-        uint8_t *key;
-        uint32_t klen;
-        uint8_t *value;
-        uint32_t vlen;
-        bool null_key; /* key is null (klen 0) */
-} cf_out;
 
 /* A FIFO of fetched messages of one input partition. */
 typedef struct cf_inq {
@@ -86,16 +62,9 @@ struct cf_task {
         cf_inq in[CF_IN__CNT];
         cf_counts cnt[CF_IN__CNT];
         int64_t reasons[CF_REJECT__CNT];
-        int64_t out_skipped; /* outputs that could never be delivered */
         cf_stat *stats;
         size_t n_stats;
-        /* Outputs. */
-        int64_t next_seq;
-        cf_out **pending;
-        size_t n_pending, cap_pending;
-        int64_t *delivered; /* seqs delivered, to delete from the outbox */
-        size_t n_delivered, cap_delivered;
-        size_t inflight;
+        cf_outbox ob;    /* its outputs (outbox.h) */
         int64_t wm_sent; /* last watermark sent to billing */
         /* This task's part of state.cache.max.bytes (cf_task_cache_budget):
          * the process's total, 3/4 for rating tasks and 1/4 for billing
@@ -159,12 +128,21 @@ void cf_task_process_src(cf_task *t, const cf_src *src);
  * sends CF_WATERMARK_END. */
 void cf_task_drain(cf_task *t);
 
-/* Runs every stage's advance() at the current stream time (each commit). */
+/* Runs every stage's advance() at the current stream time; billing tasks
+ * call it at each commit (cf_tasks_commit). */
 void cf_task_tick(cf_task *t);
 
 /* Adds the task's commit to b: stores, offsets, outbox. */
 cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
                         size_t errstr_size);
+
+/* Adds the commit of every task of rt (and of the tables) to b: each
+ * rating task first sends its watermark, each billing task advances its
+ * stages (idle sources, due periods), then cf_task_commit. The runtime
+ * and the in-process runner write b (synced), then hand the outputs on.
+ * errstr names the task that failed. */
+cf_err_t cf_tasks_commit(cf_runtime *rt, cf_batch *b, char *errstr,
+                         size_t errstr_size);
 
 /* The watermark a drained rating task sends: its input is over. */
 #define CF_WATERMARK_END (INT64_MAX / 4)
@@ -174,20 +152,5 @@ int64_t cf_task_watermark(const cf_task *t);
 
 /* Emits a watermark event to every repartition partition if it moved. */
 void cf_task_emit_watermark(cf_task *t);
-
-/* Bytes an output record with klen and vlen bytes of key and value takes
- * at most on the wire (the size compared with max_out_bytes). */
-size_t cf_out_wire_size(const cf_task *t, size_t klen, size_t vlen);
-
-/* Counts and logs (ERROR) an output of t that can never be delivered
- * (why), instead of producing it: it is skipped, and removing it from the
- * outbox is the caller's business. Runtime thread. */
-void cf_task_skip_output(cf_task *t, int32_t topic, int32_t partition,
-                         int64_t seq, size_t bytes, const char *why);
-
-/* Encodes/decodes an outbox entry. */
-void cf_out_encode(const cf_out *o, cf_buf *b);
-cf_out *cf_out_decode(const uint8_t *p, size_t len);
-void cf_out_free(cf_out *o);
 
 #endif

@@ -1,0 +1,537 @@
+/*
+ * outbox.c: a task's outputs from emit to delivery, and the restart
+ * recovery (see outbox.h for the life of an entry).
+ *
+ * State: column family OUTBOX, key = the task's state id + seq
+ * (big-endian), value = cf_out_encode() of the entry.
+ */
+#include "outbox.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crash.h"
+#include "kafka.h"
+#include "log.h"
+#include "task.h"
+#include "wire.h"
+
+/* ---- entries -------------------------------------------------------------
+ */
+
+void cf_out_free(cf_out *o)
+{
+        if (!o)
+                return;
+        free(o->key);
+        free(o->value);
+        free(o);
+}
+
+/* Entries with a null key end with one more varint, 1; entries written
+ * before null keys existed have none (key present). */
+void cf_out_encode(const cf_out *o, cf_buf *b)
+{
+        cf_put_varint(b, o->topic);
+        cf_put_varint(b, o->partition);
+        cf_put_varint(b, o->seq);
+        cf_put_varint(b, o->ts);
+        cf_put_bytes(b, o->key, o->klen);
+        cf_put_bytes(b, o->value, o->vlen);
+        if (o->null_key)
+                cf_put_varint(b, 1);
+}
+
+cf_out *cf_out_decode(const uint8_t *p, size_t len)
+{
+        cf_wrd r;
+        uint32_t kl, vl;
+        cf_wrd_init(&r, p, len);
+        cf_out *o = cf_calloc(1, sizeof(*o));
+        o->topic = (int32_t)cf_get_varint(&r);
+        o->partition = (int32_t)cf_get_varint(&r);
+        o->seq = cf_get_varint(&r);
+        o->ts = cf_get_varint(&r);
+        const uint8_t *k = cf_get_bytes(&r, &kl);
+        const uint8_t *v = cf_get_bytes(&r, &vl);
+        if (r.ok && r.p != r.end)
+                o->null_key = cf_get_varint(&r) == 1;
+        if (!r.ok || r.p != r.end || o->topic < 0 || o->topic >= CF_OUT__CNT) {
+                free(o);
+                return NULL;
+        }
+        o->key = cf_malloc(kl + 1);
+        memcpy(o->key, k, kl);
+        o->klen = kl;
+        o->value = cf_malloc(vl + 1);
+        memcpy(o->value, v, vl);
+        o->vlen = vl;
+        return o;
+}
+
+/* Bytes a record takes on the wire besides its key and value, at most:
+ * the headers cf.task and cf.seq, the record's own framing and the record
+ * batch's header (61 bytes), rounded up. */
+#define CF_OUT_OVERHEAD 256
+
+size_t cf_out_wire_size(const cf_task *t, size_t klen, size_t vlen)
+{
+        return klen + vlen + strlen(t->name) + CF_OUT_OVERHEAD;
+}
+
+/* ---- emit, skip, delivered -------------------------------------------------
+ */
+
+static void push_pending(cf_outbox *ob, cf_out *o)
+{
+        if (ob->n_pending == ob->cap_pending) {
+                ob->cap_pending = ob->cap_pending ? ob->cap_pending * 2 : 256;
+                ob->pending =
+                    cf_realloc(ob->pending, ob->cap_pending * sizeof(cf_out *));
+        }
+        ob->pending[ob->n_pending++] = o;
+}
+
+void cf_outbox_skip(cf_task *t, int32_t topic, int32_t partition, int64_t seq,
+                    size_t bytes, const char *why)
+{
+        t->ob.skipped++;
+        t->rt->out_skipped++;
+        cf_log(CF_LOG_ERROR,
+               "%s: output seq %" PRId64 " to %s [%d] (%zu bytes) can never "
+               "be delivered: %s; skipped (counted as outputs_skipped)",
+               t->name, seq, t->rt->out_topic[topic], (int)partition, bytes,
+               why);
+}
+
+void cf_outbox_emit(cf_task *t, int32_t topic, int32_t partition,
+                    const void *key, size_t klen, const void *value,
+                    size_t vlen)
+{
+        size_t limit = t->rt->max_out_bytes[topic];
+        if (limit && cf_out_wire_size(t, klen, vlen) > limit) {
+                char why[160];
+                snprintf(why, sizeof(why),
+                         "over the limit of %zu bytes (the producer's "
+                         "message.max.bytes and the topic's "
+                         "max.message.bytes)",
+                         limit);
+                cf_outbox_skip(t, topic, partition, t->ob.next_seq, klen + vlen,
+                               why);
+                return;
+        }
+        cf_out *o = cf_calloc(1, sizeof(*o));
+        o->task = t;
+        o->topic = topic;
+        o->partition = partition;
+        o->seq = t->ob.next_seq++;
+        o->ts = t->stream_time == CF_NONE ? 0 : t->stream_time;
+        o->null_key = key == NULL;
+        o->key = cf_malloc(klen + 1);
+        if (klen)
+                memcpy(o->key, key, klen);
+        o->klen = (uint32_t)klen;
+        o->value = cf_malloc(vlen + 1);
+        memcpy(o->value, value, vlen);
+        o->vlen = (uint32_t)vlen;
+        push_pending(&t->ob, o);
+}
+
+void cf_outbox_delivered(cf_task *t, int64_t seq)
+{
+        cf_outbox *ob = &t->ob;
+        if (ob->n_delivered == ob->cap_delivered) {
+                ob->cap_delivered =
+                    ob->cap_delivered ? ob->cap_delivered * 2 : 1024;
+                ob->delivered = cf_realloc(ob->delivered,
+                                           ob->cap_delivered * sizeof(int64_t));
+        }
+        ob->delivered[ob->n_delivered++] = seq;
+}
+
+/* ---- state ---------------------------------------------------------------
+ */
+
+static int load_entry(void *opaque, const uint8_t *key, size_t klen,
+                      const uint8_t *val, size_t vlen)
+{
+        cf_task *t = opaque;
+        (void)key;
+        (void)klen;
+        cf_out *o = cf_out_decode(val, vlen);
+        if (!o) {
+                cf_log(CF_LOG_ERROR, "%s: corrupt outbox entry skipped",
+                       t->name);
+                return 0;
+        }
+        o->task = t;
+        push_pending(&t->ob, o);
+        return 0;
+}
+
+cf_err_t cf_outbox_load(cf_task *t, char *errstr, size_t errstr_size)
+{
+        cf_key k;
+        cf_key_init(&k, t->state_id);
+        return cf_state_scan(t->rt->st, CF_COL_OUTBOX, k.b, k.len, load_entry,
+                             t, errstr, errstr_size);
+}
+
+void cf_outbox_commit(cf_task *t, cf_batch *b)
+{
+        cf_outbox *ob = &t->ob;
+        if (t->rt->exactly_once) {
+                cf_key k;
+                cf_buf v;
+                cf_buf_init(&v);
+                for (size_t i = 0; i < ob->n_pending; i++) {
+                        v.len = 0;
+                        cf_out_encode(ob->pending[i], &v);
+                        cf_key_init(&k, t->state_id);
+                        cf_key_u64(&k, (uint64_t)ob->pending[i]->seq);
+                        cf_batch_put(b, CF_COL_OUTBOX, k.b, k.len, v.p, v.len);
+                }
+                for (size_t i = 0; i < ob->n_delivered; i++) {
+                        cf_key_init(&k, t->state_id);
+                        cf_key_u64(&k, (uint64_t)ob->delivered[i]);
+                        cf_batch_delete(b, CF_COL_OUTBOX, k.b, k.len);
+                }
+                cf_buf_free(&v);
+        }
+        ob->n_delivered = 0;
+}
+
+void cf_outbox_free(cf_task *t)
+{
+        cf_outbox *ob = &t->ob;
+        for (size_t i = 0; i < ob->n_pending; i++)
+                cf_out_free(ob->pending[i]);
+        free(ob->pending);
+        free(ob->delivered);
+        memset(ob, 0, sizeof(*ob));
+}
+
+/* ---- produce and delivery --------------------------------------------------
+ */
+
+/* Errors of one record that no retry can cure: the record is too large
+ * for the producer or the broker, or the broker refuses it as invalid. */
+static bool never_deliverable(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+/* An output that can never be delivered (too large for the producer: e.g.
+ * written to the outbox by an older version, or before message.max.bytes
+ * was lowered) is skipped, counted and logged, and leaves the outbox: it
+ * must not stop the partition for good. */
+void cf_outbox_produce(cf_task *t)
+{
+        cf_runtime *rt = t->rt;
+        cf_outbox *ob = &t->ob;
+        for (size_t i = 0; i < ob->n_pending; i++) {
+                if (i == ob->n_pending / 2)
+                        cf_crash_point("produce"); /* half of it sent */
+                cf_out *o = ob->pending[i];
+                char seq[24];
+                int sl = snprintf(seq, sizeof(seq), "%" PRId64, o->seq);
+                for (;;) {
+                        rd_kafka_resp_err_t err = rd_kafka_producev(
+                            rt->producer,
+                            RD_KAFKA_V_TOPIC(rt->out_topic[o->topic]),
+                            RD_KAFKA_V_PARTITION(o->partition),
+                            RD_KAFKA_V_KEY(o->null_key ? NULL : o->key,
+                                           o->null_key ? 0 : o->klen),
+                            RD_KAFKA_V_VALUE(o->value, o->vlen),
+                            RD_KAFKA_V_TIMESTAMP(o->ts),
+                            RD_KAFKA_V_HEADER("cf.task", t->name,
+                                              (ssize_t)strlen(t->name)),
+                            RD_KAFKA_V_HEADER("cf.seq", seq, sl),
+                            RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
+                        if (!err)
+                                break;
+                        if (never_deliverable(err)) {
+                                cf_outbox_skip(t, o->topic, o->partition,
+                                               o->seq,
+                                               (size_t)o->klen + o->vlen,
+                                               rd_kafka_err2str(err));
+                                cf_outbox_delivered(t, o->seq);
+                                cf_out_free(o);
+                                o = NULL;
+                                break;
+                        }
+                        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                                rt->fatal = 1;
+                                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                                         "produce to %s: %s",
+                                         rt->out_topic[o->topic],
+                                         rd_kafka_err2str(err));
+                                return;
+                        }
+                        rd_kafka_poll(rt->producer, 10);
+                }
+                if (!o)
+                        continue;
+                ob->inflight++;
+                rt->produced++;
+        }
+        ob->n_pending = 0;
+}
+
+int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
+{
+        cf_out *o = m->_private;
+        int64_t ts = -1;
+        if (m->err && o && o->task && never_deliverable(m->err)) {
+                /* It would fail the same way after every restart: count
+                 * and log it, and let it leave the outbox. */
+                cf_outbox_skip(o->task, o->topic, o->partition, o->seq,
+                               (size_t)o->klen + o->vlen,
+                               rd_kafka_err2str(m->err));
+                cf_outbox_delivered(o->task, o->seq);
+                o->task->ob.inflight--;
+                cf_out_free(o);
+                return -1;
+        }
+        if (m->err) {
+                rt->fatal = 1;
+                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                         "delivery to %s [%d] failed: %s",
+                         rd_kafka_topic_name(m->rkt), (int)m->partition,
+                         rd_kafka_err2str(m->err));
+                return -1;
+        }
+        rt->delivered++;
+        if (!o)
+                return -1;
+        if (o->topic != CF_OUT_REPARTITION)
+                ts = o->ts;
+        if (o->task) {
+                cf_outbox_delivered(o->task, o->seq);
+                o->task->ob.inflight--;
+        }
+        cf_out_free(o);
+        return ts;
+}
+
+void cf_outbox_hand_over(cf_task *t, size_t n,
+                         void (*deliver)(void *opaque, const cf_out *o),
+                         void *opaque)
+{
+        cf_outbox *ob = &t->ob;
+        if (n > ob->n_pending)
+                n = ob->n_pending;
+        for (size_t i = 0; i < n; i++) {
+                cf_out *o = ob->pending[i];
+                deliver(opaque, o);
+                cf_outbox_delivered(t, o->seq);
+                cf_out_free(o);
+        }
+        ob->n_pending -= n;
+        if (ob->n_pending)
+                memmove(ob->pending, ob->pending + n,
+                        ob->n_pending * sizeof(cf_out *));
+}
+
+/* ---- recovery --------------------------------------------------------------
+ */
+
+/* One output partition whose tail tells how far a task's outbox got. */
+typedef struct tail_req {
+        cf_task *t;
+        int32_t out; /* cf_output */
+        int64_t end; /* high watermark when asked */
+        int64_t seq; /* highest cf.seq of the task found, or -1 */
+        bool done;
+} tail_req;
+
+#define TAIL_RECORDS 2000 /* how far back a tail is read */
+
+static bool has_pending_for(const cf_task *t, int32_t out)
+{
+        for (size_t i = 0; i < t->ob.n_pending; i++)
+                if (t->ob.pending[i]->topic == out &&
+                    t->ob.pending[i]->partition == t->id)
+                        return true;
+        return false;
+}
+
+/* The cf.seq of m when its cf.task header names t, else -1. */
+static int64_t seq_of(const rd_kafka_message_t *m, const cf_task *t)
+{
+        rd_kafka_headers_t *h;
+        const void *tv, *sv;
+        size_t tl, sl;
+        char num[24];
+        if (rd_kafka_message_headers(m, &h) ||
+            rd_kafka_header_get_last(h, "cf.task", &tv, &tl) ||
+            rd_kafka_header_get_last(h, "cf.seq", &sv, &sl) ||
+            tl != strlen(t->name) || memcmp(tv, t->name, tl) ||
+            sl >= sizeof(num))
+                return -1;
+        memcpy(num, sv, sl);
+        num[sl] = '\0';
+        return strtoll(num, NULL, 10);
+}
+
+/* Finds, for each request, the highest cf.seq of its task in the tail of
+ * its partition (req[i].seq). */
+static cf_err_t read_tails(cf_runtime *rt, tail_req *req, size_t n,
+                           volatile sig_atomic_t *stop, char *errstr,
+                           size_t errstr_size)
+{
+        size_t waiting = 0;
+        cf_err_t err = CF_ERR_KAFKA;
+        rd_kafka_t *rk = NULL;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_conf_t *conf = cf_kafka_client_conf(rt->cfg, CF_KAFKA_CONSUMER,
+                                                     errstr, errstr_size);
+        if (!conf ||
+            cf_kafka_conf_set(conf, "group.id", "chargeflow-tail", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size))
+                goto out;
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (!rk)
+                goto out;
+        l = rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; i < n; i++) {
+                int64_t lo, hi;
+                const char *topic = rt->out_topic[req[i].out];
+                /* Retriable errors (a leader moving, a request timing out)
+                 * are retried for about 30 s. */
+                rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__INTR; /* stop */
+                for (int a = 0; a < 30 && !*stop; a++) {
+                        e = rd_kafka_query_watermark_offsets(
+                            rk, topic, req[i].t->id, &lo, &hi, 10000);
+                        if (!e)
+                                break;
+                        usleep(1000 * 1000);
+                }
+                if (e) {
+                        snprintf(errstr, errstr_size, "offsets of %s [%d]: %s",
+                                 topic, (int)req[i].t->id, rd_kafka_err2str(e));
+                        goto out;
+                }
+                req[i].end = hi;
+                if (hi <= lo) {
+                        req[i].done = true;
+                        continue;
+                }
+                rd_kafka_topic_partition_list_add(l, topic, req[i].t->id)
+                    ->offset = hi - lo > TAIL_RECORDS ? hi - TAIL_RECORDS : lo;
+                waiting++;
+        }
+        if (waiting && rd_kafka_assign(rk, l)) {
+                snprintf(errstr, errstr_size, "assign of the tails");
+                goto out;
+        }
+        for (int idle = 0; waiting && idle < 300;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m) {
+                        idle++;
+                        continue;
+                }
+                idle = 0;
+                for (size_t i = 0; !m->err && i < n; i++) {
+                        tail_req *q = &req[i];
+                        if (q->done || m->partition != q->t->id ||
+                            strcmp(rd_kafka_topic_name(m->rkt),
+                                   rt->out_topic[q->out]))
+                                continue;
+                        int64_t seq = seq_of(m, q->t);
+                        if (seq > q->seq)
+                                q->seq = seq;
+                        if (m->offset + 1 >= q->end) {
+                                q->done = true;
+                                waiting--;
+                        }
+                }
+                rd_kafka_message_destroy(m);
+        }
+        if (waiting) {
+                snprintf(errstr, errstr_size,
+                         "output tails not read within 30 s");
+                goto out;
+        }
+        err = CF_OK;
+out:
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+        if (rk) {
+                rd_kafka_consumer_close(rk);
+                rd_kafka_destroy(rk);
+        }
+        return err;
+}
+
+/*
+ * Single-writer recovery. A task's outbox may hold entries that were
+ * delivered before a crash, after the commit that wrote them but before the
+ * commit that would have removed them. Each public output partition has one
+ * writer, its task (rating task p: billing.charge-records p and
+ * billing.rejected p; billing task q: billing.statements q), and records
+ * reach a partition in sequence order (the producer is idempotent with the
+ * gapless guarantee and no delivery timeout, so a partition holds a prefix
+ * of what was sent to it), so the highest cf.seq of the task in the
+ * partition's tail says which of its entries are there already.
+ */
+cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
+                           char *errstr, size_t errstr_size)
+{
+        tail_req *req = cf_calloc((size_t)rt->n_tasks * 2 + 1, sizeof(*req));
+        size_t n = 0;
+        for (int32_t i = 0; rt->exactly_once && i < rt->n_tasks; i++) {
+                cf_task *t = rt->tasks[i];
+                if (!t || !t->ob.n_pending)
+                        continue;
+                int32_t outs[2] = { CF_OUT_CHARGE, CF_OUT_REJECTED };
+                int no = 2;
+                if (t->sub == 'B') {
+                        outs[0] = CF_OUT_STATEMENT;
+                        no = 1;
+                }
+                for (int k = 0; k < no; k++)
+                        if (has_pending_for(t, outs[k]))
+                                req[n++] =
+                                    (tail_req){ t, outs[k], 0, -1, false };
+        }
+        if (n && read_tails(rt, req, n, stop, errstr, errstr_size)) {
+                free(req);
+                return CF_ERR_KAFKA;
+        }
+        /* Drop what is delivered already. */
+        for (size_t i = 0; i < n; i++) {
+                cf_task *t = req[i].t;
+                cf_outbox *ob = &t->ob;
+                size_t kept = 0, dropped = 0;
+                for (size_t k = 0; k < ob->n_pending; k++) {
+                        cf_out *o = ob->pending[k];
+                        if (o->topic == req[i].out && o->partition == t->id &&
+                            o->seq <= req[i].seq) {
+                                cf_outbox_delivered(t, o->seq);
+                                cf_out_free(o);
+                                dropped++;
+                        } else {
+                                ob->pending[kept++] = o;
+                        }
+                }
+                ob->n_pending = kept;
+                if (dropped)
+                        cf_log(CF_LOG_INFO,
+                               "%s: %zu outbox entries for %s were "
+                               "delivered before the restart",
+                               t->name, dropped, rt->out_topic[req[i].out]);
+        }
+        free(req);
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        cf_outbox_produce(rt->tasks[p]);
+        return CF_OK;
+}

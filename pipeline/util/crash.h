@@ -1,0 +1,13 @@
+/*
+ * crash.h: crash points for the crash tests. CF_CRASH_AT=point:n makes the
+ * process SIGKILL itself the n-th time it reaches point (start, tables,
+ * commit, produce). Unset in production: the check is a string compare at
+ * a handful of places that run once per commit or less.
+ */
+#ifndef CF_CRASH_H
+#define CF_CRASH_H
+
+/* Kills the process here when CF_CRASH_AT names this point and count. */
+void cf_crash_point(const char *point);
+
+#endif
