@@ -102,9 +102,9 @@ int main(int argc, char **argv)
         int64_t expect = 0;
         int remaining = 0;
         for (int i = 0; i < nt; i++) {
-                int np = cf_kafka_partition_count(rk, topics[i], 10000, errstr,
-                                                  sizeof(errstr));
-                if (np < 0) {
+                int np = 0;
+                if (cf_kafka_partition_count(rk, topics[i], 10000, &np, errstr,
+                                             sizeof(errstr))) {
                         fprintf(stderr, "bench_ceiling: %s\n", errstr);
                         return 1;
                 }

@@ -245,8 +245,8 @@ static bool broker_start(const opts *o, const char *name, cf_broker *b)
 {
         char log[PATH_MAX], errstr[512];
         path(log, sizeof(log), "%s.log", name);
-        if (!cf_broker_start(b, o->broker, self, o->peer, o->external,
-                             o->partitions, log, errstr, sizeof(errstr))) {
+        if (cf_broker_start(b, o->broker, self, o->peer, o->external,
+                            o->partitions, log, errstr, sizeof(errstr))) {
                 fprintf(stderr, "chargeflow bench: %s\n", errstr);
                 return false;
         }
@@ -316,9 +316,9 @@ static int check_input(const char *bootstrap, int64_t *events)
         int rc = 0;
         *events = 0;
         for (int t = 0; t < 4 && !rc; t++) {
-                int np = cf_kafka_partition_count(rk, topics[t], 10000, errstr,
-                                                  sizeof(errstr));
-                if (np < 0) {
+                int np = 0;
+                if (cf_kafka_partition_count(rk, topics[t], 10000, &np, errstr,
+                                             sizeof(errstr))) {
                         fprintf(stderr, "chargeflow bench: %s\n", errstr);
                         rc = 1;
                 }

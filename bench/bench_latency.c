@@ -112,9 +112,9 @@ int main(int argc, char **argv)
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(64);
         for (int i = 0; i < 3; i++) {
-                int np = cf_kafka_partition_count(rk, topics[i], 10000, errstr,
-                                                  sizeof(errstr));
-                if (np < 0) {
+                int np = 0;
+                if (cf_kafka_partition_count(rk, topics[i], 10000, &np, errstr,
+                                             sizeof(errstr))) {
                         fprintf(stderr, "bench_latency: %s\n", errstr);
                         return 1;
                 }

@@ -383,8 +383,8 @@ int main(int argc, char **argv)
         char blog[128], errstr[512];
         snprintf(blog, sizeof(blog), "%s/broker.log", wd);
         cf_broker br;
-        if (!cf_broker_start(&br, kind, binary, peer, external, partitions,
-                             blog, errstr, sizeof(errstr))) {
+        if (cf_broker_start(&br, kind, binary, peer, external, partitions, blog,
+                            errstr, sizeof(errstr))) {
                 fprintf(stderr, "bench_restart: %s\n", errstr);
                 return 1;
         }
@@ -408,9 +408,8 @@ int main(int argc, char **argv)
         rd_kafka_t *rk = bench_consumer(bootstrap);
         for (int o = 0; o < N_OUT; o++) {
                 char e[256];
-                nparts[o] = cf_kafka_partition_count(rk, out_topics[o], 10000,
-                                                     e, sizeof(e));
-                if (nparts[o] < 0) {
+                if (cf_kafka_partition_count(rk, out_topics[o], 10000,
+                                             &nparts[o], e, sizeof(e))) {
                         fprintf(stderr, "bench_restart: %s\n", e);
                         return 1;
                 }

@@ -67,9 +67,9 @@ bool cf_test_broker_start(cf_test_broker *b, int partitions)
                  (int)getpid(), n);
         snprintf(log, sizeof(log), "/tmp/cf-test-broker-%d-%d.log",
                  (int)getpid(), n++);
-        if (!cf_broker_start(&b->br, test_kind, CF_BINARY, peer_path,
-                             getenv("CF_TEST_BOOTSTRAP"), partitions, log,
-                             errstr, sizeof(errstr))) {
+        if (cf_broker_start(&b->br, test_kind, CF_BINARY, peer_path,
+                            getenv("CF_TEST_BOOTSTRAP"), partitions, log,
+                            errstr, sizeof(errstr))) {
                 fprintf(stderr, "harness: %s\n", errstr);
                 return false;
         }

@@ -123,9 +123,9 @@ static bool delete_topics(const char *bootstrap, char *errstr,
         return ok;
 }
 
-bool cf_broker_start(cf_broker *b, cf_broker_kind kind, const char *self,
-                     const char *peer, const char *external, int partitions,
-                     const char *log_path, char *errstr, size_t errstr_size)
+cf_err_t cf_broker_start(cf_broker *b, cf_broker_kind kind, const char *self,
+                         const char *peer, const char *external, int partitions,
+                         const char *log_path, char *errstr, size_t errstr_size)
 {
         static int seq;
         char parts[16];
@@ -138,7 +138,7 @@ bool cf_broker_start(cf_broker *b, cf_broker_kind kind, const char *self,
         if (kind == CF_BROKER_EXTERNAL) {
                 snprintf(b->bootstrap, sizeof(b->bootstrap), "%s", external);
                 if (!delete_topics(external, errstr, errstr_size))
-                        return false;
+                        return CF_ERR_KAFKA;
         } else if (kind == CF_BROKER_MOCK) {
                 char *argv[] = {
                         (char *)self, "broker",           "--partitions",
@@ -176,7 +176,7 @@ bool cf_broker_start(cf_broker *b, cf_broker_kind kind, const char *self,
                                  "the %s broker did not start in 10 s (see %s)",
                                  cf_broker_kind_name(kind), log_path);
                         cf_broker_stop(b);
-                        return false;
+                        return CF_ERR_KAFKA;
                 }
         }
         if (kind != CF_BROKER_MOCK) {
@@ -195,10 +195,10 @@ bool cf_broker_start(cf_broker *b, cf_broker_kind kind, const char *self,
                                  "(see %s)",
                                  b->bootstrap, rc, log_path);
                         cf_broker_stop(b);
-                        return false;
+                        return CF_ERR_KAFKA;
                 }
         }
-        return true;
+        return CF_OK;
 }
 
 int cf_broker_stop(cf_broker *b)

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "err.h"
+
 typedef enum cf_broker_kind {
         CF_BROKER_MOCK,
         CF_BROKER_PEER,
@@ -44,10 +46,11 @@ bool cf_broker_peer_path(const char *source_dir, char *buf, size_t size);
  * binary's path (peer only); external is the bootstrap of an existing
  * cluster (external only), whose project topics are deleted and made anew:
  * point it at a scratch cluster only. The child's stderr goes to log_path.
- * Returns false with errstr set on failure (nothing left running). */
-bool cf_broker_start(cf_broker *b, cf_broker_kind kind, const char *self,
-                     const char *peer, const char *external, int partitions,
-                     const char *log_path, char *errstr, size_t errstr_size);
+ * CF_ERR_KAFKA with errstr set on failure (nothing left running). */
+cf_err_t cf_broker_start(cf_broker *b, cf_broker_kind kind, const char *self,
+                         const char *peer, const char *external, int partitions,
+                         const char *log_path, char *errstr,
+                         size_t errstr_size);
 
 /* Stops a started broker (SIGTERM, then SIGKILL after 10 s); returns its
  * exit status, or -1 if it did not exit normally. External: nothing to stop,

@@ -252,9 +252,9 @@ int cf_cmd_cat(int argc, char **argv)
                 fprintf(stderr, "chargeflow cat: %s\n", errstr);
                 goto done;
         }
-        int np =
-            cf_kafka_partition_count(rk, topic, 10000, errstr, sizeof(errstr));
-        if (np < 0) {
+        int np;
+        if (cf_kafka_partition_count(rk, topic, 10000, &np, errstr,
+                                     sizeof(errstr))) {
                 fprintf(stderr, "chargeflow cat: %s\n", errstr);
                 goto done;
         }

@@ -1075,9 +1075,8 @@ int cf_cmd_registry(int argc, char **argv)
                 goto done;
         }
         int port;
-        h = cf_httpd_start(listen, handle, &r, cert, key, &port, errstr,
-                           sizeof(errstr));
-        if (!h) {
+        if (cf_httpd_start(listen, handle, &r, cert, key, &port, &h, errstr,
+                           sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "--listen %s", errstr);
                 rc = 2;
                 goto done;

@@ -63,8 +63,9 @@ fail:
         return NULL;
 }
 
-int cf_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                             char *errstr, size_t errstr_size)
+cf_err_t cf_kafka_partition_count(rd_kafka_t *rk, const char *topic,
+                                  int timeout_ms, int *np, char *errstr,
+                                  size_t errstr_size)
 {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
@@ -84,7 +85,8 @@ int cf_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
         if (md)
                 rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
-        return n;
+        *np = n;
+        return n < 0 ? CF_ERR_KAFKA : CF_OK;
 }
 
 cf_err_t cf_kafka_read_all(const char *bootstrap, const char *topic,
@@ -109,9 +111,9 @@ cf_err_t cf_kafka_read_all(const char *bootstrap, const char *topic,
             rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
         if (!rk)
                 return CF_ERR_KAFKA;
-        int np =
-            cf_kafka_partition_count(rk, topic, 10000, errstr, errstr_size);
-        if (np < 0)
+        int np;
+        if (cf_kafka_partition_count(rk, topic, 10000, &np, errstr,
+                                     errstr_size))
                 goto done;
         ends = calloc((size_t)np + 1, sizeof(int64_t));
         l = rd_kafka_topic_partition_list_new(np);

@@ -32,10 +32,12 @@ cf_err_t cf_kafka_consumer_defaults(rd_kafka_conf_t *conf, const cf_config *cfg,
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                            const char *value, char *errstr, size_t errstr_size);
 
-/* Number of partitions of topic (metadata request, timeout_ms), or -1 with
- * errstr set when the topic does not exist or the broker is unreachable. */
-int cf_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                             char *errstr, size_t errstr_size);
+/* Sets *np to the number of partitions of topic (metadata request,
+ * timeout_ms). CF_ERR_KAFKA with errstr set when the topic does not exist or
+ * the broker is unreachable. */
+cf_err_t cf_kafka_partition_count(rd_kafka_t *rk, const char *topic,
+                                  int timeout_ms, int *np, char *errstr,
+                                  size_t errstr_size);
 
 /* Calls fn for every record of every partition of topic, from the oldest
  * to the end as of the call (a plain consumer by assignment; commits

@@ -79,16 +79,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         }
 }
 
-cf_httpd *cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
-                         const char *tls_cert, const char *tls_key, int *portp,
-                         char *errstr, size_t errstr_size)
+cf_err_t cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
+                        const char *tls_cert, const char *tls_key, int *portp,
+                        cf_httpd **hp, char *errstr, size_t errstr_size)
 {
         char host[256];
         const char *colon = strrchr(listen, ':');
         struct sockaddr_in sa;
         if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
                 snprintf(errstr, errstr_size, "%s: expected host:port", listen);
-                return NULL;
+                return CF_ERR_IO;
         }
         memcpy(host, listen, (size_t)(colon - listen));
         host[colon - listen] = '\0';
@@ -100,7 +100,7 @@ cf_httpd *cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
                 if (getaddrinfo(host, NULL, &hints, &ai) || !ai) {
                         snprintf(errstr, errstr_size,
                                  "%s: cannot resolve host '%s'", listen, host);
-                        return NULL;
+                        return CF_ERR_IO;
                 }
                 sa.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
                 freeaddrinfo(ai);
@@ -131,13 +131,14 @@ cf_httpd *cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
                          "a bad TLS certificate or key?)",
                          listen);
                 free(h);
-                return NULL;
+                return CF_ERR_IO;
         }
         h->d = d;
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         *portp = info ? info->port : atoi(colon + 1);
-        return h;
+        *hp = h;
+        return CF_OK;
 }
 
 void cf_httpd_stop(cf_httpd *h)

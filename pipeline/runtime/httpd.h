@@ -25,13 +25,13 @@ typedef const char *(cf_httpd_handler)(void *opaque, const char *method,
 /*
  * Starts a server on listen ("host:port", IPv4 address or name; port 0: any
  * free port) calling fn for each request; with tls_cert and tls_key (PEM
- * texts, both or neither: NULL) it serves HTTPS. Returns the server and
- * sets *portp to the bound port, or NULL with errstr naming the address.
- * Stop it with cf_httpd_stop().
+ * texts, both or neither: NULL) it serves HTTPS. Sets *hp to the server
+ * and *portp to the bound port, or returns CF_ERR_IO with errstr naming the
+ * address. Stop it with cf_httpd_stop().
  */
-cf_httpd *cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
-                         const char *tls_cert, const char *tls_key, int *portp,
-                         char *errstr, size_t errstr_size);
+cf_err_t cf_httpd_start(const char *listen, cf_httpd_handler *fn, void *opaque,
+                        const char *tls_cert, const char *tls_key, int *portp,
+                        cf_httpd **hp, char *errstr, size_t errstr_size);
 
 /* Stops h and frees it (NULL is a no-op); no handler runs after it returns. */
 void cf_httpd_stop(cf_httpd *h);

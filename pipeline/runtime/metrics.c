@@ -116,9 +116,8 @@ cf_err_t cf_metrics_start(const char *listen, cf_metrics **mp, char *errstr,
         cf_metrics *m = cf_calloc(1, sizeof(*m));
         int port;
         pthread_mutex_init(&m->lock, NULL);
-        m->h = cf_httpd_start(listen, handle, m, NULL, NULL, &port, errstr,
-                              errstr_size);
-        if (!m->h) {
+        if (cf_httpd_start(listen, handle, m, NULL, NULL, &port, &m->h, errstr,
+                           errstr_size)) {
                 pthread_mutex_destroy(&m->lock);
                 free(m);
                 return CF_ERR_IO;

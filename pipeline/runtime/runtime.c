@@ -597,9 +597,9 @@ static cf_err_t tables_open(rt_state *s, char *errstr, size_t errstr_size)
             rd_kafka_topic_partition_list_new(16);
         for (int k = 0; k < 2; k++) {
                 const char *topic = k ? cfg->topic_users : cfg->topic_sites;
-                int n = cf_kafka_partition_count(s->tables_rk, topic, 10000,
-                                                 errstr, errstr_size);
-                if (n < 0) {
+                int n;
+                if (cf_kafka_partition_count(s->tables_rk, topic, 10000, &n,
+                                             errstr, errstr_size)) {
                         rd_kafka_topic_partition_list_destroy(l);
                         return CF_ERR_KAFKA;
                 }
@@ -820,11 +820,10 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 return CF_ERR_KAFKA;
 
         for (int o = 0; o < CF_OUT__CNT; o++) {
-                int n = cf_kafka_partition_count(rt->producer, rt->out_topic[o],
-                                                 10000, errstr, errstr_size);
-                if (n < 0)
+                if (cf_kafka_partition_count(rt->producer, rt->out_topic[o],
+                                             10000, &rt->out_partitions[o],
+                                             errstr, errstr_size))
                         return CF_ERR_KAFKA;
-                rt->out_partitions[o] = n;
         }
         /* The largest record each output topic takes: the producer's
          * message.max.bytes, lowered to the topic's max.message.bytes if
@@ -843,13 +842,11 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 s->limits_q = cf_kafka_max_bytes_ask(
                     rt->producer, rt->out_topic, CF_OUT__CNT);
         }
-        int ns =
-            cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_SESSIONS],
-                                     10000, errstr, errstr_size);
-        int nm =
+        int ns, nm;
+        if (cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_SESSIONS],
+                                     10000, &ns, errstr, errstr_size) ||
             cf_kafka_partition_count(rt->producer, rt->in_topic[CF_IN_METER],
-                                     10000, errstr, errstr_size);
-        if (ns < 0 || nm < 0)
+                                     10000, &nm, errstr, errstr_size))
                 return CF_ERR_KAFKA;
         int parts[CF_T__CNT] = { 0 };
         parts[CF_T_SESSIONS] = ns;

@@ -4,6 +4,10 @@
  * Every fallible function returns cf_err_t; errors from RocksDB, librdkafka,
  * Avro C and jansson are translated at the boundary. Setup functions also
  * fill a caller's errstr buffer with the detail (which key, which field).
+ * Two kinds of function answer otherwise, by design: the builders of a
+ * librdkafka configuration (kafka.h) return it or NULL, as rd_kafka_new
+ * does; the topic commands' checks (topics.h) return the number of problems
+ * found, -1 when the cluster could not be asked.
  */
 #ifndef CF_ERR_H
 #define CF_ERR_H
