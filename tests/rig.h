@@ -52,6 +52,7 @@ typedef struct cf_rig {
         size_t n_rp;
         int sink_errors;
         int64_t next_offset[CF_RIG_MAX_PARTS][CF_IN__CNT];
+        int64_t next_seq; /* for a test numbering meter readings per rig */
         /* The last record fed, for cf_rig_tick(). */
         int32_t last_input, last_part;
         cf_buf last_key, last_value;
