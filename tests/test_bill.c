@@ -1080,7 +1080,70 @@ static void bill_end_of_input_closes_every_period(void **state)
         bill_rig_done(r);
 }
 
-/* ----------------------------------------------------------- 9. report */
+/* -------------------------------------------------------------- 9. ids */
+
+/*
+ * The ids data teams join on, pinned: changing how ids are made breaks
+ * them. A charge record's id is "CR-" and 16 hex digits of FNV-1a 64 over
+ * site id, 0xff, charger id, 0xff, session id, 0xff (README, "Outputs");
+ * a statement's "ST-" and 16 hex digits of h = H(tenant); h = H(h as 8
+ * bytes, little-endian) ^ H(party); h = H(h as 8 bytes) ^ H(period), where
+ * H is FNV-1a 64 followed by h ^= h >> 33; h *= 0xff51afd7ed558ccd;
+ * h ^= h >> 33; and h + 2 when h < 2. FNV-1a 64: offset basis
+ * 0xcbf29ce484222325, prime 0x100000001b3 (its published vector: "a" gives
+ * 0xaf63dc4c8601ec8c, which the snippet reproduces). The literals come
+ * from this Python 3, written from those definitions, not from the C:
+ *
+ *   M = 2**64; P = 0x100000001b3; B = 0xcbf29ce484222325
+ *   def fnv(h, b):
+ *       for c in b: h = ((h ^ c) * P) % M
+ *       return h
+ *   def cr(*f):
+ *       h = B
+ *       for s in f: h = fnv(h, s.encode()); h = ((h ^ 0xff) * P) % M
+ *       return "CR-%016x" % h
+ *   def H(b):
+ *       h = fnv(B, b); h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) % M
+ *       h ^= h >> 33
+ *       return h + 2 if h < 2 else h
+ *   def st(t, p, q):
+ *       h = H(t.encode())
+ *       h = H(h.to_bytes(8, "little")) ^ H(p.encode())
+ *       h = H(h.to_bytes(8, "little")) ^ H(q.encode())
+ *       return "ST-%016x" % h
+ *   cr("site-m", "CH-1", "S-1")       -> CR-11c15a825084168d
+ *   st("t-coop", "u-anna", "2026-11") -> ST-b511fadd4ec1d1e0
+ */
+static void ids_of_charge_record_and_statement_are_pinned(void **state)
+{
+        (void)state;
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
+        /* u-anna's session S-1 on site-m (tenant t-coop), charger CH-1, in
+         * November: 2000 Wh * 2.50 = 500, VAT 125. */
+        sess s = { "S-1",
+                   "site-m",
+                   "CH-1",
+                   "u-anna",
+                   "B-ANNA",
+                   NOV_START + 9 * DAY + 8 * HOUR,
+                   NOV_START + 9 * DAY + 9 * HOUR,
+                   2000 };
+        feed_session(r, &s);
+        commit2(r);
+        assert_int_equal(r->n_charges, 1);
+        assert_string_equal(cf_rig_charge_of(r, "S-1")->record_id,
+                            "CR-11c15a825084168d");
+        watermark_to(r, DEC_START + GRACE);
+        commit2(r);
+        assert_int_equal(r->n_stmts, 1);
+        const cf_statement *st = stmt_of(r, "u-anna", "2026-11");
+        assert_string_equal(st->tenant_id, "t-coop");
+        assert_totals(st, 1, 2000, 500, 125, 625);
+        assert_string_equal(st->statement_id, "ST-b511fadd4ec1d1e0");
+        bill_rig_done(r);
+}
+
+/* ---------------------------------------------------------- 10. report */
 
 static cf_charge_record rec(const char *tenant, const char *cur,
                             const char *site, const char *charger,
@@ -1244,6 +1307,7 @@ int main(void)
                 T(bill_drops_repeated_repartition_records),
                 T(bill_idle_source_does_not_block_closing),
                 T(bill_end_of_input_closes_every_period),
+                T(ids_of_charge_record_and_statement_are_pinned),
                 T(report_table_for_fixed_records),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
