@@ -848,6 +848,20 @@ static double prom_query(const char *q)
         return v;
 }
 
+/* A server's URL awaited by cf_test_spawn_until: up once a GET of it
+ * answers 200 (the last status in status). */
+typedef struct http_wait {
+        const char *url;
+        long status;
+} http_wait;
+
+static bool http_ok(void *opaque)
+{
+        http_wait *w = opaque;
+        w->status = http_get(w->url, NULL);
+        return w->status == 200;
+}
+
 static void prometheus_scrapes_exact_values(void **state)
 {
         char yml[128], out[128], data[128], listen[64], u[128];
@@ -869,16 +883,11 @@ static void prometheus_scrapes_exact_values(void **state)
         snprintf(cfgarg, sizeof(cfgarg), "--config.file=%s", yml);
         snprintf(dataarg, sizeof(dataarg), "--storage.tsdb.path=%s", data);
         char *argv[] = { CF_PROMETHEUS, cfgarg, dataarg, listen, NULL };
-        prom_pid = cf_test_spawn(argv, out);
-        assert_true(prom_pid > 0);
         snprintf(u, sizeof(u), "http://127.0.0.1:%d/-/ready", prom_port);
-        long st = 0;
-        for (int i = 0; i < 600 && st != 200; i++) {
-                st = http_get(u, NULL);
-                if (st != 200)
-                        sleep_ms(100);
-        }
-        assert_int_equal(st, 200);
+        http_wait w = { u, 0 };
+        prom_pid = cf_test_spawn_until(argv, out, http_ok, &w, 60);
+        assert_true(prom_pid > 0);
+        assert_int_equal(w.status, 200);
         char q[256];
         snprintf(q, sizeof(q),
                  "chargeflow_input_records_total{topic=\"charging.sessions\"}");
