@@ -1,11 +1,12 @@
 /*
  * rating_rig.h: the world of the rating stage tests (test_decode.c,
- * test_dedup.c, test_validate.c, test_sessionize.c, test_price.c), on the
- * stage-chain rig (rig.h): one partition, short waits, a published site and
- * users, and builders that encode and feed session events and meter
- * readings. Every test ends in cf_rig_done(), which commits and checks
- * conservation per input (in = accepted + duplicates + rejected + pending)
- * and that each rejection counted was emitted exactly once. Waits: allowed
+ * test_dedup.c, test_validate.c, test_sessionize.c, test_price.c; and
+ * test_runtime.c), on the stage-chain rig (rig.h): one partition, short
+ * waits, a published site and users, and builders that encode and feed
+ * session events and meter readings. Every test ends in cf_rig_done(),
+ * which commits and checks conservation per task and input (in = accepted
+ * + duplicates + rejected + pending) and that each rejection counted was
+ * emitted exactly once. Waits: allowed
  * lateness 1 min, session timeout 40 min, orphan wait 5 min, unknown-site
  * wait 2 min, clock skew 1 h, dedup window 64 sequence numbers.
  *
@@ -28,7 +29,7 @@
  * Users: u-anna (resident, badge B-ANNA), u-gus (guest, B-GUS), u-emp
  * (employee, a group with no plan, B-EMP).
  *
- * The names are short (the tests' vocabulary); they exist only in the five
+ * The names are short (the tests' vocabulary); they exist only in these
  * test programs.
  */
 #ifndef CF_TEST_RATING_RIG_H

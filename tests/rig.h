@@ -1,8 +1,8 @@
 /*
  * rig.h: the stage-chain test rig of the stage tests (test_decode.c,
  * test_dedup.c, test_validate.c, test_sessionize.c, test_price.c,
- * test_bill.c): the real rating and billing tasks, stage chains, RocksDB
- * state and commits through cf_inproc, with no Kafka.
+ * test_bill.c) and test_runtime.c: the real rating and billing tasks, stage
+ * chains, RocksDB state and commits through cf_inproc, with no Kafka.
  *
  * A rig is a fresh state directory under /tmp (removed by cf_rig_free), a
  * configuration the test fills before cf_rig_open, and a sink that decodes
