@@ -2,7 +2,10 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 static void sleep_ms(int ms)
 {
@@ -193,4 +198,126 @@ int cf_test_signal_wait(pid_t pid, int sig, int timeout_s)
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
         return -1;
+}
+
+pid_t cf_test_spawn_until(char *const argv[], const char *out_path,
+                          bool (*up)(void *opaque), void *opaque, int timeout_s)
+{
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        pid_t pid = cf_test_spawn(argv, out_path);
+        if (pid < 0)
+                return -1;
+        for (;;) {
+                if (up(opaque))
+                        return pid;
+                if (waitpid(pid, NULL, WNOHANG) == pid)
+                        return -1; /* exited: reaped */
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - t0.tv_sec >= timeout_s)
+                        break;
+                sleep_ms(10);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+}
+
+/* The timeout of one metadata request in cf_test_broker_spawn. */
+#define ANSWER_MS 1000
+
+static bool broker_up(void *opaque)
+{
+        return cf_test_broker_answers(opaque, ANSWER_MS);
+}
+
+bool cf_test_broker_answers(const char *bootstrap, int timeout_ms)
+{
+        char ms[16], *out;
+        snprintf(ms, sizeof(ms), "%d", timeout_ms);
+        char *argv[] = {
+                CF_BINARY,         "topics",       "check", "--bootstrap",
+                (char *)bootstrap, "--timeout-ms", ms,      NULL
+        };
+        int rc = cf_test_run(argv, &out, NULL);
+        free(out);
+        return rc == 0 || rc == 1;
+}
+
+pid_t cf_test_broker_spawn(char *const argv[], const char *log,
+                           const char *bootstrap, int timeout_s)
+{
+        pid_t pid = cf_test_spawn_until(argv, log, broker_up, (void *)bootstrap,
+                                        timeout_s);
+        if (pid < 0)
+                fail_msg("the broker %s did not answer at %s within %d s",
+                         argv[0], bootstrap, timeout_s);
+        return pid;
+}
+
+int64_t cf_test_read_topic(const char *bootstrap, const char *topic,
+                           cf_test_record_fn *fn, void *opaque)
+{
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", "cf-test-reader", err, sizeof(err));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err,
+                          sizeof(err));
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        assert_non_null(rk);
+        const struct rd_kafka_metadata *md;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        assert_int_equal(rd_kafka_metadata(rk, 0, rkt, &md, 10000), 0);
+        assert_int_equal(md->topic_cnt, 1);
+        assert_int_equal(md->topics[0].err, 0);
+        int np = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        assert_true(np > 0);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(np);
+        int64_t remaining = 0, n = 0;
+        int64_t *hi = calloc((size_t)np, sizeof(int64_t));
+        assert_non_null(hi);
+        for (int p = 0; p < np; p++) {
+                int64_t lo;
+                assert_int_equal(rd_kafka_query_watermark_offsets(
+                                     rk, topic, p, &lo, &hi[p], 10000),
+                                 0);
+                assert_int_equal(lo, 0); /* nothing was dropped */
+                remaining += hi[p];
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        }
+        assert_int_equal(rd_kafka_assign(rk, l), 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        /* Gives up after 30 s without a record. */
+        for (int idle = 0; remaining > 0 && idle < 300;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m) {
+                        idle++;
+                        continue;
+                }
+                idle = 0;
+                if (m->err)
+                        fail_msg("reading %s: %s", topic,
+                                 rd_kafka_message_errstr(m));
+                if (m->offset < hi[m->partition]) {
+                        fn(m, opaque);
+                        remaining--;
+                        n++;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        if (remaining)
+                fail_msg("reading %s: %lld records missing after 30 s "
+                         "without any",
+                         topic, (long long)remaining);
+        free(hi);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n;
 }

@@ -12,6 +12,11 @@
  *                            makes anew: a scratch cluster only
  * ctest runs each Kafka-facing test on the mock and again on the peer
  * (tests named *.peer); those skip, saying so, when the peer is absent.
+ *
+ * Also: the one whole-topic reader of the tests (cf_test_read_topic) and
+ * the one "start a server and wait until it answers" (cf_test_spawn_until,
+ * cf_test_broker_spawn). Functions that assert fail the running cmocka
+ * test.
  */
 #ifndef CF_TEST_HARNESS_H
 #define CF_TEST_HARNESS_H
@@ -19,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "brokers.h"
 
@@ -71,5 +78,39 @@ int cf_test_wait(pid_t pid, int timeout_s);
 /* Sends sig to pid and waits up to timeout_s; returns the exit status, or
  * -1 if it did not exit normally in time (it is then killed). */
 int cf_test_signal_wait(pid_t pid, int sig, int timeout_s);
+
+/* Like cf_test_spawn, then waits until up(opaque) is true, asking it every
+ * 10 ms (and after each answer it takes to give) for up to timeout_s. Returns
+ * the pid once up; -1 when it was not up in time or exited first (it is
+ * then killed and reaped). */
+pid_t cf_test_spawn_until(char *const argv[], const char *out_path,
+                          bool (*up)(void *opaque), void *opaque,
+                          int timeout_s);
+
+/* Whether a broker at bootstrap (host:port[,...]) answers a metadata
+ * request within timeout_ms (`chargeflow topics check` gets an answer: it
+ * exits 0 or 1, whatever the topics). */
+bool cf_test_broker_answers(const char *bootstrap, int timeout_ms);
+
+/* Starts a broker process (argv; stdout to log, stderr to log.err) that
+ * will listen at bootstrap, and waits up to timeout_s until it answers
+ * (cf_test_broker_answers). Returns its pid; fails the test when it did not
+ * answer in time (the process is then killed). */
+pid_t cf_test_broker_spawn(char *const argv[], const char *log,
+                           const char *bootstrap, int timeout_s);
+
+/* The record callback of cf_test_read_topic: m is a record (never an
+ * error), valid during the call. */
+typedef void cf_test_record_fn(const rd_kafka_message_t *m, void *opaque);
+
+/* Reads the whole topic at bootstrap: every partition (from the topic's
+ * metadata) from offset 0 to its end as of the call (its high watermark),
+ * calling fn on each record in the order they arrive (per partition in
+ * offset order). Asserts that every partition starts at offset 0 (nothing
+ * was dropped by retention or deletion), that no consume error occurs, and
+ * that every record up to the ends arrives (giving up after 30 s without a
+ * record). Returns the number of records read. */
+int64_t cf_test_read_topic(const char *bootstrap, const char *topic,
+                           cf_test_record_fn *fn, void *opaque);
 
 #endif

@@ -4,15 +4,16 @@
  * real RocksDB state in a fresh temp directory, records the tests encode;
  * and the charge report (cf_report) on hand-built records.
  *
- * The rig: one partition unless a test says otherwise (so the billing
- * watermark is A-0's watermark: its stream time minus allowed.lateness.ms),
- * a sink that decodes every charge record and statement delivered at a
- * commit, and keeps a copy of every repartition record carrying a charge.
+ * The rig (the stage tests' rig, rig.h): one partition unless a test says
+ * otherwise (so the billing watermark is A-0's watermark: its stream time
+ * minus allowed.lateness.ms), a sink that decodes every charge record and
+ * statement delivered at a commit, and keeps a copy of every repartition
+ * record carrying a charge.
  * What rating writes to the repartition topic at a commit is read by
  * billing during that commit, so billing's outputs come with the next one:
- * tests commit twice. Every test ends in rig_done(): a commit, then per task
- * and input in = accepted + duplicates + rejected + pending, nothing pending
- * in billing and nothing rejected anywhere.
+ * tests commit twice. Every test ends in bill_rig_done(): a commit, then per
+ * task and input in = accepted + duplicates + rejected + pending, nothing
+ * pending in billing and nothing rejected anywhere.
  *
  * Waits: allowed lateness 1 min, billing.grace.ms 1 h, watermark.idle.ms
  * 1 h (wall clock) unless a test sets it.
@@ -42,9 +43,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <ftw.h>
-#include <sys/stat.h>
-
 #include <cmocka.h>
 
 #include "codec.h"
@@ -52,6 +50,7 @@
 #include "inproc.h"
 #include "records.h"
 #include "report.h"
+#include "rig.h"
 #include "tables.h"
 #include "task.h"
 
@@ -68,187 +67,35 @@
 #define LATENESS   (1 * MIN)
 #define GRACE      HOUR
 #define IDLE_LARGE HOUR
-#define MAX_OUT    64
-#define MAX_PARTS  2
 
 /* ------------------------------------------------------------------ rig */
 
-typedef struct rig {
-        char *dir;
-        cf_config cfg;
-        cf_inproc *ip;
-        int32_t parts;
-        cf_arena a; /* decoded outputs */
-        cf_charge_record *charges[MAX_OUT];
-        size_t n_charges;
-        cf_statement *stmts[MAX_OUT];
-        cf_buf stmt_bytes[MAX_OUT];
-        size_t n_stmts;
-        cf_out *rp[MAX_OUT]; /* repartition records carrying a charge */
-        size_t n_rp;
-        size_t n_rejects;
-        int sink_errors;
-        int64_t next_offset[MAX_PARTS][CF_IN__CNT];
-        int64_t next_seq; /* meter sequence numbers (one counter for all) */
-        /* The last record fed, for tick(). */
-        int32_t last_input, last_part;
-        cf_buf last_key, last_value;
-} rig;
-
-static bool key_is(const cf_out *o, const char *s)
+/* The rating task of partition p and the billing task of partition q. */
+static cf_task *rating(cf_rig *r, int32_t p)
 {
-        return o->klen == strlen(s) && !memcmp(o->key, s, o->klen);
+        return cf_rig_task(r, p);
 }
 
-/* Decodes the outputs of a commit (runs inside cf_inproc_commit: problems
- * are counted, commit() asserts there were none). */
-static void sink(void *opaque, const cf_out *o)
+static cf_task *billing(cf_rig *r, int32_t q)
 {
-        rig *r = opaque;
-        const cf_registry *reg = cf_inproc_registry(r->ip);
-        if (o->topic == CF_OUT_CHARGE) {
-                cf_charge_record *cr = cf_arena_alloc(&r->a, sizeof(*cr));
-                if (r->n_charges == MAX_OUT ||
-                    cf_decode(reg, CF_RT_CHARGE_RECORD, o->value, o->vlen,
-                              &r->a, cr, NULL) ||
-                    !key_is(o, cr->session_id)) {
-                        r->sink_errors++;
-                        return;
-                }
-                r->charges[r->n_charges++] = cr;
-        } else if (o->topic == CF_OUT_STATEMENT) {
-                cf_statement *st = cf_arena_alloc(&r->a, sizeof(*st));
-                if (r->n_stmts == MAX_OUT ||
-                    cf_decode(reg, CF_RT_STATEMENT, o->value, o->vlen, &r->a,
-                              st, NULL) ||
-                    !key_is(o, st->statement_id)) {
-                        r->sink_errors++;
-                        return;
-                }
-                cf_buf_init(&r->stmt_bytes[r->n_stmts]);
-                cf_buf_put(&r->stmt_bytes[r->n_stmts], o->value, o->vlen);
-                r->stmts[r->n_stmts++] = st;
-        } else if (o->topic == CF_OUT_REJECTED) {
-                r->n_rejects++;
-        } else if (o->topic == CF_OUT_REPARTITION) {
-                cf_billing_event ev;
-                cf_arena tmp;
-                cf_arena_init(&tmp, 0);
-                if (cf_decode(reg, CF_RT_BILLING_EVENT, o->value, o->vlen, &tmp,
-                              &ev, NULL)) {
-                        r->sink_errors++;
-                } else if (ev.kind == CF_BILLING_CHARGE && r->n_rp < MAX_OUT) {
-                        cf_out *c = calloc(1, sizeof(*c));
-                        *c = *o;
-                        c->task = NULL;
-                        c->key = malloc(o->klen + 1);
-                        memcpy(c->key, o->key, o->klen);
-                        c->value = malloc(o->vlen + 1);
-                        memcpy(c->value, o->value, o->vlen);
-                        r->rp[r->n_rp++] = c;
-                }
-                cf_arena_destroy(&tmp);
-        }
+        return cf_rig_task(r, r->parts + q);
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag,
-                  struct FTW *ftw)
+static void commit2(cf_rig *r)
 {
-        (void)sb;
-        (void)flag;
-        (void)ftw;
-        return remove(p);
+        cf_rig_commit(r);
+        cf_rig_commit(r);
 }
 
-static void set(rig *r, const char *key, const char *value)
-{
-        char err[256];
-        if (cf_config_set(&r->cfg, key, value, err, sizeof(err)))
-                fail_msg("%s", err);
-}
-
-static void set_ms(rig *r, const char *key, int64_t v)
-{
-        char s[32];
-        snprintf(s, sizeof(s), "%lld", (long long)v);
-        set(r, key, s);
-}
-
-/* Rigs not yet freed: removed by rig_cleanup() when a test fails. */
-static rig *live[4];
-
-static void publish_sites(rig *r);
-static void publish_users(rig *r);
-
-/* A rig on a fresh state directory with `parts` partitions, the sites and
- * users published; idle_ms is watermark.idle.ms. */
-static rig *rig_new(int32_t parts, int64_t idle_ms)
-{
-        char err[512];
-        rig *r = calloc(1, sizeof(*r));
-        assert_non_null(r);
-        r->dir = strdup("/tmp/cf-test-bill-XXXXXX");
-        assert_non_null(mkdtemp(r->dir));
-        for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
-                if (!live[i]) {
-                        live[i] = r;
-                        break;
-                }
-        }
-        r->parts = parts;
-        r->last_input = -1;
-        cf_arena_init(&r->a, 0);
-        cf_buf_init(&r->last_key);
-        cf_buf_init(&r->last_value);
-        cf_config_init(&r->cfg);
-        set(r, "state.dir", r->dir);
-        set_ms(r, "allowed.lateness.ms", LATENESS);
-        set_ms(r, "billing.grace.ms", GRACE);
-        set_ms(r, "watermark.idle.ms", idle_ms);
-        set_ms(r, "session.timeout.ms", 40 * MIN);
-        set_ms(r, "max.clock.skew.ms", HOUR);
-        if (cf_inproc_new(&r->cfg, parts, sink, r, &r->ip, err, sizeof(err)))
-                fail_msg("cf_inproc_new: %s", err);
-        publish_sites(r);
-        publish_users(r);
-        return r;
-}
-
-static void commit(rig *r)
-{
-        char err[512];
-        if (cf_inproc_commit(r->ip, err, sizeof(err)))
-                fail_msg("commit: %s", err);
-        assert_int_equal(r->sink_errors, 0);
-}
-
-static void commit2(rig *r)
-{
-        commit(r);
-        commit(r);
-}
-
-static cf_task *rating(rig *r, int32_t p)
-{
-        return cf_inproc_task(r->ip, p);
-}
-
-static cf_task *billing(rig *r, int32_t q)
-{
-        return cf_inproc_task(r->ip, r->parts + q);
-}
-
-/* Conservation per task and input; nothing waits in billing; nothing was
- * rejected. Call after a commit. */
-static void check_accounting(rig *r)
+/* Beyond the rig's conservation check (cf_rig_check): nothing was
+ * rejected anywhere and nothing waits in billing. Call after a commit. */
+static void check_billing(cf_rig *r)
 {
         for (int32_t i = 0; i < 2 * r->parts; i++) {
-                const cf_task *t = cf_inproc_task(r->ip, i);
+                const cf_task *t = cf_rig_task(r, i);
                 assert_non_null(t);
                 for (int in = 0; in < CF_IN__CNT; in++) {
                         const cf_counts *c = &t->cnt[in];
-                        assert_int_equal(c->in, c->accepted + c->dup +
-                                                    c->rejected + c->pending);
                         assert_int_equal(c->rejected, 0);
                         if (t->sub == 'B')
                                 assert_int_equal(c->pending, 0);
@@ -257,58 +104,19 @@ static void check_accounting(rig *r)
         assert_int_equal(r->n_rejects, 0);
 }
 
-static void rig_free(rig *r)
+/* Commits, checks the accounting (cf_rig_check, check_billing), and
+ * removes everything. */
+static void bill_rig_done(cf_rig *r)
 {
-        for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-                if (live[i] == r)
-                        live[i] = NULL;
-        cf_inproc_destroy(r->ip);
-        cf_config_destroy(&r->cfg);
-        for (size_t i = 0; i < r->n_stmts; i++)
-                cf_buf_free(&r->stmt_bytes[i]);
-        for (size_t i = 0; i < r->n_rp; i++)
-                cf_out_free(r->rp[i]);
-        cf_arena_destroy(&r->a);
-        cf_buf_free(&r->last_key);
-        cf_buf_free(&r->last_value);
-        nftw(r->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        free(r->dir);
-        free(r);
-}
-
-static void rig_done(rig *r)
-{
-        commit(r);
-        check_accounting(r);
-        rig_free(r);
-}
-
-static int rig_cleanup(void **state)
-{
-        (void)state;
-        for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-                if (live[i])
-                        rig_free(live[i]);
-        return 0;
+        cf_rig_commit(r);
+        cf_rig_check(r);
+        check_billing(r);
+        cf_rig_free(r);
 }
 
 /* ------------------------------------------------------------- tables */
 
-static cf_tariff tariff(const char *id, cf_tariff_element *el)
-{
-        return (cf_tariff){ .tariff_id = (char *)id,
-                            .currency = "NOK",
-                            .elements = el,
-                            .n_elements = 1,
-                            .min_price_minor = CF_NONE,
-                            .max_price_minor = CF_NONE,
-                            .min_price_incl_minor = CF_NONE,
-                            .max_price_incl_minor = CF_NONE,
-                            .start_ms = CF_NONE,
-                            .end_ms = CF_NONE };
-}
-
-static void publish_site(rig *r, const char *site_id, int32_t period)
+static void publish_site(cf_rig *r, const char *site_id, int32_t period)
 {
         /* Micro-NOK per kWh. */
         cf_price_component res[] = { { CF_DIM_ENERGY, 2500000, CF_NONE, 1 } };
@@ -318,12 +126,12 @@ static void publish_site(rig *r, const char *site_id, int32_t period)
         cf_tariff_element e_res = { res, 1, NULL };
         cf_tariff_element e_dflt = { dflt, 1, NULL };
         cf_tariff_element e_unauth = { unauth, 1, NULL };
-        cf_tariff t_unauth = tariff("unauth-v1", &e_unauth);
+        cf_tariff t_unauth = cf_rig_tariff("unauth-v1", &e_unauth);
         cf_group_plan plans[] = {
-                { "resident", tariff("resident-v1", &e_res) },
+                { "resident", cf_rig_tariff("resident-v1", &e_res) },
         };
         cf_price_version pv = { V1_FROM,   plans,
-                                1,         tariff("default-v1", &e_dflt),
+                                1,         cf_rig_tariff("default-v1", &e_dflt),
                                 &t_unauth, NULL,
                                 0 };
         cf_site s = {
@@ -340,15 +148,10 @@ static void publish_site(rig *r, const char *site_id, int32_t period)
                 .n_versions = 1,
                 .updated_ms = V1_FROM,
         };
-        cf_buf b;
-        cf_buf_init(&b);
-        cf_encode(cf_inproc_registry(r->ip), CF_RT_SITE, &s, &b);
-        assert_true(cf_inproc_table(r->ip, CF_TABLE_SITES, site_id,
-                                    strlen(site_id), b.p, b.len));
-        cf_buf_free(&b);
+        cf_rig_table(r, CF_TABLE_SITES, CF_RT_SITE, site_id, &s);
 }
 
-static void publish_sites(rig *r)
+static void publish_sites(cf_rig *r)
 {
         publish_site(r, "site-m", CF_PERIOD_MONTH);
         publish_site(r, "site-m2", CF_PERIOD_MONTH);
@@ -356,7 +159,7 @@ static void publish_sites(rig *r)
         publish_site(r, "site-d", CF_PERIOD_DAY);
 }
 
-static void publish_user(rig *r, const char *id, const char *group,
+static void publish_user(cf_rig *r, const char *id, const char *group,
                          char **badges, uint32_t n_badges)
 {
         cf_user u = { .user_id = (char *)id,
@@ -366,15 +169,10 @@ static void publish_user(rig *r, const char *id, const char *group,
                       .badges = badges,
                       .n_badges = n_badges,
                       .updated_ms = V1_FROM };
-        cf_buf b;
-        cf_buf_init(&b);
-        cf_encode(cf_inproc_registry(r->ip), CF_RT_USER, &u, &b);
-        assert_true(
-            cf_inproc_table(r->ip, CF_TABLE_USERS, id, strlen(id), b.p, b.len));
-        cf_buf_free(&b);
+        cf_rig_table(r, CF_TABLE_USERS, CF_RT_USER, id, &u);
 }
 
-static void publish_users(rig *r)
+static void publish_users(cf_rig *r)
 {
         char *anna[] = { "B-ANNA", "B-ANNA2" };
         char *bo[] = { "B-BO" };
@@ -382,45 +180,28 @@ static void publish_users(rig *r)
         publish_user(r, "u-bo", "employee", bo, 1);
 }
 
+/* A rig on a fresh state directory with `parts` partitions, the sites and
+ * users published; idle_ms is watermark.idle.ms. */
+static cf_rig *bill_rig_new(int32_t parts, int64_t idle_ms)
+{
+        cf_rig *r = cf_rig_new("bill");
+        cf_rig_set_int(r, "allowed.lateness.ms", LATENESS);
+        cf_rig_set_int(r, "billing.grace.ms", GRACE);
+        cf_rig_set_int(r, "watermark.idle.ms", idle_ms);
+        cf_rig_set_int(r, "session.timeout.ms", 40 * MIN);
+        cf_rig_set_int(r, "max.clock.skew.ms", HOUR);
+        cf_rig_open(r, parts);
+        publish_sites(r);
+        publish_users(r);
+        return r;
+}
+
 /* -------------------------------------------------------------- inputs */
 
-static void feed_raw(rig *r, int32_t part, int32_t input, int64_t ts,
-                     const char *key, const void *value, size_t vlen)
-{
-        cf_src src = { .input = input,
-                       .partition = part,
-                       .offset = r->next_offset[part][input]++,
-                       .ts = ts,
-                       .key = (const uint8_t *)key,
-                       .key_len = (uint32_t)strlen(key),
-                       .value = value,
-                       .value_len = (uint32_t)vlen };
-        cf_inproc_feed(r->ip, &src);
-        if (r->last_value.p != value) {
-                r->last_input = input;
-                r->last_part = part;
-                r->last_key.len = 0;
-                cf_buf_put(&r->last_key, key, strlen(key) + 1);
-                r->last_value.len = 0;
-                cf_buf_put(&r->last_value, value, vlen);
-        }
-}
-
-/* Moves the stream time of the last record's rating task to ts by feeding
- * that record again (dedup drops it: a duplicate, emitted nowhere). */
-static void tick(rig *r, int64_t ts)
-{
-        assert_true(r->last_input >= 0);
-        assert_true(ts > rating(r, r->last_part)->stream_time);
-        feed_raw(r, r->last_part, r->last_input, ts,
-                 (const char *)r->last_key.p, r->last_value.p,
-                 r->last_value.len);
-}
-
 /* Moves the rating watermark (stream time - lateness) to w. */
-static void watermark_to(rig *r, int64_t w)
+static void watermark_to(cf_rig *r, int64_t w)
 {
-        tick(r, w + LATENESS);
+        cf_rig_tick(r, w + LATENESS);
         assert_int_equal(cf_task_watermark(rating(r, r->last_part)), w);
 }
 
@@ -429,7 +210,7 @@ typedef struct sess {
         int64_t start, stop, wh;
 } sess;
 
-static void feed_ev(rig *r, int32_t part, int64_t ts, const sess *s,
+static void feed_ev(cf_rig *r, int32_t part, int64_t ts, const sess *s,
                     const char *what, int32_t kind, int64_t t, int64_t wh)
 {
         char id[64];
@@ -448,11 +229,8 @@ static void feed_ev(rig *r, int32_t part, int64_t ts, const sess *s,
                     kind == CF_SESSION_STARTED ? (char *)s->badge : NULL,
                 .stop_reason = kind == CF_SESSION_STOPPED ? CF_STOP_LOCAL : -1,
         };
-        cf_buf b;
-        cf_buf_init(&b);
-        cf_encode(cf_inproc_registry(r->ip), CF_RT_SESSION_EVENT, &e, &b);
-        feed_raw(r, part, CF_IN_SESSIONS, ts, s->charger, b.p, b.len);
-        cf_buf_free(&b);
+        cf_rig_feed(r, part, CF_IN_SESSIONS, ts, s->charger,
+                    CF_RT_SESSION_EVENT, &e);
 }
 
 /*
@@ -463,7 +241,8 @@ static void feed_ev(rig *r, int32_t part, int64_t ts, const sess *s,
  * ... (a charger uploading its backlog late). The session is priced once
  * its rating task's stream time is the stop's timestamp + 1 min.
  */
-static void feed_session_at(rig *r, int32_t part, const sess *s, int64_t upload)
+static void feed_session_at(cf_rig *r, int32_t part, const sess *s,
+                            int64_t upload)
 {
         int64_t span = s->stop - s->start;
         int64_t k = 0;
@@ -484,12 +263,8 @@ static void feed_session_at(rig *r, int32_t part, const sess *s, int64_t upload)
                                        .energy_wh = 100000 + s->wh * i / 4,
                                        .power_w = CF_NONE,
                                        .current_ma = CF_NONE };
-                cf_buf b;
-                cf_buf_init(&b);
-                cf_encode(cf_inproc_registry(r->ip), CF_RT_METER_READING, &m,
-                          &b);
-                feed_raw(r, part, CF_IN_METER, TS(t), s->charger, b.p, b.len);
-                cf_buf_free(&b);
+                cf_rig_feed(r, part, CF_IN_METER, TS(t), s->charger,
+                            CF_RT_METER_READING, &m);
         }
         feed_ev(r, part, TS(s->stop), s, "stop", CF_SESSION_STOPPED, s->stop,
                 100000 + s->wh);
@@ -498,29 +273,15 @@ static void feed_session_at(rig *r, int32_t part, const sess *s, int64_t upload)
 
 /* Feeds a session on partition 0 at its event times and moves the stream
  * time to its stop + 1 min, where it is priced. */
-static void feed_session(rig *r, const sess *s)
+static void feed_session(cf_rig *r, const sess *s)
 {
         feed_session_at(r, 0, s, CF_NONE);
-        tick(r, s->stop + LATENESS);
+        cf_rig_tick(r, s->stop + LATENESS);
 }
 
 /* ------------------------------------------------------------- helpers */
-
-static const cf_charge_record *charge_of(rig *r, const char *sid)
-{
-        const cf_charge_record *found = NULL;
-        for (size_t i = 0; i < r->n_charges; i++) {
-                if (!strcmp(r->charges[i]->session_id, sid)) {
-                        assert_null(found); /* exactly once */
-                        found = r->charges[i];
-                }
-        }
-        assert_non_null(found);
-        return found;
-}
-
 /* The statement of (party, period): exactly one. */
-static const cf_statement *stmt_of(rig *r, const char *party,
+static const cf_statement *stmt_of(cf_rig *r, const char *party,
                                    const char *period)
 {
         const cf_statement *found = NULL;
@@ -538,7 +299,7 @@ static const cf_statement *stmt_of(rig *r, const char *party,
 }
 
 /* How many statements carry this id. */
-static int stmts_with_id(rig *r, const char *id)
+static int stmts_with_id(cf_rig *r, const char *id)
 {
         int n = 0;
         for (size_t i = 0; i < r->n_stmts; i++)
@@ -577,7 +338,7 @@ static void assert_sorted(const cf_statement_line *l, uint32_t n)
 /* The statement's count, energy and totals are the sums of its party's
  * charge records of its period; every line set sums to them too; the
  * fields every statement shares. */
-static void assert_is_sum(rig *r, const cf_statement *st)
+static void assert_is_sum(cf_rig *r, const cf_statement *st)
 {
         int64_t n = 0, wh = 0, excl = 0, vat = 0, incl = 0;
         for (size_t i = 0; i < r->n_charges; i++) {
@@ -659,9 +420,9 @@ static const sess month_sessions[] = {
 };
 static const int month_days[] = { 2, 3, 5, 6, 7, 8, 9, 10 };
 
-static rig *run_month(void)
+static cf_rig *run_month(void)
 {
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         for (size_t i = 0; i < 8; i++) {
                 sess s = month_sessions[i];
                 s.start = NOV_START + month_days[i] * DAY + 9 * HOUR;
@@ -684,7 +445,7 @@ static rig *run_month(void)
 static void bill_statement_equals_sum_of_its_charge_records(void **state)
 {
         (void)state;
-        rig *r = run_month();
+        cf_rig *r = run_month();
         assert_int_equal(r->n_charges, 9);
         /* One statement per party of November; December is open. */
         assert_int_equal(r->n_stmts, 3);
@@ -749,7 +510,7 @@ static void bill_statement_equals_sum_of_its_charge_records(void **state)
 
         /* The same input in a fresh state directory: the same statements,
          * byte for byte (ids included). */
-        rig *r2 = run_month();
+        cf_rig *r2 = run_month();
         assert_int_equal(r2->n_stmts, r->n_stmts);
         for (size_t i = 0; i < r->n_stmts; i++) {
                 assert_string_equal(r2->stmts[i]->statement_id,
@@ -763,8 +524,8 @@ static void bill_statement_equals_sum_of_its_charge_records(void **state)
                                 r->stmts[1]->statement_id);
         assert_string_not_equal(r->stmts[1]->statement_id,
                                 r->stmts[2]->statement_id);
-        rig_done(r2);
-        rig_done(r);
+        bill_rig_done(r2);
+        bill_rig_done(r);
 }
 
 /* ------------------------------------------------------------ 2. grace */
@@ -772,7 +533,7 @@ static void bill_statement_equals_sum_of_its_charge_records(void **state)
 static void bill_period_not_closed_before_grace(void **state)
 {
         (void)state;
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         /* 2000 Wh * 2.50 = 500, VAT 125. */
         sess s = { "S-1",
                    "site-m",
@@ -788,23 +549,23 @@ static void bill_period_not_closed_before_grace(void **state)
          * commits. */
         watermark_to(r, DEC_START + GRACE - 1);
         commit2(r);
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
         assert_int_equal(r->n_stmts, 0);
         watermark_to(r, DEC_START + GRACE);
         /* Rating sends the watermark at this commit; billing reads it
          * then, and its statement comes with the next commit. */
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_stmts, 0);
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_stmts, 1);
         const cf_statement *st = stmt_of(r, "u-anna", "2026-11");
         assert_is_sum(r, st);
         assert_totals(st, 1, 2000, 500, 125, 625);
         assert_int_equal(st->issued_ms, DEC_START + GRACE);
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_stmts, 1);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
 /* -------------------------------------------------------------- 3. DST */
@@ -812,7 +573,7 @@ static void bill_period_not_closed_before_grace(void **state)
 static void bill_month_boundary_with_dst_in_oslo(void **state)
 {
         (void)state;
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         /* Stops 2026-10-31T22:30Z = 23:30 Oslo (UTC+1 since Oct 25): in
          * October. 5000 Wh * 2.50 = 1250, VAT 312.5 -> 313. */
         sess oct = { "S-OCT",
@@ -835,10 +596,10 @@ static void bill_month_boundary_with_dst_in_oslo(void **state)
                      4000 };
         feed_session(r, &oct);
         feed_session(r, &nov);
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_charges, 2);
-        assert_string_equal(charge_of(r, "S-OCT")->period_id, "2026-10");
-        assert_string_equal(charge_of(r, "S-NOV")->period_id, "2026-11");
+        assert_string_equal(cf_rig_charge_of(r, "S-OCT")->period_id, "2026-10");
+        assert_string_equal(cf_rig_charge_of(r, "S-NOV")->period_id, "2026-11");
 
         /* October closes at its end + 1 h; November stays open. */
         watermark_to(r, NOV_START + GRACE);
@@ -865,7 +626,7 @@ static void bill_month_boundary_with_dst_in_oslo(void **state)
         assert_int_equal(st->period_end_ms, 1796079600000LL);
         assert_string_not_equal(r->stmts[0]->statement_id,
                                 r->stmts[1]->statement_id);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
 /* -------------------------------------------------------- 4. ISO weeks */
@@ -886,7 +647,7 @@ static void bill_month_boundary_with_dst_in_oslo(void **state)
 static void bill_iso_weeks_across_year_end(void **state)
 {
         (void)state;
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         /* Thursday 2026-12-31 12:00 Oslo = 11:00Z = JAN_START - 12 h.
          * 2000 Wh * 2.50 = 500, VAT 125. */
         sess w1 = { "S-W1",
@@ -920,11 +681,11 @@ static void bill_iso_weeks_across_year_end(void **state)
         feed_session(r, &w1);
         feed_session(r, &w2);
         feed_session(r, &w3);
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_charges, 3);
-        assert_string_equal(charge_of(r, "S-W1")->period_id, "2026-W53");
-        assert_string_equal(charge_of(r, "S-W2")->period_id, "2026-W53");
-        assert_string_equal(charge_of(r, "S-W3")->period_id, "2027-W01");
+        assert_string_equal(cf_rig_charge_of(r, "S-W1")->period_id, "2026-W53");
+        assert_string_equal(cf_rig_charge_of(r, "S-W2")->period_id, "2026-W53");
+        assert_string_equal(cf_rig_charge_of(r, "S-W3")->period_id, "2027-W01");
 
         watermark_to(r, W01_START + GRACE);
         commit2(r);
@@ -946,7 +707,7 @@ static void bill_iso_weeks_across_year_end(void **state)
         assert_int_equal(st->period_start_ms, 1799017200000LL);
         assert_int_equal(st->period_end_ms, 1799622000000LL);
         assert_int_equal(st->issued_ms, W01_END + GRACE);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
 /* ------------------------------------------------------- 5. adjustment */
@@ -960,7 +721,7 @@ static void
 bill_session_due_before_a_stream_jump_stays_in_its_period(void **state)
 {
         (void)state;
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         /* November 11: 2000 Wh * 2.50 = 500, VAT 125. */
         sess s1 = { "S-1",
                     "site-m",
@@ -994,13 +755,13 @@ bill_session_due_before_a_stream_jump_stays_in_its_period(void **state)
         /* December: S-2 only, 4000 Wh * 2.50 = 1000, VAT 250. */
         assert_totals(dec, 1, 4000, 1000, 250, 1250);
         assert_int_equal(dec->n_adjustments, 0);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
 static void bill_late_session_becomes_adjustment(void **state)
 {
         (void)state;
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         /* November: 2000 Wh * 2.50 = 500, VAT 125. */
         sess s1 = { "S-1",
                     "site-m",
@@ -1054,9 +815,9 @@ static void bill_late_session_becomes_adjustment(void **state)
                          1000 };
         feed_session_at(r, 0, &late_bo, up + 10 * MIN);
         /* The last stop's timestamp is up + 10 min + 4 s. */
-        tick(r, up + 10 * MIN + 4000 + LATENESS);
+        cf_rig_tick(r, up + 10 * MIN + 4000 + LATENESS);
         commit2(r);
-        const cf_charge_record *cr = charge_of(r, "S-LATE");
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-LATE");
         assert_string_equal(cr->period_id, "2026-11");
         assert_int_equal(cr->total_excl_vat, 1500);
         assert_int_equal(cr->total_vat, 375);
@@ -1100,7 +861,8 @@ static void bill_late_session_becomes_adjustment(void **state)
         assert_int_equal(bo->n_badges, 0);
         assert_int_equal(bo->n_adjustments, 1);
         a = &bo->adjustments[0];
-        assert_string_equal(a->record_id, charge_of(r, "S-LATE-BO")->record_id);
+        assert_string_equal(a->record_id,
+                            cf_rig_charge_of(r, "S-LATE-BO")->record_id);
         assert_string_equal(a->session_id, "S-LATE-BO");
         assert_string_equal(a->original_period_id, "2026-11");
         assert_int_equal(a->energy_wh, 1000);
@@ -1108,7 +870,7 @@ static void bill_late_session_becomes_adjustment(void **state)
         assert_int_equal(a->total_vat, 100);
         assert_int_equal(a->total_incl_vat, 500);
         assert_int_equal(bo->issued_ms, JAN_START + GRACE);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
 /* ------------------------------------------------------------ 6. dedup */
@@ -1116,7 +878,7 @@ static void bill_late_session_becomes_adjustment(void **state)
 static void bill_drops_repeated_repartition_records(void **state)
 {
         (void)state;
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         /* u-anna 2000 Wh * 2.50 = 500, VAT 125; u-bo 8000 Wh * 4.00 =
          * 3200, VAT 800. */
         sess s1 = { "S-1",
@@ -1173,7 +935,7 @@ static void bill_drops_repeated_repartition_records(void **state)
         st = stmt_of(r, "u-bo", "2026-11");
         assert_is_sum(r, st);
         assert_totals(st, 1, 8000, 3200, 800, 4000);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
 /* ------------------------------------------------------------- 7. idle */
@@ -1189,9 +951,9 @@ static void sleep_ms(long ms)
  * anything. u-anna's November session; then, after 300 ms of wall clock
  * (past watermark.idle.ms when it is 200 ms), A-0 goes on: its watermark
  * passes the end of November + 1 h (+ 1 h more). */
-static rig *run_one_source(int64_t idle_ms)
+static cf_rig *run_one_source(int64_t idle_ms)
 {
-        rig *r = rig_new(2, idle_ms);
+        cf_rig *r = bill_rig_new(2, idle_ms);
         sess s = { "S-1",
                    "site-m",
                    "CH-1",
@@ -1201,7 +963,7 @@ static rig *run_one_source(int64_t idle_ms)
                    NOV_START + 9 * DAY + 9 * HOUR,
                    2000 };
         feed_session(r, &s);
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
         sleep_ms(300);
         watermark_to(r, DEC_START + 2 * GRACE);
@@ -1214,12 +976,12 @@ static void bill_idle_source_does_not_block_closing(void **state)
         (void)state;
         /* watermark.idle.ms 200: the silent A-1 stops holding the
          * watermark back; November closes. */
-        rig *r = run_one_source(200);
+        cf_rig *r = run_one_source(200);
         assert_int_equal(r->n_stmts, 1);
         const cf_statement *st = stmt_of(r, "u-anna", "2026-11");
         assert_is_sum(r, st);
         assert_totals(st, 1, 2000, 500, 125, 625);
-        rig_done(r);
+        bill_rig_done(r);
 
         /* watermark.idle.ms 1 h: A-1 holds it back. */
         r = run_one_source(IDLE_LARGE);
@@ -1247,14 +1009,14 @@ static void bill_idle_source_does_not_block_closing(void **state)
         cf_buf b;
         cf_buf_init(&b);
         cf_encode(cf_inproc_registry(r->ip), CF_RT_SESSION_EVENT, &e, &b);
-        feed_raw(r, 1, CF_IN_SESSIONS, other.start, "CH-5", b.p, b.len);
+        cf_rig_feed_raw(r, 1, CF_IN_SESSIONS, other.start, "CH-5", b.p, b.len);
         cf_buf_free(&b);
         commit2(r);
         assert_int_equal(r->n_stmts, 1);
         st = stmt_of(r, "u-anna", "2026-11");
         assert_is_sum(r, st);
         assert_totals(st, 1, 2000, 500, 125, 625);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
 /* ----------------------------------------------------- 8. end of input */
@@ -1262,7 +1024,7 @@ static void bill_idle_source_does_not_block_closing(void **state)
 static void bill_end_of_input_closes_every_period(void **state)
 {
         (void)state;
-        rig *r = rig_new(1, IDLE_LARGE);
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
         /* December 5 2026 (D5 = 00:00 Oslo = DEC_START + 4 d):
          *   S-1 u-anna site-m CH-1 08-09Z 2000 Wh *2.50 =  500, VAT 125
          *   S-2 u-bo   site-d CH-D 10-11Z 8000 Wh *4.00 = 3200, VAT 800
@@ -1289,9 +1051,9 @@ static void bill_end_of_input_closes_every_period(void **state)
         assert_int_equal(r->n_stmts, 0);
 
         cf_inproc_drain(r->ip);
-        commit(r); /* S-4 priced; rating sends the end of input */
+        cf_rig_commit(r); /* S-4 priced; rating sends the end of input */
         assert_int_equal(r->n_charges, 4);
-        commit(r);
+        cf_rig_commit(r);
         assert_int_equal(r->n_stmts, 4);
         /* Earliest end first: the day, then the month in key order. */
         assert_string_equal(r->stmts[0]->period_id, "2026-12-05");
@@ -1315,10 +1077,73 @@ static void bill_end_of_input_closes_every_period(void **state)
         assert_int_equal(st->period_end_ms, JAN_START);
         commit2(r);
         assert_int_equal(r->n_stmts, 4);
-        rig_done(r);
+        bill_rig_done(r);
 }
 
-/* ----------------------------------------------------------- 9. report */
+/* -------------------------------------------------------------- 9. ids */
+
+/*
+ * The ids data teams join on, pinned: changing how ids are made breaks
+ * them. A charge record's id is "CR-" and 16 hex digits of FNV-1a 64 over
+ * site id, 0xff, charger id, 0xff, session id, 0xff (README, "Outputs");
+ * a statement's "ST-" and 16 hex digits of h = H(tenant); h = H(h as 8
+ * bytes, little-endian) ^ H(party); h = H(h as 8 bytes) ^ H(period), where
+ * H is FNV-1a 64 followed by h ^= h >> 33; h *= 0xff51afd7ed558ccd;
+ * h ^= h >> 33; and h + 2 when h < 2. FNV-1a 64: offset basis
+ * 0xcbf29ce484222325, prime 0x100000001b3 (its published vector: "a" gives
+ * 0xaf63dc4c8601ec8c, which the snippet reproduces). The literals come
+ * from this Python 3, written from those definitions, not from the C:
+ *
+ *   M = 2**64; P = 0x100000001b3; B = 0xcbf29ce484222325
+ *   def fnv(h, b):
+ *       for c in b: h = ((h ^ c) * P) % M
+ *       return h
+ *   def cr(*f):
+ *       h = B
+ *       for s in f: h = fnv(h, s.encode()); h = ((h ^ 0xff) * P) % M
+ *       return "CR-%016x" % h
+ *   def H(b):
+ *       h = fnv(B, b); h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) % M
+ *       h ^= h >> 33
+ *       return h + 2 if h < 2 else h
+ *   def st(t, p, q):
+ *       h = H(t.encode())
+ *       h = H(h.to_bytes(8, "little")) ^ H(p.encode())
+ *       h = H(h.to_bytes(8, "little")) ^ H(q.encode())
+ *       return "ST-%016x" % h
+ *   cr("site-m", "CH-1", "S-1")       -> CR-11c15a825084168d
+ *   st("t-coop", "u-anna", "2026-11") -> ST-b511fadd4ec1d1e0
+ */
+static void ids_of_charge_record_and_statement_are_pinned(void **state)
+{
+        (void)state;
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
+        /* u-anna's session S-1 on site-m (tenant t-coop), charger CH-1, in
+         * November: 2000 Wh * 2.50 = 500, VAT 125. */
+        sess s = { "S-1",
+                   "site-m",
+                   "CH-1",
+                   "u-anna",
+                   "B-ANNA",
+                   NOV_START + 9 * DAY + 8 * HOUR,
+                   NOV_START + 9 * DAY + 9 * HOUR,
+                   2000 };
+        feed_session(r, &s);
+        commit2(r);
+        assert_int_equal(r->n_charges, 1);
+        assert_string_equal(cf_rig_charge_of(r, "S-1")->record_id,
+                            "CR-11c15a825084168d");
+        watermark_to(r, DEC_START + GRACE);
+        commit2(r);
+        assert_int_equal(r->n_stmts, 1);
+        const cf_statement *st = stmt_of(r, "u-anna", "2026-11");
+        assert_string_equal(st->tenant_id, "t-coop");
+        assert_totals(st, 1, 2000, 500, 125, 625);
+        assert_string_equal(st->statement_id, "ST-b511fadd4ec1d1e0");
+        bill_rig_done(r);
+}
+
+/* ---------------------------------------------------------- 10. report */
 
 static cf_charge_record rec(const char *tenant, const char *cur,
                             const char *site, const char *charger,
@@ -1468,7 +1293,7 @@ static void report_table_for_fixed_records(void **state)
  * all the same (bill_session_due_before_a_stream_jump_stays_in_its_period).
  */
 
-#define T(f) cmocka_unit_test_teardown(f, rig_cleanup)
+#define T(f) cmocka_unit_test_teardown(f, cf_rig_cleanup)
 
 int main(void)
 {
@@ -1482,6 +1307,7 @@ int main(void)
                 T(bill_drops_repeated_repartition_records),
                 T(bill_idle_source_does_not_block_closing),
                 T(bill_end_of_input_closes_every_period),
+                T(ids_of_charge_record_and_statement_are_pinned),
                 T(report_table_for_fixed_records),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

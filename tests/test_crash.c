@@ -102,58 +102,27 @@ static int cmp_str(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Keeps a record as key, 0x1f, value in hex. */
+static void keep_rec(const rd_kafka_message_t *m, void *opaque)
+{
+        recs *r = opaque;
+        cf_buf b2;
+        cf_buf_init(&b2);
+        cf_buf_put(&b2, m->key, m->key_len);
+        cf_buf_putc(&b2, 0x1f);
+        cf_buf_hex(&b2, m->payload, m->len);
+        if (r->n == r->cap) {
+                r->cap = r->cap ? r->cap * 2 : 1024;
+                r->v = realloc(r->v, r->cap * sizeof(char *));
+        }
+        r->v[r->n++] = strdup(cf_buf_cstr(&b2));
+        cf_buf_free(&b2);
+}
+
+/* The whole topic (cf_test_read_topic), sorted. */
 static void read_all(const cf_test_broker *b, const char *topic, recs *r)
 {
-        char err[256];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstrap, err,
-                          sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", "crash-reader", err, sizeof(err));
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        assert_non_null(rk);
-        rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(16);
-        int64_t remaining = 0, ends[64] = { 0 };
-        for (int p = 0; p < 4; p++) {
-                int64_t lo, hi;
-                assert_int_equal(rd_kafka_query_watermark_offsets(
-                                     rk, topic, p, &lo, &hi, 10000),
-                                 0);
-                assert_int_equal(lo, 0); /* nothing dropped */
-                ends[p] = hi;
-                remaining += hi;
-                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-                    RD_KAFKA_OFFSET_BEGINNING;
-        }
-        assert_int_equal(rd_kafka_assign(rk, l), 0);
-        rd_kafka_topic_partition_list_destroy(l);
-        for (int idle = 0; remaining > 0 && idle < 300;) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-                if (!m) {
-                        idle++;
-                        continue;
-                }
-                idle = 0;
-                if (!m->err && m->offset < ends[m->partition]) {
-                        cf_buf b2;
-                        cf_buf_init(&b2);
-                        cf_buf_put(&b2, m->key, m->key_len);
-                        cf_buf_putc(&b2, 0x1f);
-                        cf_buf_hex(&b2, m->payload, m->len);
-                        if (r->n == r->cap) {
-                                r->cap = r->cap ? r->cap * 2 : 1024;
-                                r->v = realloc(r->v, r->cap * sizeof(char *));
-                        }
-                        r->v[r->n++] = strdup(cf_buf_cstr(&b2));
-                        cf_buf_free(&b2);
-                        remaining--;
-                }
-                rd_kafka_message_destroy(m);
-        }
-        assert_int_equal(remaining, 0);
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
+        cf_test_read_topic(b->bootstrap, topic, keep_rec, r);
         qsort(r->v, r->n, sizeof(char *), cmp_str);
 }
 
@@ -548,23 +517,9 @@ static pid_t peer_start(const char *peer, int port, const char *data)
                          "-group-min-session-timeout",
                          "1s",
                          NULL };
-        pid_t pid = cf_test_spawn(argv, log);
-        /* Up once it answers metadata. */
         char bs[64];
         snprintf(bs, sizeof(bs), "127.0.0.1:%d", port);
-        for (int i = 0; i < 100; i++) {
-                char *o;
-                char *md[] = { CF_BINARY,     "topics", "check",
-                               "--bootstrap", bs,       "--timeout-ms",
-                               "1000",        NULL };
-                int rc = cf_test_run(md, &o, NULL);
-                free(o);
-                if (rc == 0 || rc == 1)
-                        return pid;
-                usleep(100000);
-        }
-        fail_msg("the peer broker did not come up on %s", bs);
-        return -1;
+        return cf_test_broker_spawn(argv, log, bs, 60);
 }
 
 /* While the pipeline runs on the peer broker: the broker frozen for 3 s

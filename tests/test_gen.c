@@ -1025,6 +1025,32 @@ static void pseq_add(pseq *p, uint64_t v)
 
 #define BPARTS 4
 
+/* A topic being read by gen_into_broker_matches_file: its records per
+ * partition, and the count of records of every topic. */
+typedef struct gen_read {
+        int t;     /* index in cf_gen_topic_names */
+        pseq *got; /* [BPARTS] */
+        uint64_t *seen;
+} gen_read;
+
+/* Each record: on the murmur2 partition of its key, stamped with the
+ * create time, kept as value hash ^ timestamp ^ key hash << 1. */
+static void check_gen_record(const rd_kafka_message_t *m, void *opaque)
+{
+        gen_read *rd = opaque;
+        assert_string_equal(rd_kafka_topic_name(m->rkt),
+                            cf_gen_topic_names[rd->t]);
+        assert_int_equal(m->partition,
+                         cf_murmur2_partition(m->key, m->key_len, BPARTS));
+        rd_kafka_timestamp_type_t tt;
+        int64_t ts = rd_kafka_message_timestamp(m, &tt);
+        assert_int_equal(tt, RD_KAFKA_TIMESTAMP_CREATE_TIME);
+        pseq_add(&rd->got[m->partition], fnv(m->payload, m->len) ^
+                                             (uint64_t)ts ^
+                                             fnv(m->key, m->key_len) << 1);
+        (*rd->seen)++;
+}
+
 /* gen --bootstrap-file publishes, per partition, exactly the records of a
  * file run with the same options, in the same order, with the keys in the
  * murmur2 partition (both input topics: co-partitioned) and the Kafka
@@ -1066,60 +1092,19 @@ static void gen_into_broker_matches_file(void **state)
         }
         cf_genfile_reader_close(r);
 
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", b.bootstrap, err,
-                          sizeof(err));
-        rd_kafka_conf_set(kc, "group.id", "test_gen", err, sizeof(err));
-        rd_kafka_conf_set(kc, "enable.partition.eof", "true", err, sizeof(err));
-        rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof(err));
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
-        assert_non_null(rk);
-        rd_kafka_topic_partition_list_t *tl =
-            rd_kafka_topic_partition_list_new(CF_GEN_T__CNT * BPARTS);
-        for (int t = 0; t < CF_GEN_T__CNT; t++)
-                for (int p = 0; p < BPARTS; p++)
-                        rd_kafka_topic_partition_list_add(
-                            tl, cf_gen_topic_names[t], p)
-                            ->offset = RD_KAFKA_OFFSET_BEGINNING;
-        assert_int_equal(rd_kafka_assign(rk, tl), 0);
-        rd_kafka_topic_partition_list_destroy(tl);
-
-        int eofs = 0;
+        /* Every topic read whole (cf_test_read_topic: each partition from
+         * offset 0 to its end). */
         uint64_t seen = 0;
-        double deadline = (double)time(NULL) + 60;
-        while (eofs < CF_GEN_T__CNT * BPARTS && time(NULL) < deadline) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-                if (!m)
-                        continue;
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        eofs++;
-                } else if (!m->err) {
-                        int t = -1;
-                        const char *tn = rd_kafka_topic_name(m->rkt);
-                        for (int k = 0; k < CF_GEN_T__CNT; k++)
-                                if (!strcmp(tn, cf_gen_topic_names[k]))
-                                        t = k;
-                        assert_true(t >= 0);
-                        assert_int_equal(
-                            m->partition,
-                            cf_murmur2_partition(m->key, m->key_len, BPARTS));
-                        rd_kafka_timestamp_type_t tt;
-                        int64_t ts = rd_kafka_message_timestamp(m, &tt);
-                        assert_int_equal(tt, RD_KAFKA_TIMESTAMP_CREATE_TIME);
-                        pseq_add(&got[t][m->partition],
-                                 fnv(m->payload, m->len) ^ (uint64_t)ts ^
-                                     fnv(m->key, m->key_len) << 1);
-                        seen++;
-                } else {
-                        fail_msg("consume: %s", rd_kafka_message_errstr(m));
-                }
-                rd_kafka_message_destroy(m);
+        int topics_read = 0;
+        for (int t = 0; t < CF_GEN_T__CNT; t++) {
+                gen_read rd = { t, got[t], &seen };
+                cf_test_read_topic(b.bootstrap, cf_gen_topic_names[t],
+                                   check_gen_record, &rd);
+                topics_read++;
         }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
         assert_int_equal(cf_test_broker_stop(&b), 0);
 
-        assert_int_equal(eofs, CF_GEN_T__CNT * BPARTS);
+        assert_int_equal(topics_read, CF_GEN_T__CNT);
         assert_true(total > 10000);
         assert_int_equal(seen, total);
         for (int t = 0; t < CF_GEN_T__CNT; t++)

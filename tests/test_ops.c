@@ -85,6 +85,37 @@ static char *read_file(const char *p)
         return s;
 }
 
+/* A server's URL file (--url-file) awaited by cf_test_spawn_until. */
+typedef struct url_wait {
+        const char *file;
+        char *buf;
+        size_t n;
+} url_wait;
+
+/* Up once the file holds a URL (its first line), copied to w->buf. */
+static bool url_written(void *opaque)
+{
+        url_wait *w = opaque;
+        char *u = read_file(w->file);
+        if (u) {
+                u[strcspn(u, "\n")] = '\0';
+                snprintf(w->buf, w->n, "%s", u);
+                free(u);
+        }
+        return *w->buf != '\0';
+}
+
+/* Starts `chargeflow registry` (argv, with --url-file urlfile), stdout to
+ * out, and waits up to 20 s until it has written its URL, copied into buf
+ * (n bytes; empty when it did not). Returns its pid, or -1. */
+static pid_t start_registry(char *const argv[], const char *out,
+                            const char *urlfile, char *buf, size_t n)
+{
+        url_wait w = { urlfile, buf, n };
+        buf[0] = '\0';
+        return cf_test_spawn_until(argv, out, url_written, &w, 20);
+}
+
 /* A free TCP port on loopback (bound, read, closed). */
 static int free_port(void)
 {
@@ -303,16 +334,8 @@ static int setup(void **state)
                             broker.bsfile, "--listen", "127.0.0.1:0",
                             "--url-file",  urlfile,    "--basic-auth",
                             AUTH,          NULL };
-        registry_pid = cf_test_spawn(regargv, regout);
-        for (int i = 0; i < 2000 && !*url; i++) {
-                char *u = read_file(urlfile);
-                if (u) {
-                        u[strcspn(u, "\n")] = '\0';
-                        snprintf(url, sizeof(url), "%s", u);
-                        free(u);
-                }
-                sleep_ms(10);
-        }
+        registry_pid =
+            start_registry(regargv, regout, urlfile, url, sizeof(url));
         if (!*url)
                 return -1;
         cf_registry_client_conf rcc = { .url = url, .user_info = AUTH };
@@ -825,6 +848,20 @@ static double prom_query(const char *q)
         return v;
 }
 
+/* A server's URL awaited by cf_test_spawn_until: up once a GET of it
+ * answers 200 (the last status in status). */
+typedef struct http_wait {
+        const char *url;
+        long status;
+} http_wait;
+
+static bool http_ok(void *opaque)
+{
+        http_wait *w = opaque;
+        w->status = http_get(w->url, NULL);
+        return w->status == 200;
+}
+
 static void prometheus_scrapes_exact_values(void **state)
 {
         char yml[128], out[128], data[128], listen[64], u[128];
@@ -846,16 +883,11 @@ static void prometheus_scrapes_exact_values(void **state)
         snprintf(cfgarg, sizeof(cfgarg), "--config.file=%s", yml);
         snprintf(dataarg, sizeof(dataarg), "--storage.tsdb.path=%s", data);
         char *argv[] = { CF_PROMETHEUS, cfgarg, dataarg, listen, NULL };
-        prom_pid = cf_test_spawn(argv, out);
-        assert_true(prom_pid > 0);
         snprintf(u, sizeof(u), "http://127.0.0.1:%d/-/ready", prom_port);
-        long st = 0;
-        for (int i = 0; i < 600 && st != 200; i++) {
-                st = http_get(u, NULL);
-                if (st != 200)
-                        sleep_ms(100);
-        }
-        assert_int_equal(st, 200);
+        http_wait w = { u, 0 };
+        prom_pid = cf_test_spawn_until(argv, out, http_ok, &w, 60);
+        assert_true(prom_pid > 0);
+        assert_int_equal(w.status, 200);
         char q[256];
         snprintf(q, sizeof(q),
                  "chargeflow_input_records_total{topic=\"charging.sessions\"}");
@@ -1110,16 +1142,8 @@ static void registry_over_tls_verified_with_the_ca(void **state)
                             "--url-file",  urlfile,     "--tls-cert",
                             cert,          "--tls-key", key,
                             NULL };
-        pid_t pid = cf_test_spawn(regargv, out);
-        for (int i = 0; i < 2000 && !*tlsurl; i++) {
-                char *u = read_file(urlfile);
-                if (u) {
-                        u[strcspn(u, "\n")] = '\0';
-                        snprintf(tlsurl, sizeof(tlsurl), "%s", u);
-                        free(u);
-                }
-                sleep_ms(10);
-        }
+        pid_t pid =
+            start_registry(regargv, out, urlfile, tlsurl, sizeof(tlsurl));
         assert_true(!strncmp(tlsurl, "https://127.0.0.1:", 18));
         /* Through the pipeline's keys. */
         cf_config c;
@@ -1170,15 +1194,9 @@ static void registry_restart_keeps_ids(void **state)
                             broker.bsfile, "--listen", listen,
                             "--url-file",  urlfile,    "--basic-auth",
                             AUTH,          NULL };
-        registry_pid = cf_test_spawn(regargv, regout);
-        char *u = NULL;
-        for (int i = 0; i < 2000 && !u; i++) {
-                u = read_file(urlfile);
-                if (!u)
-                        sleep_ms(10);
-        }
-        assert_non_null(u);
-        free(u);
+        char u[256];
+        registry_pid = start_registry(regargv, regout, urlfile, u, sizeof(u));
+        assert_true(*u);
         assert_int_equal(cf_registry_client_register(
                              client, "billing.charge-records-value",
                              cf_registry_schema_json(reg, CF_RT_CHARGE_RECORD),

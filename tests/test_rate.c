@@ -192,63 +192,10 @@ static int teardown(void **state)
         return cf_test_broker_stop(&broker) == 0 ? 0 : -1;
 }
 
-/* Reads every record of topic; calls fn on each value. */
-static int read_topic(const char *topic,
-                      void (*fn)(const rd_kafka_message_t *m, void *opaque),
-                      void *opaque)
+/* Reads every record of topic (cf_test_read_topic); calls fn on each. */
+static int read_topic(const char *topic, cf_test_record_fn *fn, void *opaque)
 {
-        char err[256];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "bootstrap.servers", broker.bootstrap, err,
-                          sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", "test-rate-reader", err,
-                          sizeof(err));
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        assert_non_null(rk);
-        const struct rd_kafka_metadata *md;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        assert_int_equal(rd_kafka_metadata(rk, 0, rkt, &md, 10000), 0);
-        int np = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(np);
-        int64_t remaining = 0;
-        int64_t *hi = calloc((size_t)np, sizeof(int64_t));
-        for (int p = 0; p < np; p++) {
-                int64_t lo;
-                assert_int_equal(rd_kafka_query_watermark_offsets(
-                                     rk, topic, p, &lo, &hi[p], 10000),
-                                 0);
-                assert_int_equal(lo, 0); /* nothing was dropped */
-                remaining += hi[p];
-                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-                    RD_KAFKA_OFFSET_BEGINNING;
-        }
-        assert_int_equal(rd_kafka_assign(rk, l), 0);
-        rd_kafka_topic_partition_list_destroy(l);
-        int n = 0;
-        /* Gives up after 30 s without a record. */
-        for (int idle = 0; remaining > 0 && idle < 300;) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-                if (!m) {
-                        idle++;
-                        continue;
-                }
-                idle = 0;
-                if (!m->err && m->offset < hi[m->partition]) {
-                        fn(m, opaque);
-                        remaining--;
-                        n++;
-                }
-                rd_kafka_message_destroy(m);
-        }
-        assert_int_equal(remaining, 0);
-        free(hi);
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        return n;
+        return (int)cf_test_read_topic(broker.bootstrap, topic, fn, opaque);
 }
 
 static int64_t jint(json_t *o, const char *k)

@@ -1,0 +1,168 @@
+/*
+ * test_dedup.c: the dedup stage (stages/dedup.c): repeats of meter readings
+ * (by charger and sequence number, within dedup.window) and of session
+ * events (by event id) are counted as duplicates, also after a restart.
+ * Through the stage-chain rig (rig.h) in the rating tests' world: site-1,
+ * its users, waits and time T0 (rating_rig.h).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "rating_rig.h"
+
+static void dedup_drops_repeat_reading(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        /* The same reading (charger CH-1, seq 1) twice, the second with
+         * another event id and register: seq decides. Had it gone on, the
+         * register 102000 below 102500 would have been a regression. */
+        cf_meter_reading m = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m);
+        cf_meter_reading again = rd("r1-bis", "S-1", 1, T0 + 16 * MIN, 102000);
+        feed_rd(r, &again);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 2, 1, 1, 0, 0);
+        assert_int_equal(r->n_rejects, 0);
+        assert_int_equal(r->n_charges, 0);
+        cf_rig_done(r);
+}
+
+static void dedup_tolerates_reordering_within_window(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        /* Arrival order 5, 3, 4 (Kafka timestamps 16, 17, 18 min), then 4
+         * again. Times and registers follow the seq numbers (9.6 kW). */
+        cf_meter_reading m5 = rd("r5", "S-1", 5, T0 + 15 * MIN, 102400);
+        cf_meter_reading m3 = rd("r3", "S-1", 3, T0 + 5 * MIN, 100800);
+        cf_meter_reading m4 = rd("r4", "S-1", 4, T0 + 10 * MIN, 101600);
+        feed_rd_at(r, T0 + 16 * MIN, &m5);
+        feed_rd_at(r, T0 + 17 * MIN, &m3);
+        feed_rd_at(r, T0 + 18 * MIN, &m4);
+        assert_counts(r, CF_IN_METER, 3, 3, 0, 0, 0);
+        feed_rd_at(r, T0 + 19 * MIN, &m4);
+        assert_counts(r, CF_IN_METER, 4, 3, 1, 0, 0);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        cf_rig_done(r);
+}
+
+static void dedup_drops_reading_below_window(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        /* dedup.window 64: after seq 100, 100 - 64 = 36 is below the window
+         * (a repeat by definition), 37 is its lowest number (still new). */
+        cf_meter_reading m100 = rd("r100", "S-1", 100, T0 + 30 * MIN, 105000);
+        cf_meter_reading m36 = rd("r36", "S-1", 36, T0 + 10 * MIN, 101000);
+        cf_meter_reading m37 = rd("r37", "S-1", 37, T0 + 20 * MIN, 103000);
+        feed_rd(r, &m100);
+        feed_rd_at(r, T0 + 31 * MIN, &m36);
+        assert_counts(r, CF_IN_METER, 2, 1, 1, 0, 0);
+        feed_rd_at(r, T0 + 32 * MIN, &m37);
+        assert_counts(r, CF_IN_METER, 3, 2, 1, 0, 0);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        cf_rig_done(r);
+}
+
+static void dedup_drops_repeat_session_event(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        /* The same STARTED again: had it reached sessionize, it would be a
+         * second start (SESSION_STATE). */
+        feed_ev_at(r, T0 + MIN, &s);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_SESSIONS, 2, 1, 1, 0, 0);
+        assert_int_equal(r->n_rejects, 0);
+        cf_rig_done(r);
+}
+
+static void dedup_keeps_second_event_of_same_kind_with_new_id(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_session_event s2 = ev("e2", CF_SESSION_STARTED, "S-1", T0, 100000);
+        int64_t off = feed_ev_at(r, T0 + MIN, &s2);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_SESSIONS, 2, 1, 0, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
+                      CF_IN_SESSIONS, off, "second start of session S-1");
+        cf_rig_done(r);
+}
+
+/* Found by these tests: the repeat of a second STARTED (a new id, rejected
+ * as SESSION_STATE) was rejected again instead of counted as a duplicate. */
+static void dedup_drops_repeat_of_second_event_of_same_kind(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_session_event s2 = ev("e2", CF_SESSION_STARTED, "S-1", T0, 100000);
+        int64_t off = feed_ev_at(r, T0 + MIN, &s2);
+        feed_ev_at(r, T0 + 2 * MIN, &s2);
+        cf_rig_commit(r);
+        /* e1 accepted, e2 rejected once, its repeat a duplicate: 3 in. */
+        assert_counts(r, CF_IN_SESSIONS, 3, 1, 1, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
+                      CF_IN_SESSIONS, off, "second start of session S-1");
+        cf_rig_done(r);
+}
+
+static void dedup_drops_repeat_after_restart(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        cf_meter_reading m = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_ev(r, &s);
+        feed_rd(r, &m);
+        assert_counts(r, CF_IN_SESSIONS, 1, 1, 0, 0, 0);
+        assert_counts(r, CF_IN_METER, 1, 1, 0, 0, 0);
+        cf_rig_restart(r);
+        /* The new process has the old one's dedup state and counters: the
+         * repeats are duplicates, and in = 1 + 1 per input. */
+        feed_ev_at(r, T0 + 16 * MIN, &s);
+        feed_rd_at(r, T0 + 17 * MIN, &m);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_SESSIONS, 2, 1, 1, 0, 0);
+        assert_counts(r, CF_IN_METER, 2, 1, 1, 0, 0);
+        assert_int_equal(r->n_rejects, 0);
+        assert_int_equal(r->n_charges, 0);
+        cf_rig_done(r);
+}
+
+#define T(f) cmocka_unit_test_teardown(f, cf_rig_cleanup)
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                T(dedup_drops_repeat_reading),
+                T(dedup_tolerates_reordering_within_window),
+                T(dedup_drops_reading_below_window),
+                T(dedup_drops_repeat_session_event),
+                T(dedup_keeps_second_event_of_same_kind_with_new_id),
+                T(dedup_drops_repeat_of_second_event_of_same_kind),
+                T(dedup_drops_repeat_after_restart),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,684 @@
+/*
+ * test_sessionize.c: the sessionize stage (stages/sessionize.c): meter
+ * readings and session events become sessions (registers, implied power,
+ * orphans, lost stops, offline chargers, restarts, the compact reading form).
+ * Through the stage-chain rig (rig.h) in the rating tests' world: site-1,
+ * its users, waits and time T0 (rating_rig.h).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rating_rig.h"
+#include "session.h"
+
+static void sessionize_rejects_register_going_down(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 102000);
+        feed_rd(r, &m1);
+        int64_t off = feed_rd(r, &m2);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 2, 1, 0, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_METER_REGRESSION, "sessionize",
+                      CF_IN_METER, off,
+                      "reading r2 of session S-1: register went down "
+                      "(102000 vs 102500)");
+        assert_int_equal(r->rejects[0]->event_time_ms, T0 + 30 * MIN);
+        cf_rig_done(r);
+}
+
+static void sessionize_rejects_implied_power_above_site_max(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        /* Limit: 22000 W * 110 % = 24200 W. 6050 Wh in 15 min is
+         * 6050 * 3600000 / 900000 = 24200 W: allowed. Then 6100 Wh in the
+         * next 15 min is 24400 W: a jump. */
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 106050);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 112150);
+        feed_rd(r, &m1);
+        int64_t off = feed_rd(r, &m2);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 2, 1, 0, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_METER_JUMP, "sessionize",
+                      CF_IN_METER, off,
+                      "reading r2 of session S-1: implied power above the "
+                      "site's maximum (W) (24400 vs 24200)");
+        cf_rig_done(r);
+}
+
+/* Found in the live demo: a jump that is also above a register known from
+ * later (here the stop, which arrived first) was called a regression. The
+ * reading before it and the stop agree; the jump is the anomaly. */
+static void sessionize_jump_above_later_register_is_a_jump(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m1);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 60 * MIN, 105000);
+        feed_ev_at(r, T0 + 20 * MIN, &st);
+        /* 200000 - 102500 = 97500 Wh in 15 min = 390000 W from r1, and
+         * above the stop's 105000: a jump, not a regression. */
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 200000);
+        int64_t off = feed_rd_at(r, T0 + 20 * MIN + 30000, &m2);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_METER_JUMP, "sessionize",
+                      CF_IN_METER, off,
+                      "reading r2 of session S-1: implied power above the "
+                      "site's maximum (W) (390000 vs 24200)");
+        cf_rig_done(r);
+}
+
+static void sessionize_rejects_reading_before_start(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        /* Arrives after the start, but says it was taken 1 s before. */
+        cf_meter_reading m = rd("r1", "S-1", 1, T0 - 1000, 100000);
+        int64_t off = feed_rd_at(r, T0 + MIN, &m);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 1, 0, 0, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        char want[160];
+        snprintf(want, sizeof(want),
+                 "reading r1 of session S-1: before the session started "
+                 "(%lld vs %lld)",
+                 T0 - 1000, T0);
+        assert_reject(r->rejects[0], CF_REJECT_CLOCK, "sessionize", CF_IN_METER,
+                      off, want);
+        cf_rig_done(r);
+}
+
+static void sessionize_rejects_second_start(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        cf_session_event s2 =
+            ev("e2", CF_SESSION_STARTED, "S-1", T0 + 5 * MIN, 100500);
+        feed_ev(r, &s);
+        int64_t off = feed_ev(r, &s2);
+        /* The session keeps its first start: priced from T0 at 100000 Wh. */
+        cf_session_event st =
+            ev("e3", CF_SESSION_STOPPED, "S-1", T0 + 20 * MIN, 101000);
+        feed_ev(r, &st);
+        cf_rig_tick(r, T0 + 20 * MIN + LATENESS);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_SESSIONS, 4, 2, 1, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
+                      CF_IN_SESSIONS, off, "second start of session S-1");
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        assert_int_equal(cr->start_ms, T0);
+        /* 1000 Wh unauthenticated at 5.00 NOK/kWh = 500; VAT 125. */
+        assert_energy_only(cr, 1000, 500, 125);
+        cf_rig_done(r);
+}
+
+static void sessionize_rejects_stop_before_start(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 - MIN, 100000);
+        feed_ev(r, &s);
+        int64_t off = feed_ev_at(r, T0 + MIN, &st);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_SESSIONS, 2, 1, 0, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
+                      CF_IN_SESSIONS, off, "stop before start of session S-1");
+        /* The session stays open: nothing priced. */
+        assert_int_equal(r->n_charges, 0);
+        cf_rig_done(r);
+}
+
+static void sessionize_rejects_orphan_reading_after_wait(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_meter_reading m = rd("r1", "S-9", 1, T0, 100000);
+        int64_t off = feed_rd(r, &m);
+        assert_counts(r, CF_IN_METER, 1, 0, 0, 0, 1);
+        /* orphan.wait.ms 300000 from the reading's stream time T0. Ticks
+         * repeat the reading (duplicates). */
+        cf_rig_tick(r, T0 + ORPHAN_WAIT - 1);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        assert_counts(r, CF_IN_METER, 2, 0, 1, 0, 1);
+        cf_rig_tick(r, T0 + ORPHAN_WAIT);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 3, 0, 2, 1, 0);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_ORPHAN, "sessionize",
+                      CF_IN_METER, off,
+                      "reading for session S-9, which never started");
+        assert_int_equal(r->rejects[0]->value.n, r->last_value.len);
+        assert_memory_equal(r->rejects[0]->value.p, r->last_value.p,
+                            r->last_value.len);
+        cf_rig_done(r);
+}
+
+static void sessionize_holds_early_reading_until_start(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        /* The reading (the register at its final value at T0+15min) arrives
+         * before its STARTED. */
+        cf_meter_reading m = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m);
+        assert_counts(r, CF_IN_METER, 1, 0, 0, 0, 1);
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.user_id = "u-anna";
+        feed_ev_at(r, T0 + 16 * MIN, &s);
+        assert_counts(r, CF_IN_METER, 1, 1, 0, 0, 0);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 40 * MIN, 102500);
+        feed_ev(r, &st);
+        cf_rig_tick(r, T0 + 41 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        /* Charging ended when the register reached 102500, at the held
+         * reading: 15 min charging, 25 min parked. Without the reading it
+         * would have been charging until the stop. */
+        assert_int_equal(cr->charging_ms, 15 * MIN);
+        assert_int_equal(cr->parking_ms, 25 * MIN);
+        assert_false(has_flag(cr, CF_FLAG_NO_READINGS));
+        /* 2500 Wh at 2.50 = 6.25 NOK = 625; VAT 156.25 -> 156. */
+        assert_energy_only(cr, 2500, 625, 156);
+        cf_rig_done(r);
+}
+
+static void sessionize_closes_lost_stop_by_timeout(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.user_id = "u-anna";
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
+        feed_rd(r, &m1);
+        feed_rd(r, &m2);
+        /* No stop. The charger goes on sending (connector 2 starts S-9)
+         * while S-1 has had nothing since Kafka time T0+30min: past
+         * session.timeout.ms (40 min) its stop was lost. At T0+70min
+         * exactly it is not past yet; 1 ms later it is. */
+        cf_session_event o1 =
+            ev("e9", CF_SESSION_STARTED, "S-9", T0 + 70 * MIN, 900000);
+        o1.connector_id = 2;
+        feed_ev(r, &o1);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 0);
+        cf_meter_reading o2 = rd("r9", "S-9", 3, T0 + 70 * MIN + 1, 900000);
+        o2.connector_id = 2;
+        feed_rd(r, &o2);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        assert_int_equal(cr->n_flags, 1);
+        assert_int_equal(cr->flags[0], CF_FLAG_STOP_ESTIMATED);
+        /* Stop = the last reading: T0+30min, 105000 Wh. */
+        assert_int_equal(cr->start_ms, T0);
+        assert_int_equal(cr->stop_ms, T0 + 30 * MIN);
+        assert_int_equal(cr->charging_ms, 30 * MIN);
+        assert_int_equal(cr->parking_ms, 0);
+        /* 5000 Wh at 2.50 = 12.50 NOK = 1250; VAT 312.5 -> 313 (half
+         * up). */
+        assert_energy_only(cr, 5000, 1250, 313);
+        assert_counts(r, CF_IN_METER, 3, 3, 0, 0, 0);
+        cf_rig_done(r);
+}
+
+/* A charger that goes offline sends nothing: its clock stands still, so
+ * its open session waits (while stream time moves on for days) for the
+ * upload, and is then billed from its real stop, not estimated. */
+static void sessionize_waits_for_offline_charger_upload(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.user_id = "u-anna";
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m1);
+        /* Stream time moves 3 days on (another charger's reading). */
+        cf_meter_reading other = rd("x1", "S-X", 1, T0 + 3 * 1440 * MIN, 5);
+        other.charger_id = "CH-2";
+        cf_session_event ox =
+            ev("ex", CF_SESSION_STARTED, "S-X", T0 + 3 * 1440 * MIN - MIN, 0);
+        ox.charger_id = "CH-2";
+        feed_ev(r, &ox);
+        feed_rd(r, &other);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 0);
+        /* The upload: a reading and the stop, from an hour after start. */
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 45 * MIN, 104000);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 60 * MIN, 104000);
+        int64_t up = T0 + 3 * 1440 * MIN + MIN;
+        feed_rd_at(r, up, &m2);
+        feed_ev_at(r, up, &st);
+        /* Priced after the allowed lateness past the stop's arrival. */
+        cf_rig_tick(r, up + LATENESS + 1);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        /* Not estimated; the 30 min between its readings (+15, +45) is a
+         * gap (over 15 min). */
+        assert_int_equal(cr->n_flags, 1);
+        assert_int_equal(cr->flags[0], CF_FLAG_METER_GAP);
+        assert_int_equal(cr->stop_ms, T0 + 60 * MIN);
+        /* 4000 Wh at 2.50 = 10.00 NOK = 1000; VAT 250. */
+        assert_energy_only(cr, 4000, 1000, 250);
+        cf_rig_done(r);
+}
+
+/* A charger silent for session.offline.ms of stream time never came back:
+ * its open session is closed from its last reading. */
+static void sessionize_closes_after_offline_bound(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.user_id = "u-anna";
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m1);
+        /* The default session.offline.ms is 7 days after its last record
+         * (Kafka time T0+15min): at T0+15min+7d it is due. */
+        int64_t due = T0 + 15 * MIN + 7 * 1440 * MIN;
+        cf_rig_tick(r, due - 1);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 0);
+        cf_rig_tick(r, due);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        assert_int_equal(cr->flags[0], CF_FLAG_STOP_ESTIMATED);
+        assert_int_equal(cr->stop_ms, T0 + 15 * MIN);
+        /* 2500 Wh at 2.50 = 625; VAT 156.25 -> 156. */
+        assert_energy_only(cr, 2500, 625, 156);
+        cf_rig_done(r);
+}
+
+static void
+sessionize_new_start_closes_previous_session_on_connector(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s1.user_id = "u-anna";
+        feed_ev(r, &s1);
+        cf_meter_reading m = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m);
+        /* S-1's stop is lost; S-2 starts on the same connector. S-1 is
+         * over, as if its stop had been seen now: its late readings still
+         * count for the allowed lateness (1 min), then it is closed from its
+         * last reading. */
+        cf_session_event s2 =
+            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 20 * MIN, 103000);
+        feed_ev(r, &s2);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 0);
+        /* A reading of S-1 from T0+18min, arriving 30 s after S-2's start
+         * (as a backlog published with one timestamp would). */
+        cf_meter_reading late = rd("r1b", "S-1", 3, T0 + 18 * MIN, 103000);
+        feed_rd_at(r, T0 + 20 * MIN + 30000, &late);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 0);
+        /* S-2 is open: a reading on the connector without a session id
+         * joins it (it would be ORPHAN with no open session). Its Kafka
+         * time, T0+30min, is past S-1's T0+20min + 1 min: S-1 is closed
+         * first. */
+        cf_meter_reading m2 = rd("r2", NULL, 2, T0 + 30 * MIN, 104000);
+        feed_rd(r, &m2);
+        cf_session_event st =
+            ev("e3", CF_SESSION_STOPPED, "S-2", T0 + 40 * MIN, 105000);
+        feed_ev(r, &st);
+        cf_rig_tick(r, T0 + 41 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 2);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        assert_true(has_flag(cr, CF_FLAG_STOP_ESTIMATED));
+        assert_int_equal(cr->stop_ms, T0 + 18 * MIN);
+        /* 103000 - 100000 = 3000 Wh at 2.50 = 750; VAT 187.5 -> 188. */
+        assert_energy_only(cr, 3000, 750, 188);
+        cr = cf_rig_charge_of(r, "S-2");
+        assert_int_equal(cr->n_flags, 0);
+        /* 105000 - 103000 = 2000 Wh, unauthenticated at 5.00 = 1000; VAT
+         * 250. */
+        assert_energy_only(cr, 2000, 1000, 250);
+        assert_int_equal(r->n_rejects, 0);
+        cf_rig_done(r);
+}
+
+static void sessionize_late_reading_within_lateness_counts(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.user_id = "u-anna";
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
+        feed_rd(r, &m1);
+        feed_rd(r, &m2);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 60 * MIN, 110000);
+        feed_ev(r, &st);
+        /* A reading taken at T0+45min arrives 59 s after the stop, within
+         * the lateness (1 min): the register had reached its final value,
+         * so charging ended then. 5000 Wh in 15 min is 20 kW. */
+        cf_meter_reading late = rd("r3", "S-1", 3, T0 + 45 * MIN, 110000);
+        feed_rd_at(r, T0 + 60 * MIN + 59000, &late);
+        assert_counts(r, CF_IN_METER, 3, 3, 0, 0, 0);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 0);
+        cf_rig_tick(r, T0 + 61 * MIN);
+        cf_rig_commit(r);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        /* Without the late reading charging would run to the stop. */
+        assert_int_equal(cr->charging_ms, 45 * MIN);
+        assert_int_equal(cr->parking_ms, 15 * MIN);
+        assert_energy_only(cr, 10000, 2500, 625);
+        cf_rig_done(r);
+}
+
+static void sessionize_record_after_close_is_session_state(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        feed_std_session(r, "S-1", "CH-1", T0, 0, "u-anna", NULL);
+        cf_rig_tick(r, T0 + 61 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        /* Priced: a reading within the session's times now comes too
+         * late, as does another stop. */
+        cf_meter_reading m = rd("r9", "S-1", 9, T0 + 50 * MIN, 108000);
+        int64_t o1 = feed_rd_at(r, T0 + 62 * MIN, &m);
+        cf_session_event st =
+            ev("e9", CF_SESSION_STOPPED, "S-1", T0 + 59 * MIN, 110000);
+        int64_t o2 = feed_ev_at(r, T0 + 63 * MIN, &st);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        assert_int_equal(r->n_rejects, 2);
+        assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
+                      CF_IN_METER, o1, "session S-1 is already closed");
+        assert_reject(r->rejects[1], CF_REJECT_SESSION_STATE, "sessionize",
+                      CF_IN_SESSIONS, o2, "session S-1 is already closed");
+        /* 2 events + 1 tick (a repeat of the stop) + the late stop. */
+        assert_counts(r, CF_IN_SESSIONS, 4, 2, 1, 1, 0);
+        assert_counts(r, CF_IN_METER, 4, 3, 0, 1, 0);
+        cf_rig_done(r);
+}
+
+/* The first half of the standard session (STARTED, two readings), then
+ * optionally a restart, then the rest. Returns the rig. */
+static cf_rig *run_split_session(bool restart)
+{
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s.badge_id = "B-ANNA";
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
+        cf_meter_reading m3 = rd("r3", "S-1", 3, T0 + 45 * MIN, 110000);
+        feed_rd(r, &m1);
+        feed_rd(r, &m2);
+        if (restart)
+                cf_rig_restart(r);
+        feed_rd(r, &m3);
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 60 * MIN, 110000);
+        feed_ev(r, &st);
+        cf_rig_tick(r, T0 + 61 * MIN);
+        cf_rig_commit(r);
+        return r;
+}
+
+static void sessionize_state_survives_restart(void **state)
+{
+        (void)state;
+        cf_rig *a = run_split_session(false);
+        cf_rig *b = run_split_session(true);
+        assert_int_equal(a->n_charges, 1);
+        assert_int_equal(b->n_charges, 1);
+        assert_int_equal(b->n_rejects, 0);
+        const cf_charge_record *cr = cf_rig_charge_of(b, "S-1");
+        /* The readings before the restart count: charging ended at
+         * T0+45min, and the user came from the badge. */
+        assert_string_equal(cr->billed_party, "u-anna");
+        assert_int_equal(cr->charging_ms, 45 * MIN);
+        assert_energy_only(cr, 10000, 2500, 625);
+        assert_int_equal(a->charge_bytes[0].len, b->charge_bytes[0].len);
+        assert_memory_equal(a->charge_bytes[0].p, b->charge_bytes[0].p,
+                            a->charge_bytes[0].len);
+        cf_rig_done(a);
+        cf_rig_done(b);
+}
+
+/* The compact form of a session's readings (session.h), directly: exact
+ * values at the edges of its ranges, the switch to full readings, and the
+ * growth of the array. */
+static void sessionize_compact_readings_exact_at_edges(void **state)
+{
+        (void)state;
+        const int64_t U32 = 4294967295LL;    /* UINT32_MAX */
+        const int64_t WH0 = 4000000000000LL; /* a register far above 2^32 */
+        cf_session *s = calloc(1, sizeof(*s));
+        assert_non_null(s);
+        s->start_ms = T0;
+        s->start_wh = WH0;
+        /* At the start, power and current unknown. */
+        cf_session_insert(s, 0, (cf_meter_point){ T0, WH0, CF_NONE, CF_NONE });
+        /* The largest deltas and values the compact form holds. */
+        cf_session_insert(s, 1,
+                          (cf_meter_point){ T0 + U32, WH0 + U32, U32 - 1, 0 });
+        assert_false(s->wide_points);
+        assert_int_equal(s->n_points, 2);
+        assert_int_equal(s->cap_points, 16);
+        assert_int_equal(cf_session_points_bytes(s), 16 * 16);
+        cf_meter_point p = cf_session_point(s, 0);
+        assert_int_equal(p.t_ms, T0);
+        assert_int_equal(p.energy_wh, WH0);
+        assert_true(p.power_w == CF_NONE);
+        assert_true(p.current_ma == CF_NONE);
+        p = cf_session_point(s, 1);
+        assert_int_equal(p.t_ms, T0 + U32);
+        assert_int_equal(p.energy_wh, WH0 + U32);
+        assert_int_equal(p.power_w, U32 - 1);
+        assert_int_equal(p.current_ma, 0);
+        assert_int_equal(cf_session_t(s, 1), T0 + U32);
+        assert_int_equal(cf_session_wh(s, 1), WH0 + U32);
+        /* A power of 2^32 - 1 W is the compact form's "unknown": the
+         * session switches to full readings, in the middle, keeping the
+         * order and every value. */
+        cf_session_insert(s, 1,
+                          (cf_meter_point){ T0 + 1000, WH0 + 5, U32, CF_NONE });
+        assert_true(s->wide_points);
+        assert_int_equal(s->n_points, 3);
+        assert_int_equal(cf_session_points_bytes(s),
+                         16 * sizeof(cf_meter_point));
+        p = cf_session_point(s, 0);
+        assert_int_equal(p.t_ms, T0);
+        assert_true(p.power_w == CF_NONE && p.current_ma == CF_NONE);
+        p = cf_session_point(s, 1);
+        assert_int_equal(p.t_ms, T0 + 1000);
+        assert_int_equal(p.energy_wh, WH0 + 5);
+        assert_int_equal(p.power_w, U32);
+        assert_true(p.current_ma == CF_NONE);
+        p = cf_session_point(s, 2);
+        assert_int_equal(p.t_ms, T0 + U32);
+        assert_int_equal(p.energy_wh, WH0 + U32);
+        assert_int_equal(p.power_w, U32 - 1);
+        assert_int_equal(p.current_ma, 0);
+        cf_session_free(s);
+
+        /* Each range overflowed alone: time 2^32 ms (49.7 days) after the
+         * start, energy 2^32 Wh above it, the largest current. */
+        const cf_meter_point over[3] = {
+                { T0 + U32 + 1, WH0, CF_NONE, CF_NONE },
+                { T0, WH0 + U32 + 1, CF_NONE, CF_NONE },
+                { T0, WH0, 7, INT64_MAX },
+        };
+        for (int k = 0; k < 3; k++) {
+                s = calloc(1, sizeof(*s));
+                assert_non_null(s);
+                s->start_ms = T0;
+                s->start_wh = WH0;
+                cf_session_insert(s, 0, (cf_meter_point){ T0, WH0, 1, 2 });
+                assert_false(s->wide_points);
+                cf_session_insert(s, 1, over[k]);
+                assert_true(s->wide_points);
+                p = cf_session_point(s, 1);
+                assert_int_equal(p.t_ms, over[k].t_ms);
+                assert_int_equal(p.energy_wh, over[k].energy_wh);
+                assert_true(p.power_w == over[k].power_w);
+                assert_true(p.current_ma == over[k].current_ma);
+                p = cf_session_point(s, 0);
+                assert_int_equal(p.power_w, 1);
+                assert_int_equal(p.current_ma, 2);
+                cf_session_free(s);
+        }
+
+        /* Growth: 16, then 1.5x (24, 36, 54, 81, 121). */
+        s = calloc(1, sizeof(*s));
+        assert_non_null(s);
+        s->start_ms = T0;
+        s->start_wh = 0;
+        for (int i = 0; i < 100; i++)
+                cf_session_insert(
+                    s, (uint32_t)i,
+                    (cf_meter_point){ T0 + i * MIN, i * 10, CF_NONE, 16000 });
+        assert_false(s->wide_points);
+        assert_int_equal(s->cap_points, 121);
+        assert_int_equal(cf_session_points_bytes(s), 121 * 16);
+        for (int i = 0; i < 100; i++) {
+                p = cf_session_point(s, (uint32_t)i);
+                assert_int_equal(p.t_ms, T0 + i * MIN);
+                assert_int_equal(p.energy_wh, i * 10);
+                assert_true(p.power_w == CF_NONE);
+                assert_int_equal(p.current_ma, 16000);
+        }
+        cf_session_free(s);
+}
+
+/* A session of 51 days (longer than the compact form's 49.7) with a
+ * reading every 15 minutes, the largest compact power and current early,
+ * a power and a current above 2^32 late, and restarts (the session decoded
+ * from the store) once while it is compact (reading 2000) and once after it
+ * switched to full readings (reading 4886): every reading counts, to the
+ * minor unit, and the extremes come out exact. */
+static void sessionize_long_session_with_extreme_readings(void **state)
+{
+        (void)state;
+        const int N = 51 * 96; /* readings, 15 minutes apart */
+        const int64_t WH0 = 4000000000000LL;
+        cf_rig *r = rating_rig_new();
+        cf_session_event e = ev("e1", CF_SESSION_STARTED, "S-L", T0, WH0);
+        e.user_id = "u-anna";
+        feed_ev(r, &e);
+        char id[32];
+        for (int i = 1; i <= N; i++) {
+                snprintf(id, sizeof(id), "r%d", i);
+                cf_meter_reading m = rd(id, "S-L", i, T0 + i * 15 * MIN,
+                                        WH0 + (int64_t)i * 2500);
+                /* The largest compact power and current while the session
+                 * is compact; past 2^32 ms (reading 4773), values only full
+                 * readings hold. */
+                if (i == 80)
+                        m.power_w = 4294967294LL;
+                if (i == 90)
+                        m.current_ma = 4294967294LL;
+                if (i == 4800)
+                        m.power_w = 5000000000LL; /* 5 GW, reported */
+                if (i == 4850)
+                        m.current_ma = 3000000000000LL;
+                feed_rd(r, &m);
+                if (i == 2000 || i == N - 10)
+                        cf_rig_restart(r);
+        }
+        int64_t stop = T0 + (int64_t)(N + 1) * 15 * MIN;
+        cf_session_event st =
+            ev("e2", CF_SESSION_STOPPED, "S-L", stop, WH0 + (N + 1) * 2500LL);
+        feed_ev(r, &st);
+        cf_rig_tick(r, stop + LATENESS);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-L");
+        assert_int_equal(cr->start_ms, T0);
+        assert_int_equal(cr->stop_ms, stop);
+        assert_int_equal(cr->charging_ms, stop - T0);
+        assert_int_equal(cr->n_flags, 0);
+        /* 4897 x 2500 Wh = 12,242,500 Wh at 2.50 NOK/kWh = 30,606.25 NOK;
+         * VAT 25 %: 7,651.5625 NOK, 765,156 øre half up. */
+        assert_energy_only(cr, 12242500, 3060625, 765156);
+        /* The reported extremes are the maxima over the session. */
+        int64_t max_p = CF_NONE, max_c = CF_NONE;
+        for (uint32_t i = 0; i < cr->n_charging_periods; i++) {
+                const cf_charging_period *cp = &cr->charging_periods[i];
+                for (uint32_t d = 0; d < cp->n_dimensions; d++) {
+                        const cf_cdr_dimension *dm = &cp->dimensions[d];
+                        if (dm->type == CF_CDR_MAX_POWER && dm->volume > max_p)
+                                max_p = dm->volume;
+                        if (dm->type == CF_CDR_MAX_CURRENT &&
+                            dm->volume > max_c)
+                                max_c = dm->volume;
+                }
+        }
+        assert_int_equal(max_p, 5000000000LL);
+        assert_int_equal(max_c, 3000000000000LL);
+        cf_rig_done(r);
+}
+
+#define T(f) cmocka_unit_test_teardown(f, cf_rig_cleanup)
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                T(sessionize_rejects_register_going_down),
+                T(sessionize_rejects_implied_power_above_site_max),
+                T(sessionize_jump_above_later_register_is_a_jump),
+                T(sessionize_rejects_reading_before_start),
+                T(sessionize_rejects_second_start),
+                T(sessionize_rejects_stop_before_start),
+                T(sessionize_rejects_orphan_reading_after_wait),
+                T(sessionize_holds_early_reading_until_start),
+                T(sessionize_closes_lost_stop_by_timeout),
+                T(sessionize_waits_for_offline_charger_upload),
+                T(sessionize_closes_after_offline_bound),
+                T(sessionize_new_start_closes_previous_session_on_connector),
+                T(sessionize_late_reading_within_lateness_counts),
+                T(sessionize_record_after_close_is_session_state),
+                T(sessionize_state_survives_restart),
+                T(sessionize_compact_readings_exact_at_edges),
+                T(sessionize_long_session_with_extreme_readings),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
