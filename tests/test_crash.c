@@ -41,11 +41,13 @@
 
 #include "harness.h"
 #include "mem.h"
+#include "tasklog.h"
+#include "topics.h"
 
 #define DAYS "8"
 
 static char dir[64];
-static cf_test_broker ref, crash, disk;
+static cf_test_broker ref, crash, disk, moves, torn;
 
 static void path(char *buf, size_t n, const char *name)
 {
@@ -171,7 +173,9 @@ static int setup(void **state)
                 return -1;
         free(o);
         if (!cf_test_broker_start(&ref, 4) ||
-            !cf_test_broker_start(&crash, 4) || !cf_test_broker_start(&disk, 4))
+            !cf_test_broker_start(&crash, 4) ||
+            !cf_test_broker_start(&disk, 4) ||
+            !cf_test_broker_start(&moves, 4) || !cf_test_broker_start(&torn, 4))
                 return -1;
         /* The reference: the same input, one uninterrupted run. */
         char cfg[128], st[128];
@@ -192,6 +196,8 @@ static int teardown(void **state)
         (void)state;
         int a = cf_test_broker_stop(&ref), b = cf_test_broker_stop(&crash);
         a |= cf_test_broker_stop(&disk);
+        a |= cf_test_broker_stop(&moves);
+        a |= cf_test_broker_stop(&torn);
         /* CF_TEST_KEEP=1 keeps the directory: configs, states, logs. */
         if (!getenv("CF_TEST_KEEP")) {
                 char *rm[] = { "/bin/rm", "-rf", dir, NULL };
@@ -314,6 +320,208 @@ static void disk_full_stops_then_restart_reaches_reference(void **state)
         assert_same_topic(&ref, &disk, "billing.rejected", false);
 }
 
+/* Scale-out: several processes in one group, each with its own state
+ * directory, started, stopped with SIGTERM, killed with SIGKILL (half of
+ * the time with their directory deleted: the machine is lost) at random
+ * moments, between 1 and 4 running at once; every move of a task goes
+ * through its task log. Then a process with a new, empty directory runs
+ * --until-idle: it restores every task from the task logs and finishes.
+ * The outputs must equal the uninterrupted run's, by the criteria above.
+ * CF_MOVES_EVENTS sets the number of events (default 30); the schedule is
+ * printed as CF_MOVES_SEED=N and replays from it. */
+static void tasks_move_between_processes_exactly_once(void **state)
+{
+        (void)state;
+        enum { SLOTS = 4 };
+        const char *env = getenv("CF_MOVES_EVENTS");
+        int events = env ? atoi(env) : 30;
+        const char *seed_env = getenv("CF_MOVES_SEED");
+        unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10)
+                                 : (unsigned)getpid() ^ (unsigned)time(NULL);
+        print_message("moves schedule: CF_MOVES_SEED=%u, %d events\n", seed,
+                      events);
+        srand(seed);
+        generate(&moves);
+        pid_t pid[SLOTS] = { 0 };
+        char cfg[SLOTS + 1][128], st[SLOTS + 1][128], out[SLOTS + 1][128];
+        for (int i = 0; i <= SLOTS; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "moves-%d.properties", i);
+                path(cfg[i], sizeof(cfg[i]), name);
+                snprintf(name, sizeof(name), "state-moves-%d", i);
+                path(st[i], sizeof(st[i]), name);
+                snprintf(name, sizeof(name), "moves-%d.out", i);
+                path(out[i], sizeof(out[i]), name);
+                write_config(cfg[i], moves.bootstrap, st[i], true);
+        }
+        int starts = 0, terms = 0, kills = 0, wiped = 0;
+        for (int e = 0; e < events; e++) {
+                int running = 0, slot = rand() % SLOTS;
+                for (int i = 0; i < SLOTS; i++)
+                        running += pid[i] != 0;
+                if (!pid[slot] && (running < 2 || rand() % 2)) {
+                        char *run[] = { CF_BINARY, "run", "-c", cfg[slot],
+                                        NULL };
+                        pid[slot] = cf_test_spawn(run, out[slot]);
+                        starts++;
+                } else if (pid[slot] && running > 1) {
+                        if (rand() % 2) {
+                                /* Planned: hands its tasks over. */
+                                assert_int_equal(
+                                    cf_test_signal_wait(pid[slot], SIGTERM, 60),
+                                    0);
+                                terms++;
+                        } else {
+                                assert_int_equal(
+                                    cf_test_signal_wait(pid[slot], SIGKILL, 10),
+                                    -1);
+                                kills++;
+                                if (rand() % 2) {
+                                        char *o;
+                                        char *rm[] = { "/bin/rm", "-rf",
+                                                       st[slot], NULL };
+                                        assert_int_equal(
+                                            cf_test_run(rm, &o, NULL), 0);
+                                        free(o);
+                                        wiped++;
+                                }
+                        }
+                        pid[slot] = 0;
+                }
+                usleep(300000 + (useconds_t)(rand() % 2700) * 1000);
+        }
+        for (int i = 0; i < SLOTS; i++)
+                if (pid[i])
+                        assert_int_equal(
+                            cf_test_signal_wait(pid[i], SIGTERM, 60), 0);
+        print_message("%d starts, %d SIGTERM, %d SIGKILL (%d with the state "
+                      "directory deleted)\n",
+                      starts, terms, kills, wiped);
+        /* The last process has an empty directory: everything it needs
+         * comes from the task logs. */
+        char *o;
+        char *run_end[] = { CF_BINARY,  "run",          "-c",
+                            cfg[SLOTS], "--until-idle", NULL };
+        assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
+        free(o);
+        assert_same_topic(&ref, &moves, "billing.charge-records", true);
+        assert_same_topic(&ref, &moves, "billing.statements", true);
+        assert_same_topic(&ref, &moves, "billing.rejected", false);
+}
+
+static bool log_has(const char *file, const char *text);
+
+/* Commits in the task log topic whose records stop part-way (read in
+ * offset order, partition by partition, with the task log's own parser). */
+static int torn_commits(const cf_test_broker *b, const char *topic)
+{
+        char err[256];
+        int torn_n = 0;
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstrap, err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", "torn-reader", err, sizeof(err));
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        assert_non_null(rk);
+        for (int p = 0; p < 4; p++) {
+                int64_t lo, hi;
+                assert_int_equal(rd_kafka_query_watermark_offsets(
+                                     rk, topic, p, &lo, &hi, 10000),
+                                 0);
+                if (hi <= lo)
+                        continue;
+                rd_kafka_topic_partition_list_t *l =
+                    rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset = lo;
+                assert_int_equal(rd_kafka_assign(rk, l), 0);
+                rd_kafka_topic_partition_list_destroy(l);
+                int64_t next_i = 0, k = 0;
+                for (int idle = 0; idle < 300;) {
+                        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                        if (!m) {
+                                idle++;
+                                continue;
+                        }
+                        idle = 0;
+                        cf_tasklog_pos pos;
+                        int64_t i, kk;
+                        bool full;
+                        const uint8_t *ops;
+                        size_t len;
+                        bool last = m->offset + 1 >= hi;
+                        if (!m->err) {
+                                assert_true(cf_tasklog_parse(m->payload, m->len,
+                                                             &pos, &full, &i,
+                                                             &kk, &ops, &len));
+                                if (i == 0 && next_i < k)
+                                        torn_n++; /* the one before stopped */
+                                next_i = i + 1;
+                                k = kk;
+                        }
+                        rd_kafka_message_destroy(m);
+                        if (last)
+                                break;
+                }
+                if (next_i < k)
+                        torn_n++; /* the last one stopped */
+        }
+        rd_kafka_destroy(rk);
+        return torn_n;
+}
+
+/* A commit's task log records cut part-way by a crash (records of at most
+ * about 16 kB: kafka.message.max.bytes=20000, so a commit takes several),
+ * then a process with an empty directory restores the tasks and finishes,
+ * then another one restores again from nothing: neither may apply the cut
+ * commit, and the outputs must equal the reference. (The task logs are not
+ * compacted, so no compaction can run over it.) */
+static void torn_task_log_commit_is_never_applied(void **state)
+{
+        (void)state;
+        char cfg[128], st[128], cfg2[128], st2[128], out[128], errp[160];
+        char *o;
+        generate(&torn);
+        path(cfg, sizeof(cfg), "torn.properties");
+        path(st, sizeof(st), "state-torn");
+        path(cfg2, sizeof(cfg2), "torn2.properties");
+        path(st2, sizeof(st2), "state-torn2");
+        path(out, sizeof(out), "torn.out");
+        snprintf(errp, sizeof(errp), "%s.err", out);
+        write_config(cfg, torn.bootstrap, st, true);
+        write_config(cfg2, torn.bootstrap, st2, true);
+        FILE *f = fopen(cfg, "a");
+        fprintf(f, "kafka.message.max.bytes=20000\n");
+        fclose(f);
+        char *run[] = { CF_BINARY, "run", "-c", cfg, NULL };
+        /* The 5th task log record that is not its commit's last: once it
+         * is delivered, the process dies. */
+        setenv("CF_CRASH_AT", "tornlog:5", 1);
+        assert_int_equal(cf_test_wait(cf_test_spawn(run, out), 120), -1);
+        unsetenv("CF_CRASH_AT");
+        assert_true(log_has(errp, "crash point tornlog reached"));
+        int cut = torn_commits(&torn, "chargeflow.rating-log") +
+                  torn_commits(&torn, "chargeflow.billing-log");
+        print_message("task log commits cut part-way: %d\n", cut);
+        assert_true(cut >= 1);
+        char *run2[] = { CF_BINARY, "run", "-c", cfg2, "--until-idle", NULL };
+        assert_int_equal(cf_test_run(run2, &o, NULL), 0);
+        free(o);
+        /* Once more from nothing: the logs now hold the cut commit with
+         * the second writer's commits after it; the replay skips the cut
+         * one and nothing new comes out. */
+        char cfg3[128], st3[128];
+        path(cfg3, sizeof(cfg3), "torn3.properties");
+        path(st3, sizeof(st3), "state-torn3");
+        write_config(cfg3, torn.bootstrap, st3, true);
+        char *run3[] = { CF_BINARY, "run", "-c", cfg3, "--until-idle", NULL };
+        assert_int_equal(cf_test_run(run3, &o, NULL), 0);
+        free(o);
+        assert_same_topic(&ref, &torn, "billing.charge-records", true);
+        assert_same_topic(&ref, &torn, "billing.statements", true);
+        assert_same_topic(&ref, &torn, "billing.rejected", false);
+}
+
 /* Kafka API keys (the protocol's numbers). */
 enum {
         API_PRODUCE = 0,
@@ -333,15 +541,9 @@ static rd_kafka_mock_cluster_t *mock_new(rd_kafka_t **rkp, cf_test_broker *b)
         assert_non_null(*rkp);
         rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(*rkp, 1);
         assert_non_null(mc);
-        static const char *const topics[] = {
-                "charging.sessions",      "charging.meter",
-                "billing.sites",          "billing.users",
-                "billing.charge-records", "billing.statements",
-                "billing.rejected",       "chargeflow.billing-repartition",
-        };
-        for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+        for (size_t i = 0; i < cf_n_topics; i++)
                 assert_int_equal(
-                    rd_kafka_mock_topic_create(mc, topics[i], 4, 1), 0);
+                    rd_kafka_mock_topic_create(mc, cf_topics[i].name, 4, 1), 0);
         memset(b, 0, sizeof(*b));
         snprintf(b->bootstrap, sizeof(b->bootstrap), "%s",
                  rd_kafka_mock_cluster_bootstraps(mc));
@@ -602,6 +804,8 @@ int main(void)
                     disk_full_stops_then_restart_reaches_reference),
                 cmocka_unit_test(broker_faults_then_restart_reach_reference),
                 cmocka_unit_test(unreadable_tails_stop_without_repeating),
+                cmocka_unit_test(tasks_move_between_processes_exactly_once),
+                cmocka_unit_test(torn_task_log_commit_is_never_applied),
         };
         /* CF_TEST_FILTER=pattern runs only the matching tests. */
         if (getenv("CF_TEST_FILTER"))

@@ -205,33 +205,43 @@ static void layout_rules(void **state)
         cf_config cfg;
         char err[512];
         cf_config_init(&cfg);
-        /* sessions meter sites users charge statements rejected repart. */
-        int good[CF_T__CNT] = { 4, 4, 1, 1, 4, 4, 4, 4 };
+        /* sessions meter sites users charge statements rejected repart.
+         * rating-log billing-log */
+        int good[CF_T__CNT] = { 4, 4, 1, 1, 4, 4, 4, 4, 4, 4 };
         assert_int_equal(cf_topics_check_layout(&cfg, good, err, sizeof(err)),
                          CF_OK);
         /* More output partitions than needed are fine (one writer each). */
-        int more[CF_T__CNT] = { 4, 4, 1, 1, 8, 8, 8, 4 };
+        int more[CF_T__CNT] = { 4, 4, 1, 1, 8, 8, 8, 4, 8, 8 };
         assert_int_equal(cf_topics_check_layout(&cfg, more, err, sizeof(err)),
                          CF_OK);
-        int skew[CF_T__CNT] = { 4, 8, 1, 1, 8, 8, 8, 8 };
+        int skew[CF_T__CNT] = { 4, 8, 1, 1, 8, 8, 8, 8, 8, 8 };
         assert_int_equal(cf_topics_check_layout(&cfg, skew, err, sizeof(err)),
                          CF_ERR_CONFIG);
         assert_string_equal(err, "charging.sessions has 4 partitions and "
                                  "charging.meter 8: the inputs must be "
                                  "co-partitioned (same key, same partition "
                                  "count)");
-        int few[CF_T__CNT] = { 4, 4, 1, 1, 4, 4, 2, 4 };
+        int few[CF_T__CNT] = { 4, 4, 1, 1, 4, 4, 2, 4, 4, 4 };
         assert_int_equal(cf_topics_check_layout(&cfg, few, err, sizeof(err)),
                          CF_ERR_CONFIG);
         assert_string_equal(err, "billing.charge-records and billing.rejected "
                                  "need at least the 4 partitions of the "
                                  "inputs (one writer per partition)");
-        int st[CF_T__CNT] = { 4, 4, 1, 1, 4, 2, 4, 4 };
+        int st[CF_T__CNT] = { 4, 4, 1, 1, 4, 2, 4, 4, 4, 4 };
         assert_int_equal(cf_topics_check_layout(&cfg, st, err, sizeof(err)),
                          CF_ERR_CONFIG);
         assert_string_equal(err, "billing.statements needs at least the 4 "
                                  "partitions of chargeflow.billing-repartition"
                                  " (one writer per partition)");
+        /* A task log with fewer partitions than tasks. */
+        int lg[CF_T__CNT] = { 4, 4, 1, 1, 4, 4, 4, 4, 4, 2 };
+        assert_int_equal(cf_topics_check_layout(&cfg, lg, err, sizeof(err)),
+                         CF_ERR_CONFIG);
+        assert_string_equal(err, "chargeflow.rating-log needs at least the 4 "
+                                 "partitions of the inputs and "
+                                 "chargeflow.billing-log the 4 of "
+                                 "chargeflow.billing-repartition (one task "
+                                 "per partition)");
         cf_config_destroy(&cfg);
 }
 

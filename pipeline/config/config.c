@@ -62,6 +62,11 @@ static const cf_config_entry cf_config_table[] = {
         S("topic.repartition", topic_repartition,
           "chargeflow.billing-repartition",
           "Internal topic from rating to billing, keyed by billed party."),
+        S("topic.rating-log", topic_rating_log, "chargeflow.rating-log",
+          "Internal task log of the rating tasks: every commit of rating "
+          "task p in partition p, so that any process can take it over."),
+        S("topic.billing-log", topic_billing_log, "chargeflow.billing-log",
+          "Internal task log of the billing tasks (as topic.rating-log)."),
         S("schema.registry", schema_registry, "builtin",
           "Schema registry: 'builtin' (the ids of schemas/), unless "
           "schema.registry.url is set."),

@@ -34,6 +34,8 @@ typedef struct cf_config {
         char *topic_statements;
         char *topic_rejected;
         char *topic_repartition;
+        char *topic_rating_log;
+        char *topic_billing_log;
         char *schema_registry;
         char *schema_registry_url; /* "" = the built-in registry */
         char *schema_registry_auth;

@@ -48,6 +48,13 @@ const cf_topic_info cf_topics[] = {
           topic_repartition, CF_RT_BILLING_EVENT, false, CF_TOPIC_INTERNAL,
           7 * CF_MS_PER_DAY,
           "internal, keyed by billed party; the inputs' count"),
+        T("chargeflow.rating-log", "topic.rating-log", topic_rating_log,
+          CF_RT__CNT, false, CF_TOPIC_INTERNAL, -1,
+          "internal task log: the rating tasks' commits, kept forever (the "
+          "whole log is a task's state)"),
+        T("chargeflow.billing-log", "topic.billing-log", topic_billing_log,
+          CF_RT__CNT, false, CF_TOPIC_INTERNAL, -1,
+          "internal task log: the billing tasks' commits, kept forever"),
 };
 const size_t cf_n_topics = sizeof(cf_topics) / sizeof(cf_topics[0]);
 _Static_assert(sizeof(cf_topics) / sizeof(cf_topics[0]) == CF_T__CNT,
@@ -91,6 +98,14 @@ cf_err_t cf_topics_check_layout(const cf_config *cfg, const int *parts,
                          "%s needs at least the %d partitions of %s (one "
                          "writer per partition)",
                          NAME(CF_T_STATEMENTS), nr, NAME(CF_T_REPARTITION));
+                return CF_ERR_CONFIG;
+        }
+        if (parts[CF_T_RATING_LOG] < ns || parts[CF_T_BILLING_LOG] < nr) {
+                snprintf(errstr, errstr_size,
+                         "%s needs at least the %d partitions of the inputs "
+                         "and %s the %d of %s (one task per partition)",
+                         NAME(CF_T_RATING_LOG), ns, NAME(CF_T_BILLING_LOG), nr,
+                         NAME(CF_T_REPARTITION));
                 return CF_ERR_CONFIG;
         }
         return CF_OK;

@@ -33,7 +33,8 @@ typedef struct cf_topic_info {
         const char *why;      /* one line: why that configuration */
 } cf_topic_info;
 
-/* Every topic, inputs first, the internal repartition topic last. */
+/* Every topic, inputs first, then the tables, the outputs and the internal
+ * topics: the repartition topic and the task logs. */
 extern const cf_topic_info cf_topics[];
 extern const size_t cf_n_topics;
 
@@ -47,6 +48,8 @@ enum {
         CF_T_STATEMENTS,
         CF_T_REJECTED,
         CF_T_REPARTITION,
+        CF_T_RATING_LOG,
+        CF_T_BILLING_LOG,
         CF_T__CNT
 };
 

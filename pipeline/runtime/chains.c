@@ -35,6 +35,8 @@ void cf_runtime_init(cf_runtime *rt, const cf_config *cfg)
         rt->out_topic[CF_OUT_REJECTED] = cfg->topic_rejected;
         rt->out_topic[CF_OUT_REPARTITION] = cfg->topic_repartition;
         rt->out_topic[CF_OUT_STATEMENT] = cfg->topic_statements;
+        rt->out_topic[CF_OUT_RATING_LOG] = cfg->topic_rating_log;
+        rt->out_topic[CF_OUT_BILLING_LOG] = cfg->topic_billing_log;
         rt->chain_rate = chain_rate;
         rt->n_chain_rate = sizeof(chain_rate) / sizeof(chain_rate[0]);
         rt->chain_bill = chain_bill;

@@ -52,10 +52,15 @@
 #define BATCH        1024  /* messages per fetch call */
 
 static volatile sig_atomic_t rt_stop;
+/* A second signal: also stop waiting for the task log's deliveries (the
+ * commit's outputs then wait in the outbox for the next start). */
+static volatile sig_atomic_t rt_hard_stop;
 
 static void on_signal(int sig)
 {
         (void)sig;
+        if (rt_stop)
+                rt_hard_stop = 1;
         rt_stop = 1;
 }
 
@@ -270,9 +275,7 @@ static cf_err_t commit_all(rt_state *s)
                 s->state_failed = true;
                 return err;
         }
-        for (int32_t p = 0; p < rt->n_tasks; p++)
-                if (rt->tasks[p])
-                        cf_outbox_produce(rt->tasks[p]);
+        cf_outbox_produce_all(rt, &rt_hard_stop);
         s->commits++;
         s->commit_ms_last = cf_mono_ms() - t0;
         if (s->commit_ms_last > s->commit_ms_max)
@@ -678,16 +681,25 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         continue;
                 char sub = input == CF_IN_REPARTITION ? 'B' : 'A';
                 if (!rt->tasks[idx]) {
-                        if (cf_task_new(rt, sub, tp->partition, &rt->tasks[idx],
+                        bool restored = false, full = false;
+                        if ((rt->task_log &&
+                             cf_tasklog_sync(rt, sub, tp->partition, &rt_stop,
+                                             &restored, &full, errstr,
+                                             sizeof(errstr))) ||
+                            cf_task_new(rt, sub, tp->partition, &rt->tasks[idx],
                                         errstr, sizeof(errstr))) {
+                                if (rt_stop)
+                                        return; /* a signal: a clean stop */
                                 rt->fatal = 1;
                                 snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
                                          "task %c-%d: %s", sub,
                                          (int)tp->partition, errstr);
                                 return;
                         }
-                        cf_log(CF_LOG_INFO, "task %s assigned",
-                               rt->tasks[idx]->name);
+                        rt->tasks[idx]->log_full = full;
+                        cf_log(CF_LOG_INFO, "task %s assigned%s",
+                               rt->tasks[idx]->name,
+                               restored ? " (restored from the task log)" : "");
                 }
                 int64_t off = rt->tasks[idx]->in[input].next_offset;
                 tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
@@ -698,10 +710,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Outputs recovered from the outbox: drop what the tails of the
          * tasks' own output partitions show delivered, produce the rest. */
         char why[512];
-        if (cf_outbox_recover(rt, &rt_stop, why, sizeof(why))) {
+        if (cf_outbox_recover(rt, &rt_stop, why, sizeof(why)) && !rt_stop) {
                 /* Without the tails, producing again would write records
                  * that may be there already: stop instead, with nothing
-                 * produced, so that a restart tries again. */
+                 * produced, so that a restart tries again. (Stopped by a
+                 * signal meanwhile: the usual clean stop.) */
                 rt->fatal = 1;
                 snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
                          "outbox recovery: %s; nothing produced (it could "
@@ -855,6 +868,8 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
         parts[CF_T_REJECTED] = rt->out_partitions[CF_OUT_REJECTED];
         parts[CF_T_STATEMENTS] = rt->out_partitions[CF_OUT_STATEMENT];
         parts[CF_T_REPARTITION] = rt->out_partitions[CF_OUT_REPARTITION];
+        parts[CF_T_RATING_LOG] = rt->out_partitions[CF_OUT_RATING_LOG];
+        parts[CF_T_BILLING_LOG] = rt->out_partitions[CF_OUT_BILLING_LOG];
         if (cf_topics_check_layout(cfg, parts, errstr, errstr_size))
                 return CF_ERR_CONFIG;
         int nr = rt->out_partitions[CF_OUT_REPARTITION];
@@ -924,6 +939,9 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         memset(&s, 0, sizeof(s));
         s.t_start = cf_mono_ms();
         cf_runtime_init(rt, cfg);
+        /* Over Kafka, exactly once: every commit also goes to the task
+         * log, so that any process of the group can take a task over. */
+        rt->task_log = rt->exactly_once;
         cf_log_set_level(cfg->log_level);
         cf_log_set_format(cfg->log_format);
         cf_log_set_component("run");
@@ -1022,7 +1040,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
 
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
         rd_kafka_message_t *msgs[BATCH];
-        bool failed = false, drained = false;
+        bool failed = false;
         while (!rt_stop && !rt->fatal) {
                 ssize_t n = rd_kafka_consume_batch_queue(cq, 20, msgs, BATCH);
                 for (ssize_t i = 0; i < n; i++)
@@ -1043,7 +1061,14 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                     now - s.last_stats >= cfg->stats_interval_ms)
                         log_stats(&s);
                 if (until_idle && idle_now(&s, now)) {
-                        if (drained)
+                        /* Every task this process holds drained (tasks
+                         * assigned after a first drain, moved here from a
+                         * process that left, drain too): done. */
+                        bool all = true;
+                        for (int32_t p = 0; p < rt->n_tasks; p++)
+                                if (rt->tasks[p] && !rt->tasks[p]->drained)
+                                        all = false;
+                        if (all)
                                 break;
                         /* The input is over: rating closes what waits and
                          * sends the end-of-input watermark; billing then
@@ -1051,9 +1076,8 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                          * again. */
                         cf_log(CF_LOG_INFO, "input read to its end: draining");
                         for (int32_t p = 0; p < rt->n_tasks; p++)
-                                if (rt->tasks[p])
+                                if (rt->tasks[p] && !rt->tasks[p]->drained)
                                         cf_task_drain(rt->tasks[p]);
-                        drained = true;
                         if (commit_all(&s)) {
                                 failed = true;
                                 break;

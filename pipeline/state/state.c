@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire.h"
+
 #define MIB ((size_t)1 << 20)
 
 struct cf_state {
@@ -56,7 +58,19 @@ struct cf_state {
 struct cf_batch {
         cf_state *s;
         rocksdb_writebatch_t *wb;
+        cf_buf *tee; /* cf_batch_tee */
 };
+
+enum { LOG_PUT = 1, LOG_DELETE = 2, LOG_RANGE = 3 };
+
+static void tee_op(cf_batch *b, int op, cf_col_t col, const void *k,
+                   size_t klen, const void *v, size_t vlen)
+{
+        cf_buf_putc(b->tee, (uint8_t)op);
+        cf_buf_putc(b->tee, (uint8_t)col);
+        cf_put_bytes(b->tee, k, (uint32_t)klen);
+        cf_put_bytes(b->tee, v, (uint32_t)vlen);
+}
 
 static const char *const cf_col_names[CF_COL__CNT] = {
         [CF_COL_META] = "meta",       [CF_COL_DEDUP] = "dedup",
@@ -439,6 +453,7 @@ cf_batch *cf_batch_new(cf_state *s)
         cf_batch *b = cf_malloc(sizeof(*b));
         b->s = s;
         b->wb = rocksdb_writebatch_create();
+        b->tee = NULL;
         return b;
 }
 
@@ -454,11 +469,15 @@ void cf_batch_put(cf_batch *b, cf_col_t col, const void *key, size_t klen,
                   const void *val, size_t vlen)
 {
         rocksdb_writebatch_put_cf(b->wb, b->s->cf[col], key, klen, val, vlen);
+        if (b->tee)
+                tee_op(b, LOG_PUT, col, key, klen, val, vlen);
 }
 
 void cf_batch_delete(cf_batch *b, cf_col_t col, const void *key, size_t klen)
 {
         rocksdb_writebatch_delete_cf(b->wb, b->s->cf[col], key, klen);
+        if (b->tee)
+                tee_op(b, LOG_DELETE, col, key, klen, NULL, 0);
 }
 
 void cf_batch_delete_range(cf_batch *b, cf_col_t col, const void *lo,
@@ -466,6 +485,53 @@ void cf_batch_delete_range(cf_batch *b, cf_col_t col, const void *lo,
 {
         rocksdb_writebatch_delete_range_cf(b->wb, b->s->cf[col], lo, lolen, hi,
                                            hilen);
+        if (b->tee)
+                tee_op(b, LOG_RANGE, col, lo, lolen, hi, hilen);
+}
+
+void cf_batch_tee(cf_batch *b, cf_buf *log)
+{
+        b->tee = log;
+}
+
+/* Walks a batch-log encoding; with b NULL only checks it. */
+static bool walk_log(cf_batch *b, const uint8_t *p, size_t n)
+{
+        cf_wrd r;
+        cf_wrd_init(&r, p, n);
+        while (r.ok && r.p < r.end) {
+                if (r.end - r.p < 2)
+                        return false;
+                int op = r.p[0], col = r.p[1];
+                r.p += 2;
+                uint32_t kl, vl;
+                const uint8_t *k = cf_get_bytes(&r, &kl);
+                const uint8_t *v = cf_get_bytes(&r, &vl);
+                if (!r.ok || col >= CF_COL__CNT || op < LOG_PUT ||
+                    op > LOG_RANGE)
+                        return false;
+                if (!b)
+                        continue;
+                if (op == LOG_PUT)
+                        cf_batch_put(b, (cf_col_t)col, k, kl, v, vl);
+                else if (op == LOG_DELETE)
+                        cf_batch_delete(b, (cf_col_t)col, k, kl);
+                else
+                        cf_batch_delete_range(b, (cf_col_t)col, k, kl, v, vl);
+        }
+        return r.ok;
+}
+
+cf_err_t cf_batch_add_log(cf_batch *b, const uint8_t *p, size_t n, char *errstr,
+                          size_t errstr_size)
+{
+        if (!walk_log(NULL, p, n)) {
+                snprintf(errstr, errstr_size,
+                         "batch log: not a valid encoding");
+                return CF_ERR_STATE;
+        }
+        walk_log(b, p, n);
+        return CF_OK;
 }
 
 void cf_batch_clear(cf_batch *b)

@@ -188,6 +188,20 @@ void cf_batch_delete_range(cf_batch *b, cf_col_t col, const void *lo,
                            size_t lolen, const void *hi, size_t hilen);
 /* Empties b for reuse (keeps its memory). */
 void cf_batch_clear(cf_batch *b);
+
+/* While log is set (NULL: stop), every put, delete and range delete added
+ * to b is also appended to log in the batch-log encoding: per operation
+ * one byte (1 put, 2 delete, 3 range delete), one byte column family, then
+ * the key (or lo) and the value (or hi) as wire.h byte strings (a delete
+ * has an empty value). The task log (pipeline/task/tasklog.c) ships a
+ * commit to Kafka in this form. */
+void cf_batch_tee(cf_batch *b, cf_buf *log);
+
+/* Adds the operations of a batch-log encoding (above) to b. CF_ERR_STATE
+ * with errstr when p is not a valid encoding (nothing is then added: the
+ * operations are checked first). */
+cf_err_t cf_batch_add_log(cf_batch *b, const uint8_t *p, size_t n, char *errstr,
+                          size_t errstr_size);
 /* Number of operations in b. */
 int cf_batch_count(cf_batch *b);
 /* Bytes of b's serialized form (what the WAL receives, plus a header). */

@@ -17,6 +17,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "task.h"
+#include "tasklog.h"
 #include "wire.h"
 
 /* ---- entries -------------------------------------------------------------
@@ -180,26 +181,39 @@ cf_err_t cf_outbox_load(cf_task *t, char *errstr, size_t errstr_size)
                              t, errstr, errstr_size);
 }
 
+static void put_entries(cf_task *t, cf_batch *b, size_t first)
+{
+        cf_outbox *ob = &t->ob;
+        cf_key k;
+        cf_buf v;
+        cf_buf_init(&v);
+        for (size_t i = first; i < ob->n_pending; i++) {
+                v.len = 0;
+                cf_out_encode(ob->pending[i], &v);
+                cf_key_init(&k, t->state_id);
+                cf_key_u64(&k, (uint64_t)ob->pending[i]->seq);
+                cf_batch_put(b, CF_COL_OUTBOX, k.b, k.len, v.p, v.len);
+        }
+        cf_buf_free(&v);
+}
+
+void cf_outbox_commit_from(cf_task *t, cf_batch *b, size_t first)
+{
+        if (t->rt->exactly_once)
+                put_entries(t, b, first);
+}
+
 void cf_outbox_commit(cf_task *t, cf_batch *b)
 {
         cf_outbox *ob = &t->ob;
         if (t->rt->exactly_once) {
                 cf_key k;
-                cf_buf v;
-                cf_buf_init(&v);
-                for (size_t i = 0; i < ob->n_pending; i++) {
-                        v.len = 0;
-                        cf_out_encode(ob->pending[i], &v);
-                        cf_key_init(&k, t->state_id);
-                        cf_key_u64(&k, (uint64_t)ob->pending[i]->seq);
-                        cf_batch_put(b, CF_COL_OUTBOX, k.b, k.len, v.p, v.len);
-                }
+                put_entries(t, b, 0);
                 for (size_t i = 0; i < ob->n_delivered; i++) {
                         cf_key_init(&k, t->state_id);
                         cf_key_u64(&k, (uint64_t)ob->delivered[i]);
                         cf_batch_delete(b, CF_COL_OUTBOX, k.b, k.len);
                 }
-                cf_buf_free(&v);
         }
         ob->n_delivered = 0;
 }
@@ -230,14 +244,40 @@ static bool never_deliverable(rd_kafka_resp_err_t err)
  * written to the outbox by an older version, or before message.max.bytes
  * was lowered) is skipped, counted and logged, and leaves the outbox: it
  * must not stop the partition for good. */
-void cf_outbox_produce(cf_task *t)
+/* For the crash tests (CF_CRASH_AT=tornlog:n): at the n-th task log
+ * record that is not its commit's last, waits until it is delivered and
+ * dies, leaving that commit cut in the log. */
+static void torn_log_crash_point(cf_runtime *rt, const cf_out *o)
+{
+        cf_tasklog_pos pos;
+        bool full;
+        int64_t i, k;
+        const uint8_t *ops;
+        size_t len;
+        if (!getenv("CF_CRASH_AT") ||
+            !cf_tasklog_parse(o->value, o->vlen, &pos, &full, &i, &k, &ops,
+                              &len) ||
+            i + 1 >= k || !cf_crash_due("tornlog"))
+                return;
+        rd_kafka_flush(rt->producer, 30000);
+        cf_crash_now("tornlog");
+}
+
+/* Produces t's pending entries that are (logs) or are not task log
+ * entries; the others stay pending, in order. */
+static void produce(cf_task *t, bool logs)
 {
         cf_runtime *rt = t->rt;
         cf_outbox *ob = &t->ob;
+        size_t kept = 0;
         for (size_t i = 0; i < ob->n_pending; i++) {
                 if (i == ob->n_pending / 2)
-                        cf_crash_point("produce"); /* half of it sent */
+                        cf_crash_point(logs ? "log" : "produce"); /* half */
                 cf_out *o = ob->pending[i];
+                if (cf_outbox_is_log(o->topic) != logs) {
+                        ob->pending[kept++] = o;
+                        continue;
+                }
                 char seq[24];
                 int sl = snprintf(seq, sizeof(seq), "%" PRId64, o->seq);
                 for (;;) {
@@ -277,10 +317,40 @@ void cf_outbox_produce(cf_task *t)
                 }
                 if (!o)
                         continue;
+                if (logs)
+                        torn_log_crash_point(rt, o);
                 ob->inflight++;
-                rt->produced++;
+                if (logs)
+                        rt->log_inflight++;
+                else
+                        rt->produced++;
         }
-        ob->n_pending = 0;
+        ob->n_pending = kept;
+}
+
+void cf_outbox_produce(cf_task *t)
+{
+        produce(t, true);
+        produce(t, false);
+}
+
+cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop)
+{
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        produce(rt->tasks[p], true);
+        /* An output may reach Kafka only once the task log holds the
+         * whole commit that made it (tasklog.h). */
+        while (rt->log_inflight > 0 && !rt->fatal && !*stop)
+                rd_kafka_poll(rt->producer, 5);
+        if (rt->fatal)
+                return CF_ERR_KAFKA;
+        if (rt->log_inflight > 0)
+                return CF_ERR_KAFKA; /* stopped: the outputs wait */
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        produce(rt->tasks[p], false);
+        return rt->fatal ? CF_ERR_KAFKA : CF_OK;
 }
 
 int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
@@ -295,6 +365,8 @@ int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
                                rd_kafka_err2str(m->err));
                 cf_outbox_delivered(o->task, o->seq);
                 o->task->ob.inflight--;
+                if (cf_outbox_is_log(o->topic))
+                        rt->log_inflight--;
                 cf_out_free(o);
                 return -1;
         }
@@ -306,10 +378,13 @@ int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
                          rd_kafka_err2str(m->err));
                 return -1;
         }
-        rt->delivered++;
         if (!o)
                 return -1;
-        if (o->topic != CF_OUT_REPARTITION)
+        if (cf_outbox_is_log(o->topic))
+                rt->log_inflight--;
+        else
+                rt->delivered++;
+        if (o->topic != CF_OUT_REPARTITION && !cf_outbox_is_log(o->topic))
                 ts = o->ts;
         if (o->task) {
                 cf_outbox_delivered(o->task, o->seq);
@@ -485,17 +560,19 @@ out:
 cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
                            char *errstr, size_t errstr_size)
 {
-        tail_req *req = cf_calloc((size_t)rt->n_tasks * 2 + 1, sizeof(*req));
+        tail_req *req = cf_calloc((size_t)rt->n_tasks * 3 + 1, sizeof(*req));
         size_t n = 0;
         for (int32_t i = 0; rt->exactly_once && i < rt->n_tasks; i++) {
                 cf_task *t = rt->tasks[i];
                 if (!t || !t->ob.n_pending)
                         continue;
-                int32_t outs[2] = { CF_OUT_CHARGE, CF_OUT_REJECTED };
-                int no = 2;
+                int32_t outs[3] = { CF_OUT_CHARGE, CF_OUT_REJECTED,
+                                    CF_OUT_RATING_LOG };
+                int no = 3;
                 if (t->sub == 'B') {
                         outs[0] = CF_OUT_STATEMENT;
-                        no = 1;
+                        outs[1] = CF_OUT_BILLING_LOG;
+                        no = 2;
                 }
                 for (int k = 0; k < no; k++)
                         if (has_pending_for(t, outs[k]))
@@ -503,6 +580,16 @@ cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
                                     (tail_req){ t, outs[k], 0, -1, false };
         }
         if (n && read_tails(rt, req, n, stop, errstr, errstr_size)) {
+                /* Whether they were delivered is unknown: none is produced
+                 * by this process (they stay in the state's outbox for the
+                 * next start). */
+                for (int32_t p = 0; p < rt->n_tasks; p++) {
+                        cf_task *t = rt->tasks[p];
+                        for (size_t k = 0; t && k < t->ob.n_pending; k++)
+                                cf_out_free(t->ob.pending[k]);
+                        if (t)
+                                t->ob.n_pending = 0;
+                }
                 free(req);
                 return CF_ERR_KAFKA;
         }
@@ -530,8 +617,10 @@ cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
                                t->name, dropped, rt->out_topic[req[i].out]);
         }
         free(req);
-        for (int32_t p = 0; p < rt->n_tasks; p++)
-                if (rt->tasks[p])
-                        cf_outbox_produce(rt->tasks[p]);
+        if (cf_outbox_produce_all(rt, stop)) {
+                snprintf(errstr, errstr_size, "%s",
+                         rt->fatal ? rt->fatal_msg : "stopped");
+                return CF_ERR_KAFKA;
+        }
         return CF_OK;
 }

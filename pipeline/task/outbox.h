@@ -48,6 +48,8 @@ typedef enum cf_output {
         CF_OUT_REJECTED,
         CF_OUT_REPARTITION,
         CF_OUT_STATEMENT,
+        CF_OUT_RATING_LOG,  /* the task log of rating tasks (tasklog.h) */
+        CF_OUT_BILLING_LOG, /* ... of billing tasks */
         CF_OUT__CNT
 } cf_output;
 
@@ -103,13 +105,31 @@ cf_err_t cf_outbox_load(struct cf_task *t, char *errstr, size_t errstr_size);
  * once only; at-least-once forgets the delivered list). */
 void cf_outbox_commit(struct cf_task *t, cf_batch *b);
 
+/* Adds t's pending entries from index first on to b (exactly once only):
+ * for entries queued after cf_outbox_commit in the same commit. */
+void cf_outbox_commit_from(struct cf_task *t, cf_batch *b, size_t first);
+
+/* True for the task log's outputs. */
+static inline bool cf_outbox_is_log(int32_t topic)
+{
+        return topic == CF_OUT_RATING_LOG || topic == CF_OUT_BILLING_LOG;
+}
+
 /* Frees what t's outbox holds. */
 void cf_outbox_free(struct cf_task *t);
 
 /* Produces t's pending entries with the runtime's producer, after the
- * commit that wrote them is synced. A librdkafka error other than a full
- * queue sets rt->fatal. */
+ * commit that wrote them is synced, task log entries first. A librdkafka
+ * error other than a full queue sets rt->fatal. */
 void cf_outbox_produce(struct cf_task *t);
+
+/* The same for every task of rt, in two phases: the task log entries,
+ * waiting for their delivery (until *stop), then the other outputs, so that
+ * an output is in Kafka only if the task log holds its whole commit.
+ * CF_ERR_KAFKA when rt->fatal or stopped before the second phase (the
+ * outputs stay in the outbox for the next start). */
+cf_err_t cf_outbox_produce_all(struct cf_runtime *rt,
+                               volatile sig_atomic_t *stop);
 
 /* The producer's delivery report of m, whose opaque is the cf_out: marks
  * it delivered (or, when it can never be delivered, skipped) or sets
@@ -122,7 +142,8 @@ int64_t cf_outbox_on_delivery(struct cf_runtime *rt,
  * tasks' own public output partitions, drops what is there already and
  * produces the rest. Retriable broker errors are retried for about 30 s
  * (or until *stop); then, with nothing produced (producing without the
- * tails could repeat delivered records), errstr says why. The repartition
+ * tails could repeat delivered records) and the entries no longer pending
+ * in this process (they stay in the state), errstr says why. The repartition
  * topic needs none of this: billing drops repeats by sequence number. */
 cf_err_t cf_outbox_recover(struct cf_runtime *rt, volatile sig_atomic_t *stop,
                            char *errstr, size_t errstr_size);

@@ -358,6 +358,11 @@ static cf_err_t meta_get(cf_task *t, char what, cf_buf *v, char *errstr,
                             errstr_size);
 }
 
+uint16_t cf_task_state_id(char sub, int32_t id)
+{
+        return (uint16_t)(sub == 'A' ? id : 0x4000 | id);
+}
+
 cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                      char *errstr, size_t errstr_size)
 {
@@ -368,7 +373,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         t->rt = rt;
         t->sub = sub;
         t->id = id;
-        t->state_id = (uint16_t)(sub == 'A' ? id : 0x4000 | id);
+        t->state_id = cf_task_state_id(sub, id);
         snprintf(t->name, sizeof(t->name), "%c-%d", sub, (int)id);
         if (sub == 'A') {
                 t->chain = rt->chain_rate;
@@ -382,6 +387,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         t->wm_sent = CF_NONE;
         t->cache_budget = task_budget(rt, sub);
         cf_arena_init(&t->scratch, 64 * 1024);
+        cf_buf_init(&t->log_ops);
         for (int i = 0; i < CF_IN__CNT; i++) {
                 t->in[i].next_offset = -1;
                 t->in[i].idle_since = -1;
@@ -444,6 +450,8 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         }
         if (rt->exactly_once && (err = cf_outbox_load(t, errstr, errstr_size)))
                 goto fail;
+        if ((err = cf_tasklog_load(t, errstr, errstr_size)))
+                goto fail;
         cf_buf_free(&v);
         *tp = t;
         return CF_OK;
@@ -474,6 +482,7 @@ void cf_task_destroy(cf_task *t)
                 free(q->v);
         }
         cf_outbox_free(t);
+        cf_buf_free(&t->log_ops);
         free(t->stats);
         cf_arena_destroy(&t->scratch);
         free(t);
@@ -548,6 +557,7 @@ void cf_task_drain(cf_task *t)
         cf_arena_reset(&t->scratch);
         if (t->sub == 'A')
                 t->ended = true;
+        t->drained = true;
 }
 
 void cf_task_tick(cf_task *t)
@@ -561,11 +571,14 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
 {
         cf_key k;
         cf_buf v;
+        cf_tasklog_begin(t, b);
         for (size_t i = 0; i < t->n_stores; i++) {
                 cf_err_t err = cf_store_flush(t->stores[i], b, NULL);
-                if (err)
+                if (err) {
+                        cf_batch_tee(b, NULL);
                         return cf_store_error(t->stores[i], errstr,
                                               errstr_size);
+                }
         }
         cf_buf_init(&v);
         for (int i = 0; i < CF_IN__CNT; i++)
@@ -574,11 +587,7 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
         cf_put_varint(&v, t->ended ? 1 : 0);
         meta_key(&k, t, 'o');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
-        v.len = 0;
-        cf_put_varint(&v, t->ob.next_seq);
-        cf_put_varint(&v, t->wm_sent);
-        meta_key(&k, t, 'q');
-        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        /* 'q' (the output sequence number) is written by cf_tasklog_end. */
         /* The counters, so that conservation holds across restarts. */
         v.len = 0;
         for (int i = 0; i < CF_IN__CNT; i++) {
@@ -595,6 +604,7 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
         meta_key(&k, t, 'c');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
         cf_outbox_commit(t, b);
+        cf_tasklog_end(t, b);
         cf_buf_free(&v);
         return CF_OK;
 }

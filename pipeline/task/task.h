@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "outbox.h"
+#include "tasklog.h"
 #include "stage.h"
 #include "state.h"
 #include "tables.h"
@@ -71,7 +72,15 @@ struct cf_task {
          * tasks, each divided by the number of tasks of its kind the
          * process may run (all partitions: any may be assigned to it). */
         size_t cache_budget;
-        bool ended; /* drained: its input is over (watermark: end) */
+        bool ended;   /* drained: its input is over (watermark: end) */
+        bool drained; /* cf_task_drain ran in this process */
+        /* The task log (tasklog.h): the last commit written to it, the
+         * hash of its operations, this commit's operations, and whether
+         * the next commit must write the whole state. */
+        cf_tasklog_pos log_pos;
+        uint64_t log_hash;
+        cf_buf log_ops;
+        bool log_full;
 };
 
 typedef struct cf_task cf_task;
@@ -100,6 +109,9 @@ typedef struct cf_runtime {
         size_t max_out_bytes[CF_OUT__CNT];
         int32_t in_partitions;
         bool exactly_once;
+        /* Commits go to the task log too (exactly once over Kafka). */
+        bool task_log;
+        int64_t log_inflight; /* task log entries produced, not delivered */
         /* Rating task p at [p], billing task q at [in_partitions + q]; NULL
          * where not assigned to this process. */
         cf_task **tasks;
@@ -116,6 +128,9 @@ typedef struct cf_runtime {
 cf_err_t cf_task_new(struct cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                      char *errstr, size_t errstr_size);
 void cf_task_destroy(cf_task *t);
+
+/* The state id (key prefix, state.h) of task sub-id. */
+uint16_t cf_task_state_id(char sub, int32_t id);
 
 /* Runs one input message through the chain (the runtime frees it). */
 void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m);

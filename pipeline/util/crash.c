@@ -6,15 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cf_crash_point(const char *point)
+bool cf_crash_due(const char *point)
 {
         static int hits;
         const char *at = getenv("CF_CRASH_AT");
         size_t n = strlen(point);
         if (!at || strncmp(at, point, n) || at[n] != ':')
-                return;
-        if (++hits == atoi(at + n + 1)) {
-                fprintf(stderr, "crash point %s reached: SIGKILL\n", point);
-                raise(SIGKILL);
-        }
+                return false;
+        return ++hits == atoi(at + n + 1);
+}
+
+void cf_crash_now(const char *point)
+{
+        fprintf(stderr, "crash point %s reached: SIGKILL\n", point);
+        raise(SIGKILL);
+}
+
+void cf_crash_point(const char *point)
+{
+        if (cf_crash_due(point))
+                cf_crash_now(point);
 }

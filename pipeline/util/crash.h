@@ -7,7 +7,15 @@
 #ifndef CF_CRASH_H
 #define CF_CRASH_H
 
+#include <stdbool.h>
+
 /* Kills the process here when CF_CRASH_AT names this point and count. */
 void cf_crash_point(const char *point);
+
+/* Counts a hit of point like cf_crash_point, but only says whether this
+ * is the hit CF_CRASH_AT names: the caller prepares (e.g. waits for a
+ * delivery), then calls cf_crash_now. */
+bool cf_crash_due(const char *point);
+void cf_crash_now(const char *point);
 
 #endif

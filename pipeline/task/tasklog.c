@@ -1,0 +1,520 @@
+/*
+ * tasklog.c: the task log, a task's commits in Kafka, and the restore of a
+ * task from it (see tasklog.h).
+ */
+#include "tasklog.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "hmap.h"
+#include "kafka.h"
+#include "log.h"
+#include "task.h"
+#include "wire.h"
+
+#define VERSION      1    /* a commit's operations */
+#define VERSION_FULL 2    /* the same, starting from nothing (whole_state) */
+#define TAIL_RECORDS 2000 /* records read back to find the last commit */
+
+static int32_t log_topic(const cf_task *t)
+{
+        return t->sub == 'A' ? CF_OUT_RATING_LOG : CF_OUT_BILLING_LOG;
+}
+
+static void meta_key(cf_key *k, uint16_t state_id, char what)
+{
+        cf_key_init(k, state_id);
+        cf_key_u8(k, (uint8_t)what);
+}
+
+void cf_tasklog_begin(cf_task *t, cf_batch *b)
+{
+        if (!t->rt->task_log)
+                return;
+        t->log_ops.len = 0;
+        cf_batch_tee(b, &t->log_ops);
+}
+
+static int put_key(void *opaque, const uint8_t *key, size_t klen,
+                   const uint8_t *val, size_t vlen)
+{
+        void **a = opaque;
+        cf_batch_put(a[0], *(cf_col_t *)a[1], key, klen, val, vlen);
+        return 0;
+}
+
+/* Puts before the commit's captured operations (t->log_ops): the removal
+ * of every key of the task, then every key it has in the state directory
+ * (as of before this commit): applied in order, they give the state after
+ * the commit from nothing. */
+static bool whole_state(cf_task *t)
+{
+        bool ok = true;
+        cf_buf all;
+        cf_buf_init(&all);
+        cf_batch *tmp = cf_batch_new(t->rt->st);
+        cf_batch_tee(tmp, &all);
+        uint8_t lo[2] = { (uint8_t)(t->state_id >> 8), (uint8_t)t->state_id };
+        uint8_t hi[2] = { (uint8_t)((t->state_id + 1) >> 8),
+                          (uint8_t)(t->state_id + 1) };
+        char errstr[256];
+        for (int c = 0; c < CF_COL__CNT; c++) {
+                if (c == CF_COL_TABLE)
+                        continue; /* the tables are every process's own */
+                cf_col_t col = (cf_col_t)c;
+                void *a[2] = { tmp, &col };
+                cf_batch_delete_range(tmp, col, lo, 2, hi, 2);
+                if (ok && cf_state_scan(t->rt->st, col, lo, 2, put_key, a,
+                                        errstr, sizeof(errstr))) {
+                        cf_log(CF_LOG_ERROR,
+                               "%s: whole state for the task log: %s; tried "
+                               "again at the next commit",
+                               t->name, errstr);
+                        ok = false;
+                }
+        }
+        cf_batch_destroy(tmp);
+        if (ok) {
+                cf_buf_put(&all, t->log_ops.p, t->log_ops.len);
+                cf_buf_free(&t->log_ops);
+                t->log_ops = all;
+        } else {
+                cf_buf_free(&all);
+        }
+        return ok;
+}
+
+void cf_tasklog_end(cf_task *t, cf_batch *b)
+{
+        cf_runtime *rt = t->rt;
+        cf_key k;
+        cf_buf v;
+        size_t nrec = 0, chunk = 0;
+        uint64_t h = 0;
+        cf_tasklog_pos next = t->log_pos;
+        bool full = false;
+        cf_buf_init(&v);
+        if (rt->task_log) {
+                h = cf_fnv1a64(CF_FNV1A64_BASIS, t->log_ops.p, t->log_ops.len);
+                if (t->log_full) {
+                        /* Written whatever it holds; not at all when the
+                         * state could not be read (the next commit tries
+                         * again). */
+                        full = whole_state(t);
+                        h = full ? ~t->log_hash : t->log_hash;
+                }
+                if (h != t->log_hash) {
+                        next.n++;
+                        cf_put_varint(&v, next.epoch);
+                        cf_put_varint(&v, next.n);
+                        meta_key(&k, t->state_id, 'l');
+                        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+                        chunk = CF_TASKLOG_CHUNK;
+                        size_t limit = rt->max_out_bytes[log_topic(t)];
+                        if (limit && limit < chunk + 4096)
+                                chunk = limit > 8192 ? limit - 4096 : 4096;
+                        /* Room for the 'q' entry added below. */
+                        nrec = (t->log_ops.len + 64 + chunk - 1) / chunk;
+                }
+        }
+        /* The next output sequence number counts the log entries queued
+         * below: restored from this commit, it must not reuse theirs. */
+        v.len = 0;
+        cf_put_varint(&v, t->ob.next_seq + (int64_t)nrec);
+        cf_put_varint(&v, t->wm_sent);
+        meta_key(&k, t->state_id, 'q');
+        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        cf_batch_tee(b, NULL);
+        if (nrec) {
+                size_t first = t->ob.n_pending, len = t->log_ops.len;
+                size_t per = (len + nrec - 1) / nrec;
+                for (size_t i = 0; i < nrec; i++) {
+                        size_t off = i * per;
+                        size_t n = off >= len        ? 0
+                                   : len - off < per ? len - off
+                                                     : per;
+                        v.len = 0;
+                        cf_buf_putc(&v, full ? VERSION_FULL : VERSION);
+                        cf_put_varint(&v, next.epoch);
+                        cf_put_varint(&v, next.n);
+                        cf_put_varint(&v, (int64_t)i);
+                        cf_put_varint(&v, (int64_t)nrec);
+                        cf_buf_put(&v, t->log_ops.p + off, n);
+                        cf_outbox_emit(t, log_topic(t), t->id, t->name,
+                                       strlen(t->name), v.p, v.len);
+                }
+                cf_outbox_commit_from(t, b, first);
+                t->log_pos = next;
+                t->log_hash = h;
+                t->log_full = false;
+        }
+        cf_buf_free(&v);
+}
+
+cf_err_t cf_tasklog_load(cf_task *t, char *errstr, size_t errstr_size)
+{
+        cf_key k;
+        cf_buf v;
+        cf_buf_init(&v);
+        meta_key(&k, t->state_id, 'l');
+        cf_err_t err = cf_state_get(t->rt->st, CF_COL_META, k.b, k.len, &v,
+                                    errstr, errstr_size);
+        if (err == CF_OK) {
+                cf_wrd r;
+                cf_wrd_init(&r, v.p, v.len);
+                t->log_pos.epoch = cf_get_varint(&r);
+                t->log_pos.n = cf_get_varint(&r);
+                if (!r.ok) {
+                        snprintf(errstr, errstr_size,
+                                 "task %s: stored log position is corrupt",
+                                 t->name);
+                        err = CF_ERR_STATE;
+                }
+        } else if (err == CF_ERR_NOT_FOUND) {
+                err = CF_OK;
+        }
+        cf_buf_free(&v);
+        return err;
+}
+
+bool cf_tasklog_parse(const uint8_t *p, size_t n, cf_tasklog_pos *pos,
+                      bool *full, int64_t *i, int64_t *k, const uint8_t **ops,
+                      size_t *ops_len)
+{
+        cf_wrd r;
+        if (!p || n < 1 || (p[0] != VERSION && p[0] != VERSION_FULL))
+                return false;
+        *full = p[0] == VERSION_FULL;
+        cf_wrd_init(&r, p + 1, n - 1);
+        pos->epoch = cf_get_varint(&r);
+        pos->n = cf_get_varint(&r);
+        *i = cf_get_varint(&r);
+        *k = cf_get_varint(&r);
+        if (!r.ok || *k < 1 || *i < 0 || *i >= *k || pos->n < 1)
+                return false;
+        *ops = r.p;
+        *ops_len = (size_t)(r.end - r.p);
+        return true;
+}
+
+/* ---- reading the log -------------------------------------------------------
+ */
+
+/* Whole commits, from log records in order. */
+typedef struct assembler {
+        cf_tasklog_pos pos; /* of the commit being assembled */
+        bool full;          /* ... which starts from nothing */
+        int64_t next_i, k;  /* next chunk expected, of k; k 0: none */
+        cf_buf ops;
+        int64_t max_epoch; /* over every record seen */
+} assembler;
+
+/* Feeds one record; true when it completes a commit (its operations in
+ * a->ops, its position in a->pos). */
+static bool assemble(assembler *a, const uint8_t *p, size_t n)
+{
+        cf_tasklog_pos pos;
+        int64_t i, k;
+        bool full;
+        const uint8_t *ops;
+        size_t len;
+        if (!cf_tasklog_parse(p, n, &pos, &full, &i, &k, &ops, &len))
+                return false;
+        if (pos.epoch > a->max_epoch)
+                a->max_epoch = pos.epoch;
+        /* A chunk 0 starts a commit; any other chunk must continue the one
+         * being assembled, else what was assembled is a torn commit (its
+         * writer stopped half-way) and is dropped. */
+        if (i == 0) {
+                a->pos = pos;
+                a->full = full;
+                a->k = k;
+                a->ops.len = 0;
+        } else if (a->k != k || a->next_i != i || a->pos.epoch != pos.epoch ||
+                   a->pos.n != pos.n) {
+                a->k = 0;
+                return false;
+        }
+        cf_buf_put(&a->ops, ops, len);
+        a->next_i = i + 1;
+        if (a->next_i < k)
+                return false;
+        a->k = 0;
+        return true;
+}
+
+typedef int(record_fn)(void *opaque, const rd_kafka_message_t *m);
+
+/* Reads partition of topic from offset from (-1: the start) to its end as
+ * of now, calling fn for each record (fn returns non-zero to stop). */
+static cf_err_t read_partition(const cf_runtime *rt, const char *topic,
+                               int32_t partition, int64_t back,
+                               volatile sig_atomic_t *stop, record_fn *fn,
+                               void *opaque, char *errstr, size_t errstr_size)
+{
+        cf_err_t err = CF_ERR_KAFKA;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_conf_t *conf = cf_kafka_client_conf(rt->cfg, CF_KAFKA_CONSUMER,
+                                                     errstr, errstr_size);
+        if (!conf ||
+            cf_kafka_conf_set(conf, "group.id", "chargeflow-tasklog", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size))
+                return CF_ERR_CONFIG;
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (!rk)
+                return CF_ERR_KAFKA;
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__INTR;
+        for (int a = 0; a < 30 && !*stop; a++) {
+                e = rd_kafka_query_watermark_offsets(rk, topic, partition, &lo,
+                                                     &hi, 10000);
+                if (!e)
+                        break;
+                usleep(1000 * 1000);
+        }
+        if (e) {
+                snprintf(errstr, errstr_size, "offsets of %s [%d]: %s", topic,
+                         (int)partition, rd_kafka_err2str(e));
+                goto out;
+        }
+        if (hi <= lo) {
+                err = CF_OK;
+                goto out;
+        }
+        l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset =
+            back >= 0 && hi - lo > back ? hi - back : lo;
+        if (rd_kafka_assign(rk, l)) {
+                snprintf(errstr, errstr_size, "assign of %s [%d]", topic,
+                         (int)partition);
+                goto out;
+        }
+        for (int idle = 0; idle < 300 && !*stop;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m) {
+                        idle++;
+                        continue;
+                }
+                idle = 0;
+                if (m->err) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                int stopped = fn(opaque, m);
+                bool end = m->offset + 1 >= hi;
+                rd_kafka_message_destroy(m);
+                if (stopped || end) {
+                        err = CF_OK;
+                        goto out;
+                }
+        }
+        snprintf(errstr, errstr_size,
+                 "%s [%d]: not read to %" PRId64 " within 30 s", topic,
+                 (int)partition, hi);
+out:
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return err;
+}
+
+/* ---- deciding and restoring ------------------------------------------------
+ */
+
+typedef struct tail_scan {
+        assembler a;
+        cf_tasklog_pos last; /* last whole commit */
+        int64_t records;
+} tail_scan;
+
+static int on_tail(void *opaque, const rd_kafka_message_t *m)
+{
+        tail_scan *ts = opaque;
+        ts->records++;
+        if (assemble(&ts->a, m->payload, m->len))
+                ts->last = ts->a.pos;
+        return 0;
+}
+
+typedef struct restore {
+        cf_runtime *rt;
+        assembler a;
+        cf_batch *b;
+        cf_tasklog_pos applied;
+        int64_t commits, skipped, bytes;
+        cf_err_t err;
+        char *errstr;
+        size_t errstr_size;
+} restore;
+
+static int on_restore(void *opaque, const rd_kafka_message_t *m)
+{
+        restore *r = opaque;
+        r->bytes += (int64_t)m->len;
+        if (!assemble(&r->a, m->payload, m->len))
+                return 0;
+        /* A commit of an older epoch after one of a newer epoch is a
+         * writer that had lost the task: never applied. */
+        if (r->a.pos.epoch < r->applied.epoch) {
+                r->skipped++;
+                return 0;
+        }
+        /* A commit holds changes to the one before it: without that one
+         * (never the case for a log this code wrote) it cannot be applied,
+         * and neither can anything after it. A whole-state commit can. */
+        if (!r->a.full && r->a.pos.n != r->applied.n + 1) {
+                snprintf(r->errstr, r->errstr_size,
+                         "task log: commit %" PRId64 " of epoch %" PRId64
+                         " follows commit %" PRId64 ": a gap, not restored",
+                         r->a.pos.n, r->a.pos.epoch, r->applied.n);
+                r->err = CF_ERR_STATE;
+                return 1;
+        }
+        cf_batch_clear(r->b);
+        if ((r->err = cf_batch_add_log(r->b, r->a.ops.p, r->a.ops.len,
+                                       r->errstr, r->errstr_size)) ||
+            (r->err = cf_state_write(r->rt->st, r->b, false, r->errstr,
+                                     r->errstr_size)))
+                return 1;
+        r->applied = r->a.pos;
+        r->commits++;
+        return 0;
+}
+
+static cf_err_t write_pos(cf_runtime *rt, uint16_t state_id, cf_tasklog_pos pos,
+                          char *errstr, size_t errstr_size)
+{
+        cf_key k;
+        cf_buf v;
+        cf_buf_init(&v);
+        cf_put_varint(&v, pos.epoch);
+        cf_put_varint(&v, pos.n);
+        meta_key(&k, state_id, 'l');
+        cf_batch *b = cf_batch_new(rt->st);
+        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        cf_err_t err = cf_state_write(rt->st, b, true, errstr, errstr_size);
+        cf_batch_destroy(b);
+        cf_buf_free(&v);
+        return err;
+}
+
+cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
+                         volatile sig_atomic_t *stop, bool *restored,
+                         bool *full, char *errstr, size_t errstr_size)
+{
+        uint16_t state_id = cf_task_state_id(sub, id);
+        const char *topic =
+            rt->out_topic[sub == 'A' ? CF_OUT_RATING_LOG : CF_OUT_BILLING_LOG];
+        char name[16];
+        snprintf(name, sizeof(name), "%c-%d", sub, (int)id);
+        *restored = false;
+        *full = false;
+        /* What the state directory holds. */
+        cf_tasklog_pos local = { 0, 0 };
+        cf_key k;
+        cf_buf v;
+        cf_buf_init(&v);
+        meta_key(&k, state_id, 'l');
+        cf_err_t err = cf_state_get(rt->st, CF_COL_META, k.b, k.len, &v, errstr,
+                                    errstr_size);
+        if (err == CF_OK) {
+                cf_wrd r;
+                cf_wrd_init(&r, v.p, v.len);
+                local.epoch = cf_get_varint(&r);
+                local.n = cf_get_varint(&r);
+        } else if (err != CF_ERR_NOT_FOUND) {
+                cf_buf_free(&v);
+                return err;
+        }
+        cf_buf_free(&v);
+        /* What the log holds last. */
+        tail_scan ts;
+        memset(&ts, 0, sizeof(ts));
+        cf_buf_init(&ts.a.ops);
+        err = read_partition(rt, topic, id, TAIL_RECORDS, stop, on_tail, &ts,
+                             errstr, errstr_size);
+        cf_buf_free(&ts.a.ops);
+        if (err)
+                return err;
+        cf_tasklog_pos kafka = ts.last;
+        bool same = local.epoch == kafka.epoch && local.n == kafka.n;
+        bool ahead = local.epoch == kafka.epoch && local.n == kafka.n + 1;
+        if (!ts.records) {
+                /* Nothing in the log: a new task, or a state directory
+                 * written without a log (an upgrade, the log topic made
+                 * anew). Then the next commit writes the whole state. */
+                cf_buf probe;
+                cf_buf_init(&probe);
+                meta_key(&k, state_id, 'o');
+                err = cf_state_get(rt->st, CF_COL_META, k.b, k.len, &probe,
+                                   errstr, errstr_size);
+                cf_buf_free(&probe);
+                if (err && err != CF_ERR_NOT_FOUND)
+                        return err;
+                *full = err == CF_OK;
+                if (*full)
+                        cf_log(CF_LOG_INFO,
+                               "%s: %s [%d] is empty: the next commit writes "
+                               "the task's whole state to it",
+                               name, topic, (int)id);
+                if (local.epoch == 0)
+                        return write_pos(rt, state_id,
+                                         (cf_tasklog_pos){ 1, local.n }, errstr,
+                                         errstr_size);
+                return CF_OK;
+        }
+        if (same || ahead) {
+                /* The same commit, or the next one whose log entries wait
+                 * in this directory's outbox. */
+                if (local.epoch == 0)
+                        return write_pos(
+                            rt, state_id,
+                            (cf_tasklog_pos){ ts.a.max_epoch + 1, local.n },
+                            errstr, errstr_size);
+                return CF_OK;
+        }
+        /* Replay the log. */
+        int64_t t0 = cf_mono_ms();
+        if ((err = cf_state_drop_task(rt->st, state_id, errstr, errstr_size)))
+                return err;
+        restore r;
+        memset(&r, 0, sizeof(r));
+        r.rt = rt;
+        r.b = cf_batch_new(rt->st);
+        r.errstr = errstr;
+        r.errstr_size = errstr_size;
+        cf_buf_init(&r.a.ops);
+        err = read_partition(rt, topic, id, -1, stop, on_restore, &r, errstr,
+                             errstr_size);
+        if (!err)
+                err = r.err;
+        cf_batch_destroy(r.b);
+        cf_buf_free(&r.a.ops);
+        if (err)
+                return err;
+        /* Go on from the last whole commit with a new epoch, so that a
+         * commit of this writer never passes for one of an earlier one. */
+        if ((err = write_pos(rt, state_id,
+                             (cf_tasklog_pos){ r.a.max_epoch + 1, r.applied.n },
+                             errstr, errstr_size)))
+                return err;
+        *restored = true;
+        cf_log(CF_LOG_INFO,
+               "%s: restored from %s [%d]: %" PRId64 " commits (%" PRId64
+               " bytes, %" PRId64 " from an earlier writer skipped) up to "
+               "commit %" PRId64 " of epoch %" PRId64
+               " (this directory had commit %" PRId64 " of epoch %" PRId64
+               ") in %" PRId64 " ms",
+               name, topic, (int)id, r.commits, r.bytes, r.skipped, r.applied.n,
+               r.applied.epoch, local.n, local.epoch, cf_mono_ms() - t0);
+        return CF_OK;
+}

@@ -1,0 +1,78 @@
+/*
+ * tasklog.h: a task's state, recoverable from Kafka. Every commit of a task
+ * is also written to the task's partition of its task log
+ * (chargeflow.rating-log for rating task p, chargeflow.billing-log for
+ * billing task q, partition p or q): the commit's RocksDB operations on the
+ * task's keys (stores, input offsets, output sequence numbers, counters,
+ * outbox), in the batch-log encoding of state.h, cut into records.
+ *
+ * A record's value: a version byte (1; 2 for a commit that starts from
+ * nothing: the removal of all the task's keys, then all of them, then the
+ * commit's own changes), then varints epoch, commit number, chunk index,
+ * chunk count, then the chunk's bytes. A commit counts only
+ * when every chunk of it is there, in order; the log entries of a commit
+ * go through the task's outbox (so a restart finishes a commit whose log
+ * was cut by a crash) and are delivered before any other output of that
+ * commit is produced (cf_outbox_produce_all), so an output is in Kafka only
+ * if the whole commit that made it is.
+ *
+ * A process that is assigned a task compares the commit its state
+ * directory holds (META 'l': epoch, number) with the last whole commit of
+ * the log. The same, or its own next one still in its outbox: it goes on
+ * from its state directory. Anything else (no state, older state, another
+ * writer's commits): it drops the task's keys and replays the log's whole
+ * commits, then writes with a new epoch (one above any in the log).
+ */
+#ifndef CF_TASKLOG_H
+#define CF_TASKLOG_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "mem.h"
+#include "state.h"
+
+struct cf_task;
+struct cf_runtime;
+
+/* Bytes of operations per log record at most (under Kafka's default
+ * 1,000,000-byte message limit with room for the record's framing). */
+#define CF_TASKLOG_CHUNK 900000
+
+/* The epoch and number of a commit. */
+typedef struct cf_tasklog_pos {
+        int64_t epoch;
+        int64_t n; /* 0: no commit */
+} cf_tasklog_pos;
+
+/* Called by cf_task_commit around the task's part of the commit batch b:
+ * begin starts capturing b's operations; end adds the task's META 'l' and
+ * 'q' (the output sequence number, counting the log entries) to b and, when
+ * the captured operations differ from the last commit's, queues the log
+ * entries in the outbox. Without a task log (at least once, or the
+ * in-process runner) begin and end only write 'q'. */
+void cf_tasklog_begin(struct cf_task *t, cf_batch *b);
+void cf_tasklog_end(struct cf_task *t, cf_batch *b);
+
+/* Reads the task's META 'l' into t (at task creation). */
+cf_err_t cf_tasklog_load(struct cf_task *t, char *errstr, size_t errstr_size);
+
+/* Before task sub-id is created on rt: makes the state directory hold the
+ * task's last whole commit (above). *restored says whether the log was
+ * replayed; *full that the log is empty while the directory holds the
+ * task's state (written without a log): the task's next commit must write
+ * all of it (cf_task.log_full). CF_ERR_KAFKA (the log could not be read,
+ * or *stop) or CF_ERR_STATE with errstr. */
+cf_err_t cf_tasklog_sync(struct cf_runtime *rt, char sub, int32_t id,
+                         volatile sig_atomic_t *stop, bool *restored,
+                         bool *full, char *errstr, size_t errstr_size);
+
+/* Parses a log record's header: the position, chunk i of k, and the
+ * operations' bytes. False when it is not a log record. */
+bool cf_tasklog_parse(const uint8_t *p, size_t n, cf_tasklog_pos *pos,
+                      bool *full, int64_t *i, int64_t *k, const uint8_t **ops,
+                      size_t *ops_len);
+
+#endif
