@@ -160,6 +160,52 @@ static void create_follows_the_inputs_partition_count(void **state)
         free(out);
 }
 
+/* The task logs are kept forever: `create --retention-ms` shortens every
+ * other non-table topic but not them, and `check` names a task log that
+ * is not kept forever. */
+static void task_logs_kept_forever(void **state)
+{
+        (void)state;
+        need_admin();
+        char *out;
+        char *argv[] = { CF_BINARY,
+                         "topics",
+                         "create",
+                         "--bootstrap",
+                         broker.bootstrap,
+                         "--timeout-ms",
+                         "5000",
+                         "--retention-ms",
+                         "86400000",
+                         "--set",
+                         "topic.rating-log=day.rating-log",
+                         "--set",
+                         "topic.billing-log=day.billing-log",
+                         "--set",
+                         "topic.rejected=day.rejected",
+                         NULL };
+        assert_int_equal(cf_test_run(argv, &out, NULL), 0);
+        assert_has(out, "created: day.rating-log with 4 partitions\n");
+        assert_has(out, "created: day.rejected with 4 partitions\n");
+        assert_null(strstr(out, "problem:"));
+        free(out);
+        /* The same names, checked: the logs pass (created with -1). */
+        static const char *const day[] = { "topic.rating-log=day.rating-log",
+                                           "topic.billing-log=day.billing-log",
+                                           NULL };
+        assert_int_equal(topics("check", &out, day), 0);
+        free(out);
+        create("week.rating-log", 4, "retention.ms", "604800000");
+        static const char *const week[] = { "topic.rating-log=week.rating-log",
+                                            NULL };
+        assert_int_equal(topics("check", &out, week), 1);
+        assert_has(out, "problem: week.rating-log (topic.rating-log) has "
+                        "retention.ms=604800000: a task log must be kept "
+                        "forever (retention.ms=-1): a restore replays it "
+                        "whole\n");
+        free(out);
+}
+
 /* Each thing that would bill wrongly is named, and the exit is 1. */
 static void check_names_each_problem(void **state)
 {
@@ -355,6 +401,7 @@ int main(void)
                 cmocka_unit_test(create_is_idempotent_and_check_passes),
                 cmocka_unit_test(create_follows_the_inputs_partition_count),
                 cmocka_unit_test(check_names_each_problem),
+                cmocka_unit_test(task_logs_kept_forever),
                 cmocka_unit_test(run_refuses_inputs_not_co_partitioned),
                 cmocka_unit_test(run_starts_when_a_table_partition_was_emptied),
         };

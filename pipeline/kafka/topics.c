@@ -49,11 +49,11 @@ const cf_topic_info cf_topics[] = {
           7 * CF_MS_PER_DAY,
           "internal, keyed by billed party; the inputs' count"),
         T("chargeflow.rating-log", "topic.rating-log", topic_rating_log,
-          CF_RT__CNT, false, CF_TOPIC_INTERNAL, -1,
+          CF_RT__CNT, false, CF_TOPIC_TASKLOG, -1,
           "internal task log: the rating tasks' commits, kept forever (the "
           "whole log is a task's state)"),
         T("chargeflow.billing-log", "topic.billing-log", topic_billing_log,
-          CF_RT__CNT, false, CF_TOPIC_INTERNAL, -1,
+          CF_RT__CNT, false, CF_TOPIC_TASKLOG, -1,
           "internal task log: the billing tasks' commits, kept forever"),
 };
 const size_t cf_n_topics = sizeof(cf_topics) / sizeof(cf_topics[0]);
@@ -234,12 +234,26 @@ static int check_policies(rd_kafka_t *rk, const cf_config *cfg,
                 size_t cn;
                 const rd_kafka_ConfigEntry_t **ce =
                     rd_kafka_ConfigResource_configs(rr[k], &cn);
-                const char *policy = "delete";
-                for (size_t c = 0; c < cn; c++)
-                        if (!strcmp(rd_kafka_ConfigEntry_name(ce[c]),
-                                    "cleanup.policy") &&
-                            rd_kafka_ConfigEntry_value(ce[c]))
-                                policy = rd_kafka_ConfigEntry_value(ce[c]);
+                const char *policy = "delete", *retention = NULL;
+                for (size_t c = 0; c < cn; c++) {
+                        const char *cname = rd_kafka_ConfigEntry_name(ce[c]);
+                        const char *cval = rd_kafka_ConfigEntry_value(ce[c]);
+                        if (!cval)
+                                continue;
+                        if (!strcmp(cname, "cleanup.policy"))
+                                policy = cval;
+                        else if (!strcmp(cname, "retention.ms"))
+                                retention = cval;
+                }
+                if (t->role == CF_TOPIC_TASKLOG && retention &&
+                    strcmp(retention, "-1")) {
+                        fprintf(o->out,
+                                "problem: %s (%s) has retention.ms=%s: a task "
+                                "log must be kept forever (retention.ms=-1): "
+                                "a restore replays it whole\n",
+                                name, t->key, retention);
+                        problems++;
+                }
                 bool compact = strstr(policy, "compact") != NULL;
                 bool del = strstr(policy, "delete") != NULL;
                 if (t->compacted && (!compact || del)) {
@@ -385,9 +399,11 @@ int cf_topics_create(const cf_config *cfg, const cf_topics_opts *o,
                 if (!nt[n])
                         goto done;
                 char ret[32];
-                snprintf(ret, sizeof(ret), "%lld",
-                         (long long)(o->retention_set ? o->retention_ms
-                                                      : t->retention_ms));
+                snprintf(
+                    ret, sizeof(ret), "%lld",
+                    (long long)(o->retention_set && t->role != CF_TOPIC_TASKLOG
+                                    ? o->retention_ms
+                                    : t->retention_ms));
                 /* A table is never deleted by time: retention.ms -1 too,
                  * for brokers that apply it to compacted topics. */
                 if (rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy",

@@ -20,6 +20,7 @@ typedef enum cf_topic_role {
         CF_TOPIC_TABLE,    /* compacted, read whole by every process */
         CF_TOPIC_OUTPUT,   /* one writer per partition */
         CF_TOPIC_INTERNAL, /* the repartition topic */
+        CF_TOPIC_TASKLOG,  /* a task log: kept forever, whatever is asked */
 } cf_topic_role;
 
 typedef struct cf_topic_info {
