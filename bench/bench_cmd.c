@@ -17,8 +17,9 @@
  *   5. latency: a live run (a second broker, the generator paced at a
  *      quarter of the pipeline's median speed) with bench_latency timing
  *      each charge record against the last input record of its session.
- * With --cost it also runs the pipeline at-least-once against exactly-once
- * at commit.interval.ms 100 and 1000 (issue #7's cost of the guarantee);
+ * With --cost it also runs the pipeline exactly-once (with its task log and
+ * without it, task.log=off) and at-least-once at commit.interval.ms 100 and
+ * 1000 (the cost of the guarantee, and of the task log);
  * with --scale the stage chain at the small, city and country presets'
  * state sizes (memory bounded while users grow 1,000-fold).
  *
@@ -427,15 +428,15 @@ static int run_config(const char *tag, const char *bootstrap, const char *extra,
         return fclose(f) != 0;
 }
 
+/* settings: configuration lines ("processing.guarantee=..."). */
 static int pipeline_run(const opts *o, const char *bootstrap, const char *tag,
-                        const char *guarantee, int commit_ms, pipe_res *r)
+                        const char *settings, int commit_ms, pipe_res *r)
 {
         run_files rf;
-        char extra[256];
+        char extra[512];
         snprintf(extra, sizeof(extra),
-                 "processing.guarantee=%s\ncommit.interval.ms=%d\n"
-                 "stats.interval.ms=100\n",
-                 guarantee, commit_ms);
+                 "%scommit.interval.ms=%d\nstats.interval.ms=100\n", settings,
+                 commit_ms);
         if (run_config(tag, bootstrap, extra, &rf))
                 return 1;
         char *cfg = rf.cfg, *sd = rf.sd, *out = rf.out, *log = rf.log;
@@ -668,9 +669,10 @@ static void usage(FILE *f)
                 "  --days D        simulated days loaded (default: small 20, "
                 "city and country 1)\n"
                 "  --partitions P  partitions of every topic (default 16)\n"
-                "  --cost          also: exactly_once against at_least_once "
-                "at commit\n"
-                "                  intervals of 100 and 1000 ms\n"
+                "  --cost          also: exactly_once (with and without its "
+                "task log) against\n"
+                "                  at_least_once at commit intervals of 100 "
+                "and 1000 ms\n"
                 "  --scale         also: the stage chain at the small, city "
                 "and country\n"
                 "                  presets' state sizes (throughput and peak "
@@ -850,7 +852,7 @@ int cf_cmd_bench(int argc, char **argv)
                 h_bpe = { 0 };
         samples r_puts = { 0 }, r_bps = { 0 };
         samples l_p50 = { 0 }, l_p99 = { 0 };
-        samples cost[2][2];
+        samples cost[2][3];
         memset(cost, 0, sizeof(cost));
         double lat_rate = 0, scale_eps[3] = { 0 }, scale_rss[3] = { 0 };
         int64_t events = 0;
@@ -912,7 +914,8 @@ int cf_cmd_bench(int argc, char **argv)
                                  o.runs, ce);
                         /* 2. The pipeline end to end. */
                         snprintf(tag, sizeof(tag), "pipeline%d", i);
-                        if (pipeline_run(&o, bootstrap, tag, "exactly_once",
+                        if (pipeline_run(&o, bootstrap, tag,
+                                         "processing.guarantee=exactly_once\n",
                                          1000, &pr[i])) {
                                 rc = 1;
                                 goto out;
@@ -965,22 +968,31 @@ int cf_cmd_bench(int argc, char **argv)
                 if (best >= 0)
                         chart = pr[best];
 
-                /* The guarantee's cost: exactly once against at least
-                 * once, at two commit intervals, interleaved. */
+                /* The guarantee's cost: exactly once (with its task log,
+                 * and without it) against at least once, at two commit
+                 * intervals, interleaved. */
                 if (o.cost) {
                         static const int cis[2] = { 100, 1000 };
-                        static const char *const gs[2] = { "exactly_once",
-                                                           "at_least_once" };
+                        static const char *const gs[3] = {
+                                "exactly_once", "exactly_once-no-task-log",
+                                "at_least_once"
+                        };
+                        static const char *const gset[3] = {
+                                "processing.guarantee=exactly_once\n",
+                                "processing.guarantee=exactly_once\n"
+                                "task.log=off\n",
+                                "processing.guarantee=at_least_once\n"
+                        };
                         for (int i = 0; i < o.runs; i++)
                                 for (int c = 0; c < 2; c++)
-                                        for (int g = 0; g < 2; g++) {
+                                        for (int g = 0; g < 3; g++) {
                                                 char tag[48];
                                                 pipe_res r;
                                                 snprintf(tag, sizeof(tag),
                                                          "cost-%s-%d-%d", gs[g],
                                                          cis[c], i);
                                                 if (pipeline_run(&o, bootstrap,
-                                                                 tag, gs[g],
+                                                                 tag, gset[g],
                                                                  cis[c], &r)) {
                                                         rc = 1;
                                                         goto out;
@@ -998,12 +1010,17 @@ int cf_cmd_bench(int argc, char **argv)
                         json_t *jc = json_array();
                         for (int c = 0; c < 2; c++)
                                 json_array_append_new(
-                                    jc, json_pack("{s:i,s:o,s:o,s:f}",
+                                    jc, json_pack("{s:i,s:o,s:o,s:o,s:f,s:f}",
                                                   "commit_interval_ms", cis[c],
                                                   "exactly_once",
                                                   jstats(&cost[c][0]),
+                                                  "exactly_once_no_task_log",
+                                                  jstats(&cost[c][1]),
                                                   "at_least_once",
-                                                  jstats(&cost[c][1]), "ratio",
+                                                  jstats(&cost[c][2]), "ratio",
+                                                  median(&cost[c][0]) /
+                                                      median(&cost[c][2]),
+                                                  "task_log_ratio",
                                                   median(&cost[c][0]) /
                                                       median(&cost[c][1])));
                         json_object_set_new(res, "guarantee_cost", jc);
@@ -1346,17 +1363,22 @@ out:
                             median(&p_start));
                 }
                 if (rc == 0 && o.cost) {
-                        fprintf(out,
-                                "\nthe guarantee's cost, pipeline end to end "
-                                "(medians):\n\n| commit.interval.ms | "
-                                "exactly_once | "
-                                "at_least_once | ratio |\n|---|---|---|---|\n");
+                        fprintf(
+                            out,
+                            "\nthe guarantee's cost, pipeline end to end "
+                            "(medians, events/s):\n\n| commit.interval.ms | "
+                            "exactly_once | without task log | "
+                            "at_least_once | task log ratio | "
+                            "guarantee ratio |\n|---|---|---|---|---|---|\n");
                         for (int c = 0; c < 2; c++)
-                                fprintf(out, "| %d | %.0f | %.0f | %.2f |\n",
-                                        c ? 1000 : 100, median(&cost[c][0]),
-                                        median(&cost[c][1]),
-                                        median(&cost[c][0]) /
-                                            median(&cost[c][1]));
+                                fprintf(
+                                    out,
+                                    "| %d | %.0f | %.0f | %.0f | %.2f | "
+                                    "%.2f |\n",
+                                    c ? 1000 : 100, median(&cost[c][0]),
+                                    median(&cost[c][1]), median(&cost[c][2]),
+                                    median(&cost[c][0]) / median(&cost[c][1]),
+                                    median(&cost[c][0]) / median(&cost[c][2]));
                 }
                 if (rc == 0 && o.scale) {
                         fprintf(out,

@@ -92,6 +92,12 @@ static const cf_config_entry cf_config_table[] = {
           "exactly_once|at_least_once",
           "exactly_once: outbox and single-writer recovery; "
           "at_least_once: produce directly (benchmark baseline)."),
+        E("task.log", task_log, "on", "on|off",
+          "on: every commit also goes to the task's task log "
+          "(topic.rating-log, topic.billing-log), so that any process of "
+          "the group can take the task over (exactly_once only). off: a "
+          "task continues only from this process's state directory: run "
+          "one process per group.id (the benchmarks' baseline)."),
         I("commit.interval.ms", commit_interval_ms, "1000", 1, CF_MS_PER_DAY,
           "How often a task commits its state, offsets and outbox in one "
           "RocksDB WriteBatch."),
@@ -122,6 +128,13 @@ static const cf_config_entry cf_config_table[] = {
           "its kind. Only clean entries are evicted, so state changed since "
           "the last commit comes on top. Also the size of RocksDB's block "
           "cache."),
+        I("task.log.snapshot.bytes", task_log_snapshot_bytes, "67108864", 4096,
+          INT64_MAX,
+          "A task writes its whole state to its task log, and has the "
+          "records before it deleted (DeleteRecords), once what it wrote "
+          "there since its last whole state exceeds this and twice that "
+          "state's size: a restore reads at most about three times a "
+          "task's state."),
         I("tables.cache.max.bytes", tables_cache_max_bytes, "33554432", 0,
           INT64_MAX,
           "Memory of the users table's cache (users and badge index, changes "

@@ -45,6 +45,7 @@ typedef struct cf_config {
         int64_t schema_registry_timeout_ms;
         /* Processing */
         char *processing_guarantee; /* exactly_once | at_least_once */
+        char *task_log;             /* on | off */
         int64_t commit_interval_ms;
         int64_t max_task_idle_ms;
         int64_t stats_interval_ms;
@@ -55,6 +56,7 @@ typedef struct cf_config {
         /* State */
         char *state_dir;
         int64_t state_cache_max_bytes;
+        int64_t task_log_snapshot_bytes;
         int64_t tables_cache_max_bytes;
         /* Rating */
         int64_t allowed_lateness_ms;

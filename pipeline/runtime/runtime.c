@@ -941,7 +941,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         cf_runtime_init(rt, cfg);
         /* Over Kafka, exactly once: every commit also goes to the task
          * log, so that any process of the group can take a task over. */
-        rt->task_log = rt->exactly_once;
+        rt->task_log = rt->exactly_once && !strcmp(cfg->task_log, "on");
         cf_log_set_level(cfg->log_level);
         cf_log_set_format(cfg->log_format);
         cf_log_set_component("run");
@@ -1117,6 +1117,10 @@ done:
         }
         if (s.limits_q)
                 rd_kafka_queue_destroy(s.limits_q);
+        if (rt->trim_q) {
+                cf_tasklog_poll_trims(rt);
+                rd_kafka_queue_destroy(rt->trim_q);
+        }
         if (rt->producer)
                 rd_kafka_destroy(rt->producer);
         cf_tables_destroy(rt->tables);

@@ -336,6 +336,7 @@ void cf_outbox_produce(cf_task *t)
 
 cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop)
 {
+        cf_tasklog_poll_trims(rt);
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
                         produce(rt->tasks[p], true);
@@ -380,10 +381,13 @@ int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
         }
         if (!o)
                 return -1;
-        if (cf_outbox_is_log(o->topic))
+        if (cf_outbox_is_log(o->topic)) {
                 rt->log_inflight--;
-        else
+                if (o->log_mark && o->task)
+                        cf_tasklog_delivered(o->task, o, m->offset);
+        } else {
                 rt->delivered++;
+        }
         if (o->topic != CF_OUT_REPARTITION && !cf_outbox_is_log(o->topic))
                 ts = o->ts;
         if (o->task) {

@@ -65,7 +65,13 @@ typedef struct cf_out {
         uint8_t *value;
         uint32_t vlen;
         bool null_key; /* key is null (klen 0) */
+        /* Task log records of a whole-state commit: its first (its offset
+         * is where the log may start) and its last (once delivered, the
+         * records before the first are deleted). Not in the state. */
+        uint8_t log_mark;
 } cf_out;
+
+enum { CF_OUT_LOG_FIRST = 1, CF_OUT_LOG_LAST = 2 };
 
 /* A task's outbox. */
 typedef struct cf_outbox {

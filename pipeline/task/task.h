@@ -81,6 +81,10 @@ struct cf_task {
         uint64_t log_hash;
         cf_buf log_ops;
         bool log_full;
+        /* Bytes written to the task log since its last whole state, that
+         * state's size, and the offset of its first record until all of
+         * it is delivered (-1: none). */
+        int64_t log_since_full, log_full_bytes, log_trim_from;
 };
 
 typedef struct cf_task cf_task;
@@ -112,6 +116,10 @@ typedef struct cf_runtime {
         /* Commits go to the task log too (exactly once over Kafka). */
         bool task_log;
         int64_t log_inflight; /* task log entries produced, not delivered */
+        /* Results of the task logs' DeleteRecords requests (tasklog.c),
+         * created on first use. */
+        rd_kafka_queue_t *trim_q;
+        bool trim_warned;
         /* Rating task p at [p], billing task q at [in_partitions + q]; NULL
          * where not assigned to this process. */
         cf_task **tasks;

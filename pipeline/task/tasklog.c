@@ -100,6 +100,13 @@ void cf_tasklog_end(cf_task *t, cf_batch *b)
         bool full = false;
         cf_buf_init(&v);
         if (rt->task_log) {
+                /* Time for a whole state: what a restore would read since
+                 * the last one outgrew the configured size and twice that
+                 * state (so the log stays within about three states). */
+                int64_t snap = rt->cfg->task_log_snapshot_bytes;
+                if (snap > 0 && t->log_since_full >= snap &&
+                    t->log_since_full >= 2 * t->log_full_bytes)
+                        t->log_full = true;
                 h = cf_fnv1a64(CF_FNV1A64_BASIS, t->log_ops.p, t->log_ops.len);
                 if (t->log_full) {
                         /* Written whatever it holds; not at all when the
@@ -112,6 +119,10 @@ void cf_tasklog_end(cf_task *t, cf_batch *b)
                         next.n++;
                         cf_put_varint(&v, next.epoch);
                         cf_put_varint(&v, next.n);
+                        /* When the next whole state is due (as of before
+                         * this commit), across restarts. */
+                        cf_put_varint(&v, t->log_since_full);
+                        cf_put_varint(&v, t->log_full_bytes);
                         meta_key(&k, t->state_id, 'l');
                         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
                         chunk = CF_TASKLOG_CHUNK;
@@ -145,8 +156,20 @@ void cf_tasklog_end(cf_task *t, cf_batch *b)
                         cf_put_varint(&v, (int64_t)i);
                         cf_put_varint(&v, (int64_t)nrec);
                         cf_buf_put(&v, t->log_ops.p + off, n);
+                        size_t at = t->ob.n_pending;
                         cf_outbox_emit(t, log_topic(t), t->id, t->name,
                                        strlen(t->name), v.p, v.len);
+                        if (full && t->ob.n_pending > at)
+                                t->ob.pending[at]->log_mark =
+                                    (uint8_t)((i == 0 ? CF_OUT_LOG_FIRST : 0) |
+                                              (i + 1 == nrec ? CF_OUT_LOG_LAST
+                                                             : 0));
+                }
+                if (full) {
+                        t->log_full_bytes = (int64_t)len;
+                        t->log_since_full = 0;
+                } else {
+                        t->log_since_full += (int64_t)len;
                 }
                 cf_outbox_commit_from(t, b, first);
                 t->log_pos = next;
@@ -154,6 +177,66 @@ void cf_tasklog_end(cf_task *t, cf_batch *b)
                 t->log_full = false;
         }
         cf_buf_free(&v);
+}
+
+void cf_tasklog_delivered(cf_task *t, const cf_out *o, int64_t offset)
+{
+        cf_runtime *rt = t->rt;
+        if (o->log_mark & CF_OUT_LOG_FIRST)
+                t->log_trim_from = offset;
+        if (!(o->log_mark & CF_OUT_LOG_LAST) || t->log_trim_from <= 0)
+                return;
+        /* The whole state is in the log: what comes before it is never
+         * read again. */
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, rt->out_topic[o->topic],
+                                          o->partition)
+            ->offset = t->log_trim_from;
+        rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
+        if (!rt->trim_q)
+                rt->trim_q = rd_kafka_queue_new(rt->producer);
+        rd_kafka_DeleteRecords(rt->producer, &del, 1, NULL, rt->trim_q);
+        rd_kafka_DeleteRecords_destroy(del);
+        rd_kafka_topic_partition_list_destroy(l);
+        t->log_trim_from = -1;
+}
+
+void cf_tasklog_poll_trims(cf_runtime *rt)
+{
+        rd_kafka_event_t *ev;
+        while (rt->trim_q && (ev = rd_kafka_queue_poll(rt->trim_q, 0))) {
+                const char *why = NULL;
+                char buf[256];
+                if (rd_kafka_event_error(ev)) {
+                        why = rd_kafka_event_error_string(ev);
+                } else {
+                        const rd_kafka_DeleteRecords_result_t *res =
+                            rd_kafka_event_DeleteRecords_result(ev);
+                        const rd_kafka_topic_partition_list_t *l =
+                            res ? rd_kafka_DeleteRecords_result_offsets(res)
+                                : NULL;
+                        for (int i = 0; l && i < l->cnt && !why; i++)
+                                if (l->elems[i].err) {
+                                        snprintf(
+                                            buf, sizeof(buf), "%s [%d]: %s",
+                                            l->elems[i].topic,
+                                            (int)l->elems[i].partition,
+                                            rd_kafka_err2str(l->elems[i].err));
+                                        why = buf;
+                                }
+                }
+                if (why && !rt->trim_warned) {
+                        cf_log(CF_LOG_WARN,
+                               "task log: the broker did not delete the "
+                               "records before a whole state (%s): the task "
+                               "logs keep growing, and a restore reads them "
+                               "whole (said once)",
+                               why);
+                        rt->trim_warned = true;
+                }
+                rd_kafka_event_destroy(ev);
+        }
 }
 
 cf_err_t cf_tasklog_load(cf_task *t, char *errstr, size_t errstr_size)
@@ -169,6 +252,10 @@ cf_err_t cf_tasklog_load(cf_task *t, char *errstr, size_t errstr_size)
                 cf_wrd_init(&r, v.p, v.len);
                 t->log_pos.epoch = cf_get_varint(&r);
                 t->log_pos.n = cf_get_varint(&r);
+                if (r.ok && r.p != r.end) {
+                        t->log_since_full = cf_get_varint(&r);
+                        t->log_full_bytes = cf_get_varint(&r);
+                }
                 if (!r.ok) {
                         snprintf(errstr, errstr_size,
                                  "task %s: stored log position is corrupt",
@@ -390,14 +477,18 @@ static int on_restore(void *opaque, const rd_kafka_message_t *m)
         return 0;
 }
 
+/* since_full: bytes of log a restore would read (for when the next whole
+ * state is due). */
 static cf_err_t write_pos(cf_runtime *rt, uint16_t state_id, cf_tasklog_pos pos,
-                          char *errstr, size_t errstr_size)
+                          int64_t since_full, char *errstr, size_t errstr_size)
 {
         cf_key k;
         cf_buf v;
         cf_buf_init(&v);
         cf_put_varint(&v, pos.epoch);
         cf_put_varint(&v, pos.n);
+        cf_put_varint(&v, since_full);
+        cf_put_varint(&v, 0);
         meta_key(&k, state_id, 'l');
         cf_batch *b = cf_batch_new(rt->st);
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
@@ -468,8 +559,8 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                                name, topic, (int)id);
                 if (local.epoch == 0)
                         return write_pos(rt, state_id,
-                                         (cf_tasklog_pos){ 1, local.n }, errstr,
-                                         errstr_size);
+                                         (cf_tasklog_pos){ 1, local.n }, 0,
+                                         errstr, errstr_size);
                 return CF_OK;
         }
         if (same || ahead) {
@@ -478,7 +569,7 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                 if (local.epoch == 0)
                         return write_pos(
                             rt, state_id,
-                            (cf_tasklog_pos){ ts.a.max_epoch + 1, local.n },
+                            (cf_tasklog_pos){ ts.a.max_epoch + 1, local.n }, 0,
                             errstr, errstr_size);
                 return CF_OK;
         }
@@ -505,7 +596,7 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
          * commit of this writer never passes for one of an earlier one. */
         if ((err = write_pos(rt, state_id,
                              (cf_tasklog_pos){ r.a.max_epoch + 1, r.applied.n },
-                             errstr, errstr_size)))
+                             r.bytes, errstr, errstr_size)))
                 return err;
         *restored = true;
         cf_log(CF_LOG_INFO,

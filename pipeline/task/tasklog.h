@@ -36,6 +36,7 @@
 
 struct cf_task;
 struct cf_runtime;
+struct cf_out;
 
 /* Bytes of operations per log record at most (under Kafka's default
  * 1,000,000-byte message limit with room for the record's framing). */
@@ -55,6 +56,16 @@ typedef struct cf_tasklog_pos {
  * in-process runner) begin and end only write 'q'. */
 void cf_tasklog_begin(struct cf_task *t, cf_batch *b);
 void cf_tasklog_end(struct cf_task *t, cf_batch *b);
+
+/* A task log record o of t was delivered at offset: after the last record
+ * of a whole-state commit, the records before its first are deleted
+ * (DeleteRecords, answered on rt->trim_q). Delivery callback. */
+void cf_tasklog_delivered(struct cf_task *t, const struct cf_out *o,
+                          int64_t offset);
+
+/* Takes the answers to those deletions; logs once (WARN) when a broker
+ * refuses them. Runtime thread. */
+void cf_tasklog_poll_trims(struct cf_runtime *rt);
 
 /* Reads the task's META 'l' into t (at task creation). */
 cf_err_t cf_tasklog_load(struct cf_task *t, char *errstr, size_t errstr_size);
