@@ -351,6 +351,27 @@ static void disk_full_stops_then_restart_reaches_reference(void **state)
         assert_int_equal(log_records(&disk), 0);
 }
 
+/* SIGTERM to pid must end it with exit 0; if not, its last log lines are
+ * printed (out's .err) before the test fails. */
+static void stopped_cleanly(pid_t pid, const char *out)
+{
+        int rc = cf_test_signal_wait(pid, SIGTERM, 60);
+        if (rc == 0)
+                return;
+        char errp[160], line[1024];
+        static char last[20][1024];
+        int n = 0;
+        snprintf(errp, sizeof(errp), "%s.err", out);
+        FILE *f = fopen(errp, "r");
+        while (f && fgets(line, sizeof(line), f))
+                snprintf(last[n++ % 20], sizeof(last[0]), "%s", line);
+        if (f)
+                fclose(f);
+        for (int i = n > 20 ? n - 20 : 0; i < n; i++)
+                print_error("%s", last[i % 20]);
+        fail_msg("SIGTERM: exit %d, not 0 (its log above)", rc);
+}
+
 /* Task log partitions whose first offset is above 0: records before a
  * whole state were deleted. */
 static int log_partitions_trimmed(const cf_test_broker *b)
@@ -410,11 +431,16 @@ static void tasks_move_between_processes_exactly_once(void **state)
                 snprintf(name, sizeof(name), "moves-%d.out", i);
                 path(out[i], sizeof(out[i]), name);
                 write_config(cfg[i], moves.bootstrap, st[i], true);
-                /* Whole states often: restores start from them, and the
-                 * records before them are deleted. */
-                FILE *f = fopen(cfg[i], "a");
-                fprintf(f, "task.log.snapshot.bytes=4096\n");
-                fclose(f);
+                /* Whole states often on the peer: restores start from
+                 * them, and the records before them are deleted. (Not on
+                 * the embedded broker: librdkafka 2.0.2 leaks a block
+                 * when a broker refuses DeleteRecords, which the sanitizer
+                 * pass would report at every exit.) */
+                if (cf_test_broker_kind() == CF_BROKER_PEER) {
+                        FILE *f = fopen(cfg[i], "a");
+                        fprintf(f, "task.log.snapshot.bytes=4096\n");
+                        fclose(f);
+                }
         }
         int starts = 0, terms = 0, kills = 0, wiped = 0;
         for (int e = 0; e < events; e++) {
@@ -429,9 +455,7 @@ static void tasks_move_between_processes_exactly_once(void **state)
                 } else if (pid[slot] && running > 1) {
                         if (rand() % 2) {
                                 /* Planned: hands its tasks over. */
-                                assert_int_equal(
-                                    cf_test_signal_wait(pid[slot], SIGTERM, 60),
-                                    0);
+                                stopped_cleanly(pid[slot], out[slot]);
                                 terms++;
                         } else {
                                 assert_int_equal(
@@ -454,8 +478,7 @@ static void tasks_move_between_processes_exactly_once(void **state)
         }
         for (int i = 0; i < SLOTS; i++)
                 if (pid[i])
-                        assert_int_equal(
-                            cf_test_signal_wait(pid[i], SIGTERM, 60), 0);
+                        stopped_cleanly(pid[i], out[i]);
         print_message("%d starts, %d SIGTERM, %d SIGKILL (%d with the state "
                       "directory deleted)\n",
                       starts, terms, kills, wiped);

@@ -1118,7 +1118,8 @@ done:
         if (s.limits_q)
                 rd_kafka_queue_destroy(s.limits_q);
         if (rt->trim_q) {
-                cf_tasklog_poll_trims(rt);
+                /* Answers still coming hold references to the producer. */
+                cf_tasklog_poll_trims(rt, 10000);
                 rd_kafka_queue_destroy(rt->trim_q);
         }
         if (rt->producer)

@@ -336,7 +336,7 @@ void cf_outbox_produce(cf_task *t)
 
 cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop)
 {
-        cf_tasklog_poll_trims(rt);
+        cf_tasklog_poll_trims(rt, 0);
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
                         produce(rt->tasks[p], true);

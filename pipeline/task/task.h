@@ -119,7 +119,8 @@ typedef struct cf_runtime {
         /* Results of the task logs' DeleteRecords requests (tasklog.c),
          * created on first use. */
         rd_kafka_queue_t *trim_q;
-        bool trim_warned;
+        int trims_inflight; /* asked, not answered */
+        bool trim_warned;   /* one refused: no more are asked */
         /* Rating task p at [p], billing task q at [in_partitions + q]; NULL
          * where not assigned to this process. */
         cf_task **tasks;

@@ -184,7 +184,8 @@ void cf_tasklog_delivered(cf_task *t, const cf_out *o, int64_t offset)
         cf_runtime *rt = t->rt;
         if (o->log_mark & CF_OUT_LOG_FIRST)
                 t->log_trim_from = offset;
-        if (!(o->log_mark & CF_OUT_LOG_LAST) || t->log_trim_from <= 0)
+        if (!(o->log_mark & CF_OUT_LOG_LAST) || t->log_trim_from <= 0 ||
+            rt->trim_warned)
                 return;
         /* The whole state is in the log: what comes before it is never
          * read again. */
@@ -197,15 +198,25 @@ void cf_tasklog_delivered(cf_task *t, const cf_out *o, int64_t offset)
         if (!rt->trim_q)
                 rt->trim_q = rd_kafka_queue_new(rt->producer);
         rd_kafka_DeleteRecords(rt->producer, &del, 1, NULL, rt->trim_q);
+        rt->trims_inflight++;
         rd_kafka_DeleteRecords_destroy(del);
         rd_kafka_topic_partition_list_destroy(l);
         t->log_trim_from = -1;
 }
 
-void cf_tasklog_poll_trims(cf_runtime *rt)
+void cf_tasklog_poll_trims(cf_runtime *rt, int wait_ms)
 {
         rd_kafka_event_t *ev;
-        while (rt->trim_q && (ev = rd_kafka_queue_poll(rt->trim_q, 0))) {
+        for (int waited = 0; rt->trim_q;) {
+                ev = rd_kafka_queue_poll(rt->trim_q, wait_ms > 0 ? 100 : 0);
+                if (!ev) {
+                        waited += 100;
+                        if (wait_ms <= 0 || rt->trims_inflight <= 0 ||
+                            waited >= wait_ms)
+                                break;
+                        continue;
+                }
+                rt->trims_inflight--;
                 const char *why = NULL;
                 char buf[256];
                 if (rd_kafka_event_error(ev)) {
@@ -477,6 +488,28 @@ static int on_restore(void *opaque, const rd_kafka_message_t *m)
         return 0;
 }
 
+/* Scan callback: sets *(bool *)opaque when the outbox entry is the first
+ * record of a task's first commit. */
+static int has_first_commit(void *opaque, const uint8_t *key, size_t klen,
+                            const uint8_t *val, size_t vlen)
+{
+        (void)key;
+        (void)klen;
+        cf_out *o = cf_out_decode(val, vlen);
+        cf_tasklog_pos pos;
+        bool full;
+        int64_t i, k;
+        const uint8_t *ops;
+        size_t len;
+        if (o && cf_outbox_is_log(o->topic) &&
+            cf_tasklog_parse(o->value, o->vlen, &pos, &full, &i, &k, &ops,
+                             &len) &&
+            pos.n == 1 && i == 0)
+                *(bool *)opaque = true;
+        cf_out_free(o);
+        return *(bool *)opaque;
+}
+
 /* since_full: bytes of log a restore would read (for when the next whole
  * state is due). */
 static cf_err_t write_pos(cf_runtime *rt, uint16_t state_id, cf_tasklog_pos pos,
@@ -552,6 +585,19 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                 if (err && err != CF_ERR_NOT_FOUND)
                         return err;
                 *full = err == CF_OK;
+                /* Unless the log's first commit waits in this directory's
+                 * outbox (its first run died before delivering it): then
+                 * the log will hold every commit from the first. */
+                if (*full) {
+                        bool first = false;
+                        cf_key pk;
+                        cf_key_init(&pk, state_id);
+                        if ((err = cf_state_scan(rt->st, CF_COL_OUTBOX, pk.b,
+                                                 pk.len, has_first_commit,
+                                                 &first, errstr, errstr_size)))
+                                return err;
+                        *full = !first;
+                }
                 if (*full)
                         cf_log(CF_LOG_INFO,
                                "%s: %s [%d] is empty: the next commit writes "

@@ -64,8 +64,9 @@ void cf_tasklog_delivered(struct cf_task *t, const struct cf_out *o,
                           int64_t offset);
 
 /* Takes the answers to those deletions; logs once (WARN) when a broker
- * refuses them. Runtime thread. */
-void cf_tasklog_poll_trims(struct cf_runtime *rt);
+ * refuses one, and asks no more. With wait_ms > 0 (at the end) waits up
+ * to that long for the outstanding answers. Runtime thread. */
+void cf_tasklog_poll_trims(struct cf_runtime *rt, int wait_ms);
 
 /* Reads the task's META 'l' into t (at task creation). */
 cf_err_t cf_tasklog_load(struct cf_task *t, char *errstr, size_t errstr_size);
