@@ -48,6 +48,10 @@
 
 static char dir[64];
 static cf_test_broker ref, crash, disk, moves, torn;
+/* The scale-out test's running processes: killed by the teardown when the
+ * test fails half-way, so that none outlives the suite. */
+enum { SLOTS = 4 };
+static pid_t moving[SLOTS];
 
 static void path(char *buf, size_t n, const char *name)
 {
@@ -194,6 +198,11 @@ static int teardown(void **state)
 {
         char *o;
         (void)state;
+        for (int i = 0; i < SLOTS; i++)
+                if (moving[i] > 0) {
+                        cf_test_signal_wait(moving[i], SIGKILL, 10);
+                        moving[i] = 0;
+                }
         int a = cf_test_broker_stop(&ref), b = cf_test_broker_stop(&crash);
         a |= cf_test_broker_stop(&disk);
         a |= cf_test_broker_stop(&moves);
@@ -410,7 +419,6 @@ static int log_partitions_trimmed(const cf_test_broker *b)
 static void tasks_move_between_processes_exactly_once(void **state)
 {
         (void)state;
-        enum { SLOTS = 4 };
         const char *env = getenv("CF_MOVES_EVENTS");
         int events = env ? atoi(env) : 30;
         const char *seed_env = getenv("CF_MOVES_SEED");
@@ -420,7 +428,7 @@ static void tasks_move_between_processes_exactly_once(void **state)
                       events);
         srand(seed);
         generate(&moves);
-        pid_t pid[SLOTS] = { 0 };
+        pid_t *pid = moving;
         char cfg[SLOTS + 1][128], st[SLOTS + 1][128], out[SLOTS + 1][128];
         for (int i = 0; i <= SLOTS; i++) {
                 char name[32];
@@ -453,14 +461,17 @@ static void tasks_move_between_processes_exactly_once(void **state)
                         pid[slot] = cf_test_spawn(run, out[slot]);
                         starts++;
                 } else if (pid[slot] && running > 1) {
+                        /* Waited for below either way: not the teardown's
+                         * to kill any more. */
+                        pid_t p = pid[slot];
+                        pid[slot] = 0;
                         if (rand() % 2) {
                                 /* Planned: hands its tasks over. */
-                                stopped_cleanly(pid[slot], out[slot]);
+                                stopped_cleanly(p, out[slot]);
                                 terms++;
                         } else {
                                 assert_int_equal(
-                                    cf_test_signal_wait(pid[slot], SIGKILL, 10),
-                                    -1);
+                                    cf_test_signal_wait(p, SIGKILL, 10), -1);
                                 kills++;
                                 if (rand() % 2) {
                                         char *o;
@@ -472,13 +483,15 @@ static void tasks_move_between_processes_exactly_once(void **state)
                                         wiped++;
                                 }
                         }
-                        pid[slot] = 0;
                 }
                 usleep(300000 + (useconds_t)(rand() % 2700) * 1000);
         }
         for (int i = 0; i < SLOTS; i++)
-                if (pid[i])
-                        stopped_cleanly(pid[i], out[i]);
+                if (pid[i]) {
+                        pid_t p = pid[i];
+                        pid[i] = 0;
+                        stopped_cleanly(p, out[i]);
+                }
         print_message("%d starts, %d SIGTERM, %d SIGKILL (%d with the state "
                       "directory deleted)\n",
                       starts, terms, kills, wiped);
