@@ -275,7 +275,10 @@ static cf_err_t commit_all(rt_state *s)
                 s->state_failed = true;
                 return err;
         }
-        cf_outbox_produce_all(rt, &rt_hard_stop);
+        /* Stopping on a signal: at most as long as the final delivery
+         * wait (a broker gone for good must not hold the stop); the
+         * outputs then wait in the outbox for the next start. */
+        cf_outbox_produce_all(rt, &rt_hard_stop, rt_stop ? 60000 : -1);
         s->commits++;
         s->commit_ms_last = cf_mono_ms() - t0;
         if (s->commit_ms_last > s->commit_ms_max)

@@ -334,7 +334,8 @@ void cf_outbox_produce(cf_task *t)
         produce(t, false);
 }
 
-cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop)
+cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
+                               int max_wait_ms)
 {
         cf_tasklog_poll_trims(rt, 0);
         for (int32_t p = 0; p < rt->n_tasks; p++)
@@ -342,7 +343,9 @@ cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop)
                         produce(rt->tasks[p], true);
         /* An output may reach Kafka only once the task log holds the
          * whole commit that made it (tasklog.h). */
-        while (rt->log_inflight > 0 && !rt->fatal && !*stop)
+        for (int waited = 0; rt->log_inflight > 0 && !rt->fatal && !*stop &&
+                             (max_wait_ms < 0 || waited < max_wait_ms);
+             waited += 5)
                 rd_kafka_poll(rt->producer, 5);
         if (rt->fatal)
                 return CF_ERR_KAFKA;
@@ -621,7 +624,7 @@ cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
                                t->name, dropped, rt->out_topic[req[i].out]);
         }
         free(req);
-        if (cf_outbox_produce_all(rt, stop)) {
+        if (cf_outbox_produce_all(rt, stop, -1)) {
                 snprintf(errstr, errstr_size, "%s",
                          rt->fatal ? rt->fatal_msg : "stopped");
                 return CF_ERR_KAFKA;

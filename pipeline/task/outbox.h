@@ -130,12 +130,13 @@ void cf_outbox_free(struct cf_task *t);
 void cf_outbox_produce(struct cf_task *t);
 
 /* The same for every task of rt, in two phases: the task log entries,
- * waiting for their delivery (until *stop), then the other outputs, so that
- * an output is in Kafka only if the task log holds its whole commit.
- * CF_ERR_KAFKA when rt->fatal or stopped before the second phase (the
- * outputs stay in the outbox for the next start). */
+ * waiting for their delivery (until *stop, or at most max_wait_ms; -1: no
+ * limit), then the other outputs, so that an output is in Kafka only if
+ * the task log holds its whole commit. CF_ERR_KAFKA when rt->fatal or
+ * stopped before the second phase (the outputs stay in the outbox for the
+ * next start). */
 cf_err_t cf_outbox_produce_all(struct cf_runtime *rt,
-                               volatile sig_atomic_t *stop);
+                               volatile sig_atomic_t *stop, int max_wait_ms);
 
 /* The producer's delivery report of m, whose opaque is the cf_out: marks
  * it delivered (or, when it can never be delivered, skipped) or sets
