@@ -294,8 +294,10 @@ static void outputs_identical_after_kills(void **state)
         assert_same_topic(&ref, &crash, "billing.rejected", false);
 }
 
-/* Records in the task log topics, all partitions. */
-static int64_t log_records(const cf_test_broker *b)
+/* The task log topics' records over all partitions, and (trimmed) the
+ * partitions whose first offset is above 0: records before a whole state
+ * were deleted. */
+static int64_t log_records(const cf_test_broker *b, int *trimmed)
 {
         char err[256];
         int64_t n = 0;
@@ -307,6 +309,8 @@ static int64_t log_records(const cf_test_broker *b)
         assert_non_null(rk);
         static const char *const logs[] = { "chargeflow.rating-log",
                                             "chargeflow.billing-log" };
+        if (trimmed)
+                *trimmed = 0;
         for (int t = 0; t < 2; t++)
                 for (int p = 0; p < 4; p++) {
                         int64_t lo, hi;
@@ -314,6 +318,8 @@ static int64_t log_records(const cf_test_broker *b)
                                              rk, logs[t], p, &lo, &hi, 10000),
                                          0);
                         n += hi - lo;
+                        if (trimmed)
+                                *trimmed += lo > 0;
                 }
         rd_kafka_destroy(rk);
         return n;
@@ -357,7 +363,7 @@ static void disk_full_stops_then_restart_reaches_reference(void **state)
         assert_same_topic(&ref, &disk, "billing.charge-records", true);
         assert_same_topic(&ref, &disk, "billing.statements", true);
         assert_same_topic(&ref, &disk, "billing.rejected", false);
-        assert_int_equal(log_records(&disk), 0);
+        assert_int_equal(log_records(&disk, NULL), 0);
 }
 
 /* SIGTERM to pid must end it with exit 0; if not, its last log lines are
@@ -379,32 +385,6 @@ static void stopped_cleanly(pid_t pid, const char *out)
         for (int i = n > 20 ? n - 20 : 0; i < n; i++)
                 print_error("%s", last[i % 20]);
         fail_msg("SIGTERM: exit %d, not 0 (its log above)", rc);
-}
-
-/* Task log partitions whose first offset is above 0: records before a
- * whole state were deleted. */
-static int log_partitions_trimmed(const cf_test_broker *b)
-{
-        char err[256];
-        int n = 0;
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstrap, err,
-                          sizeof(err));
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        assert_non_null(rk);
-        static const char *const logs[] = { "chargeflow.rating-log",
-                                            "chargeflow.billing-log" };
-        for (int t = 0; t < 2; t++)
-                for (int p = 0; p < 4; p++) {
-                        int64_t lo, hi;
-                        assert_int_equal(rd_kafka_query_watermark_offsets(
-                                             rk, logs[t], p, &lo, &hi, 10000),
-                                         0);
-                        n += lo > 0;
-                }
-        rd_kafka_destroy(rk);
-        return n;
 }
 
 /* Scale-out: several processes in one group, each with its own state
@@ -508,7 +488,8 @@ static void tasks_move_between_processes_exactly_once(void **state)
         /* The logs were cut at whole states on the peer broker; the
          * embedded one (librdkafka 2.0.2's mock) does not implement
          * DeleteRecords, and the processes say so once and go on. */
-        int trimmed = log_partitions_trimmed(&moves);
+        int trimmed;
+        log_records(&moves, &trimmed);
         print_message("task log partitions trimmed: %d of 8\n", trimmed);
         if (cf_test_broker_kind() == CF_BROKER_PEER)
                 assert_true(trimmed >= 1);
