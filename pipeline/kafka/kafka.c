@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
@@ -61,6 +62,23 @@ rd_kafka_conf_t *cf_kafka_conf_new(const char *bootstrap, const cf_kv *extra,
 fail:
         rd_kafka_conf_destroy(conf);
         return NULL;
+}
+
+cf_err_t cf_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t p,
+                             volatile sig_atomic_t *stop, int64_t *lo,
+                             int64_t *hi, char *errstr, size_t errstr_size)
+{
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__INTR; /* stopped */
+        for (int a = 0; a < 30 && !*stop; a++) {
+                e = rd_kafka_query_watermark_offsets(rk, topic, p, lo, hi,
+                                                     10000);
+                if (!e)
+                        return CF_OK;
+                usleep(1000 * 1000);
+        }
+        snprintf(errstr, errstr_size, "offsets of %s [%d]: %s", topic, (int)p,
+                 rd_kafka_err2str(e));
+        return CF_ERR_KAFKA;
 }
 
 cf_err_t cf_kafka_partition_count(rd_kafka_t *rk, const char *topic,

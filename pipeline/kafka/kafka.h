@@ -6,6 +6,8 @@
 #ifndef CF_KAFKA_H
 #define CF_KAFKA_H
 
+#include <signal.h>
+
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +33,14 @@ cf_err_t cf_kafka_consumer_defaults(rd_kafka_conf_t *conf, const cf_config *cfg,
 /* Sets one property; errstr names the key. */
 cf_err_t cf_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                            const char *value, char *errstr, size_t errstr_size);
+
+/* The low and high watermarks of partition p of topic, asking the broker;
+ * retriable errors (a leader moving, a request timing out) are retried for
+ * about 30 s, or until *stop. CF_ERR_KAFKA with errstr ("offsets of T [p]:
+ * why") otherwise. */
+cf_err_t cf_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t p,
+                             volatile sig_atomic_t *stop, int64_t *lo,
+                             int64_t *hi, char *errstr, size_t errstr_size);
 
 /* Sets *np to the number of partitions of topic (metadata request,
  * timeout_ms). CF_ERR_KAFKA with errstr set when the topic does not exist or

@@ -468,24 +468,9 @@ static cf_err_t tables_poll(rt_state *s, bool to_end, char *errstr,
                             k ? rt->cfg->topic_users : rt->cfg->topic_sites;
                         for (int p = 0; p < s->table_parts[k]; p++) {
                                 int64_t lo, hi;
-                                /* Retriable errors (a leader moving, a
-                                 * request timing out) for about 30 s. */
-                                rd_kafka_resp_err_t err =
-                                    RD_KAFKA_RESP_ERR_NO_ERROR;
-                                for (int a = 0; a < 30 && !rt_stop; a++) {
-                                        err = rd_kafka_query_watermark_offsets(
-                                            s->tables_rk, topic, p, &lo, &hi,
-                                            10000);
-                                        if (!err)
-                                                break;
-                                        usleep(1000 * 1000);
-                                }
-                                if (err || rt_stop) {
-                                        snprintf(errstr, errstr_size,
-                                                 "offsets of %s [%d]: %s",
-                                                 topic, p,
-                                                 err ? rd_kafka_err2str(err)
-                                                     : "stopped");
+                                if (cf_kafka_watermarks(s->tables_rk, topic, p,
+                                                        &rt_stop, &lo, &hi,
+                                                        errstr, errstr_size)) {
                                         free(ends);
                                         return CF_ERR_KAFKA;
                                 }

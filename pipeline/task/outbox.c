@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "crash.h"
 #include "kafka.h"
@@ -486,21 +485,9 @@ static cf_err_t read_tails(cf_runtime *rt, tail_req *req, size_t n,
         for (size_t i = 0; i < n; i++) {
                 int64_t lo, hi;
                 const char *topic = rt->out_topic[req[i].out];
-                /* Retriable errors (a leader moving, a request timing out)
-                 * are retried for about 30 s. */
-                rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__INTR; /* stop */
-                for (int a = 0; a < 30 && !*stop; a++) {
-                        e = rd_kafka_query_watermark_offsets(
-                            rk, topic, req[i].t->id, &lo, &hi, 10000);
-                        if (!e)
-                                break;
-                        usleep(1000 * 1000);
-                }
-                if (e) {
-                        snprintf(errstr, errstr_size, "offsets of %s [%d]: %s",
-                                 topic, (int)req[i].t->id, rd_kafka_err2str(e));
+                if (cf_kafka_watermarks(rk, topic, req[i].t->id, stop, &lo, &hi,
+                                        errstr, errstr_size))
                         goto out;
-                }
                 req[i].end = hi;
                 if (hi <= lo) {
                         req[i].done = true;

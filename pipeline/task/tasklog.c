@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "hmap.h"
@@ -370,19 +369,9 @@ static cf_err_t read_partition(const cf_runtime *rt, const char *topic,
         if (!rk)
                 return CF_ERR_KAFKA;
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__INTR;
-        for (int a = 0; a < 30 && !*stop; a++) {
-                e = rd_kafka_query_watermark_offsets(rk, topic, partition, &lo,
-                                                     &hi, 10000);
-                if (!e)
-                        break;
-                usleep(1000 * 1000);
-        }
-        if (e) {
-                snprintf(errstr, errstr_size, "offsets of %s [%d]: %s", topic,
-                         (int)partition, rd_kafka_err2str(e));
+        if (cf_kafka_watermarks(rk, topic, partition, stop, &lo, &hi, errstr,
+                                errstr_size))
                 goto out;
-        }
         if (hi <= lo) {
                 err = CF_OK;
                 goto out;
