@@ -580,6 +580,17 @@ static void close_due(cf_task *t, bill_ctx *c)
         }
 }
 
+/* At the end of input, billing is finished once every rating task has
+ * sent its end: until then a statement may still get charges. */
+static bool bill_finished(cf_task *t, void *ctx)
+{
+        sources *s = get_sources(ctx, cf_task_sources(t));
+        for (int32_t i = 0; i < s->n; i++)
+                if (s->wm[i] != CF_WATERMARK_END)
+                        return false;
+        return true;
+}
+
 static cf_stage_rc bill_process(cf_task *t, void *ctx, cf_item *it)
 {
         bill_ctx *c = ctx;
@@ -675,5 +686,6 @@ const cf_stage cf_stage_bill = {
         .init = bill_init,
         .process = bill_process,
         .advance = bill_advance,
+        .finished = bill_finished,
         .destroy = bill_destroy,
 };

@@ -126,6 +126,10 @@ typedef struct rt_state {
         cf_metrics *metrics;    /* metrics.listen, or NULL */
         cf_registry_client *rc; /* schema.registry.url, or NULL */
         rd_kafka_queue_t *limits_q; /* the topics' size limits, asked */
+        /* --until-idle (until_idle_done): some task still to drain; when
+         * the wait for other processes' ends was last logged. */
+        bool drain_pending;
+        int64_t last_wait_log;
 } rt_state;
 
 /* Takes the output topics' max.message.bytes once the broker answers
@@ -739,6 +743,47 @@ static bool idle_now(rt_state *s, int64_t now)
         return n > 0 && rd_kafka_outq_len(rt->producer) == 0;
 }
 
+/* --until-idle, once idle: whether the process may exit. Every task it
+ * holds must be drained (tasks assigned after a first drain, moved here
+ * from a process that left, drain too: s->drain_pending says some are
+ * not) and finished: a billing task waits for the end of input from every
+ * rating task, which other processes of the group send when they drain.
+ * Without that wait, a process that drained first would leave with its
+ * statements open, and nothing would close them once the others are gone
+ * too. While it waits, it says every 30 s which tasks it waits for. */
+static bool until_idle_done(rt_state *s, int64_t now)
+{
+        cf_runtime *rt = &s->rt;
+        char wait[256];
+        size_t n = 0;
+        s->drain_pending = false;
+        wait[0] = 0;
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t)
+                        continue;
+                if (!t->drained) {
+                        s->drain_pending = true;
+                } else if (!cf_task_finished(t) && n < sizeof(wait)) {
+                        n += (size_t)snprintf(wait + n, sizeof(wait) - n,
+                                              "%s%c-%d", n ? ", " : "", t->sub,
+                                              (int)t->id);
+                }
+        }
+        if (s->drain_pending)
+                return false;
+        if (!wait[0])
+                return true;
+        if (now - s->last_wait_log >= 30000) {
+                cf_log(CF_LOG_INFO,
+                       "drained; waiting for the end of input from every "
+                       "rating task of the group (tasks %s)",
+                       wait);
+                s->last_wait_log = now;
+        }
+        return false;
+}
+
 static void route(rt_state *s, rd_kafka_message_t *m)
 {
         cf_runtime *rt = &s->rt;
@@ -1049,15 +1094,10 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                     now - s.last_stats >= cfg->stats_interval_ms)
                         log_stats(&s);
                 if (until_idle && idle_now(&s, now)) {
-                        /* Every task this process holds drained (tasks
-                         * assigned after a first drain, moved here from a
-                         * process that left, drain too): done. */
-                        bool all = true;
-                        for (int32_t p = 0; p < rt->n_tasks; p++)
-                                if (rt->tasks[p] && !rt->tasks[p]->drained)
-                                        all = false;
-                        if (all)
+                        if (until_idle_done(&s, now))
                                 break;
+                        if (!s.drain_pending)
+                                continue;
                         /* The input is over: rating closes what waits and
                          * sends the end-of-input watermark; billing then
                          * closes what that allows, and we stop when idle

@@ -89,6 +89,9 @@ typedef enum cf_stage_rc {
         CF_STAGE_REJECTED, /* cf_task_reject() was called for it */
 } cf_stage_rc;
 
+/* The watermark a drained rating task sends: its input is over. */
+#define CF_WATERMARK_END (INT64_MAX / 4)
+
 typedef struct cf_stage {
         const char *name;
         /* Creates the per-task context in *ctxp. */
@@ -103,6 +106,11 @@ typedef struct cf_stage {
         /* The input is exhausted for now (--until-idle): finish what can be
          * finished without more input. Optional. */
         void (*drain)(cf_task *t, void *ctx);
+        /* After drain (--until-idle): whether the stage has everything it
+         * waits for, or needs input that other processes still send (a
+         * billing task waits for the end of input from every rating task).
+         * Optional: NULL means finished. */
+        bool (*finished)(cf_task *t, void *ctx);
         /* Frees the context; NULL is a no-op. */
         void (*destroy)(void *ctx);
 } cf_stage;

@@ -561,6 +561,17 @@ void cf_task_drain(cf_task *t)
         t->drained = true;
 }
 
+bool cf_task_finished(cf_task *t)
+{
+        if (!t->drained)
+                return false;
+        for (size_t i = 0; i < t->n_stages; i++)
+                if (t->chain[i]->finished &&
+                    !t->chain[i]->finished(t, t->ctx[i]))
+                        return false;
+        return true;
+}
+
 void cf_task_tick(cf_task *t)
 {
         advance(t);

@@ -152,6 +152,11 @@ void cf_task_process_src(cf_task *t, const cf_src *src);
  * sends CF_WATERMARK_END. */
 void cf_task_drain(cf_task *t);
 
+/* After cf_task_drain: whether every stage is finished (stage.h
+ * finished()); a process with --until-idle exits only when each task it
+ * holds is. */
+bool cf_task_finished(cf_task *t);
+
 /* Runs every stage's advance() at the current stream time; billing tasks
  * call it at each commit (cf_tasks_commit). */
 void cf_task_tick(cf_task *t);
@@ -167,9 +172,6 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
  * errstr names the task that failed. */
 cf_err_t cf_tasks_commit(cf_runtime *rt, cf_batch *b, char *errstr,
                          size_t errstr_size);
-
-/* The watermark a drained rating task sends: its input is over. */
-#define CF_WATERMARK_END (INT64_MAX / 4)
 
 /* Task's event-time watermark for billing. */
 int64_t cf_task_watermark(const cf_task *t);
