@@ -47,7 +47,7 @@
 #define DAYS "8"
 
 static char dir[64];
-static cf_test_broker ref, crash, disk, moves, torn, idler;
+static cf_test_broker ref, crash, disk, moves, torn, idler, zombie;
 /* The scale-out test's running processes: killed by the teardown when the
  * test fails half-way, so that none outlives the suite. */
 enum { SLOTS = 4 };
@@ -180,7 +180,9 @@ static int setup(void **state)
             !cf_test_broker_start(&crash, 4) ||
             !cf_test_broker_start(&disk, 4) ||
             !cf_test_broker_start(&moves, 4) ||
-            !cf_test_broker_start(&torn, 4) || !cf_test_broker_start(&idler, 4))
+            !cf_test_broker_start(&torn, 4) ||
+            !cf_test_broker_start(&idler, 4) ||
+            !cf_test_broker_start(&zombie, 4))
                 return -1;
         /* The reference: the same input, one uninterrupted run. */
         char cfg[128], st[128];
@@ -209,6 +211,7 @@ static int teardown(void **state)
         a |= cf_test_broker_stop(&moves);
         a |= cf_test_broker_stop(&torn);
         a |= cf_test_broker_stop(&idler);
+        a |= cf_test_broker_stop(&zombie);
         /* CF_TEST_KEEP=1 keeps the directory: configs, states, logs. */
         if (!getenv("CF_TEST_KEEP")) {
                 char *rm[] = { "/bin/rm", "-rf", dir, NULL };
@@ -535,6 +538,90 @@ static void until_idle_finishes_tasks_taken_over(void **state)
         assert_same_topic(&ref, &idler, "billing.rejected", false);
 }
 
+/* Whether pid is stopped (SIGSTOP): state T in /proc/pid/stat. */
+static bool is_stopped(pid_t pid)
+{
+        char p[64], buf[512];
+        snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(p, "r");
+        if (!f)
+                return false;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *e = strrchr(buf, ')'); /* after the command name */
+        return e && e[1] == ' ' && e[2] == 'T';
+}
+
+static int count_lines(const char *file, const char *text);
+
+/* A zombie: a process freezes (SIGSTOP, at CF_PAUSE_AT=synced:5: its fifth
+ * commit written to its state directory, nothing of it produced yet), the
+ * group gives its tasks to a second process after the session timeout
+ * (6 s), which restores them from the task log and goes on; then the
+ * first thaws (SIGCONT) in the middle of that commit. It must write
+ * nothing for the tasks it lost: it notices it stood still, holds its
+ * writes until the consumer finds the assignment lost, and drops the
+ * tasks as of their last commit. Both are then stopped, and a process
+ * with an empty directory finishes with --until-idle: the outputs must
+ * equal the uninterrupted run's (a commit produced by the zombie would
+ * repeat charge records and rejected records the second process wrote). */
+static void zombie_writes_nothing_after_its_tasks_moved(void **state)
+{
+        (void)state;
+        char cfg[3][128], st[3][128], out[3][128], err1[160];
+        generate(&zombie);
+        pid_t *pid = moving; /* the teardown kills them if this fails */
+        for (int i = 0; i < 3; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "zombie-%d.properties", i);
+                path(cfg[i], sizeof(cfg[i]), name);
+                snprintf(name, sizeof(name), "state-zombie-%d", i);
+                path(st[i], sizeof(st[i]), name);
+                snprintf(name, sizeof(name), "zombie-%d.out", i);
+                path(out[i], sizeof(out[i]), name);
+                write_config(cfg[i], zombie.bootstrap, st[i], true);
+        }
+        char *run0[] = { CF_BINARY, "run", "-c", cfg[0], NULL };
+        setenv("CF_PAUSE_AT", "synced:5", 1);
+        pid[0] = cf_test_spawn(run0, out[0]);
+        unsetenv("CF_PAUSE_AT");
+        int waited = 0;
+        while (!is_stopped(pid[0]) && waited++ < 600)
+                usleep(100000);
+        assert_true(is_stopped(pid[0]));
+        char err0[160];
+        snprintf(err0, sizeof(err0), "%s.err", out[0]);
+        assert_true(count_lines(err0, " assigned") == 8);
+        /* The second takes every task once the first's session is over. */
+        char *run1[] = { CF_BINARY, "run", "-c", cfg[1], NULL };
+        pid[1] = cf_test_spawn(run1, out[1]);
+        snprintf(err1, sizeof(err1), "%s.err", out[1]);
+        waited = 0;
+        while (count_lines(err1, " assigned") < 8 && waited++ < 600)
+                usleep(100000);
+        assert_true(count_lines(err1, " assigned") >= 8);
+        sleep(3); /* it writes for them meanwhile */
+        assert_int_equal(kill(pid[0], SIGCONT), 0);
+        sleep(8); /* it thaws, finds its tasks gone, joins again */
+        assert_true(log_has(err0, "stood still"));
+        assert_true(log_has(err0, "assignment lost"));
+        for (int i = 0; i < 2; i++) {
+                pid_t p = pid[i];
+                pid[i] = 0;
+                stopped_cleanly(p, out[i]);
+        }
+        char *o;
+        char *run_end[] = {
+                CF_BINARY, "run", "-c", cfg[2], "--until-idle", NULL
+        };
+        assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
+        free(o);
+        assert_same_topic(&ref, &zombie, "billing.charge-records", true);
+        assert_same_topic(&ref, &zombie, "billing.statements", true);
+        assert_same_topic(&ref, &zombie, "billing.rejected", false);
+}
+
 /* Commits in the task log topic whose records stop part-way (read in
  * offset order, partition by partition, with the task log's own parser). */
 static int torn_commits(const cf_test_broker *b, const char *topic)
@@ -740,6 +827,20 @@ static void mock_broker_faults_then_restart_reach_reference(void **state)
 }
 
 /* True when the file holds the text. */
+/* Lines of file that contain text (0 when it cannot be read). */
+static int count_lines(const char *file, const char *text)
+{
+        char line[2048];
+        int n = 0;
+        FILE *f = fopen(file, "r");
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                n += strstr(line, text) != NULL;
+        fclose(f);
+        return n;
+}
+
 static bool log_has(const char *file, const char *text)
 {
         char line[2048];
@@ -936,6 +1037,7 @@ int main(void)
                 cmocka_unit_test(tasks_move_between_processes_exactly_once),
                 cmocka_unit_test(torn_task_log_commit_is_never_applied),
                 cmocka_unit_test(until_idle_finishes_tasks_taken_over),
+                cmocka_unit_test(zombie_writes_nothing_after_its_tasks_moved),
         };
         /* CF_TEST_FILTER=pattern runs only the matching tests. */
         if (getenv("CF_TEST_FILTER"))

@@ -279,6 +279,8 @@ static cf_err_t commit_all(rt_state *s)
                 s->state_failed = true;
                 return err;
         }
+        if (s->assigned) /* a commit of tasks: written, none produced */
+                cf_crash_point("synced");
         /* Stopping on a signal: at most as long as the final delivery
          * wait (a broker gone for good must not hold the stop); the
          * outputs then wait in the outbox for the next start. */
@@ -630,12 +632,40 @@ static int32_t task_index(const cf_runtime *rt, int input, int32_t p)
         return p >= 0 && p < rt->in_partitions ? p : -1;
 }
 
+/* Until writes may go on after a standstill (cf_outbox_may_write), or
+ * the assignment is found lost: before a planned handover or the final
+ * commit, which would otherwise leave their outputs to the next start. */
+static void await_hold(cf_runtime *rt)
+{
+        while (cf_mono_ms() < rt->hold_until_ms && !rt->fatal &&
+               !rd_kafka_assignment_lost(rt->consumer))
+                rd_kafka_poll(rt->producer, 50);
+}
+
 static void revoke_all(rt_state *s)
 {
         cf_runtime *rt = &s->rt;
-        if (commit_all(s) == CF_OK)
+        if (rd_kafka_assignment_lost(rt->consumer)) {
+                /* The group gave the tasks to others while this process
+                 * did not hear from it (session timed out, or
+                 * max.poll.interval.ms passed): their new owners restore
+                 * from the task log and the output tails, so nothing more
+                 * is committed or produced for them here. What librdkafka
+                 * holds already goes out (its delivery reports name the
+                 * tasks); the local state keeps the last commit, which a
+                 * later assignment here replaces from the log. */
+                cf_log(CF_LOG_WARN,
+                       "assignment lost (no word from the group within the "
+                       "session timeout, or max.poll.interval.ms passed): "
+                       "the tasks are left as of their last commit, "
+                       "nothing more written for them");
                 rd_kafka_flush(rt->producer, 30000);
-        commit_all(s); /* deletes what was delivered from the outbox */
+        } else {
+                await_hold(rt);
+                if (commit_all(s) == CF_OK)
+                        rd_kafka_flush(rt->producer, 30000);
+                commit_all(s); /* deletes what was delivered from the outbox */
+        }
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task_destroy(rt->tasks[p]);
                 rt->tasks[p] = NULL;
@@ -942,6 +972,23 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 rd_kafka_conf_destroy(cc);
                 return CF_ERR_CONFIG;
         }
+        /* Writes wait after the main thread stood still for half a
+         * session (cf_outbox_may_write), for two heartbeats (at least
+         * 1.5 s): the consumer's time to hear from the group. */
+        {
+                char v[32];
+                size_t vn = sizeof(v);
+                int64_t session = 10000, heartbeat = 3000;
+                if (rd_kafka_conf_get(cc, "session.timeout.ms", v, &vn) ==
+                    RD_KAFKA_CONF_OK)
+                        session = strtoll(v, NULL, 10);
+                vn = sizeof(v);
+                if (rd_kafka_conf_get(cc, "heartbeat.interval.ms", v, &vn) ==
+                    RD_KAFKA_CONF_OK)
+                        heartbeat = strtoll(v, NULL, 10);
+                rt->standstill_ms = session / 2;
+                rt->hold_ms = heartbeat * 2 > 1500 ? heartbeat * 2 : 1500;
+        }
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
         rd_kafka_conf_set_opaque(cc, s);
         rt->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, errstr_size);
@@ -969,6 +1016,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         cf_runtime *rt = &s.rt;
         char errstr[512];
         int rc = 1;
+        bool running = false;
         memset(&s, 0, sizeof(s));
         s.t_start = cf_mono_ms();
         cf_runtime_init(rt, cfg);
@@ -1070,11 +1118,13 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                *cfg->group_instance_id ? ", static member " : "",
                cfg->group_instance_id);
         s.last_commit = s.last_stats = s.last_msg = s.t_running = cf_mono_ms();
+        running = true;
 
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
         rd_kafka_message_t *msgs[BATCH];
         bool failed = false;
         while (!rt_stop && !rt->fatal) {
+                (void)cf_outbox_may_write(rt); /* a sign of life */
                 ssize_t n = rd_kafka_consume_batch_queue(cq, 20, msgs, BATCH);
                 for (ssize_t i = 0; i < n; i++)
                         route(&s, msgs[i]);
@@ -1121,6 +1171,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         if (!failed) {
                 /* Final commit, deliveries, then a commit that empties the
                  * outbox of what was delivered. */
+                await_hold(rt);
                 if (commit_all(&s) == CF_OK) {
                         rd_kafka_flush(rt->producer, 60000);
                         if (commit_all(&s) == CF_OK && !rt->fatal)
@@ -1131,6 +1182,13 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         print_summary(&s);
         rd_kafka_consumer_close(rt->consumer);
 done:
+        /* SIGINT or SIGTERM while starting interrupts what was under way
+         * (a query to the broker, say): a stop as asked, with nothing
+         * committed half-way, not a failure. */
+        if (rc == 1 && rt_stop && !running) {
+                cf_log(CF_LOG_INFO, "stopped by a signal while starting");
+                rc = 0;
+        }
         if (rt->tasks)
                 for (int32_t p = 0; p < rt->n_tasks; p++)
                         cf_task_destroy(rt->tasks[p]);

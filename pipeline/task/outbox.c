@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "crash.h"
 #include "kafka.h"
 #include "log.h"
@@ -333,10 +334,32 @@ void cf_outbox_produce(cf_task *t)
         produce(t, false);
 }
 
+bool cf_outbox_may_write(cf_runtime *rt)
+{
+        int64_t now = cf_mono_ms();
+        if (rt->standstill_ms > 0 && rt->alive_ms > 0 &&
+            now - rt->alive_ms > rt->standstill_ms) {
+                cf_log(CF_LOG_WARN,
+                       "the main thread stood still for %" PRId64
+                       " ms (the process was paused, or starved): "
+                       "nothing is written for %" PRId64
+                       " ms, until the group has had the time to say "
+                       "whether the tasks are still this process's",
+                       now - rt->alive_ms, rt->hold_ms);
+                rt->hold_until_ms = now + rt->hold_ms;
+        }
+        rt->alive_ms = now;
+        if (now < rt->hold_until_ms)
+                return false;
+        return !(rt->consumer && rd_kafka_assignment_lost(rt->consumer));
+}
+
 cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
                                int max_wait_ms)
 {
         cf_tasklog_poll_trims(rt, 0);
+        if (!cf_outbox_may_write(rt))
+                return CF_OK;
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
                         produce(rt->tasks[p], true);
@@ -344,12 +367,18 @@ cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
          * whole commit that made it (tasklog.h). */
         for (int waited = 0; rt->log_inflight > 0 && !rt->fatal && !*stop &&
                              (max_wait_ms < 0 || waited < max_wait_ms);
-             waited += 5)
+             waited += 5) {
                 rd_kafka_poll(rt->producer, 5);
+                (void)cf_outbox_may_write(rt); /* a pause here holds */
+        }
         if (rt->fatal)
                 return CF_ERR_KAFKA;
         if (rt->log_inflight > 0)
                 return CF_ERR_KAFKA; /* stopped: the outputs wait */
+        /* Asked again after the wait: a pause in it, or the assignment
+         * lost meanwhile, and the outputs wait. */
+        if (!cf_outbox_may_write(rt))
+                return CF_OK;
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
                         produce(rt->tasks[p], false);
@@ -609,6 +638,16 @@ cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
                                "%s: %zu outbox entries for %s were "
                                "delivered before the restart",
                                t->name, dropped, rt->out_topic[req[i].out]);
+                size_t again = 0;
+                for (size_t k = 0; k < ob->n_pending; k++)
+                        again += ob->pending[k]->topic == req[i].out;
+                if (again)
+                        cf_log(CF_LOG_INFO,
+                               "%s: %zu outbox entries for %s [%d] not in "
+                               "its tail (last seq of the task there %" PRId64
+                               ", end offset %" PRId64 "): produced now",
+                               t->name, again, rt->out_topic[req[i].out],
+                               (int)t->id, req[i].seq, req[i].end);
         }
         free(req);
         if (cf_outbox_produce_all(rt, stop, -1)) {

@@ -129,12 +129,25 @@ void cf_outbox_free(struct cf_task *t);
  * error other than a full queue sets rt->fatal. */
 void cf_outbox_produce(struct cf_task *t);
 
+/* Whether rt may write for its tasks now (task log, outputs, task log
+ * trims), and a sign of life of the main thread. Not once the consumer's
+ * assignment is lost (its session timed out, or max.poll.interval.ms
+ * passed): the tasks may be another process's already, which restores
+ * from the task log and the output tails and would repeat or contradict
+ * what this one writes. Not either, for rt->hold_ms, after the main
+ * thread stood still for over rt->standstill_ms (the process was frozen,
+ * say): the group may have moved its tasks meanwhile, and the consumer
+ * needs a moment to find out; a revoke (lost) then ends the wait. */
+bool cf_outbox_may_write(struct cf_runtime *rt);
+
 /* The same for every task of rt, in two phases: the task log entries,
  * waiting for their delivery (until *stop, or at most max_wait_ms; -1: no
  * limit), then the other outputs, so that an output is in Kafka only if
  * the task log holds its whole commit. CF_ERR_KAFKA when rt->fatal or
  * stopped before the second phase (the outputs stay in the outbox for the
- * next start). */
+ * next start). While cf_outbox_may_write says no, it produces nothing
+ * (CF_OK: the entries stay pending, for a later commit or the next
+ * owner). */
 cf_err_t cf_outbox_produce_all(struct cf_runtime *rt,
                                volatile sig_atomic_t *stop, int max_wait_ms);
 

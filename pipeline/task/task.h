@@ -125,6 +125,11 @@ typedef struct cf_runtime {
          * where not assigned to this process. */
         cf_task **tasks;
         int32_t n_tasks;
+        /* Writes only while the group lets this process hold its tasks
+         * (cf_outbox_may_write): the main thread's last sign of life (mono
+         * ms), how long it may stand still before writes wait (0: no
+         * check), how long they then wait, and until when. */
+        int64_t alive_ms, standstill_ms, hold_ms, hold_until_ms;
         volatile int fatal; /* a delivery failed for good */
         char fatal_msg[1024];
         int64_t produced, delivered;

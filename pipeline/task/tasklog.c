@@ -186,6 +186,13 @@ void cf_tasklog_delivered(cf_task *t, const cf_out *o, int64_t offset)
         if (!(o->log_mark & CF_OUT_LOG_LAST) || t->log_trim_from <= 0 ||
             rt->trim_warned)
                 return;
+        /* Only while the task is surely this process's: a whole state
+         * from a writer that lost the task may follow the new owner's
+         * commits, and the records before it are then the new owner's. */
+        if (!cf_outbox_may_write(rt)) {
+                t->log_trim_from = -1;
+                return;
+        }
         /* The whole state is in the log: what comes before it is never
          * read again. */
         rd_kafka_topic_partition_list_t *l =
@@ -427,7 +434,11 @@ static int on_tail(void *opaque, const rd_kafka_message_t *m)
 {
         tail_scan *ts = opaque;
         ts->records++;
-        if (assemble(&ts->a, m->payload, m->len))
+        /* As a restore would apply them: never a commit of an older
+         * epoch after one of a newer (a writer that had lost the task,
+         * whose records landed late). */
+        if (assemble(&ts->a, m->payload, m->len) &&
+            ts->a.pos.epoch >= ts->last.epoch)
                 ts->last = ts->a.pos;
         return 0;
 }
@@ -437,7 +448,7 @@ typedef struct restore {
         assembler a;
         cf_batch *b;
         cf_tasklog_pos applied;
-        int64_t commits, skipped, bytes;
+        int64_t commits, skipped, repeated, bytes;
         cf_err_t err;
         char *errstr;
         size_t errstr_size;
@@ -455,14 +466,26 @@ static int on_restore(void *opaque, const rd_kafka_message_t *m)
                 r->skipped++;
                 return 0;
         }
+        /* The same commit again (its writer produced its records a second
+         * time: a retry the broker did not recognise, or a restart that
+         * did not find them in the log's tail): a writer numbers each of
+         * its commits once, so the records are the same; applied once. */
+        if (!r->a.full && r->a.pos.epoch == r->applied.epoch &&
+            r->a.pos.n <= r->applied.n) {
+                r->repeated++;
+                return 0;
+        }
         /* A commit holds changes to the one before it: without that one
          * (never the case for a log this code wrote) it cannot be applied,
          * and neither can anything after it. A whole-state commit can. */
         if (!r->a.full && r->a.pos.n != r->applied.n + 1) {
                 snprintf(r->errstr, r->errstr_size,
                          "task log: commit %" PRId64 " of epoch %" PRId64
-                         " follows commit %" PRId64 ": a gap, not restored",
-                         r->a.pos.n, r->a.pos.epoch, r->applied.n);
+                         " (ending at offset %" PRId64
+                         ") follows commit %" PRId64 " of epoch %" PRId64
+                         ": a gap, not restored",
+                         r->a.pos.n, r->a.pos.epoch, m->offset, r->applied.n,
+                         r->applied.epoch);
                 r->err = CF_ERR_STATE;
                 return 1;
         }
@@ -636,11 +659,12 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
         *restored = true;
         cf_log(CF_LOG_INFO,
                "%s: restored from %s [%d]: %" PRId64 " commits (%" PRId64
-               " bytes, %" PRId64 " from an earlier writer skipped) up to "
-               "commit %" PRId64 " of epoch %" PRId64
+               " bytes, %" PRId64 " from an earlier writer skipped, %" PRId64
+               " repeated) up to commit %" PRId64 " of epoch %" PRId64
                " (this directory had commit %" PRId64 " of epoch %" PRId64
                ") in %" PRId64 " ms",
-               name, topic, (int)id, r.commits, r.bytes, r.skipped, r.applied.n,
-               r.applied.epoch, local.n, local.epoch, cf_mono_ms() - t0);
+               name, topic, (int)id, r.commits, r.bytes, r.skipped, r.repeated,
+               r.applied.n, r.applied.epoch, local.n, local.epoch,
+               cf_mono_ms() - t0);
         return CF_OK;
 }
