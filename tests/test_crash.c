@@ -601,11 +601,15 @@ static void zombie_writes_nothing_after_its_tasks_moved(void **state)
         while (count_lines(err1, " assigned") < 8 && waited++ < 600)
                 usleep(100000);
         assert_true(count_lines(err1, " assigned") >= 8);
-        sleep(3); /* it writes for them meanwhile */
+        sleep(2); /* it writes for them meanwhile */
         assert_int_equal(kill(pid[0], SIGCONT), 0);
-        sleep(8); /* it thaws, finds its tasks gone, joins again */
+        /* It thaws, holds its writes, finds its tasks gone. */
+        waited = 0;
+        while (!log_has(err0, "assignment lost") && waited++ < 300)
+                usleep(100000);
         assert_true(log_has(err0, "stood still"));
         assert_true(log_has(err0, "assignment lost"));
+        sleep(2); /* and joins again */
         for (int i = 0; i < 2; i++) {
                 pid_t p = pid[i];
                 pid[i] = 0;

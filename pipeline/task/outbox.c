@@ -368,7 +368,9 @@ cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
         for (int waited = 0; rt->log_inflight > 0 && !rt->fatal && !*stop &&
                              (max_wait_ms < 0 || waited < max_wait_ms);
              waited += 5) {
-                rd_kafka_poll(rt->producer, 5);
+                /* A flush sends what waits for linger.ms at once: the
+                 * commit's outputs wait for these records. */
+                rd_kafka_flush(rt->producer, 5);
                 (void)cf_outbox_may_write(rt); /* a pause here holds */
         }
         if (rt->fatal)
@@ -531,6 +533,7 @@ static cf_err_t read_tails(cf_runtime *rt, tail_req *req, size_t n,
                 goto out;
         }
         for (int idle = 0; waiting && idle < 300;) {
+                (void)cf_outbox_may_write(rt); /* not a standstill */
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
                 if (!m) {
                         idle++;

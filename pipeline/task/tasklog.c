@@ -356,7 +356,7 @@ typedef int(record_fn)(void *opaque, const rd_kafka_message_t *m);
 
 /* Reads partition of topic from offset from (-1: the start) to its end as
  * of now, calling fn for each record (fn returns non-zero to stop). */
-static cf_err_t read_partition(const cf_runtime *rt, const char *topic,
+static cf_err_t read_partition(cf_runtime *rt, const char *topic,
                                int32_t partition, int64_t back,
                                volatile sig_atomic_t *stop, record_fn *fn,
                                void *opaque, char *errstr, size_t errstr_size)
@@ -392,6 +392,8 @@ static cf_err_t read_partition(const cf_runtime *rt, const char *topic,
                 goto out;
         }
         for (int idle = 0; idle < 300 && !*stop;) {
+                /* A long restore is not a standstill (outbox.h). */
+                (void)cf_outbox_may_write(rt);
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
                 if (!m) {
                         idle++;
