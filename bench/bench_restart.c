@@ -503,6 +503,28 @@ static const char *set_value(const char *key)
         return NULL;
 }
 
+/* Assigns out_rk at l's offsets (first_output then sees what comes
+ * after them) and frees l. */
+static void watch_from(rd_kafka_topic_partition_list_t *l)
+{
+        if (rd_kafka_assign(out_rk, l)) {
+                fprintf(stderr, "bench_restart: assign failed\n");
+                exit(1);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* watch_from the end of every output partition; returns the sum of the
+ * ends (output_ends). */
+static int64_t watch_output_ends(void)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(64);
+        int64_t sum = output_ends(out_rk, l);
+        watch_from(l);
+        return sum;
+}
+
 static bool gen_ended(void)
 {
         if (gen && waitpid(gen, NULL, WNOHANG) == gen) {
@@ -566,15 +588,8 @@ static int mode_restart(void)
                 waitpid(run, NULL, 0);
                 /* Let the broker finish requests the dead process sent. */
                 sleep_s(0.2);
-                rd_kafka_topic_partition_list_t *l =
-                    rd_kafka_topic_partition_list_new(64);
-                r->out_at_kill = output_ends(out_rk, l);
+                r->out_at_kill = watch_output_ends();
                 r->du_mib = du_mib(state);
-                if (rd_kafka_assign(out_rk, l)) {
-                        fprintf(stderr, "bench_restart: assign failed\n");
-                        exit(1);
-                }
-                rd_kafka_topic_partition_list_destroy(l);
 
                 snprintf(name, sizeof(name), "run-%d", k);
                 run = start_run(name, cfg, &t0_mono, &t0_real);
@@ -762,14 +777,7 @@ static int mode_restore(void)
                 for (int i = 0; i < 2; i++)
                         for (int p = 0; p < nlog[i]; p++)
                                 baseline_part(logs[i], p, &r->base);
-                rd_kafka_topic_partition_list_t *l =
-                    rd_kafka_topic_partition_list_new(64);
-                output_ends(out_rk, l);
-                if (rd_kafka_assign(out_rk, l)) {
-                        fprintf(stderr, "bench_restart: assign failed\n");
-                        exit(1);
-                }
-                rd_kafka_topic_partition_list_destroy(l);
+                watch_output_ends();
 
                 snprintf(name, sizeof(name), "run-%d", k);
                 snprintf(state, sizeof(state), "state-%d", k);
@@ -959,11 +967,7 @@ static int mode_failover(void)
                 rd_kafka_topic_partition_list_t *l =
                     rd_kafka_topic_partition_list_new(MAX_TASKS);
                 charge_ends(&ta, l);
-                if (rd_kafka_assign(out_rk, l)) {
-                        fprintf(stderr, "bench_restart: assign failed\n");
-                        exit(1);
-                }
-                rd_kafka_topic_partition_list_destroy(l);
+                watch_from(l);
                 r->total = first_output(kill_mono, r->first_topic,
                                         sizeof(r->first_topic));
                 logscan ls;

@@ -78,6 +78,21 @@ static void write_config(const char *file, const char *bootstrap,
         fclose(f);
 }
 
+/* Files of process i of a test with several (name prefix): its config
+ * (written, fast rejoin, broker b), state directory and output log. */
+static void process_files(const cf_test_broker *b, const char *prefix, int i,
+                          char cfg[128], char st[128], char out[128])
+{
+        char name[64];
+        snprintf(name, sizeof(name), "%s-%d.properties", prefix, i);
+        path(cfg, 128, name);
+        snprintf(name, sizeof(name), "state-%s-%d", prefix, i);
+        path(st, 128, name);
+        snprintf(name, sizeof(name), "%s-%d.out", prefix, i);
+        path(out, 128, name);
+        write_config(cfg, b->bootstrap, st, true);
+}
+
 static void generate(const cf_test_broker *b)
 {
         char *out;
@@ -419,14 +434,7 @@ static void tasks_move_between_processes_exactly_once(void **state)
         pid_t *pid = moving;
         char cfg[SLOTS + 1][128], st[SLOTS + 1][128], out[SLOTS + 1][128];
         for (int i = 0; i <= SLOTS; i++) {
-                char name[32];
-                snprintf(name, sizeof(name), "moves-%d.properties", i);
-                path(cfg[i], sizeof(cfg[i]), name);
-                snprintf(name, sizeof(name), "state-moves-%d", i);
-                path(st[i], sizeof(st[i]), name);
-                snprintf(name, sizeof(name), "moves-%d.out", i);
-                path(out[i], sizeof(out[i]), name);
-                write_config(cfg[i], moves.bootstrap, st[i], true);
+                process_files(&moves, "moves", i, cfg[i], st[i], out[i]);
                 /* Whole states often on the peer: restores start from
                  * them, and the records before them are deleted. (Not on
                  * the embedded broker: librdkafka 2.0.2 leaks a block
@@ -517,16 +525,8 @@ static void until_idle_finishes_tasks_taken_over(void **state)
         char cfg[2][128], st[2][128], out[2][128];
         generate(&idler);
         pid_t *pid = moving; /* the teardown kills them if this fails */
-        for (int i = 0; i < 2; i++) {
-                char name[32];
-                snprintf(name, sizeof(name), "idle-%d.properties", i);
-                path(cfg[i], sizeof(cfg[i]), name);
-                snprintf(name, sizeof(name), "state-idle-%d", i);
-                path(st[i], sizeof(st[i]), name);
-                snprintf(name, sizeof(name), "idle-%d.out", i);
-                path(out[i], sizeof(out[i]), name);
-                write_config(cfg[i], idler.bootstrap, st[i], true);
-        }
+        for (int i = 0; i < 2; i++)
+                process_files(&idler, "idle", i, cfg[i], st[i], out[i]);
         for (int i = 0; i < 2; i++) {
                 char *run[] = { CF_BINARY, "run",          "-c",
                                 cfg[i],    "--until-idle", NULL };
@@ -575,16 +575,8 @@ static void zombie_writes_nothing_after_its_tasks_moved(void **state)
         char cfg[3][128], st[3][128], out[3][128], err1[160];
         generate(&zombie);
         pid_t *pid = moving; /* the teardown kills them if this fails */
-        for (int i = 0; i < 3; i++) {
-                char name[32];
-                snprintf(name, sizeof(name), "zombie-%d.properties", i);
-                path(cfg[i], sizeof(cfg[i]), name);
-                snprintf(name, sizeof(name), "state-zombie-%d", i);
-                path(st[i], sizeof(st[i]), name);
-                snprintf(name, sizeof(name), "zombie-%d.out", i);
-                path(out[i], sizeof(out[i]), name);
-                write_config(cfg[i], zombie.bootstrap, st[i], true);
-        }
+        for (int i = 0; i < 3; i++)
+                process_files(&zombie, "zombie", i, cfg[i], st[i], out[i]);
         char *run0[] = { CF_BINARY, "run", "-c", cfg[0], NULL };
         setenv("CF_PAUSE_AT", "synced:5", 1);
         pid[0] = cf_test_spawn(run0, out[0]);
@@ -850,14 +842,7 @@ static int count_lines(const char *file, const char *text)
 
 static bool log_has(const char *file, const char *text)
 {
-        char line[2048];
-        bool hit = false;
-        FILE *f = fopen(file, "r");
-        while (f && fgets(line, sizeof(line), f))
-                hit |= strstr(line, text) != NULL;
-        if (f)
-                fclose(f);
-        return hit;
+        return count_lines(file, text) > 0;
 }
 
 /* The outbox recovery cannot read the output tails (the broker fails every
