@@ -21,6 +21,13 @@
  * naming its original period, in the party's statement for the period that
  * contains the watermark.
  *
+ * Corrections: a revision of a charge record (revision > 1) carries the
+ * difference it makes; it is billed like a record of the session's period
+ * (its period_id, which revisions keep): added to that period's ledger when
+ * still open (energy and money by the difference, no new session), or an
+ * adjustment line of the difference, with its revision, when the period
+ * was already closed by the same rule as a late record.
+ *
  * Aggregate and close are one stage because both decide with the same
  * ledger and the same watermark; split, they would have to share state.
  *
@@ -53,6 +60,7 @@ typedef struct lines {
 typedef struct adj {
         char *record_id, *session_id, *period_id;
         int64_t energy_wh, excl, vat, incl;
+        int32_t revision;
 } adj;
 
 /* One open statement. */
@@ -173,6 +181,10 @@ static void ledger_encode(void *opaque, const void *obj, cf_buf *b)
                 cf_put_varint(b, a->vat);
                 cf_put_varint(b, a->incl);
         }
+        /* Added with corrections: each adjustment's revision. */
+        cf_put_varint(b, g->n_adjs);
+        for (uint32_t i = 0; i < g->n_adjs; i++)
+                cf_put_varint(b, g->adjs[i].revision);
 }
 
 static void *ledger_decode(void *opaque, const uint8_t *p, size_t len)
@@ -210,6 +222,11 @@ static void *ledger_decode(void *opaque, const uint8_t *p, size_t len)
                 a->excl = cf_get_varint(&r);
                 a->vat = cf_get_varint(&r);
                 a->incl = cf_get_varint(&r);
+                a->revision = 1;
+        }
+        if (r.ok && r.p != r.end && cf_get_varint(&r) == n) {
+                for (int64_t i = 0; i < n; i++)
+                        g->adjs[i].revision = (int32_t)cf_get_varint(&r);
         }
         if (r.ok && r.p == r.end && g->tenant && g->party && g->period_id)
                 return g;
@@ -335,14 +352,31 @@ static line *find_line(lines *l, const char *key)
         return x;
 }
 
-static void add_line(lines *l, const char *key, const cf_charge_record *cr)
+/* What a charge record adds to a statement: a session and its totals, or
+ * for a revision no session and its difference. */
+typedef struct amounts {
+        int64_t sessions, energy_wh, excl, vat, incl;
+} amounts;
+
+static amounts amounts_of(const cf_charge_record *cr)
+{
+        if (cr->revision > 1 && cr->correction)
+                return (amounts){ 0, cr->correction->energy_wh,
+                                  cr->correction->total_excl_vat,
+                                  cr->correction->total_vat,
+                                  cr->correction->total_incl_vat };
+        return (amounts){ 1, cr->energy_wh, cr->total_excl_vat, cr->total_vat,
+                          cr->total_incl_vat };
+}
+
+static void add_line(lines *l, const char *key, const amounts *m)
 {
         line *x = find_line(l, key);
-        x->sessions++;
-        x->energy_wh += cr->energy_wh;
-        x->excl += cr->total_excl_vat;
-        x->vat += cr->total_vat;
-        x->incl += cr->total_incl_vat;
+        x->sessions += m->sessions;
+        x->energy_wh += m->energy_wh;
+        x->excl += m->excl;
+        x->vat += m->vat;
+        x->incl += m->incl;
 }
 
 /* The ledger entry of (tenant, party, period), created if new. */
@@ -394,6 +428,25 @@ static void aggregate(cf_task *t, bill_ctx *c, const cf_charge_record *cr,
         if (!tz)
                 tz = cf_tz_get("UTC");
         cf_period_of(tz, kind, cr->stop_ms, &ps, &pe, pid);
+        /* A revision keeps revision 1's period, which a correction's later
+         * stop may have left: step back to it (a correction comes within
+         * correction.window.ms: a few periods; bounded, and if it is not
+         * found the stop's period stays). */
+        if (cr->revision > 1 && strcmp(pid, cr->period_id)) {
+                int64_t bs = ps, be = pe;
+                char bp[CF_PERIOD_ID_MAX];
+                bool found = false;
+                for (int i = 0; i < 1000 && !found; i++) {
+                        cf_period_of(tz, kind, bs - 1, &bs, &be, bp);
+                        found = !strcmp(bp, cr->period_id);
+                }
+                if (found) {
+                        ps = bs;
+                        pe = be;
+                        memcpy(pid, bp, sizeof(pid));
+                }
+        }
+        amounts m = amounts_of(cr);
         bool late = carried != CF_NONE && pe + c->grace <= carried;
         bool closed = wm != CF_NONE && pe + c->grace <= wm;
         if (late || closed) {
@@ -408,25 +461,28 @@ static void aggregate(cf_task *t, bill_ctx *c, const cf_charge_record *cr,
                 a->record_id = cf_strdup(cr->record_id);
                 a->session_id = cf_strdup(cr->session_id);
                 a->period_id = cf_strdup(pid);
-                a->energy_wh = cr->energy_wh;
-                a->excl = cr->total_excl_vat;
-                a->vat = cr->total_vat;
-                a->incl = cr->total_incl_vat;
-                g->excl += cr->total_excl_vat;
-                g->vat += cr->total_vat;
-                g->incl += cr->total_incl_vat;
+                a->energy_wh = m.energy_wh;
+                a->excl = m.excl;
+                a->vat = m.vat;
+                a->incl = m.incl;
+                a->revision = cr->revision > 1 ? cr->revision : 1;
+                g->excl += m.excl;
+                g->vat += m.vat;
+                g->incl += m.incl;
                 cf_task_count(t, &cf_stage_bill, "adjustments", 1);
                 return;
         }
         ledger *g = open_ledger(c, cr, pid, ps, pe);
-        g->sessions++;
-        g->energy_wh += cr->energy_wh;
-        g->excl += cr->total_excl_vat;
-        g->vat += cr->total_vat;
-        g->incl += cr->total_incl_vat;
-        add_line(&g->sites, cr->site_id, cr);
-        add_line(&g->chargers, cr->charger_id, cr);
-        add_line(&g->badges, cr->badge_id ? cr->badge_id : "none", cr);
+        g->sessions += m.sessions;
+        g->energy_wh += m.energy_wh;
+        g->excl += m.excl;
+        g->vat += m.vat;
+        g->incl += m.incl;
+        add_line(&g->sites, cr->site_id, &m);
+        add_line(&g->chargers, cr->charger_id, &m);
+        add_line(&g->badges, cr->badge_id ? cr->badge_id : "none", &m);
+        if (m.sessions == 0)
+                cf_task_count(t, &cf_stage_bill, "corrections_in_period", 1);
 }
 
 /* ---- close -------------------------------------------------------------- */
@@ -438,7 +494,10 @@ static int cmp_line(const void *a, const void *b)
 
 static int cmp_adj(const void *a, const void *b)
 {
-        return strcmp(((const adj *)a)->record_id, ((const adj *)b)->record_id);
+        const adj *x = a, *y = b;
+        int r = strcmp(x->record_id, y->record_id);
+        return r ? r
+                 : (x->revision > y->revision) - (x->revision < y->revision);
 }
 
 static cf_statement_line *stmt_lines(cf_arena *a, lines *l)
@@ -473,7 +532,7 @@ static void emit_statement(cf_task *t, bill_ctx *c, ledger *g)
                         g->adjs[i].record_id, g->adjs[i].session_id,
                         g->adjs[i].period_id, g->adjs[i].energy_wh,
                         g->adjs[i].excl,      g->adjs[i].vat,
-                        g->adjs[i].incl,
+                        g->adjs[i].incl,      g->adjs[i].revision,
                 };
         cf_statement st = {
                 .statement_id = id,

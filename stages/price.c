@@ -8,6 +8,14 @@
  * Billed party: the user, found by user id or else by badge; a session with
  * no user (access control off, or a badge nobody holds) is billed to its
  * site, flagged UNKNOWN_BADGE when a badge was given.
+ *
+ * Corrections: a session that comes back after late data (see
+ * sessionize.c) is priced again as revision n+1 of the same record id: the
+ * session as now known, its period the one revision 1 was billed in, and a
+ * Correction with the difference against what was billed before (kept in
+ * the session's `billed`). A revision that can no longer be priced (its
+ * site or tariff gone meanwhile) leaves the billed revision standing and is
+ * counted (revisions_failed).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,12 +59,17 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
         (void)ctx;
         if (it->kind != CF_ITEM_SESSION)
                 return CF_STAGE_PASS;
-        const cf_session *s = it->rec;
+        cf_session *s = it->rec;
+        bool revising = s->billed.revision > 0;
         const cf_tables *tb = cf_task_tables(t);
         cf_arena *a = cf_task_scratch(t);
         char err[256];
 
         const cf_site *site = cf_tables_site(tb, s->site_id);
+        if (revising && !site) {
+                cf_task_count(t, &cf_stage_price, "revisions_failed", 1);
+                return CF_STAGE_ACCEPTED;
+        }
         if (!site) {
                 cf_task_reject(t, &cf_stage_price, s->start_src,
                                CF_REJECT_UNKNOWN_SITE, s->start_ms,
@@ -66,6 +79,10 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
         }
         const cf_tz *tz = cf_tz_get(site->time_zone);
         const cf_price_version *v = cf_site_version_at(site, s->start_ms);
+        if (revising && (!tz || !v)) {
+                cf_task_count(t, &cf_stage_price, "revisions_failed", 1);
+                return CF_STAGE_ACCEPTED;
+        }
         if (!tz || !v) {
                 cf_task_reject(t, &cf_stage_price, s->start_src,
                                CF_REJECT_NO_PLAN, s->start_ms,
@@ -109,6 +126,10 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
         };
         cf_price_result r;
         cf_err_t e = cf_price_session(&in, a, &r, err, sizeof(err));
+        if (e && revising) {
+                cf_task_count(t, &cf_stage_price, "revisions_failed", 1);
+                return CF_STAGE_ACCEPTED;
+        }
         if (e) {
                 cf_task_reject(t, &cf_stage_price, s->start_src,
                                CF_REJECT_NO_PLAN, s->start_ms,
@@ -122,7 +143,10 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
         int64_t pstart, pend;
         char period[CF_PERIOD_ID_MAX];
         memset(&cr, 0, sizeof(cr));
-        cf_period_of(tz, site->billing_period, s->stop_ms, &pstart, &pend,
+        /* The session is billed in revision 1's period, whatever a
+         * correction does to its stop. */
+        cf_period_of(tz, site->billing_period,
+                     revising ? s->billed.stop_ms : s->stop_ms, &pstart, &pend,
                      period);
         cr.record_id = record_id(a, s);
         cr.tenant_id = site->tenant_id;
@@ -164,8 +188,32 @@ static cf_stage_rc price_process(cf_task *t, void *ctx, cf_item *it)
                 add_flag(&cr, flags, CF_FLAG_UNKNOWN_BADGE);
         cr.charging_periods = r.periods;
         cr.n_charging_periods = r.n_periods;
+        cf_correction corr;
+        if (revising) {
+                bool st = s->flags & CF_SESS_LATE_STOP;
+                bool rd = s->flags & CF_SESS_LATE_READ;
+                corr = (cf_correction){
+                        .reason = st && rd ? "late stop and readings"
+                                  : st     ? "late stop"
+                                           : "late readings",
+                        .energy_wh = r.energy_wh - s->billed.energy_wh,
+                        .total_excl_vat = r.total_excl_vat - s->billed.excl,
+                        .total_vat = r.total_vat - s->billed.vat,
+                        .total_incl_vat = r.total_incl_vat - s->billed.incl,
+                };
+                cr.correction = &corr;
+        } else {
+                s->billed.stop_ms = s->stop_ms;
+        }
+        cr.revision = ++s->billed.revision;
+        s->billed.energy_wh = r.energy_wh;
+        s->billed.excl = r.total_excl_vat;
+        s->billed.vat = r.total_vat;
+        s->billed.incl = r.total_incl_vat;
         cf_task_emit_charge(t, &cr, s->due_ts);
         cf_task_count(t, &cf_stage_price, "charge_records", 1);
+        if (revising)
+                cf_task_count(t, &cf_stage_price, "revisions", 1);
         return CF_STAGE_ACCEPTED;
 }
 

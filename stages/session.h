@@ -3,7 +3,8 @@
  * it (the CF_ITEM_SESSION item).
  *
  * Ownership: the sessionize stage owns sessions; a closed session handed to
- * price lives until the forward call returns.
+ * price lives until the forward call returns, and price writes only its
+ * `billed` part.
  */
 #ifndef CF_SESSION_H
 #define CF_SESSION_H
@@ -16,13 +17,27 @@
 #include "tariff.h"
 
 /* cf_session.flags */
-#define CF_SESS_STARTED    (1u << 0) /* STARTED seen */
-#define CF_SESS_AUTHED     (1u << 1) /* AUTHORIZED seen */
-#define CF_SESS_STOPPED    (1u << 2) /* STOPPED seen */
-#define CF_SESS_ESTIMATED  (1u << 3) /* closed without a stop event */
-#define CF_SESS_GAP        (1u << 4) /* readings missing for a stretch */
-#define CF_SESS_CLOSED     (1u << 5) /* priced; kept as a tombstone */
-#define CF_SESS_SUPERSEDED (1u << 6) /* a new start on its connector */
+#define CF_SESS_STARTED    (1u << 0)  /* STARTED seen */
+#define CF_SESS_AUTHED     (1u << 1)  /* AUTHORIZED seen */
+#define CF_SESS_STOPPED    (1u << 2)  /* STOPPED seen */
+#define CF_SESS_ESTIMATED  (1u << 3)  /* closed without a stop event */
+#define CF_SESS_GAP        (1u << 4)  /* readings missing for a stretch */
+#define CF_SESS_CLOSED     (1u << 5)  /* priced; kept as a tombstone */
+#define CF_SESS_SUPERSEDED (1u << 6)  /* a new start on its connector */
+#define CF_SESS_REOPENED   (1u << 7)  /* closed, then late data came */
+#define CF_SESS_LATE_STOP  (1u << 8)  /* the reopen took a late stop */
+#define CF_SESS_LATE_READ  (1u << 9)  /* the reopen took late readings */
+#define CF_SESS_FINAL      (1u << 10) /* closed without its readings kept */
+
+/* What price billed for a session, so that a revision can carry the
+ * difference. price fills it when it emits a charge record (the session is
+ * sessionize's, which keeps it with the session); revision 0: never billed
+ * (price rejected it). */
+typedef struct cf_billed {
+        int32_t revision;
+        int64_t stop_ms; /* revision 1's stop: its period bills the session */
+        int64_t energy_wh, excl, vat, incl;
+} cf_billed;
 
 /* A meter reading as a session keeps it: relative to the session's start,
  * 16 bytes instead of cf_meter_point's 32. dt_ms = t_ms - start_ms (up to
@@ -70,6 +85,7 @@ typedef struct cf_session {
         int64_t last_ts;  /* latest record taken into it */
         int64_t stop_ts;  /* STOPPED, or when it was closed */
         int64_t due_ts;   /* when it became due for pricing (not stored) */
+        cf_billed billed;
         /* Records held until STARTED arrives (copies, owned). */
         cf_src **held;
         uint32_t n_held;

@@ -17,8 +17,15 @@
  *    stop was seen by allowed.lateness.ms (so late readings still count); an
  *    open one with nothing new for session.timeout.ms is closed from its last
  *    reading, flagged estimated. Closing hands the session to price.
- *  - A closed session stays as a small tombstone for session.timeout.ms, so
- *    that records arriving after it are rejected as SESSION_STATE.
+ *  - A closed session is kept whole for correction.window.ms (at least
+ *    session.timeout.ms) of stream time. Late data within it is a
+ *    correction: a STOPPED for a session closed without one (estimated), or
+ *    a reading that passes the usual checks (after an estimated stop too),
+ *    reopens the session; it closes again allowed.lateness.ms after the
+ *    last late record and price bills it again, as a revision carrying the
+ *    difference (price keeps what it billed in the session). Other records
+ *    for a closed session are SESSION_STATE. A record of a session no
+ *    longer known, older than the window, is TOO_LATE.
  *
  * All of it lives in the task's session store (persisted at every commit),
  * and the deadlines are rebuilt from it at start, so a restarted task makes
@@ -45,7 +52,7 @@ typedef struct sz_ctx {
         cf_store *sessions;
         cf_store *chargers; /* charger id -> charger_st */
         cf_dheap timers;    /* session deadlines */
-        int64_t lateness, timeout, offline, orphan_wait;
+        int64_t lateness, timeout, offline, orphan_wait, window;
 } sz_ctx;
 
 /* ---- sessions and their encoding ---------------------------------------- */
@@ -177,15 +184,16 @@ static cf_session *session_new(const char *sid, const char *site,
         return s;
 }
 
-/* The stored form (version 1) is the same whether the session holds its
+/* The stored form (version 2) is the same whether the session holds its
  * readings compact or full: varint deltas from reading to reading. A
  * decoded session's array is sized exactly, compact unless a reading does
- * not fit. */
+ * not fit. Version 1 (before corrections) lacked what price billed; its
+ * closed sessions had dropped their readings, so they stay final. */
 static void sess_encode(void *opaque, const void *obj, cf_buf *b)
 {
         const cf_session *s = obj;
         (void)opaque;
-        cf_put_varint(b, 1); /* encoding version */
+        cf_put_varint(b, 2); /* encoding version */
         cf_put_str(b, s->session_id);
         cf_put_str(b, s->site_id);
         cf_put_str(b, s->charger_id);
@@ -218,6 +226,12 @@ static void sess_encode(void *opaque, const void *obj, cf_buf *b)
         cf_put_varint(b, s->n_held);
         for (uint32_t i = 0; i < s->n_held; i++)
                 cf_src_encode(s->held[i], b);
+        cf_put_varint(b, s->billed.revision);
+        cf_put_varint(b, s->billed.stop_ms);
+        cf_put_varint(b, s->billed.energy_wh);
+        cf_put_varint(b, s->billed.excl);
+        cf_put_varint(b, s->billed.vat);
+        cf_put_varint(b, s->billed.incl);
 }
 
 static void *sess_decode(void *opaque, const uint8_t *p, size_t len)
@@ -225,7 +239,8 @@ static void *sess_decode(void *opaque, const uint8_t *p, size_t len)
         cf_wrd r;
         (void)opaque;
         cf_wrd_init(&r, p, len);
-        if (cf_get_varint(&r) != 1)
+        int64_t version = cf_get_varint(&r);
+        if (version != 1 && version != 2)
                 return NULL;
         cf_session *s = cf_calloc(1, sizeof(*s));
         s->session_id = cf_get_str(&r);
@@ -271,6 +286,16 @@ static void *sess_decode(void *opaque, const uint8_t *p, size_t len)
                         goto fail;
                 s->n_held++;
         }
+        if (version == 2) {
+                s->billed.revision = (int32_t)cf_get_varint(&r);
+                s->billed.stop_ms = cf_get_varint(&r);
+                s->billed.energy_wh = cf_get_varint(&r);
+                s->billed.excl = cf_get_varint(&r);
+                s->billed.vat = cf_get_varint(&r);
+                s->billed.incl = cf_get_varint(&r);
+        } else if (s->flags & CF_SESS_CLOSED) {
+                s->flags |= CF_SESS_FINAL;
+        }
         if (!r.ok || r.p != r.end || !s->session_id || !s->site_id ||
             !s->charger_id)
                 goto fail;
@@ -312,10 +337,12 @@ static const cf_store_ops sess_ops = {
 static int64_t deadline(const sz_ctx *c, const cf_session *s)
 {
         if (s->flags & CF_SESS_CLOSED)
-                return s->stop_ts + c->timeout;
+                return s->stop_ts +
+                       (c->window > c->timeout ? c->window : c->timeout);
         if (!(s->flags & CF_SESS_STARTED))
                 return s->first_ts + c->orphan_wait;
-        if (s->flags & (CF_SESS_STOPPED | CF_SESS_SUPERSEDED))
+        if (s->flags &
+            (CF_SESS_STOPPED | CF_SESS_SUPERSEDED | CF_SESS_REOPENED))
                 return s->stop_ts + c->lateness;
         return s->last_ts + c->offline;
 }
@@ -484,8 +511,9 @@ static void touch(sz_ctx *c, const cf_session *s)
         cf_store_dirty(c->sessions, s->session_id, strlen(s->session_id));
 }
 
-/* Prices s (hands it to price) and turns it into a tombstone. s must be
- * dirty or freshly put (so that it stays valid). */
+/* Prices s (hands it to price) and marks it closed; it stays whole for the
+ * correction window. s must be dirty or freshly put (so that it stays
+ * valid). */
 static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
                           int64_t now, int64_t due)
 {
@@ -494,6 +522,7 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
          * closes look later than they were. */
         s->due_ts = due < now ? due : now;
         uint32_t n = s->n_points;
+        s->flags &= ~(CF_SESS_GAP | CF_SESS_ESTIMATED | CF_SESS_REOPENED);
         if (estimated) {
                 s->flags |= CF_SESS_ESTIMATED;
                 s->stop_ms = n ? cf_session_t(s, n - 1) : s->start_ms;
@@ -528,13 +557,9 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
         cf_task_forward(t, &cf_stage_sessionize, &it);
         cf_task_count(t, &cf_stage_sessionize,
                       estimated ? "closed_estimated" : "closed", 1);
-        /* Keep a tombstone: ids and times only. */
-        free(s->points);
-        s->points = NULL;
-        s->n_points = s->cap_points = 0;
-        s->wide_points = false;
-        free(s->start_src);
-        s->start_src = NULL;
+        if (s->flags & (CF_SESS_LATE_STOP | CF_SESS_LATE_READ))
+                cf_task_count(t, &cf_stage_sessionize, "corrected", 1);
+        s->flags &= ~(CF_SESS_LATE_STOP | CF_SESS_LATE_READ);
         s->flags |= CF_SESS_CLOSED;
         s->stop_ts = now;
         touch(c, s);
@@ -589,32 +614,121 @@ static void replay(cf_task *t, sz_ctx *c, const char *sid, int64_t now)
         free(held);
 }
 
-/* Rejects what a never-started session held. */
-static void expire_orphan(cf_task *t, cf_session *s)
+static const char *event_name(int32_t kind)
+{
+        switch (kind) {
+        case CF_SESSION_STARTED:
+                return "start";
+        case CF_SESSION_AUTHORIZED:
+                return "authorization";
+        case CF_SESSION_STOPPED:
+                return "stop";
+        default:
+                return "event";
+        }
+}
+
+/* Rejects what a session that did not start within orphan.wait.ms held,
+ * each with its own event time. */
+static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s)
 {
         for (uint32_t i = 0; i < s->n_held; i++) {
                 const cf_src *h = s->held[i];
-                if (h->input == CF_IN_METER)
+                cf_arena *a = cf_task_scratch(t);
+                const cf_registry *reg = cf_task_registry(t);
+                if (h->input == CF_IN_METER) {
+                        cf_meter_reading m;
+                        if (cf_decode(reg, CF_RT_METER_READING, h->value,
+                                      h->value_len, a, &m, NULL))
+                                abort(); /* decoded once already */
                         cf_task_reject(t, &cf_stage_sessionize, h,
-                                       CF_REJECT_ORPHAN, CF_NONE,
-                                       "reading for session %s, which never "
-                                       "started",
-                                       s->session_id);
-                else
+                                       CF_REJECT_ORPHAN, m.time_ms,
+                                       "reading %s of session %s, whose "
+                                       "start did not arrive within "
+                                       "orphan.wait.ms (%lld)",
+                                       m.event_id, s->session_id,
+                                       (long long)c->orphan_wait);
+                } else {
+                        cf_session_event e;
+                        if (cf_decode(reg, CF_RT_SESSION_EVENT, h->value,
+                                      h->value_len, a, &e, NULL))
+                                abort();
                         cf_task_reject(t, &cf_stage_sessionize, h,
-                                       CF_REJECT_SESSION_STATE, CF_NONE,
-                                       "event for session %s, which never "
-                                       "started",
-                                       s->session_id);
+                                       CF_REJECT_SESSION_STATE, e.time_ms,
+                                       "%s of session %s, whose start did "
+                                       "not arrive within orphan.wait.ms "
+                                       "(%lld)",
+                                       event_name(e.kind), s->session_id,
+                                       (long long)c->orphan_wait);
+                }
                 cf_task_resolve(t, h, false);
         }
 }
 
-static cf_stage_rc reject_closed(cf_task *t, const cf_src *src, const char *sid,
+/* A closed session takes a correction when price billed it and it was kept
+ * whole. */
+static bool correctable(const cf_session *s)
+{
+        return s->billed.revision > 0 && !(s->flags & CF_SESS_FINAL);
+}
+
+/* Rejects a record (what: "stop", "reading R") for closed session s, saying
+ * why it cannot correct it. */
+static cf_stage_rc reject_closed(cf_task *t, const cf_src *src,
+                                 const cf_session *s, const char *what,
                                  int64_t et)
 {
+        const char *why =
+            s->flags & CF_SESS_FINAL
+                ? "it was closed before sessions were kept for corrections"
+            : !s->billed.revision ? "it was not billed (rejected at pricing)"
+                                  : "only a stop it lacked or readings "
+                                    "correct a billed session";
         cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_SESSION_STATE,
-                       et, "session %s is already closed", sid);
+                       et, "%s of session %s, which is closed: %s", what,
+                       s->session_id, why);
+        return CF_STAGE_REJECTED;
+}
+
+/* Late data for s: open again (if closed) until allowed.lateness.ms after
+ * this record, then closed and billed again as a revision. what is
+ * CF_SESS_LATE_STOP or CF_SESS_LATE_READ. */
+static void reopen(sz_ctx *c, cf_session *s, uint32_t what, int64_t now)
+{
+        if (s->flags & CF_SESS_CLOSED) {
+                s->flags &= ~(CF_SESS_CLOSED | CF_SESS_ESTIMATED);
+                s->flags |= CF_SESS_REOPENED;
+                if (!(s->flags & CF_SESS_STOPPED)) {
+                        /* The stop was an estimate: it follows the data. */
+                        s->stop_ms = CF_NONE;
+                        s->stop_wh = CF_NONE;
+                        s->stop_reason = -1;
+                }
+        }
+        s->flags |= what;
+        s->stop_ts = now;
+        touch(c, s);
+        schedule(c, s);
+}
+
+/* A record of a session not known (any more) whose time is older than the
+ * correction window: its session, if it existed, can no longer be
+ * corrected. */
+static bool too_late(const sz_ctx *c, int64_t et, int64_t now)
+{
+        return c->window > 0 && now != CF_NONE && et != CF_NONE &&
+               et < now - c->window;
+}
+
+static cf_stage_rc reject_too_late(cf_task *t, const sz_ctx *c,
+                                   const cf_src *src, const char *what,
+                                   const char *sid, int64_t et, int64_t now)
+{
+        cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_TOO_LATE, et,
+                       "%s of session %s, which is not known: its time is "
+                       "%lld ms behind the stream time, beyond "
+                       "correction.window.ms (%lld)",
+                       what, sid, (long long)(now - et), (long long)c->window);
         return CF_STAGE_REJECTED;
 }
 
@@ -635,10 +749,16 @@ static cf_session *get_or_new(sz_ctx *c, const char *sid, const char *site,
 static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                             const cf_session_event *e, int64_t now)
 {
+        if (!get(c, e->session_id) && too_late(c, e->time_ms, now))
+                return reject_too_late(t, c, src, event_name(e->kind),
+                                       e->session_id, e->time_ms, now);
         cf_session *s = get_or_new(c, e->session_id, e->site_id, e->charger_id,
                                    e->connector_id, now);
-        if (s->flags & CF_SESS_CLOSED)
-                return reject_closed(t, src, e->session_id, e->time_ms);
+        if ((s->flags & CF_SESS_CLOSED) &&
+            (e->kind != CF_SESSION_STOPPED || (s->flags & CF_SESS_STOPPED) ||
+             !correctable(s)))
+                return reject_closed(t, src, s, event_name(e->kind),
+                                     e->time_ms);
         bool started = s->flags & CF_SESS_STARTED;
         if (e->kind != CF_SESSION_STARTED && !started) {
                 hold(c, s, src);
@@ -725,6 +845,8 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                                        e->session_id);
                         return CF_STAGE_REJECTED;
                 }
+                if (s->flags & (CF_SESS_CLOSED | CF_SESS_REOPENED))
+                        reopen(c, s, CF_SESS_LATE_STOP, now);
                 s->flags |= CF_SESS_STOPPED;
                 s->stop_ms = e->time_ms;
                 s->stop_wh = e->energy_wh;
@@ -781,13 +903,24 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                     m->event_id, m->charger_id, (int)m->connector_id);
                 return CF_STAGE_REJECTED;
         }
+        if (!get(c, sid) && too_late(c, m->time_ms, now)) {
+                char what[300];
+                snprintf(what, sizeof(what), "reading %s", m->event_id);
+                cf_stage_rc rc =
+                    reject_too_late(t, c, src, what, sid, m->time_ms, now);
+                free(open);
+                return rc;
+        }
         char *id = cf_strdup(sid);
         free(open);
         cf_session *s =
             get_or_new(c, id, m->site_id, m->charger_id, m->connector_id, now);
         free(id);
-        if (s->flags & CF_SESS_CLOSED)
-                return reject_closed(t, src, s->session_id, m->time_ms);
+        if ((s->flags & CF_SESS_CLOSED) && !correctable(s)) {
+                char what[300];
+                snprintf(what, sizeof(what), "reading %s", m->event_id);
+                return reject_closed(t, src, s, what, m->time_ms);
+        }
         if (!(s->flags & CF_SESS_STARTED)) {
                 hold(c, s, src);
                 return CF_STAGE_HELD;
@@ -837,6 +970,8 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                                       "implied power above the site's "
                                       "maximum (W)",
                                       p2, lim);
+        if (s->flags & (CF_SESS_CLOSED | CF_SESS_REOPENED))
+                reopen(c, s, CF_SESS_LATE_READ, now);
         cf_session_insert(s, pos,
                           (cf_meter_point){ m->time_ms, m->energy_wh,
                                             m->power_w, m->current_ma });
@@ -904,6 +1039,7 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
         c->timeout = cfg->session_timeout_ms;
         c->offline = cfg->session_offline_ms;
         c->orphan_wait = cfg->orphan_wait_ms;
+        c->window = cfg->correction_window_ms;
         /* Its share of the task's budget (cf_task_cache_budget): 5/8. */
         c->sessions = cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
                                     cf_task_cache_budget(t) / 2, true);
@@ -966,7 +1102,7 @@ static void sz_advance(cf_task *t, void *ctx, int64_t now)
                 if (s->flags & CF_SESS_CLOSED) {
                         cf_store_del(c->sessions, sid, strlen(sid));
                 } else if (!(s->flags & CF_SESS_STARTED)) {
-                        expire_orphan(t, s);
+                        expire_orphan(t, c, s);
                         cf_store_del(c->sessions, sid, strlen(sid));
                 } else {
                         touch(c, s);

@@ -251,20 +251,23 @@ static void settle(cf_task *t, va_ctx *c, const char *site)
         bool known = cf_tables_site(cf_task_tables(t), site) != NULL;
         for (uint32_t i = 0; i < n; i++) {
                 const cf_src *src = held[i];
+                cf_arena *a = cf_task_scratch(t);
+                void *rec = cf_arena_alloc(a, cf_rtype_max_size());
+                bool ev = src->input == CF_IN_SESSIONS;
+                if (cf_decode(cf_task_registry(t),
+                              ev ? CF_RT_SESSION_EVENT : CF_RT_METER_READING,
+                              src->value, src->value_len, a, rec, NULL))
+                        abort(); /* decoded once already */
                 if (!known) {
-                        cf_task_reject(t, &cf_stage_validate, src,
-                                       CF_REJECT_UNKNOWN_SITE, CF_NONE,
-                                       "no config for site %s", site);
+                        cf_task_reject(
+                            t, &cf_stage_validate, src, CF_REJECT_UNKNOWN_SITE,
+                            ev ? ((cf_session_event *)rec)->time_ms
+                               : ((cf_meter_reading *)rec)->time_ms,
+                            "no config for site %s after unknown.site.wait.ms "
+                            "(%lld)",
+                            site, (long long)c->wait);
                         cf_task_resolve(t, src, false);
                 } else {
-                        cf_arena *a = cf_task_scratch(t);
-                        void *rec = cf_arena_alloc(a, cf_rtype_max_size());
-                        bool ev = src->input == CF_IN_SESSIONS;
-                        if (cf_decode(cf_task_registry(t),
-                                      ev ? CF_RT_SESSION_EVENT
-                                         : CF_RT_METER_READING,
-                                      src->value, src->value_len, a, rec, NULL))
-                                abort(); /* decoded once already */
                         cf_item it = {
                                 .kind = ev ? CF_ITEM_EVENT : CF_ITEM_READING,
                                 .src = src,

@@ -30,11 +30,14 @@ IDS = {
     2: "meter_reading.avsc",
     3: "site.avsc",
     4: "user.avsc",
-    5: "charge_record.avsc",
-    6: "statement.avsc",
+    5: "charge_record_v1.avsc",
+    6: "statement_v1.avsc",
     7: "rejected_v1.avsc",
     8: "billing_event.avsc",
-    9: "rejected.avsc",
+    9: "rejected_v2.avsc",
+    10: "charge_record.avsc",
+    11: "statement.avsc",
+    12: "rejected.avsc",
 }
 
 

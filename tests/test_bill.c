@@ -873,6 +873,128 @@ static void bill_late_session_becomes_adjustment(void **state)
         bill_rig_done(r);
 }
 
+/* ------------------------------------------------------- 5b. corrections */
+
+/* A reading of s's session at t with register wh, on partition 0. */
+static void feed_reading(cf_rig *r, int64_t ts, const sess *s, const char *what,
+                         int64_t t, int64_t wh)
+{
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%s", s->sid, what);
+        cf_meter_reading m = { .event_id = id,
+                               .session_id = (char *)s->sid,
+                               .site_id = (char *)s->site,
+                               .charger_id = (char *)s->charger,
+                               .connector_id = 1,
+                               .seq_no = ++r->next_seq,
+                               .time_ms = t,
+                               .energy_wh = wh,
+                               .power_w = CF_NONE,
+                               .current_ma = CF_NONE };
+        cf_rig_feed(r, 0, CF_IN_METER, ts, s->charger, CF_RT_METER_READING, &m);
+}
+
+/*
+ * Issue 17: late stops correct sessions closed without them. u-anna is a
+ * resident (2.50 NOK/kWh, VAT 25 % half up), site-m bills by month.
+ *
+ * S-A (CH-1, Nov 10): STARTED 08:00 at 100000 Wh, a reading 08:30 at
+ * 102000; S-B starts on the connector at 09:00 before S-A's stop came, so
+ * S-A is billed from its last reading: 2000 Wh, 500, VAT 125, 625. Its stop
+ * (08:45, 103000) comes at 09:10, November still open: revision 2, 3000
+ * Wh, 750, VAT 187.5 -> 188, 938; difference 1000 Wh, 250, 63, 313, added
+ * to November. S-B: 09:00 103000 -> 10:00 107000: 4000 Wh, 1000, 250, 1250.
+ *
+ * S-C (CH-2, Nov 20): STARTED 08:00 at 100000, reading 08:30 at 101000; S-D
+ * starts at 09:00 (102000) and stops at 10:00 (104000): 2000 Wh, 500, 125,
+ * 625. S-C is billed at 1000 Wh: 250, VAT 62.5 -> 63, 313. Its stop
+ * (08:50, 102000) comes on Dec 1 after November was issued: revision 2,
+ * 2000 Wh, 500, 125, 625; difference 1000 Wh, 250, 62, 312: an adjustment
+ * line (revision 2, original period 2026-11) in December's statement.
+ *
+ * November: 4 sessions, 3000 + 4000 + 1000 + 2000 = 10000 Wh; excl. 750 +
+ * 1000 + 250 + 500 = 2500; VAT 188 + 250 + 63 + 125 = 626; incl. 3126.
+ * December: no session; the adjustment: 250, 62, 312.
+ */
+static void bill_late_stop_is_a_correction(void **state)
+{
+        (void)state;
+        cf_rig *r = bill_rig_new(1, IDLE_LARGE);
+        const int64_t d10 = NOV_START + 9 * DAY, d20 = NOV_START + 19 * DAY;
+        sess sa = { "S-A", "site-m", "CH-1", "u-anna", "B-ANNA", 0, 0, 0 };
+        sess sb = sa, sc = sa, sd = sa;
+        sb.sid = "S-B";
+        sc.sid = "S-C";
+        sc.charger = "CH-2";
+        sd.sid = "S-D";
+        sd.charger = "CH-2";
+        feed_ev(r, 0, d10 + 8 * HOUR, &sa, "start", CF_SESSION_STARTED,
+                d10 + 8 * HOUR, 100000);
+        feed_reading(r, d10 + 8 * HOUR + 30 * MIN, &sa, "r1",
+                     d10 + 8 * HOUR + 30 * MIN, 102000);
+        feed_ev(r, 0, d10 + 9 * HOUR, &sb, "start", CF_SESSION_STARTED,
+                d10 + 9 * HOUR, 103000);
+        feed_ev(r, 0, d10 + 9 * HOUR + 10 * MIN, &sa, "stop",
+                CF_SESSION_STOPPED, d10 + 8 * HOUR + 45 * MIN, 103000);
+        feed_ev(r, 0, d10 + 10 * HOUR, &sb, "stop", CF_SESSION_STOPPED,
+                d10 + 10 * HOUR, 107000);
+        feed_ev(r, 0, d20 + 8 * HOUR, &sc, "start", CF_SESSION_STARTED,
+                d20 + 8 * HOUR, 100000);
+        feed_reading(r, d20 + 8 * HOUR + 30 * MIN, &sc, "r1",
+                     d20 + 8 * HOUR + 30 * MIN, 101000);
+        feed_ev(r, 0, d20 + 9 * HOUR, &sd, "start", CF_SESSION_STARTED,
+                d20 + 9 * HOUR, 102000);
+        feed_ev(r, 0, d20 + 10 * HOUR, &sd, "stop", CF_SESSION_STOPPED,
+                d20 + 10 * HOUR, 104000);
+        /* November closes at its end + 1 h. */
+        watermark_to(r, DEC_START + GRACE);
+        commit2(r);
+        assert_int_equal(r->n_stmts, 1);
+        const cf_statement *nov = stmt_of(r, "u-anna", "2026-11");
+        assert_totals(nov, 4, 10000, 2500, 626, 3126);
+        assert_int_equal(nov->n_adjustments, 0);
+        assert_int_equal(nov->n_chargers, 2);
+        /* CH-1: S-A corrected in the period and S-B. */
+        assert_line(&nov->chargers[0], "CH-1", 2, 7000, 1750, 438, 2188);
+        assert_line(&nov->chargers[1], "CH-2", 2, 3000, 750, 188, 938);
+        assert_int_equal(
+            stat_of(billing(r, 0), "bill", "corrections_in_period"), 1);
+
+        /* S-C's stop, uploaded on December 1. */
+        int64_t up = DEC_START + GRACE + 2 * MIN;
+        feed_ev(r, 0, up, &sc, "stop", CF_SESSION_STOPPED,
+                d20 + 8 * HOUR + 50 * MIN, 102000);
+        cf_rig_tick(r, up + LATENESS);
+        watermark_to(r, JAN_START + GRACE);
+        commit2(r);
+        /* S-A and S-C: two records each, revisions 1 and 2. */
+        int revs[2] = { 0, 0 };
+        for (size_t i = 0; i < r->n_charges; i++) {
+                const cf_charge_record *cr = r->charges[i];
+                if (!strcmp(cr->session_id, "S-A") ||
+                    !strcmp(cr->session_id, "S-C"))
+                        revs[cr->revision == 2]++;
+                else
+                        assert_int_equal(cr->revision, 1);
+                assert_string_equal(cr->period_id, "2026-11");
+        }
+        assert_int_equal(revs[0], 2);
+        assert_int_equal(revs[1], 2);
+        assert_int_equal(r->n_stmts, 2);
+        const cf_statement *dec = stmt_of(r, "u-anna", "2026-12");
+        assert_totals(dec, 0, 0, 250, 62, 312);
+        assert_int_equal(dec->n_adjustments, 1);
+        const cf_adjustment *a = &dec->adjustments[0];
+        assert_string_equal(a->session_id, "S-C");
+        assert_int_equal(a->revision, 2);
+        assert_string_equal(a->original_period_id, "2026-11");
+        assert_int_equal(a->energy_wh, 1000);
+        assert_int_equal(a->total_excl_vat, 250);
+        assert_int_equal(a->total_vat, 62);
+        assert_int_equal(a->total_incl_vat, 312);
+        bill_rig_done(r);
+}
+
 /* ------------------------------------------------------------ 6. dedup */
 
 static void bill_drops_repeated_repartition_records(void **state)
@@ -1176,6 +1298,9 @@ static cf_charge_record rec(const char *tenant, const char *cur,
  *   4 t-hotel EUR site-h CH-H1 site-h -       1234 Wh   37 +   9 (cents)
  *   5 t-hotel EUR site-h CH-H1 g-eva  B-EVA   5000 Wh  150 +  38
  *   6 t-coop  NOK site-1 CH-1  u-anna B-ANNA  7000 Wh, December: left out
+ *   7 revision 2 of 3: 9000 Wh 3600 + 900, a correction of 1000 Wh, 400 +
+ *     100: counts its difference and no session (issue 17), so 3 and 7
+ *     together are one session of 9000 Wh, 3600 + 900
  */
 static char *report(cf_report_by by, cf_report_format fmt, const char *tenant)
 {
@@ -1192,7 +1317,12 @@ static char *report(cf_report_by by, cf_report_format fmt, const char *tenant)
                     "2026-12", 7000, 1750, 438),
                 rec("t-hotel", "EUR", "site-h", "CH-H1", "g-eva", "B-EVA",
                     "2026-11", 5000, 150, 38),
+                rec("t-coop", "NOK", "site-2", "CH-1", "u-bo", "B-BO",
+                    "2026-11", 9000, 3600, 900),
         };
+        cf_correction corr = { "late stop", 1000, 400, 100, 500 };
+        rs[6].revision = 2;
+        rs[6].correction = &corr;
         cf_report r;
         cf_report_init(&r, by, "2026-11", tenant);
         for (size_t i = 0; i < sizeof(rs) / sizeof(rs[0]); i++)
@@ -1226,19 +1356,19 @@ static void report_table_for_fixed_records(void **state)
             "period,tenant,user,sessions,energy_kwh,excl_vat,vat,incl_vat,"
             "currency\n"
             "2026-11,t-coop,u-anna,2,14.000,35.00,8.75,43.75,NOK\n"
-            "2026-11,t-coop,u-bo,1,8.000,32.00,8.00,40.00,NOK\n"
+            "2026-11,t-coop,u-bo,1,9.000,36.00,9.00,45.00,NOK\n"
             "2026-11,t-hotel,g-eva,1,5.000,1.50,0.38,1.88,EUR\n"
             "2026-11,t-hotel,site-h,1,1.234,0.37,0.09,0.46,EUR\n");
 
         /* By charger, table: columns %-8s %-8s %-20s %8s and four %12s.
-         * CH-1 (t-coop): 1 + 3 = 18000 Wh, 5700, 1425, 7125; CH-H1: 4 + 5
+         * CH-1 (t-coop): 1 + 3 + 7 = 19000 Wh, 6100, 1525, 7625; CH-H1: 4 + 5
          * = 6234 Wh, 187, 47, 234. */
         assert_report(CF_REPORT_CHARGER, CF_REPORT_TABLE, NULL,
                       "period   tenant   charger              sessions   "
                       "energy_kwh     excl_vat          vat     incl_vat "
                       "currency\n"
                       "2026-11  t-coop   CH-1                        2       "
-                      "18.000        57.00        14.25        71.25 NOK\n"
+                      "19.000        61.00        15.25        76.25 NOK\n"
                       "2026-11  t-coop   CH-2                        1       "
                       " 4.000        10.00         2.50        12.50 NOK\n"
                       "2026-11  t-hotel  CH-H1                       2       "
@@ -1256,8 +1386,8 @@ static void report_table_for_fixed_records(void **state)
             "\"B-ANNA\",\"sessions\":1,\"energy_wh\":10000,\"excl_vat\":2500,"
             "\"vat\":625,\"incl_vat\":3125,\"currency\":\"NOK\"},\n"
             "{\"period\":\"2026-11\",\"tenant\":\"t-coop\",\"badge\":"
-            "\"B-BO\",\"sessions\":1,\"energy_wh\":8000,\"excl_vat\":3200,"
-            "\"vat\":800,\"incl_vat\":4000,\"currency\":\"NOK\"},\n"
+            "\"B-BO\",\"sessions\":1,\"energy_wh\":9000,\"excl_vat\":3600,"
+            "\"vat\":900,\"incl_vat\":4500,\"currency\":\"NOK\"},\n"
             "{\"period\":\"2026-11\",\"tenant\":\"t-hotel\",\"badge\":"
             "\"(none)\",\"sessions\":1,\"energy_wh\":1234,\"excl_vat\":37,"
             "\"vat\":9,\"incl_vat\":46,\"currency\":\"EUR\"},\n"
@@ -1273,7 +1403,7 @@ static void report_table_for_fixed_records(void **state)
             "period,tenant,site,sessions,energy_kwh,excl_vat,vat,incl_vat,"
             "currency\n"
             "2026-11,t-coop,site-1,2,14.000,35.00,8.75,43.75,NOK\n"
-            "2026-11,t-coop,site-2,1,8.000,32.00,8.00,40.00,NOK\n"
+            "2026-11,t-coop,site-2,1,9.000,36.00,9.00,45.00,NOK\n"
             "2026-11,t-hotel,site-h,2,6.234,1.87,0.47,2.34,EUR\n");
         assert_report(CF_REPORT_SITE, CF_REPORT_TABLE, "t-hotel",
                       "period   tenant   site                 sessions   "
@@ -1304,6 +1434,7 @@ int main(void)
                 T(bill_iso_weeks_across_year_end),
                 T(bill_session_due_before_a_stream_jump_stays_in_its_period),
                 T(bill_late_session_becomes_adjustment),
+                T(bill_late_stop_is_a_correction),
                 T(bill_drops_repeated_repartition_records),
                 T(bill_idle_source_does_not_block_closing),
                 T(bill_end_of_input_closes_every_period),

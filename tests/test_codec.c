@@ -415,6 +415,7 @@ static void roundtrip_charge_record_json(void **state)
         cf_cdr_dimension dims[] = { { CF_CDR_ENERGY, 10000 },
                                     { CF_CDR_TIME, 3600000 } };
         cf_charging_period periods[] = { { 1793000000000, 0, dims, 2 } };
+        cf_correction corr = { "late stop", 1500, 375, 94, 469 };
         cf_charge_record cr = { .record_id = "CR-1",
                                 .tenant_id = "t-1",
                                 .site_id = "site-a",
@@ -443,7 +444,9 @@ static void roundtrip_charge_record_json(void **state)
                                 .flags = flags,
                                 .n_flags = 1,
                                 .charging_periods = periods,
-                                .n_charging_periods = 1 },
+                                .n_charging_periods = 1,
+                                .revision = 2,
+                                .correction = &corr },
                          o;
         roundtrip(CF_RT_CHARGE_RECORD, &cr, &o);
         cf_buf j;
@@ -466,8 +469,35 @@ static void roundtrip_charge_record_json(void **state)
             "[\"STOP_ESTIMATED\"],\"charging_periods\":[{\"start_ms\":"
             "1793000000000,\"tariff_element\":0,\"dimensions\":[{"
             "\"type\":\"ENERGY\",\"volume\":10000},{\"type\":\"TIME\","
-            "\"volume\":3600000}]}]}");
+            "\"volume\":3600000}]}],\"revision\":2,\"correction\":{"
+            "\"reason\":\"late stop\",\"energy_wh\":1500,"
+            "\"total_excl_vat\":375,\"total_vat\":94,"
+            "\"total_incl_vat\":469}}");
         cf_buf_free(&j);
+        /* Written by version 1 (id 5, before revision and correction):
+         * the same body without its last two fields' bytes. Revision 1 of
+         * a record is int 1 -> zigzag 0x02, correction null -> union
+         * branch 0 -> 0x00 (Avro spec, binary encoding); the header is
+         * magic 0 and id 5. It decodes with the defaults: revision 1,
+         * correction null. */
+        cr.revision = 1;
+        cr.correction = NULL;
+        cf_buf b;
+        cf_buf_init(&b);
+        cf_encode(reg, CF_RT_CHARGE_RECORD, &cr, &b);
+        assert_true(b.len > 7);
+        assert_int_equal(b.p[b.len - 2], 0x02);
+        assert_int_equal(b.p[b.len - 1], 0x00);
+        b.p[4] = 5;
+        cf_arena_reset(&arena);
+        assert_int_equal(cf_decode(reg, CF_RT_CHARGE_RECORD, b.p, b.len - 2,
+                                   &arena, &o, NULL),
+                         CF_OK);
+        assert_int_equal(o.revision, 1);
+        assert_null(o.correction);
+        assert_true(o.energy_wh == 10000);
+        assert_string_equal(o.period_id, "2026-10");
+        cf_buf_free(&b);
 }
 
 static void roundtrip_statement(void **state)
@@ -480,7 +510,7 @@ static void roundtrip_statement(void **state)
                 { "CH-8", 1, 10000, 2500, 625, 3125 },
         };
         cf_adjustment adj[] = {
-                { "CR-0", "S-0", "2026-09", 500, 125, 31, 156 },
+                { "CR-0", "S-0", "2026-09", 500, 125, 31, 156, 1 },
         };
         cf_statement st = { .statement_id = "ST-1",
                             .tenant_id = "t-1",
@@ -1285,8 +1315,9 @@ static void array_count_checked_against_item_size(void **state)
 static void registry_ids_are_fixed(void **state)
 {
         (void)state;
-        /* Rejected is at version 2, id 9 (README, Topics and schemas). */
-        static const int32_t want[CF_RT__CNT] = { 1, 2, 3, 4, 5, 6, 9, 8 };
+        /* ChargeRecord and Statement are at version 2 (ids 10, 11),
+         * Rejected at version 3 (id 12) (README, Topics and schemas). */
+        static const int32_t want[CF_RT__CNT] = { 1, 2, 3, 4, 10, 11, 12, 8 };
         for (int t = 0; t < CF_RT__CNT; t++) {
                 cf_rtype back;
                 assert_int_equal(cf_registry_id(reg, (cf_rtype)t), want[t]);
@@ -1295,22 +1326,28 @@ static void registry_ids_are_fixed(void **state)
         }
         cf_rtype unused;
         assert_int_equal(cf_registry_type(reg, 0, &unused), CF_ERR_SCHEMA_ID);
-        /* Id 7, Rejected version 1, still names Rejected. */
+        /* The earlier versions' ids still name their types. */
+        assert_int_equal(cf_registry_type(reg, 5, &unused), CF_OK);
+        assert_int_equal(unused, CF_RT_CHARGE_RECORD);
+        assert_int_equal(cf_registry_type(reg, 6, &unused), CF_OK);
+        assert_int_equal(unused, CF_RT_STATEMENT);
         assert_int_equal(cf_registry_type(reg, 7, &unused), CF_OK);
+        assert_int_equal(unused, CF_RT_REJECTED);
+        assert_int_equal(cf_registry_type(reg, 9, &unused), CF_OK);
         assert_int_equal(unused, CF_RT_REJECTED);
 }
 
 /* Each reject reason's name (logs, metrics, the generator's truth file) is
  * the symbol at the same index of the enum RejectReason in the Rejected
  * schema the registry serves (read here with Avro C's own parser), and
- * the names are the nine of schemas/rejected.avsc, in that order. */
+ * the names are the ten of schemas/rejected.avsc, in that order. */
 static void reject_reason_names_are_the_schema_symbols(void **state)
 {
         (void)state;
         static const char *const want[CF_REJECT__CNT] = {
-                "SCHEMA",           "FIELD",        "CLOCK",
-                "METER_REGRESSION", "METER_JUMP",   "SESSION_STATE",
-                "ORPHAN",           "UNKNOWN_SITE", "NO_PLAN",
+                "SCHEMA",     "FIELD",         "CLOCK",  "METER_REGRESSION",
+                "METER_JUMP", "SESSION_STATE", "ORPHAN", "UNKNOWN_SITE",
+                "NO_PLAN",    "TOO_LATE",
         };
         const char *json = cf_registry_schema_json(reg, CF_RT_REJECTED);
         avro_schema_t sc;

@@ -1097,6 +1097,45 @@ static void registry_checks_compatibility(void **state)
 }
 
 /* metrics.listen on a port in use: a configuration error, exit 2. */
+/* Issue 17: an operator upgrading a running pipeline: the subjects hold the
+ * previous versions of the output schemas (ChargeRecord 1, Statement 1,
+ * Rejected 2, from the old files in schemas/), and this version's schemas must
+ * register over them under the default rule, BACKWARD (new fields with
+ * defaults; an enum symbol added). */
+static void new_output_schema_versions_register_over_the_old(void **state)
+{
+        char err[2048], p[512];
+        (void)state;
+        static const struct {
+                const char *old_file;
+                cf_rtype t;
+        } up[] = { { "charge_record_v1.avsc", CF_RT_CHARGE_RECORD },
+                   { "statement_v1.avsc", CF_RT_STATEMENT },
+                   { "rejected_v2.avsc", CF_RT_REJECTED } };
+        for (size_t i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
+                char subject[64];
+                snprintf(subject, sizeof(subject), "upgrade-%zu-value", i);
+                snprintf(p, sizeof(p), "%s/schemas/%s", CF_SOURCE_DIR,
+                         up[i].old_file);
+                char *old = read_file(p);
+                assert_non_null(old);
+                int32_t id_old, id_new;
+                assert_int_equal(cf_registry_client_register(client, subject,
+                                                             old, &id_old, err,
+                                                             sizeof(err)),
+                                 CF_OK);
+                free(old);
+                int rc = cf_registry_client_register(
+                    client, subject, cf_registry_schema_json(reg, up[i].t),
+                    &id_new, err, sizeof(err));
+                if (rc != CF_OK)
+                        fail_msg("%s: %s", subject, err);
+                /* Another schema (the pipeline may have registered it
+                 * under its own subject before: one id per schema). */
+                assert_true(id_new != id_old);
+        }
+}
+
 static void metrics_port_in_use_exits_2(void **state)
 {
         char out[160], set[64];
@@ -1245,6 +1284,8 @@ int main(void)
                 cmocka_unit_test(promtool_accepts_the_exposition),
                 cmocka_unit_test(grafana_dashboard_queries_run_in_prometheus),
                 cmocka_unit_test(registry_checks_compatibility),
+                cmocka_unit_test(
+                    new_output_schema_versions_register_over_the_old),
                 cmocka_unit_test(metrics_port_in_use_exits_2),
                 cmocka_unit_test(registry_over_tls_verified_with_the_ca),
                 cmocka_unit_test(registry_restart_keeps_ids),

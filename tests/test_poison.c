@@ -294,7 +294,7 @@ static void assert_one_rejected(json_t *recs, const char *reason,
                          json_array_size(recs), reason);
         json_t *r = json_array_get(recs, 0);
         assert_int_equal(json_integer_value(json_object_get(r, "schema_id")),
-                         9);
+                         12);
         assert_string_equal(vstr(r, "reason"), reason);
         assert_string_equal(vstr(r, "source_topic"), "charging.sessions");
         const char *d = vstr(r, "detail");

@@ -175,7 +175,10 @@ static void sessionize_rejects_orphan_reading_after_wait(void **state)
         assert_int_equal(r->n_rejects, 1);
         assert_reject(r->rejects[0], CF_REJECT_ORPHAN, "sessionize",
                       CF_IN_METER, off,
-                      "reading for session S-9, which never started");
+                      "reading r1 of session S-9, whose start did not "
+                      "arrive within orphan.wait.ms (300000)");
+        /* The reading's own time, not null. */
+        assert_true(r->rejects[0]->event_time_ms == T0);
         assert_int_equal(r->rejects[0]->value.n, r->last_value.len);
         assert_memory_equal(r->rejects[0]->value.p, r->last_value.p,
                             r->last_value.len);
@@ -409,7 +412,11 @@ static void sessionize_late_reading_within_lateness_counts(void **state)
         cf_rig_done(r);
 }
 
-static void sessionize_record_after_close_is_session_state(void **state)
+/* Issue 17: a reading within a billed session's times that comes after it
+ * closed is a correction (here it changes nothing billed: the session's
+ * energy is stop - start, and charging still ends at the stop); a second
+ * stop for a session that had one is not, and says why. */
+static void sessionize_late_reading_corrects_second_stop_does_not(void **state)
 {
         (void)state;
         cf_rig *r = rating_rig_new();
@@ -417,23 +424,198 @@ static void sessionize_record_after_close_is_session_state(void **state)
         cf_rig_tick(r, T0 + 61 * MIN);
         cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
-        /* Priced: a reading within the session's times now comes too
-         * late, as does another stop. */
+        assert_int_equal(r->charges[0]->revision, 1);
+        assert_null(r->charges[0]->correction);
+        /* Between the readings at +45 min (107500) and the stop (110000). */
         cf_meter_reading m = rd("r9", "S-1", 9, T0 + 50 * MIN, 108000);
-        int64_t o1 = feed_rd_at(r, T0 + 62 * MIN, &m);
+        feed_rd_at(r, T0 + 62 * MIN, &m);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1); /* open again until +63 min */
+        /* At +63 min the session closes again (time first), then the
+         * second stop finds it closed. */
         cf_session_event st =
             ev("e9", CF_SESSION_STOPPED, "S-1", T0 + 59 * MIN, 110000);
         int64_t o2 = feed_ev_at(r, T0 + 63 * MIN, &st);
         cf_rig_commit(r);
-        assert_int_equal(r->n_charges, 1);
-        assert_int_equal(r->n_rejects, 2);
+        assert_int_equal(r->n_charges, 2);
+        const cf_charge_record *rev = r->charges[1];
+        assert_string_equal(rev->record_id, r->charges[0]->record_id);
+        assert_int_equal(rev->revision, 2);
+        assert_non_null(rev->correction);
+        assert_string_equal(rev->correction->reason, "late readings");
+        assert_true(rev->correction->energy_wh == 0);
+        assert_true(rev->correction->total_excl_vat == 0);
+        assert_true(rev->correction->total_vat == 0);
+        assert_true(rev->correction->total_incl_vat == 0);
+        assert_energy_only(rev, 10000, 2500, 625);
+        assert_string_equal(rev->period_id, r->charges[0]->period_id);
+        assert_int_equal(r->n_rejects, 1);
         assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
-                      CF_IN_METER, o1, "session S-1 is already closed");
-        assert_reject(r->rejects[1], CF_REJECT_SESSION_STATE, "sessionize",
-                      CF_IN_SESSIONS, o2, "session S-1 is already closed");
-        /* 2 events + 1 tick (a repeat of the stop) + the late stop. */
+                      CF_IN_SESSIONS, o2,
+                      "stop of session S-1, which is closed: only a stop it "
+                      "lacked or readings correct a billed session");
+        assert_true(r->rejects[0]->event_time_ms == T0 + 59 * MIN);
+        /* 2 events + 1 tick (a repeat of the stop) + the second stop. */
         assert_counts(r, CF_IN_SESSIONS, 4, 2, 1, 1, 0);
-        assert_counts(r, CF_IN_METER, 4, 3, 0, 1, 0);
+        assert_counts(r, CF_IN_METER, 4, 4, 0, 0, 0);
+        cf_rig_done(r);
+}
+
+/* Issue 17: a session closed without its stop (a new session started on
+ * its connector) is billed from its last reading; its stop, arriving later
+ * within correction.window.ms, bills the difference as revision 2.
+ * u-anna is a resident: 2.50 NOK/kWh, VAT 25 % (rating_rig.h).
+ *   revision 1: 105000 - 100000 = 5000 Wh: 1250 excl., VAT 312.5 -> 313
+ *               (half up), 1563 incl.;
+ *   revision 2: 107000 - 100000 = 7000 Wh: 1750 excl., VAT 437.5 -> 438,
+ *               2188 incl.;
+ *   difference: 2000 Wh, 500, 125, 625. */
+static void sessionize_late_stop_corrects_estimated_session(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s1.user_id = "u-anna";
+        feed_ev(r, &s1);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
+        feed_rd(r, &m1);
+        feed_rd(r, &m2);
+        /* S-1's stop is still in flight when S-2 starts on its connector. */
+        cf_session_event s2 =
+            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
+        feed_ev(r, &s2);
+        cf_rig_tick(r, T0 + 51 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        const cf_charge_record *first = r->charges[0];
+        assert_int_equal(first->revision, 1);
+        assert_true(has_flag(first, CF_FLAG_STOP_ESTIMATED));
+        assert_true(first->stop_ms == T0 + 30 * MIN);
+        assert_energy_only(first, 5000, 1250, 313);
+        assert_true(first->total_incl_vat == 1563);
+        /* The stop: taken at +45 min, published at +55 min. */
+        cf_session_event st =
+            ev("e3", CF_SESSION_STOPPED, "S-1", T0 + 45 * MIN, 107000);
+        feed_ev_at(r, T0 + 55 * MIN, &st);
+        cf_rig_tick(r, T0 + 56 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 2);
+        const cf_charge_record *rev = r->charges[1];
+        assert_string_equal(rev->record_id, first->record_id);
+        assert_string_equal(rev->session_id, "S-1");
+        assert_int_equal(rev->revision, 2);
+        assert_false(has_flag(rev, CF_FLAG_STOP_ESTIMATED));
+        assert_true(rev->stop_ms == T0 + 45 * MIN);
+        assert_energy_only(rev, 7000, 1750, 438);
+        assert_true(rev->total_incl_vat == 2188);
+        assert_string_equal(rev->period_id, first->period_id);
+        assert_non_null(rev->correction);
+        assert_string_equal(rev->correction->reason, "late stop");
+        assert_true(rev->correction->energy_wh == 2000);
+        assert_true(rev->correction->total_excl_vat == 500);
+        assert_true(rev->correction->total_vat == 125);
+        assert_true(rev->correction->total_incl_vat == 625);
+        assert_int_equal(r->n_rejects, 0);
+        /* A stop again is not a correction: the session has its stop. */
+        cf_session_event st2 =
+            ev("e4", CF_SESSION_STOPPED, "S-1", T0 + 46 * MIN, 107100);
+        feed_ev_at(r, T0 + 57 * MIN, &st2);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 1);
+        assert_int_equal(r->rejects[0]->reason, CF_REJECT_SESSION_STATE);
+        cf_rig_done(r);
+}
+
+/* Issue 17: a correction of a correction. S-1 as in the test above, billed
+ * from its last reading at 5000 Wh (1250, VAT 313). A reading at +40 min
+ * (106000) comes late: revision 2, 6000 Wh: 1500, VAT 375, 1875;
+ * difference 1000 Wh, 250, 62, 312 ("late readings"), the estimated stop
+ * now at +40 min. Then the stop (+45 min, 107000): revision 3, 7000 Wh:
+ * 1750, VAT 437.5 -> 438, 2188; difference 1000 Wh, 250, 63, 313. */
+static void sessionize_correction_of_a_correction(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s1.user_id = "u-anna";
+        feed_ev(r, &s1);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
+        feed_rd(r, &m1);
+        feed_rd(r, &m2);
+        cf_session_event s2 =
+            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
+        feed_ev(r, &s2);
+        cf_rig_tick(r, T0 + 51 * MIN);
+        cf_meter_reading m3 = rd("r3", "S-1", 3, T0 + 40 * MIN, 106000);
+        feed_rd_at(r, T0 + 52 * MIN, &m3);
+        cf_rig_tick(r, T0 + 53 * MIN);
+        cf_session_event st =
+            ev("e3", CF_SESSION_STOPPED, "S-1", T0 + 45 * MIN, 107000);
+        feed_ev_at(r, T0 + 55 * MIN, &st);
+        cf_rig_tick(r, T0 + 56 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 3);
+        const cf_charge_record *c1 = r->charges[0], *c2 = r->charges[1],
+                               *c3 = r->charges[2];
+        assert_int_equal(c1->revision, 1);
+        assert_energy_only(c1, 5000, 1250, 313);
+        assert_int_equal(c2->revision, 2);
+        assert_true(has_flag(c2, CF_FLAG_STOP_ESTIMATED));
+        assert_true(c2->stop_ms == T0 + 40 * MIN);
+        assert_energy_only(c2, 6000, 1500, 375);
+        assert_string_equal(c2->correction->reason, "late readings");
+        assert_true(c2->correction->energy_wh == 1000);
+        assert_true(c2->correction->total_excl_vat == 250);
+        assert_true(c2->correction->total_vat == 62);
+        assert_true(c2->correction->total_incl_vat == 312);
+        assert_int_equal(c3->revision, 3);
+        assert_false(has_flag(c3, CF_FLAG_STOP_ESTIMATED));
+        assert_energy_only(c3, 7000, 1750, 438);
+        assert_string_equal(c3->correction->reason, "late stop");
+        assert_true(c3->correction->energy_wh == 1000);
+        assert_true(c3->correction->total_excl_vat == 250);
+        assert_true(c3->correction->total_vat == 63);
+        assert_true(c3->correction->total_incl_vat == 313);
+        /* Revision 1 plus the differences is the latest revision. */
+        assert_true(c1->total_incl_vat + c2->correction->total_incl_vat +
+                        c3->correction->total_incl_vat ==
+                    c3->total_incl_vat);
+        assert_string_equal(c3->record_id, c1->record_id);
+        assert_int_equal(r->n_rejects, 0);
+        cf_rig_done(r);
+}
+
+/* Issue 17: late data older than correction.window.ms (35 days by
+ * default) for a session no longer kept is TOO_LATE, and says so. */
+static void sessionize_beyond_correction_window_is_too_late(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        feed_std_session(r, "S-1", "CH-1", T0, 0, "u-anna", NULL);
+        cf_rig_tick(r, T0 + 61 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        /* The session closed at stream time +61 min and is kept until
+         * +61 min + 35 days; one minute later it is gone. */
+        const int64_t day = 24 * 60 * MIN;
+        int64_t now = T0 + 62 * MIN + 35 * day;
+        cf_rig_tick(r, now);
+        cf_meter_reading m = rd("r9", "S-1", 9, T0 + 50 * MIN, 108000);
+        int64_t off = feed_rd_at(r, now, &m);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        assert_int_equal(r->n_rejects, 1);
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "reading r9 of session S-1, which is not known: its time is "
+                 "%lld ms behind the stream time, beyond "
+                 "correction.window.ms (3024000000)",
+                 (long long)(12 * MIN + 35 * day));
+        assert_reject(r->rejects[0], CF_REJECT_TOO_LATE, "sessionize",
+                      CF_IN_METER, off, want);
+        assert_true(r->rejects[0]->event_time_ms == T0 + 50 * MIN);
         cf_rig_done(r);
 }
 
@@ -675,7 +857,10 @@ int main(void)
                 T(sessionize_closes_after_offline_bound),
                 T(sessionize_new_start_closes_previous_session_on_connector),
                 T(sessionize_late_reading_within_lateness_counts),
-                T(sessionize_record_after_close_is_session_state),
+                T(sessionize_late_reading_corrects_second_stop_does_not),
+                T(sessionize_late_stop_corrects_estimated_session),
+                T(sessionize_correction_of_a_correction),
+                T(sessionize_beyond_correction_window_is_too_late),
                 T(sessionize_state_survives_restart),
                 T(sessionize_compact_readings_exact_at_edges),
                 T(sessionize_long_session_with_extreme_readings),

@@ -240,9 +240,16 @@ static void validate_holds_unknown_site_then_rejects(void **state)
         cf_rig_commit(r);
         assert_int_equal(r->n_rejects, 2);
         assert_reject(r->rejects[0], CF_REJECT_UNKNOWN_SITE, "validate",
-                      CF_IN_SESSIONS, o1, "no config for site site-x");
+                      CF_IN_SESSIONS, o1,
+                      "no config for site site-x after unknown.site.wait.ms "
+                      "(120000)");
         assert_reject(r->rejects[1], CF_REJECT_UNKNOWN_SITE, "validate",
-                      CF_IN_METER, o2, "no config for site site-x");
+                      CF_IN_METER, o2,
+                      "no config for site site-x after unknown.site.wait.ms "
+                      "(120000)");
+        /* Each with its own event time (issue 17). */
+        assert_true(r->rejects[0]->event_time_ms == s.time_ms);
+        assert_true(r->rejects[1]->event_time_ms == T0 + MIN);
         assert_counts(r, CF_IN_SESSIONS, 1, 0, 0, 1, 0);
         assert_counts(r, CF_IN_METER, 3, 0, 2, 1, 0);
         assert_int_equal(

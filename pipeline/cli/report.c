@@ -1,4 +1,5 @@
-/* report.c: the charge report (see report.h). */
+/* report.c: the charge report (see report.h): per key, the sessions of a
+ * period and their totals, revisions counted by their differences. */
 #include "report.h"
 
 #include <stdlib.h>
@@ -83,6 +84,15 @@ void cf_report_add(cf_report *r, const cf_charge_record *cr)
                 row->key = cf_strdup(key);
                 row->currency = cf_strdup(cr->currency);
                 cf_hmap_sput(&r->rows, k, row);
+        }
+        /* A revision adds its difference (the sum over a session's
+         * records is then its latest revision), and no session. */
+        if (cr->revision > 1 && cr->correction) {
+                row->energy_wh += cr->correction->energy_wh;
+                row->excl += cr->correction->total_excl_vat;
+                row->vat += cr->correction->total_vat;
+                row->incl += cr->correction->total_incl_vat;
+                return;
         }
         row->sessions++;
         row->energy_wh += cr->energy_wh;

@@ -125,9 +125,9 @@ static const struct {
         { "meter_reading.avsc", CF_RT_METER_READING, 2 },
         { "site.avsc", CF_RT_SITE, 3 },
         { "user.avsc", CF_RT_USER, 4 },
-        { "charge_record.avsc", CF_RT_CHARGE_RECORD, 5 },
-        { "statement.avsc", CF_RT_STATEMENT, 6 },
-        { "rejected.avsc", CF_RT_REJECTED, 9 },
+        { "charge_record.avsc", CF_RT_CHARGE_RECORD, 10 },
+        { "statement.avsc", CF_RT_STATEMENT, 11 },
+        { "rejected.avsc", CF_RT_REJECTED, 12 },
         { "billing_event.avsc", CF_RT_BILLING_EVENT, 8 },
 };
 
@@ -137,7 +137,10 @@ static const struct {
         const char *file;
         int32_t id;
 } cf_builtin_old[] = {
+        { "charge_record_v1.avsc", 5 },
+        { "statement_v1.avsc", 6 },
         { "rejected_v1.avsc", 7 },
+        { "rejected_v2.avsc", 9 },
 };
 
 struct cf_embedded_schema {

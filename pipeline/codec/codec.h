@@ -11,7 +11,9 @@
  *
  * Built-in schema ids (fixed, never reused):
  *   1 SessionEvent  2 MeterReading  3 Site       4 User
- *   5 ChargeRecord  6 Statement     7 Rejected   8 BillingEvent
+ *   8 BillingEvent 10 ChargeRecord 11 Statement 12 Rejected
+ * and earlier versions, still read: 5 ChargeRecord v1, 6 Statement v1,
+ * 7 Rejected v1, 9 Rejected v2.
  *
  * Bounds: the decoder never reads past its input, rejects any length or
  * count that the remaining input cannot hold (TRUNCATED) or that exceeds

@@ -193,6 +193,15 @@ static const cf_bind_field charging_period_f[] = {
 REC(charging_period_b, cf_charging_period, "chargeflow.ChargingPeriod",
     charging_period_f);
 
+static const cf_bind_field correction_f[] = {
+        F(cf_correction, reason, CF_K_STRING),
+        F(cf_correction, energy_wh, CF_K_LONG),
+        F(cf_correction, total_excl_vat, CF_K_LONG),
+        F(cf_correction, total_vat, CF_K_LONG),
+        F(cf_correction, total_incl_vat, CF_K_LONG),
+};
+REC(correction_b, cf_correction, "chargeflow.Correction", correction_f);
+
 static const cf_bind_field charge_record_f[] = {
         F(cf_charge_record, record_id, CF_K_STRING),
         F(cf_charge_record, tenant_id, CF_K_STRING),
@@ -220,6 +229,8 @@ static const cf_bind_field charge_record_f[] = {
         F(cf_charge_record, period_id, CF_K_STRING),
         FA(cf_charge_record, flags, CF_K_ENUM, NULL),
         FA(cf_charge_record, charging_periods, CF_K_RECORD, &charging_period_b),
+        F(cf_charge_record, revision, CF_K_INT),
+        FRO(cf_charge_record, correction, correction_b),
 };
 REC(charge_record_b, cf_charge_record, "chargeflow.ChargeRecord",
     charge_record_f);
@@ -243,6 +254,7 @@ static const cf_bind_field adjustment_f[] = {
         F(cf_adjustment, total_excl_vat, CF_K_LONG),
         F(cf_adjustment, total_vat, CF_K_LONG),
         F(cf_adjustment, total_incl_vat, CF_K_LONG),
+        F(cf_adjustment, revision, CF_K_INT),
 };
 REC(adjustment_b, cf_adjustment, "chargeflow.Adjustment", adjustment_f);
 
@@ -328,6 +340,7 @@ const char *cf_reject_reason_name(int reason)
                 [CF_REJECT_ORPHAN] = "ORPHAN",
                 [CF_REJECT_UNKNOWN_SITE] = "UNKNOWN_SITE",
                 [CF_REJECT_NO_PLAN] = "NO_PLAN",
+                [CF_REJECT_TOO_LATE] = "TOO_LATE",
         };
         return reason >= 0 && reason < CF_REJECT__CNT ? names[reason] : "?";
 }

@@ -111,6 +111,7 @@ typedef enum cf_reject_reason {
         CF_REJECT_ORPHAN,           /* reading for a session never seen */
         CF_REJECT_UNKNOWN_SITE,     /* no site config after the wait */
         CF_REJECT_NO_PLAN,          /* no price plan valid at session start */
+        CF_REJECT_TOO_LATE,         /* late data beyond correction.window.ms */
         CF_REJECT__CNT
 } cf_reject_reason;
 
@@ -272,6 +273,15 @@ typedef struct cf_charging_period {
         uint32_t n_dimensions;
 } cf_charging_period;
 
+/* What a revision of a charge record changes: new minus previous. */
+typedef struct cf_correction {
+        char *reason; /* "late stop", "late readings", both */
+        int64_t energy_wh;
+        int64_t total_excl_vat;
+        int64_t total_vat;
+        int64_t total_incl_vat;
+} cf_correction;
+
 typedef struct cf_charge_record {
         char *record_id;
         char *tenant_id;
@@ -302,6 +312,8 @@ typedef struct cf_charge_record {
         uint32_t n_flags;
         cf_charging_period *charging_periods;
         uint32_t n_charging_periods;
+        int32_t revision;          /* 1, then n+1 per correction */
+        cf_correction *correction; /* optional: NULL for revision 1 */
 } cf_charge_record;
 
 typedef struct cf_statement_line {
@@ -321,6 +333,7 @@ typedef struct cf_adjustment {
         int64_t total_excl_vat;
         int64_t total_vat;
         int64_t total_incl_vat;
+        int32_t revision; /* of the charge record it bills */
 } cf_adjustment;
 
 typedef struct cf_statement {

@@ -153,6 +153,12 @@ static const cf_config_entry cf_config_table[] = {
           "A session with no record at all for this long of stream time is "
           "closed the same way (its charger never came back); shorter "
           "silences are a charger offline, whose upload is awaited."),
+        I("correction.window.ms", correction_window_ms, "3024000000", 0,
+          3660 * CF_MS_PER_DAY,
+          "How long (stream time) a closed session stays correctable: a "
+          "late stop or late readings within it re-price the session as a "
+          "revision of its charge record, billed as a difference; later "
+          "ones are rejected as TOO_LATE. 0: no corrections."),
         I("max.clock.skew.ms", max_clock_skew_ms, "86400000", 1000,
           365 * CF_MS_PER_DAY,
           "Records whose time is further than this ahead of the task's event "

@@ -64,6 +64,7 @@ typedef struct cf_config {
         int64_t session_offline_ms;
         int64_t max_clock_skew_ms;
         int64_t orphan_wait_ms;
+        int64_t correction_window_ms;
         int64_t unknown_site_wait_ms;
         int64_t dedup_window;
         /* Billing */

@@ -27,6 +27,11 @@
 #include "utf8.h"
 #include "wire.h"
 
+/* Reject reasons the stored counters held before TOO_LATE: the stored form
+ * keeps those first, then the outbox's skipped count, then a count and the
+ * reasons added since. */
+#define REASONS_V1 9
+
 /* ---- services for stages ------------------------------------------------ */
 
 int32_t cf_task_id(const cf_task *t)
@@ -432,11 +437,19 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                         c->rejected = cf_get_varint(&r);
                         c->pending = cf_get_varint(&r);
                 }
-                for (int x = 0; x < CF_REJECT__CNT; x++)
+                for (int x = 0; x < REASONS_V1; x++)
                         t->reasons[x] = cf_get_varint(&r);
                 /* Added later: absent in state written before. */
                 if (r.ok && r.p != r.end)
                         t->ob.skipped = cf_get_varint(&r);
+                if (r.ok && r.p != r.end) {
+                        int64_t more = cf_get_varint(&r);
+                        for (int64_t x = 0; x < more && r.ok; x++) {
+                                int64_t n = cf_get_varint(&r);
+                                if (REASONS_V1 + x < CF_REJECT__CNT)
+                                        t->reasons[REASONS_V1 + x] = n;
+                        }
+                }
                 if (!r.ok)
                         goto corrupt;
         } else if (err != CF_ERR_NOT_FOUND) {
@@ -610,9 +623,12 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
                 cf_put_varint(&v, c->rejected);
                 cf_put_varint(&v, c->pending);
         }
-        for (int r = 0; r < CF_REJECT__CNT; r++)
+        for (int r = 0; r < REASONS_V1; r++)
                 cf_put_varint(&v, t->reasons[r]);
         cf_put_varint(&v, t->ob.skipped);
+        cf_put_varint(&v, CF_REJECT__CNT - REASONS_V1);
+        for (int r = REASONS_V1; r < CF_REJECT__CNT; r++)
+                cf_put_varint(&v, t->reasons[r]);
         meta_key(&k, t, 'c');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
         cf_outbox_commit(t, b);
