@@ -608,7 +608,7 @@ static void replay(cf_task *t, sz_ctx *c, const char *sid, int64_t now)
                                 abort();
                         rc = on_reading(t, c, held[i], &m, now);
                 }
-                cf_task_resolve(t, held[i], rc == CF_STAGE_ACCEPTED);
+                cf_task_resolve(t, held[i], rc);
                 free(held[i]);
         }
         free(held);
@@ -661,7 +661,7 @@ static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s)
                                        event_name(e.kind), s->session_id,
                                        (long long)c->orphan_wait);
                 }
-                cf_task_resolve(t, h, false);
+                cf_task_resolve(t, h, CF_STAGE_REJECTED);
         }
 }
 
@@ -940,6 +940,13 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                 pos--;
         int64_t pt = pos ? cf_session_t(s, pos - 1) : s->start_ms;
         int64_t pe = pos ? cf_session_wh(s, pos - 1) : s->start_wh;
+        /* The same time and register as a reading the session has: a
+         * repeat (with another event id, or beyond dedup's window), which
+         * must neither count twice nor reopen a closed session. */
+        if (pos && pt == m->time_ms && pe == m->energy_wh) {
+                cf_task_count(t, &cf_stage_sessionize, "repeated_readings", 1);
+                return CF_STAGE_DUP;
+        }
         /* Against the reading before it first (the reading itself is the
          * anomaly when the one after agrees with the one before), then
          * against the one after. */

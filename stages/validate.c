@@ -266,7 +266,7 @@ static void settle(cf_task *t, va_ctx *c, const char *site)
                             "no config for site %s after unknown.site.wait.ms "
                             "(%lld)",
                             site, (long long)c->wait);
-                        cf_task_resolve(t, src, false);
+                        cf_task_resolve(t, src, CF_STAGE_REJECTED);
                 } else {
                         cf_item it = {
                                 .kind = ev ? CF_ITEM_EVENT : CF_ITEM_READING,
@@ -279,8 +279,7 @@ static void settle(cf_task *t, va_ctx *c, const char *site)
                         cf_stage_rc rc =
                             cf_task_forward(t, &cf_stage_validate, &it);
                         if (rc != CF_STAGE_HELD)
-                                cf_task_resolve(t, src,
-                                                rc == CF_STAGE_ACCEPTED);
+                                cf_task_resolve(t, src, rc);
                 }
                 free(held[i]);
         }

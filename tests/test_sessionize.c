@@ -587,6 +587,27 @@ static void sessionize_correction_of_a_correction(void **state)
         cf_rig_done(r);
 }
 
+/* A reading with the time and register of one the session already has is
+ * a repeat (another event id, or beyond dedup's window): counted as a
+ * duplicate, and it does not reopen the closed session. */
+static void sessionize_repeated_reading_does_not_correct(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        feed_std_session(r, "S-1", "CH-1", T0, 0, "u-anna", NULL);
+        cf_rig_tick(r, T0 + 61 * MIN);
+        /* The reading at +45 min (107500) again, as r7. */
+        cf_meter_reading m = rd("r7", "S-1", 7, T0 + 45 * MIN, 107500);
+        feed_rd_at(r, T0 + 62 * MIN, &m);
+        cf_rig_tick(r, T0 + 70 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        assert_int_equal(r->n_rejects, 0);
+        /* 3 readings + the repeat, a duplicate; the ticks repeat it too. */
+        assert_counts(r, CF_IN_METER, 5, 3, 2, 0, 0);
+        cf_rig_done(r);
+}
+
 /* Issue 17: late data older than correction.window.ms (35 days by
  * default) for a session no longer kept is TOO_LATE, and says so. */
 static void sessionize_beyond_correction_window_is_too_late(void **state)
@@ -860,6 +881,7 @@ int main(void)
                 T(sessionize_late_reading_corrects_second_stop_does_not),
                 T(sessionize_late_stop_corrects_estimated_session),
                 T(sessionize_correction_of_a_correction),
+                T(sessionize_repeated_reading_does_not_correct),
                 T(sessionize_beyond_correction_window_is_too_late),
                 T(sessionize_state_survives_restart),
                 T(sessionize_compact_readings_exact_at_edges),

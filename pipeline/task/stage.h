@@ -167,9 +167,10 @@ void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
                     int32_t reason, int64_t event_time, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* Ends a held record's pending state: accepted (true) or rejected (false;
- * cf_task_reject() counts that, so pass false only after rejecting). */
-void cf_task_resolve(cf_task *t, const cf_src *src, bool accepted);
+/* Ends a held record's pending state with what the stages did with it:
+ * CF_STAGE_DUP a repeat, CF_STAGE_REJECTED rejected (pass it only after
+ * cf_task_reject()), anything else accepted. */
+void cf_task_resolve(cf_task *t, const cf_src *src, cf_stage_rc rc);
 
 /* Emits a priced charge record: to billing.charge-records (this task's
  * partition) and, keyed by billed party, to the repartition topic, carrying

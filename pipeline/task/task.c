@@ -192,14 +192,16 @@ void cf_task_reject(cf_task *t, const cf_stage *stage, const cf_src *src,
                 t->reasons[reason]++;
 }
 
-void cf_task_resolve(cf_task *t, const cf_src *src, bool accepted)
+void cf_task_resolve(cf_task *t, const cf_src *src, cf_stage_rc rc)
 {
         cf_counts *c = &t->cnt[src->input];
         c->pending--;
-        if (accepted)
-                c->accepted++;
-        else
+        if (rc == CF_STAGE_DUP)
+                c->dup++;
+        else if (rc == CF_STAGE_REJECTED)
                 c->rejected++;
+        else
+                c->accepted++;
 }
 
 void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr, int64_t due_ts)
