@@ -10,6 +10,7 @@
  *   build/chargeflow gen --preset small --seed 1 --faults --days 45 \
  *       --out /tmp/small.cfgen --partitions 8
  *   build/bench/bench_chain /tmp/small.cfgen [runs] [commit_ms] [guarantee]
+ *       [--set key=value ...]
  *
  * With at_least_once the outbox is not written (outputs are handed on at
  * the commit all the same): the difference is the outbox's cost in the
@@ -60,6 +61,9 @@ static int cmp_d(const void *a, const void *b)
 }
 
 static const char *guarantee = "exactly_once";
+/* --set key=value options, applied to every run's configuration. */
+static const char *sets[16];
+static int n_sets;
 
 static int run_once(const char *path, int64_t commit_ms, int run, result *res)
 {
@@ -88,6 +92,21 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
         cf_config_set(&cfg, "state.dir", dir, err, sizeof(err));
         cf_config_set(&cfg, "processing.guarantee", guarantee, err,
                       sizeof(err));
+        for (int i = 0; i < n_sets; i++) {
+                char kv[512];
+                snprintf(kv, sizeof(kv), "%s", sets[i]);
+                char *eq = strchr(kv, '=');
+                if (!eq) {
+                        fprintf(stderr, "bench_chain: --set %s: no '='\n",
+                                sets[i]);
+                        return 1;
+                }
+                *eq = 0;
+                if (cf_config_set(&cfg, kv, eq + 1, err, sizeof(err))) {
+                        fprintf(stderr, "bench_chain: %s\n", err);
+                        return 1;
+                }
+        }
         uint64_t outputs = 0;
         cf_inproc *ip;
         if (cf_inproc_new(&cfg, parts, count_out, &outputs, &ip, err,
@@ -187,13 +206,17 @@ int main(int argc, char **argv)
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--json"))
                         json = true;
+                else if (!strcmp(argv[i], "--set") && i + 1 < argc &&
+                         n_sets < 16)
+                        sets[n_sets++] = argv[++i];
                 else if (np < 5)
                         pos[np++] = argv[i];
         }
         if (np < 1) {
                 fprintf(stderr, "usage: bench_chain [--json] FILE [runs (3)] "
                                 "[commit_ms (1000)] "
-                                "[exactly_once|at_least_once]\n");
+                                "[exactly_once|at_least_once] "
+                                "[--set key=value ...]\n");
                 return 2;
         }
         int runs = np > 1 ? atoi(pos[1]) : 3;
