@@ -696,6 +696,8 @@ static int load_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
         return 0;
 }
 
+static void bill_destroy(void *ctx);
+
 static cf_err_t bill_init(cf_task *t, void **ctxp, char *errstr,
                           size_t errstr_size)
 {
@@ -712,14 +714,16 @@ static cf_err_t bill_init(cf_task *t, void **ctxp, char *errstr,
                                    cf_task_cache_budget(t) / 8 * 5, true);
         c->meta = cf_task_store(t, CF_COL_INDEX, &src_ops, c,
                                 cf_task_cache_budget(t) / 8, true);
+        /* The index covers every stored ledger, also those that did not
+         * fit the cache. */
         cf_err_t err = cf_store_load_all(c->ledgers, errstr, errstr_size);
+        if (!err)
+                err = cf_store_visit_all(c->ledgers, load_one, c, errstr,
+                                         errstr_size);
         if (err) {
-                free(c->seen_wall);
-                cf_hmap_free(&c->index);
-                free(c);
+                bill_destroy(c);
                 return err;
         }
-        cf_store_foreach(c->ledgers, CF_STORE_SORTED, load_one, c);
         *ctxp = c;
         return CF_OK;
 }

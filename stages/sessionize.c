@@ -561,6 +561,9 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
                 cf_task_count(t, &cf_stage_sessionize, "corrected", 1);
         s->flags &= ~(CF_SESS_LATE_STOP | CF_SESS_LATE_READ);
         s->flags |= CF_SESS_CLOSED;
+        /* Kept for corrections, rarely read again: first out of the cache
+         * once written. */
+        cf_store_cool(c->sessions, s->session_id, strlen(s->session_id));
         s->stop_ts = now;
         touch(c, s);
         schedule(c, s);
@@ -1052,13 +1055,17 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
                                     cf_task_cache_budget(t) / 2, true);
         c->chargers = cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
                                     cf_task_cache_budget(t) / 8, true);
-        /* Deadlines are rebuilt from the stored sessions. */
+        /* Deadlines are rebuilt from every stored session, also those
+         * that did not fit the cache. */
         cf_err_t err = cf_store_load_all(c->sessions, errstr, errstr_size);
+        if (!err)
+                err = cf_store_visit_all(c->sessions, load_one, c, errstr,
+                                         errstr_size);
         if (err) {
+                cf_dheap_free(&c->timers);
                 free(c);
                 return err;
         }
-        cf_store_foreach(c->sessions, CF_STORE_SORTED, load_one, c);
         *ctxp = c;
         return CF_OK;
 }

@@ -324,11 +324,14 @@ static cf_err_t va_init(cf_task *t, void **ctxp, char *errstr,
         c->waits = cf_task_store(t, CF_COL_PENDING, &sw_ops, c,
                                  cf_task_cache_budget(t) / 8, true);
         cf_err_t err = cf_store_load_all(c->waits, errstr, errstr_size);
+        if (!err) /* every wait, also those that did not fit the cache */
+                err = cf_store_visit_all(c->waits, load_one, c, errstr,
+                                         errstr_size);
         if (err) {
+                cf_dheap_free(&c->timers);
                 free(c);
                 return err;
         }
-        cf_store_foreach(c->waits, CF_STORE_SORTED, load_one, c);
         *ctxp = c;
         return CF_OK;
 }

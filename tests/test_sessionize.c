@@ -685,6 +685,54 @@ static void sessionize_state_survives_restart(void **state)
         cf_rig_done(b);
 }
 
+/* Sixty stopped sessions of 600 readings each (about 9.6 KB apiece in the
+ * cache) wait for their lateness when the task restarts with
+ * state.cache.max.bytes at its minimum, 1 MiB (the sessions' share of one
+ * rating task: a 3/4 and then a 1/2 share, 384 KiB): not all of them fit
+ * the cache at start, yet every one has its deadline and is priced. */
+static void sessionize_restart_with_sessions_beyond_the_cache(void **state)
+{
+        (void)state;
+        enum { NS = 60, NR = 600 };
+        cf_rig *r = rating_rig_new();
+        char sid[NS][16], ch[NS][16], eid[32];
+        for (int i = 0; i < NS; i++) {
+                snprintf(sid[i], sizeof(sid[i]), "S-%d", i);
+                snprintf(ch[i], sizeof(ch[i]), "CH-%d", i);
+                cf_session_event s =
+                    ev(sid[i], CF_SESSION_STARTED, sid[i], T0, 100000);
+                s.charger_id = ch[i];
+                feed_ev(r, &s);
+        }
+        for (int k = 1; k <= NR; k++) {
+                for (int i = 0; i < NS; i++) {
+                        snprintf(eid, sizeof(eid), "r%d-%d", i, k);
+                        cf_meter_reading m =
+                            rd(eid, sid[i], k, T0 + k * MIN, 100000 + 100 * k);
+                        m.charger_id = ch[i];
+                        feed_rd(r, &m);
+                }
+        }
+        for (int i = 0; i < NS; i++) {
+                snprintf(eid, sizeof(eid), "stop-%d", i);
+                cf_session_event s =
+                    ev(eid, CF_SESSION_STOPPED, sid[i], T0 + (NR + 1) * MIN,
+                       100000 + 100 * (NR + 1));
+                s.charger_id = ch[i];
+                feed_ev(r, &s);
+        }
+        assert_int_equal(r->n_charges, 0);
+        cf_rig_set_int(r, "state.cache.max.bytes", 1048576);
+        cf_rig_restart(r);
+        cf_rig_tick(r, T0 + (NR + 2) * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, NS);
+        /* 601 minutes at 100 Wh a minute. */
+        for (int i = 0; i < NS; i++)
+                assert_true(r->charges[i]->energy_wh == 60100);
+        cf_rig_done(r);
+}
+
 /* The compact form of a session's readings (session.h), directly: exact
  * values at the edges of its ranges, the switch to full readings, and the
  * growth of the array. */
@@ -884,6 +932,7 @@ int main(void)
                 T(sessionize_repeated_reading_does_not_correct),
                 T(sessionize_beyond_correction_window_is_too_late),
                 T(sessionize_state_survives_restart),
+                T(sessionize_restart_with_sessions_beyond_the_cache),
                 T(sessionize_compact_readings_exact_at_edges),
                 T(sessionize_long_session_with_extreme_readings),
         };

@@ -1227,6 +1227,93 @@ static void store_foreach_sorted_visits_in_key_order(void **state)
         assert_int_equal(c.live, 0);
 }
 
+typedef struct sumv {
+        int64_t n, sum;
+        char first[16], last[16];
+} sumv;
+
+static int sum_cb(void *opaque, const uint8_t *key, size_t klen, void *obj)
+{
+        sumv *v = opaque;
+        const tobj *o = obj;
+        if (!v->n)
+                snprintf(v->first, sizeof(v->first), "%.*s", (int)klen,
+                         (const char *)key);
+        snprintf(v->last, sizeof(v->last), "%.*s", (int)klen,
+                 (const char *)key);
+        v->n++;
+        v->sum += o->v;
+        return 0;
+}
+
+/* cf_store_visit_all sees every stored object, also those load_all left
+ * out for the budget, memory first where both have the key, and caches
+ * nothing (a restarted task rebuilds its timers from it). */
+static void store_visit_all_covers_what_did_not_fit(void **state)
+{
+        fx *f = *state;
+        seed(f->s, CF_COL_DEDUP, 8, 1000);
+        tctx c = { 0 };
+        cf_store *st =
+            cf_store_new(f->s, CF_COL_DEDUP, 8, &tops, &c, 16 * 1024, true);
+        assert_int_equal(cf_store_load_all(st, f->err, sizeof(f->err)), CF_OK);
+        assert_false(cf_store_complete(st));
+        /* k1 changed in memory: -1 instead of 1. */
+        cf_store_put(st, UK("k1"), tobj_new(&c, -1, "n1"));
+        cf_store_stats before = st_stats(st);
+        int64_t live = c.live;
+        sumv v = { 0 };
+        assert_int_equal(
+            cf_store_visit_all(st, sum_cb, &v, f->err, sizeof(f->err)), CF_OK);
+        /* 0 + 1 + ... + 999 = 499500, with k1 at -1: 499498. */
+        assert_int_equal(v.n, 1000);
+        assert_int_equal(v.sum, 499498);
+        /* Bytewise key order: k0, k1, k10, k100, ..., k999 last. */
+        assert_string_equal(v.first, "k0");
+        assert_string_equal(v.last, "k999");
+        cf_store_stats after = st_stats(st);
+        assert_int_equal(after.entries, before.entries);
+        assert_int_equal(after.reads, before.reads);
+        assert_int_equal(c.live, live);
+        cf_store_destroy(st);
+        assert_int_equal(c.live, 0);
+}
+
+/* A cooled entry goes to the LRU tail at the flush: the first evicted,
+ * though it was written last (without the cool it would be the most
+ * recent). */
+static void store_cooled_entry_is_evicted_first(void **state)
+{
+        fx *f = *state;
+        seed(f->s, CF_COL_SESSION, 9, 1000);
+        tctx c = { 0 };
+        cf_store *st =
+            cf_store_new(f->s, CF_COL_SESSION, 9, &tops, &c, 16 * 1024, true);
+        /* A full cache, the table at its size for it. */
+        for (int i = 0; i < 300; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "k%d", i);
+                assert_non_null(cf_store_get(st, id, strlen(id) + 1));
+        }
+        assert_true(st_stats(st).evictions > 0);
+        cf_store_put(st, UK("x1"), tobj_new(&c, 1, "x1"));
+        cf_store_put(st, UK("x2"), tobj_new(&c, 2, "x2"));
+        cf_store_put(st, UK("x3"), tobj_new(&c, 3, "x3"));
+        cf_store_cool(st, UK("x3"));
+        uint64_t ev = st_stats(st).evictions;
+        write_flush(f, st, 3); /* over budget: evicts from the tail */
+        assert_true(st_stats(st).evictions > ev);
+        uint64_t reads = st_stats(st).reads;
+        tobj *o = cf_store_get(st, UK("x1")); /* still in memory */
+        assert_int_equal(o->v, 1);
+        assert_int_equal(st_stats(st).reads, reads);
+        o = cf_store_get(st, UK("x3")); /* evicted: read back */
+        assert_int_equal(o->v, 3);
+        assert_int_equal(st_stats(st).reads, reads + 1);
+        cf_store_destroy(st);
+        assert_int_equal(c.live, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1255,6 +1342,8 @@ int main(void)
                 T(store_eviction_keeps_memory_under_budget),
                 T(store_eviction_never_loses_dirty_data),
                 T(store_load_all_warms_cache_and_skips_reads),
+                T(store_visit_all_covers_what_did_not_fit),
+                T(store_cooled_entry_is_evicted_first),
                 T(store_load_all_stops_at_budget),
                 T(store_corrupt_value_is_a_sticky_error),
                 T(store_foreach_sorted_visits_in_key_order),

@@ -36,6 +36,7 @@ typedef struct ent {
         uint32_t klen;             /* caller's key length */
         uint8_t st;                /* ENT_* */
         bool on_disk;              /* RocksDB may hold the key */
+        bool cold;                 /* to the LRU tail at the next flush */
         uint8_t key[];             /* 2-byte task prefix + caller's key */
 } ent;
 
@@ -120,6 +121,18 @@ static void list_push(ent_list *l, ent *e)
         else
                 l->tail = e;
         l->head = e;
+}
+
+/* Puts e (on no list) at the tail of l: the next to be evicted. */
+static void list_push_tail(ent_list *l, ent *e)
+{
+        e->lnext = NULL;
+        e->lprev = l->tail;
+        if (l->tail)
+                l->tail->lnext = e;
+        else
+                l->head = e;
+        l->tail = e;
 }
 
 /* Puts e (not on a list) on the list its state calls for, at the head. */
@@ -431,6 +444,11 @@ cf_err_t cf_store_flush(cf_store *st, cf_batch *b, size_t *nwrites)
                         e->on_disk = true;
                         ent_set(st, e, ENT_CLEAN);
                         ent_measure(st, e);
+                        if (e->cold) {
+                                list_unlink(&st->lru, e);
+                                list_push_tail(&st->lru, e);
+                                e->cold = false;
+                        }
                 } else {
                         cf_batch_delete(b, st->col, e->key,
                                         2 + (size_t)e->klen);
@@ -497,6 +515,58 @@ cf_err_t cf_store_load_all(cf_store *st, char *errstr, size_t errstr_size)
 bool cf_store_complete(const cf_store *st)
 {
         return st->complete;
+}
+
+typedef struct visit_ctx {
+        cf_store *st;
+        cf_store_foreach_cb *cb;
+        void *opaque;
+} visit_ctx;
+
+static int visit_one(void *opaque, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen)
+{
+        visit_ctx *vc = opaque;
+        cf_store *st = vc->st;
+        const uint8_t *k = key + 2;
+        size_t kl = klen - 2;
+        ent *e = ent_find(st, k, kl, key_hash(k, kl));
+        if (e) /* memory is newer; a deleted key is skipped */
+                return e->obj ? vc->cb(vc->opaque, k, kl, e->obj) : 0;
+        void *obj = store_decode(st, key, klen, val, vlen);
+        if (!obj)
+                return 1;
+        int r = vc->cb(vc->opaque, k, kl, obj);
+        st->ops->free(st->opaque, obj);
+        return r;
+}
+
+cf_err_t cf_store_visit_all(cf_store *st, cf_store_foreach_cb *cb, void *opaque,
+                            char *errstr, size_t errstr_size)
+{
+        if (st->complete) {
+                cf_store_foreach(st, CF_STORE_SORTED, cb, opaque);
+                return CF_OK;
+        }
+        uint8_t prefix[2] = { (uint8_t)(st->task >> 8), (uint8_t)st->task };
+        visit_ctx vc = { st, cb, opaque };
+        char msg[256];
+        st->iterating++;
+        cf_err_t err = cf_state_scan(st->s, st->col, prefix, 2, visit_one, &vc,
+                                     msg, sizeof(msg));
+        st->iterating--;
+        if (err)
+                store_fail(st, err, msg);
+        if (st->err && errstr && errstr_size)
+                snprintf(errstr, errstr_size, "%s", st->errstr);
+        return st->err;
+}
+
+void cf_store_cool(cf_store *st, const void *key, size_t klen)
+{
+        ent *e = ent_find(st, key, klen, key_hash(key, klen));
+        if (e)
+                e->cold = true;
 }
 
 static int ent_cmp(const void *a, const void *b)

@@ -129,6 +129,11 @@ cf_err_t cf_store_load_all(cf_store *st, char *errstr, size_t errstr_size);
 /* True when memory holds every key of the task (see cf_store_load_all). */
 bool cf_store_complete(const cf_store *st);
 
+/* Marks the entry of key, if in memory, as unlikely to be read soon: at the
+ * next flush it goes to the LRU tail, first to be evicted (a closed
+ * session kept for corrections). A later get makes it recent again. */
+void cf_store_cool(cf_store *st, const void *key, size_t klen);
+
 /* foreach callback: return 0 to go on, anything else to stop. */
 typedef int(cf_store_foreach_cb)(void *opaque, const uint8_t *key, size_t klen,
                                  void *obj);
@@ -146,6 +151,15 @@ typedef int(cf_store_foreach_cb)(void *opaque, const uint8_t *key, size_t klen,
  * cb must not flush, load or destroy the store. */
 void cf_store_foreach(cf_store *st, int flags, cf_store_foreach_cb *cb,
                       void *opaque);
+
+/* Calls cb for every object of the task, in bytewise key order: those in
+ * memory, and those only in RocksDB decoded for the call (freed after it,
+ * not cached). Meant for a task's start, after cf_store_load_all, when not
+ * everything fit the budget (complete: the same as a sorted foreach); keys
+ * put since and not yet flushed are not visited. The same rules for cb as
+ * for cf_store_foreach. Returns the sticky error, with errstr, or CF_OK. */
+cf_err_t cf_store_visit_all(cf_store *st, cf_store_foreach_cb *cb, void *opaque,
+                            char *errstr, size_t errstr_size);
 
 /* Returns the sticky error (CF_OK when none) and, if errstr is not NULL,
  * copies its message. */
