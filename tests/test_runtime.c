@@ -361,6 +361,72 @@ static void tie_time_of_a_record(void **state)
         cf_rig_done(r);
 }
 
+/* ---- the producer contract ---------------------------------------------
+ *
+ * A charger's records on two partitions (say its session events produced
+ * with one partitioner and its readings with another): STARTED on
+ * partition 0, its three readings and its STOPPED on partition 1. Each
+ * task sees half a session. On partition 1 the readings and the stop wait
+ * for a STARTED that never comes there, orphan.wait.ms (5 min) of stream
+ * time, then the readings are ORPHAN and the stop SESSION_STATE; on
+ * partition 0 the session has no readings and no stop: at the end of
+ * input it is closed without energy, flagged STOP_ESTIMATED.
+ */
+static void contract_charger_split_across_partitions(void **state)
+{
+        (void)state;
+        cf_rig *r = cf_rig_new("ts");
+        cf_rig_set_int(r, "allowed.lateness.ms", LATENESS);
+        cf_rig_set_int(r, "orphan.wait.ms", ORPHAN_WAIT);
+        cf_rig_set_int(r, "max.clock.skew.ms", SKEW);
+        cf_rig_open(r, 2);
+        publish_site(r, "site-1", 1);
+        cf_session_event s =
+            ev("e-start", CF_SESSION_STARTED, "S-1", T0, 100000);
+        cf_rig_feed(r, 0, CF_IN_SESSIONS, T0, "CH-1", CF_RT_SESSION_EVENT, &s);
+        int64_t off[4];
+        for (int i = 1; i <= 3; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "e-r%d", i);
+                cf_meter_reading m =
+                    rd(id, "S-1", i, T0 + i * 15 * MIN, 100000 + i * 2500);
+                off[i - 1] = cf_rig_feed(r, 1, CF_IN_METER, m.time_ms, "CH-1",
+                                         CF_RT_METER_READING, &m);
+        }
+        cf_session_event e =
+            ev("e-stop", CF_SESSION_STOPPED, "S-1", T0 + 60 * MIN, 110000);
+        off[3] = cf_rig_feed(r, 1, CF_IN_SESSIONS, e.time_ms, "CH-1",
+                             CF_RT_SESSION_EVENT, &e);
+        /* Partition 1's stream time past the first reading's wait. */
+        cf_rig_tick(r, T0 + 60 * MIN + ORPHAN_WAIT + 1);
+        cf_inproc_drain(r->ip);
+        cf_rig_commit(r);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 4);
+        int orphans = 0, state_ = 0;
+        for (size_t i = 0; i < 4; i++) {
+                const cf_rejected *rj = r->rejects[i];
+                assert_int_equal(rj->partition, 1);
+                if (rj->reason == CF_REJECT_ORPHAN) {
+                        assert_string_equal(rj->source_topic, "charging.meter");
+                        orphans++;
+                } else {
+                        assert_int_equal(rj->reason, CF_REJECT_SESSION_STATE);
+                        assert_string_equal(rj->source_topic,
+                                            "charging.sessions");
+                        assert_int_equal(rj->offset, off[3]);
+                        state_++;
+                }
+        }
+        assert_int_equal(orphans, 3);
+        assert_int_equal(state_, 1);
+        const cf_charge_record *cr = cf_rig_charge_of(r, "S-1");
+        assert_int_equal(cr->energy_wh, 0);
+        assert_true(has_flag(cr, CF_FLAG_STOP_ESTIMATED));
+        assert_int_equal(r->n_charges, 1);
+        cf_rig_done(r);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, cf_rig_cleanup)
 
 int main(void)
@@ -373,6 +439,7 @@ int main(void)
                 T(event_time_is_capped_at_the_kafka_timestamp),
                 T(kafka_time_follows_the_kafka_timestamp),
                 T(tie_time_of_a_record),
+                T(contract_charger_split_across_partitions),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
