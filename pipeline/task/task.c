@@ -583,10 +583,11 @@ void cf_task_process_src(cf_task *t, const cf_src *src)
                        .event_time = CF_NONE };
         cf_stage_rc rc = CF_STAGE_PASS;
         size_t i = 0;
+        /* Time first: what is due before this record is done before it.
+         * With timestamp.source=event a rating task knows the record's
+         * time once it is decoded: the stream moves right after the stage
+         * that decodes it, before the others see it. */
         if (t->sub == 'A' && t->rt->ts_event) {
-                /* Its own time is known once it is decoded: the stream
-                 * moves right after the stage that decodes it, before the
-                 * others see it. */
                 while (i < t->n_stages && it.kind == CF_ITEM_RAW &&
                        rc == CF_STAGE_PASS) {
                         rc = t->chain[i]->process(t, t->ctx[i], &it);
@@ -597,7 +598,6 @@ void cf_task_process_src(cf_task *t, const cf_src *src)
         } else {
                 move_time(t, record_time(t, src, CF_NONE));
         }
-        /* Time first: what is due before this record is done before it. */
         if (rc == CF_STAGE_PASS)
                 rc = run_from(t, i, &it);
         account(t, src->input, rc);

@@ -117,9 +117,10 @@ typedef struct cf_runtime {
         size_t max_out_bytes[CF_OUT__CNT];
         int32_t in_partitions;
         bool exactly_once;
-        /* timestamp.source=event: a rating task's stream time and the
-         * merge of its inputs follow the records' own times (cf_src_time);
-         * false: their Kafka timestamps. */
+        /* timestamp.source=event: a rating task's stream time follows the
+         * records' own times (capped at their Kafka timestamps), and so
+         * does the merge of its inputs on a tie (cf_task_tie_time); false:
+         * the Kafka timestamps. */
         bool ts_event;
         /* Commits go to the task log too (exactly once over Kafka). */
         bool task_log;
