@@ -268,9 +268,38 @@ void cf_rig_tick(cf_rig *r, int64_t ts)
 {
         assert_true(r->last_input >= 0);
         assert_true(ts > cf_rig_task(r, r->last_part)->stream_time);
-        cf_rig_feed_raw(r, r->last_part, r->last_input, ts,
-                        (const char *)r->last_key.p, r->last_value.p,
-                        r->last_value.len);
+        /* With timestamp.source=event the repeat's own time must move too:
+         * the same record (the same identity for dedup) at time ts. */
+        const cf_registry *reg = cf_inproc_registry(r->ip);
+        bool ev = r->last_input == CF_IN_SESSIONS;
+        cf_rtype rt = ev ? CF_RT_SESSION_EVENT : CF_RT_METER_READING;
+        cf_arena a;
+        cf_arena_init(&a, 0);
+        void *rec = cf_arena_alloc(&a, cf_rtype_max_size());
+        cf_buf b;
+        cf_buf_init(&b);
+        if (r->last_input != CF_IN_REPARTITION &&
+            !cf_decode(reg, rt, r->last_value.p, r->last_value.len, &a, rec,
+                       NULL)) {
+                if (ev)
+                        ((cf_session_event *)rec)->time_ms = ts;
+                else
+                        ((cf_meter_reading *)rec)->time_ms = ts;
+                cf_encode(reg, rt, rec, &b);
+        } else {
+                cf_buf_put(&b, r->last_value.p, r->last_value.len);
+        }
+        cf_src src = { .input = r->last_input,
+                       .partition = r->last_part,
+                       .offset = r->next_offset[r->last_part][r->last_input]++,
+                       .ts = ts,
+                       .key = r->last_key.p,
+                       .key_len = (uint32_t)strlen((const char *)r->last_key.p),
+                       .value = b.p,
+                       .value_len = (uint32_t)b.len };
+        cf_inproc_feed(r->ip, &src);
+        cf_buf_free(&b);
+        cf_arena_destroy(&a);
 }
 
 const cf_charge_record *cf_rig_charge_of(cf_rig *r, const char *sid)

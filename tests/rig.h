@@ -119,8 +119,10 @@ int64_t cf_rig_feed(cf_rig *r, int32_t part, int32_t input, int64_t ts,
                     const char *key, cf_rtype rt, const void *rec);
 
 /* Moves the stream time of the last record's rating task to ts by feeding
- * that record again (a repeat: dedup drops it and counts it as a duplicate
- * of its input, emitted nowhere). ts must be past the task's stream time. */
+ * that record again at Kafka timestamp ts and, when it decodes, with its
+ * own time set to ts (timestamp.source=event): a repeat, which dedup drops
+ * and counts as a duplicate of its input, emitted nowhere. ts must be past
+ * the task's stream time. */
 void cf_rig_tick(cf_rig *r, int64_t ts);
 
 /* The charge record of session sid: asserts there is exactly one. */

@@ -310,6 +310,32 @@ static void ops_keys_default_off_and_bad_values_named(void **state)
         cf_config_destroy(&c);
 }
 
+/* timestamp.source: event by default; kafka; anything else is named. */
+static void timestamp_source_default_and_bad_value(void **state)
+{
+        (void)state;
+        char err[512];
+        cf_config c;
+        cf_config_init(&c);
+        assert_string_equal(c.timestamp_source, "event");
+        assert_int_equal(
+            cf_config_set_kv(&c, "timestamp.source=kafka", err, sizeof(err)),
+            CF_OK);
+        assert_string_equal(c.timestamp_source, "kafka");
+        assert_int_equal(cf_config_set(&c, "timestamp.source", "wallclock", err,
+                                       sizeof(err)),
+                         CF_ERR_CONFIG);
+        assert_string_equal(
+            err, "timestamp.source: 'wallclock' is not one of event|kafka");
+        assert_int_equal(
+            cf_config_set(&c, "timestamp.source", "", err, sizeof(err)),
+            CF_ERR_CONFIG);
+        assert_string_equal(err,
+                            "timestamp.source: '' is not one of event|kafka");
+        assert_string_equal(c.timestamp_source, "kafka"); /* unchanged */
+        cf_config_destroy(&c);
+}
+
 static void readme_config_table_is_current(void **state)
 {
         (void)state;
@@ -352,6 +378,7 @@ int main(void)
                 cmocka_unit_test(kafka_settings_are_routed_by_client),
                 cmocka_unit_test(missing_file_is_named),
                 cmocka_unit_test(ops_keys_default_off_and_bad_values_named),
+                cmocka_unit_test(timestamp_source_default_and_bad_value),
                 cmocka_unit_test(readme_config_table_is_current),
         };
         return cmocka_run_group_tests_name("config", tests, NULL, NULL);

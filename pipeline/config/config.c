@@ -104,6 +104,14 @@ static const cf_config_entry cf_config_table[] = {
         I("max.task.idle.ms", max_task_idle_ms, "500", 0, CF_MS_PER_HOUR,
           "How long a task waits for an empty input before merging by event "
           "time without it."),
+        E("timestamp.source", timestamp_source, "event", "event|kafka",
+          "What a rating task's stream time follows (its waits, timeouts, "
+          "allowed lateness and the watermark that closes billing "
+          "periods). event: each record's own time (time_ms), capped at its "
+          "Kafka timestamp, so that history published late with the "
+          "producer's clock is billed in its own periods. kafka: the Kafka "
+          "record timestamp (the producer's CreateTime, or the broker's "
+          "LogAppendTime). README: Stream time."),
         I("stats.interval.ms", stats_interval_ms, "10000", 0, CF_MS_PER_DAY,
           "How often counters are logged; 0 disables."),
         I("idle.exit.ms", idle_exit_ms, "2000", 100, CF_MS_PER_HOUR,

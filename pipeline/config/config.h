@@ -48,6 +48,7 @@ typedef struct cf_config {
         char *task_log;             /* on | off */
         int64_t commit_interval_ms;
         int64_t max_task_idle_ms;
+        char *timestamp_source; /* event | kafka */
         int64_t stats_interval_ms;
         int64_t idle_exit_ms;
         char *log_level;

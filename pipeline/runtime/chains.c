@@ -28,6 +28,7 @@ void cf_runtime_init(cf_runtime *rt, const cf_config *cfg)
 {
         rt->cfg = cfg;
         rt->exactly_once = !strcmp(cfg->processing_guarantee, "exactly_once");
+        rt->ts_event = !strcmp(cfg->timestamp_source, "event");
         rt->in_topic[CF_IN_SESSIONS] = cfg->topic_sessions;
         rt->in_topic[CF_IN_METER] = cfg->topic_meter;
         rt->in_topic[CF_IN_REPARTITION] = cfg->topic_repartition;

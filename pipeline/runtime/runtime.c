@@ -93,7 +93,19 @@ static rd_kafka_message_t *q_pop(cf_inq *q)
         rd_kafka_message_t *m = q->v[q->head];
         q->head = (q->head + 1) % q->cap;
         q->n--;
+        q->head_time_ok = false;
         return m;
+}
+
+/* The tie time (cf_task_tie_time) of the head of t's queue of input. */
+static int64_t head_time(cf_task *t, int input)
+{
+        cf_inq *q = &t->in[input];
+        if (!q->head_time_ok) {
+                q->head_time = cf_task_tie_time(t, input, q_peek(q));
+                q->head_time_ok = true;
+        }
+        return q->head_time;
 }
 
 static int64_t ts_of(const rd_kafka_message_t *m)
@@ -185,7 +197,11 @@ static bool has_lag(rt_state *s, const cf_task *t, int input)
 }
 
 /* Processes what the merge rule allows of one task's queues: the record
- * with the smaller timestamp first (sessions on a tie). When one queue is
+ * with the smaller Kafka timestamp first; on a tie, with
+ * timestamp.source=event the one with the smaller own time (both heads
+ * decoded once more, cf_task_tie_time: a backlog published within one
+ * millisecond then goes in its own order, not all its session events
+ * before all its readings), then (and with kafka) sessions. When one queue is
  * empty: if the broker holds records of it not yet fetched, wait for them
  * (they may come first); if it is caught up, wait for new ones at most
  * max.task.idle.ms from when it went idle (as Kafka Streams does). So the
@@ -211,8 +227,14 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
                 rd_kafka_message_t *ms = q_peek(qs), *mm = q_peek(qm);
                 int input;
                 if (ms && mm) {
-                        input = ts_of(mm) < ts_of(ms) ? CF_IN_METER
-                                                      : CF_IN_SESSIONS;
+                        int64_t tm = ts_of(mm), ts = ts_of(ms);
+                        if (tm == ts && s->rt.ts_event)
+                                input = head_time(t, CF_IN_METER) <
+                                                head_time(t, CF_IN_SESSIONS)
+                                            ? CF_IN_METER
+                                            : CF_IN_SESSIONS;
+                        else
+                                input = tm < ts ? CF_IN_METER : CF_IN_SESSIONS;
                 } else if (ms || mm) {
                         int ei = ms ? CF_IN_METER : CF_IN_SESSIONS;
                         cf_inq *empty = &t->in[ei];

@@ -8,14 +8,16 @@
  * decoded records, the task's services (stream time, tables, stores, emit)
  * and nothing of librdkafka or RocksDB.
  *
- * Flow inside a task: the runtime hands each input record, in event-time
- * merge order, to the first stage as an item; each stage returns what it did
- * with it. A stage that turns an item into something new (sessionize turning
- * readings into a closed session) passes the new item on with
- * cf_task_forward(). After every record that moves the task's stream time
- * forward, each stage's advance() runs, so that time-driven work (session
- * timeouts, bounded waits, pricing after the allowed lateness) happens at
- * the same point of the input on every run, whatever the fetch timing.
+ * Flow inside a task: the runtime hands each input record, in merge order
+ * (timestamp.source), to the first stage as an item; each stage returns
+ * what it did with it. A stage that turns an item into something new
+ * (sessionize turning readings into a closed session) passes the new item
+ * on with cf_task_forward(). When a record moves the task's stream time
+ * forward (with timestamp.source=event once it is decoded, else before the
+ * first stage), each stage's advance() runs before the record goes on, so
+ * that time-driven work (session timeouts, bounded waits, pricing after
+ * the allowed lateness) happens at the same point of the input on every
+ * run, whatever the fetch timing.
  * Billing tasks also run it at each commit (cf_task_tick): their time
  * also moves with the sources' idleness, which no record marks.
  *
@@ -58,7 +60,7 @@ typedef struct cf_src {
         int32_t input; /* cf_input */
         int32_t partition;
         int64_t offset;
-        int64_t ts; /* Kafka message timestamp (publish time) */
+        int64_t ts; /* Kafka message timestamp (publish time), -1: none */
         const uint8_t *key;
         uint32_t key_len;
         const uint8_t *value;
@@ -120,8 +122,11 @@ typedef struct cf_stage {
 /* Task id (the input partition) and its sub-topology ('A' rate, 'B' bill). */
 int32_t cf_task_id(const cf_task *t);
 
-/* Highest Kafka timestamp the task has processed (ms), CF_NONE before the
- * first record. */
+/* The task's stream time (ms), CF_NONE before the first record that has
+ * one: the highest record time it has processed, by timestamp.source
+ * (rating tasks: each record's own time capped at its Kafka timestamp, or
+ * its Kafka timestamp; billing tasks: the Kafka timestamp, which rating
+ * sets to its stream time). */
 int64_t cf_task_stream_time(const cf_task *t);
 
 /* Wall-clock milliseconds (monotonic), for what is inherently about

@@ -533,26 +533,97 @@ static void advance(cf_task *t)
                         t->chain[i]->advance(t, t->ctx[i], t->stream_time);
 }
 
-void cf_task_process_src(cf_task *t, const cf_src *src)
+/* A record's own time e (ms) as a stream time, with timestamp.source=event:
+ * capped at its Kafka timestamp ts (-1: none), so that a charger clock
+ * running ahead cannot move the stream past the moment the record was
+ * published; CF_NONE (no time) when e is negative or further than
+ * max.clock.skew.ms ahead of ref (its Kafka timestamp, or without one the
+ * stream time): a wrong clock, which validate rejects as CLOCK when it is
+ * that far ahead of the stream. */
+static int64_t own_time(const cf_task *t, int64_t e, int64_t ts, int64_t ref)
 {
-        /* Time first: what is due before this record is done before it. */
-        if (src->ts >= 0 &&
-            (t->stream_time == CF_NONE || src->ts > t->stream_time)) {
-                t->stream_time = src->ts;
+        if (e == CF_NONE || e < 0)
+                return CF_NONE;
+        if (ref != CF_NONE && ref >= 0 &&
+            e - t->rt->cfg->max_clock_skew_ms > ref)
+                return CF_NONE;
+        return ts >= 0 && ts < e ? ts : e;
+}
+
+/* The time a record moves its task's stream time to (only forward), by
+ * timestamp.source: with kafka, and in every billing task, its Kafka
+ * timestamp; with event (rating tasks), its own time once decoded
+ * (event_time), as own_time. CF_NONE: it moves no time (it did not decode,
+ * or has no valid time). */
+static int64_t record_time(const cf_task *t, const cf_src *src,
+                           int64_t event_time)
+{
+        if (t->sub != 'A' || !t->rt->ts_event)
+                return src->ts >= 0 ? src->ts : CF_NONE;
+        return own_time(t, event_time, src->ts,
+                        src->ts >= 0 ? src->ts : t->stream_time);
+}
+
+static void move_time(cf_task *t, int64_t time)
+{
+        if (time != CF_NONE &&
+            (t->stream_time == CF_NONE || time > t->stream_time)) {
+                t->stream_time = time;
                 advance(t);
         }
+}
+
+int64_t cf_task_tie_time_src(cf_task *t, const cf_src *src)
+{
+        bool ev = src->input == CF_IN_SESSIONS;
+        void *rec = cf_arena_alloc(&t->scratch, cf_rtype_max_size());
+        if (src->input == CF_IN_REPARTITION ||
+            cf_decode(t->rt->reg,
+                      ev ? CF_RT_SESSION_EVENT : CF_RT_METER_READING,
+                      src->value, src->value_len, &t->scratch, rec, NULL))
+                return CF_NONE;
+        int64_t e = ev ? ((const cf_session_event *)rec)->time_ms
+                       : ((const cf_meter_reading *)rec)->time_ms;
+        /* As record_time, but of the record alone (not the stream time): a
+         * wrong clock goes first rather than hold its queue back behind a
+         * time it does not have. */
+        return own_time(t, e, src->ts, src->ts >= 0 ? src->ts : CF_NONE);
+}
+
+void cf_task_process_src(cf_task *t, const cf_src *src)
+{
         cf_item it = { .kind = CF_ITEM_RAW,
                        .src = src,
                        .rec = NULL,
                        .event_time = CF_NONE };
-        account(t, src->input, run_from(t, 0, &it));
+        cf_stage_rc rc = CF_STAGE_PASS;
+        size_t i = 0;
+        /* Time first: what is due before this record is done before it.
+         * With timestamp.source=event a rating task knows the record's
+         * time once it is decoded: the stream moves right after the stage
+         * that decodes it, before the others see it. */
+        if (t->sub == 'A' && t->rt->ts_event) {
+                while (i < t->n_stages && it.kind == CF_ITEM_RAW &&
+                       rc == CF_STAGE_PASS) {
+                        rc = t->chain[i]->process(t, t->ctx[i], &it);
+                        i++;
+                }
+                if (rc == CF_STAGE_PASS)
+                        move_time(t, record_time(t, src, it.event_time));
+        } else {
+                move_time(t, record_time(t, src, CF_NONE));
+        }
+        if (rc == CF_STAGE_PASS)
+                rc = run_from(t, i, &it);
+        account(t, src->input, rc);
         t->in[src->input].next_offset = src->offset + 1;
         cf_arena_reset(&t->scratch);
 }
 
-void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m)
+/* A message as a cf_src (valid while m is). */
+static cf_src src_of(int32_t input, const rd_kafka_message_t *m)
 {
-        cf_src src = {
+        return (cf_src){
                 .input = input,
                 .partition = m->partition,
                 .offset = m->offset,
@@ -562,6 +633,17 @@ void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m)
                 .value = m->payload,
                 .value_len = (uint32_t)m->len,
         };
+}
+
+int64_t cf_task_tie_time(cf_task *t, int32_t input, const rd_kafka_message_t *m)
+{
+        cf_src src = src_of(input, m);
+        return cf_task_tie_time_src(t, &src);
+}
+
+void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m)
+{
+        cf_src src = src_of(input, m);
         cf_task_process_src(t, &src);
 }
 

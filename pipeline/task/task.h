@@ -32,6 +32,10 @@ typedef struct cf_inq {
         int64_t idle_since;  /* wall ms it was found empty and caught up */
         int64_t next_offset; /* next offset to process (committed) */
         bool paused;
+        /* The head's cf_task_tie_time, once asked (the same whenever it is
+         * asked). */
+        bool head_time_ok;
+        int64_t head_time;
 } cf_inq;
 
 /* Conservation counters of one input. */
@@ -113,6 +117,11 @@ typedef struct cf_runtime {
         size_t max_out_bytes[CF_OUT__CNT];
         int32_t in_partitions;
         bool exactly_once;
+        /* timestamp.source=event: a rating task's stream time follows the
+         * records' own times (capped at their Kafka timestamps), and so
+         * does the merge of its inputs on a tie (cf_task_tie_time); false:
+         * the Kafka timestamps. */
+        bool ts_event;
         /* Commits go to the task log too (exactly once over Kafka). */
         bool task_log;
         int64_t log_inflight; /* task log entries produced, not delivered */
@@ -145,6 +154,18 @@ void cf_task_destroy(cf_task *t);
 
 /* The state id (key prefix, state.h) of task sub-id. */
 uint16_t cf_task_state_id(char sub, int32_t id);
+
+/* With timestamp.source=event, what breaks a tie of Kafka timestamps in
+ * the merge of a rating task's two inputs (the smaller first): the
+ * record's own time (time_ms, decoded here) capped at its Kafka
+ * timestamp, a function of the record alone. CF_NONE (first) for a record
+ * that does not decode, or whose time is further than max.clock.skew.ms
+ * ahead of its Kafka timestamp (a wrong clock: it moves no time). */
+int64_t cf_task_tie_time(cf_task *t, int32_t input,
+                         const rd_kafka_message_t *m);
+
+/* The same for a record given as a cf_src (tests). */
+int64_t cf_task_tie_time_src(cf_task *t, const cf_src *src);
 
 /* Runs one input message through the chain (the runtime frees it). */
 void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m);
