@@ -631,9 +631,30 @@ static const char *event_name(int32_t kind)
         }
 }
 
+/* A record of a session not known (any more), whose start did not come,
+ * and whose time is older than the correction window: its session, if it
+ * existed, can no longer be corrected. */
+static bool too_late(const sz_ctx *c, int64_t et, int64_t now)
+{
+        return c->window > 0 && et != CF_NONE && et < now - c->window;
+}
+
+static void reject_too_late(cf_task *t, const sz_ctx *c, const cf_src *src,
+                            const char *what, const char *sid, int64_t et,
+                            int64_t now)
+{
+        cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_TOO_LATE, et,
+                       "%s of session %s, which is not known: its time is "
+                       "%lld ms behind the stream time, beyond "
+                       "correction.window.ms (%lld)",
+                       what, sid, (long long)(now - et), (long long)c->window);
+}
+
 /* Rejects what a session that did not start within orphan.wait.ms held,
- * each with its own event time. */
-static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s)
+ * each with its own event time: TOO_LATE when that is beyond the
+ * correction window (late data of a session no longer kept), else ORPHAN
+ * (readings) or SESSION_STATE (events). */
+static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s, int64_t now)
 {
         for (uint32_t i = 0; i < s->n_held; i++) {
                 const cf_src *h = s->held[i];
@@ -644,25 +665,36 @@ static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s)
                         if (cf_decode(reg, CF_RT_METER_READING, h->value,
                                       h->value_len, a, &m, NULL))
                                 abort(); /* decoded once already */
-                        cf_task_reject(t, &cf_stage_sessionize, h,
-                                       CF_REJECT_ORPHAN, m.time_ms,
-                                       "reading %s of session %s, whose "
-                                       "start did not arrive within "
-                                       "orphan.wait.ms (%lld)",
-                                       m.event_id, s->session_id,
-                                       (long long)c->orphan_wait);
+                        char what[300];
+                        snprintf(what, sizeof(what), "reading %s", m.event_id);
+                        if (too_late(c, m.time_ms, now))
+                                reject_too_late(t, c, h, what, s->session_id,
+                                                m.time_ms, now);
+                        else
+                                cf_task_reject(t, &cf_stage_sessionize, h,
+                                               CF_REJECT_ORPHAN, m.time_ms,
+                                               "%s of session %s, whose "
+                                               "start did not arrive within "
+                                               "orphan.wait.ms (%lld)",
+                                               what, s->session_id,
+                                               (long long)c->orphan_wait);
                 } else {
                         cf_session_event e;
                         if (cf_decode(reg, CF_RT_SESSION_EVENT, h->value,
                                       h->value_len, a, &e, NULL))
                                 abort();
-                        cf_task_reject(t, &cf_stage_sessionize, h,
-                                       CF_REJECT_SESSION_STATE, e.time_ms,
-                                       "%s of session %s, whose start did "
-                                       "not arrive within orphan.wait.ms "
-                                       "(%lld)",
-                                       event_name(e.kind), s->session_id,
-                                       (long long)c->orphan_wait);
+                        if (too_late(c, e.time_ms, now))
+                                reject_too_late(t, c, h, event_name(e.kind),
+                                                s->session_id, e.time_ms, now);
+                        else
+                                cf_task_reject(
+                                    t, &cf_stage_sessionize, h,
+                                    CF_REJECT_SESSION_STATE, e.time_ms,
+                                    "%s of session %s, whose "
+                                    "start did not arrive within "
+                                    "orphan.wait.ms (%lld)",
+                                    event_name(e.kind), s->session_id,
+                                    (long long)c->orphan_wait);
                 }
                 cf_task_resolve(t, h, CF_STAGE_REJECTED);
         }
@@ -670,25 +702,27 @@ static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s)
 
 /* A closed session takes a correction when price billed it and it was kept
  * whole. */
-static bool correctable(const cf_session *s)
+static bool correctable(const sz_ctx *c, const cf_session *s)
 {
-        return s->billed.revision > 0 && !(s->flags & CF_SESS_FINAL);
+        return c->window > 0 && s->billed.revision > 0 &&
+               !(s->flags & CF_SESS_FINAL);
 }
 
 /* Rejects a record (what: "stop", "reading R") for closed session s, saying
  * why it cannot correct it. */
-static cf_stage_rc reject_closed(cf_task *t, const cf_src *src,
+static cf_stage_rc reject_closed(cf_task *t, const sz_ctx *c, const cf_src *src,
                                  const cf_session *s, const char *what,
                                  int64_t et)
 {
         const char *why =
-            s->flags & CF_SESS_FINAL
+            !c->window ? "corrections are off (correction.window.ms 0)"
+            : s->flags & CF_SESS_FINAL
                 ? "it was closed before sessions were kept for corrections"
             : !s->billed.revision ? "it was not billed (rejected at pricing)"
                                   : "only a stop it lacked or readings "
                                     "correct a billed session";
         cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_SESSION_STATE,
-                       et, "%s of session %s, which is closed: %s", what,
+                       et, "%s of session %s, which was closed: %s", what,
                        s->session_id, why);
         return CF_STAGE_REJECTED;
 }
@@ -714,27 +748,6 @@ static void reopen(sz_ctx *c, cf_session *s, uint32_t what, int64_t now)
         schedule(c, s);
 }
 
-/* A record of a session not known (any more) whose time is older than the
- * correction window: its session, if it existed, can no longer be
- * corrected. */
-static bool too_late(const sz_ctx *c, int64_t et, int64_t now)
-{
-        return c->window > 0 && now != CF_NONE && et != CF_NONE &&
-               et < now - c->window;
-}
-
-static cf_stage_rc reject_too_late(cf_task *t, const sz_ctx *c,
-                                   const cf_src *src, const char *what,
-                                   const char *sid, int64_t et, int64_t now)
-{
-        cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_TOO_LATE, et,
-                       "%s of session %s, which is not known: its time is "
-                       "%lld ms behind the stream time, beyond "
-                       "correction.window.ms (%lld)",
-                       what, sid, (long long)(now - et), (long long)c->window);
-        return CF_STAGE_REJECTED;
-}
-
 /* The session of sid, created as not yet started if unknown. */
 static cf_session *get_or_new(sz_ctx *c, const char *sid, const char *site,
                               const char *charger, int32_t connector,
@@ -752,15 +765,12 @@ static cf_session *get_or_new(sz_ctx *c, const char *sid, const char *site,
 static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                             const cf_session_event *e, int64_t now)
 {
-        if (!get(c, e->session_id) && too_late(c, e->time_ms, now))
-                return reject_too_late(t, c, src, event_name(e->kind),
-                                       e->session_id, e->time_ms, now);
         cf_session *s = get_or_new(c, e->session_id, e->site_id, e->charger_id,
                                    e->connector_id, now);
-        if ((s->flags & CF_SESS_CLOSED) &&
+        if ((s->flags & (CF_SESS_CLOSED | CF_SESS_REOPENED)) &&
             (e->kind != CF_SESSION_STOPPED || (s->flags & CF_SESS_STOPPED) ||
-             !correctable(s)))
-                return reject_closed(t, src, s, event_name(e->kind),
+             !correctable(c, s)))
+                return reject_closed(t, c, src, s, event_name(e->kind),
                                      e->time_ms);
         bool started = s->flags & CF_SESS_STARTED;
         if (e->kind != CF_SESSION_STARTED && !started) {
@@ -906,23 +916,15 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                     m->event_id, m->charger_id, (int)m->connector_id);
                 return CF_STAGE_REJECTED;
         }
-        if (!get(c, sid) && too_late(c, m->time_ms, now)) {
-                char what[300];
-                snprintf(what, sizeof(what), "reading %s", m->event_id);
-                cf_stage_rc rc =
-                    reject_too_late(t, c, src, what, sid, m->time_ms, now);
-                free(open);
-                return rc;
-        }
         char *id = cf_strdup(sid);
         free(open);
         cf_session *s =
             get_or_new(c, id, m->site_id, m->charger_id, m->connector_id, now);
         free(id);
-        if ((s->flags & CF_SESS_CLOSED) && !correctable(s)) {
+        if ((s->flags & CF_SESS_CLOSED) && !correctable(c, s)) {
                 char what[300];
                 snprintf(what, sizeof(what), "reading %s", m->event_id);
-                return reject_closed(t, src, s, what, m->time_ms);
+                return reject_closed(t, c, src, s, what, m->time_ms);
         }
         if (!(s->flags & CF_SESS_STARTED)) {
                 hold(c, s, src);
@@ -1116,7 +1118,7 @@ static void sz_advance(cf_task *t, void *ctx, int64_t now)
                 if (s->flags & CF_SESS_CLOSED) {
                         cf_store_del(c->sessions, sid, strlen(sid));
                 } else if (!(s->flags & CF_SESS_STARTED)) {
-                        expire_orphan(t, c, s);
+                        expire_orphan(t, c, s, now);
                         cf_store_del(c->sessions, sid, strlen(sid));
                 } else {
                         touch(c, s);

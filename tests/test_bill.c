@@ -901,7 +901,7 @@ static void feed_reading(cf_rig *r, int64_t ts, const sess *s, const char *what,
  * S-A (CH-1, Nov 10): STARTED 08:00 at 100000 Wh, a reading 08:30 at
  * 102000; S-B starts on the connector at 09:00 before S-A's stop came, so
  * S-A is billed from its last reading: 2000 Wh, 500, VAT 125, 625. Its stop
- * (08:45, 103000) comes at 09:10, November still open: revision 2, 3000
+ * (08:45, 103000) comes at 10:10, November still open: revision 2, 3000
  * Wh, 750, VAT 187.5 -> 188, 938; difference 1000 Wh, 250, 63, 313, added
  * to November. S-B: 09:00 103000 -> 10:00 107000: 4000 Wh, 1000, 250, 1250.
  *
@@ -934,10 +934,10 @@ static void bill_late_stop_is_a_correction(void **state)
                      d10 + 8 * HOUR + 30 * MIN, 102000);
         feed_ev(r, 0, d10 + 9 * HOUR, &sb, "start", CF_SESSION_STARTED,
                 d10 + 9 * HOUR, 103000);
-        feed_ev(r, 0, d10 + 9 * HOUR + 10 * MIN, &sa, "stop",
-                CF_SESSION_STOPPED, d10 + 8 * HOUR + 45 * MIN, 103000);
         feed_ev(r, 0, d10 + 10 * HOUR, &sb, "stop", CF_SESSION_STOPPED,
                 d10 + 10 * HOUR, 107000);
+        feed_ev(r, 0, d10 + 10 * HOUR + 10 * MIN, &sa, "stop",
+                CF_SESSION_STOPPED, d10 + 8 * HOUR + 45 * MIN, 103000);
         feed_ev(r, 0, d20 + 8 * HOUR, &sc, "start", CF_SESSION_STARTED,
                 d20 + 8 * HOUR, 100000);
         feed_reading(r, d20 + 8 * HOUR + 30 * MIN, &sc, "r1",

@@ -182,6 +182,12 @@ static void event_time_bills_a_backfill_in_its_own_period(void **state)
         assert_stmt_totals(oct, 2, 20000, 5000, 1250, 6250);
         assert_int_equal(oct->n_adjustments, 0);
         assert_int_equal(oct->n_chargers, 2);
+        /* The repartition records carrying them are as new as the
+         * backfill's records (Kafka timestamps from NOW), not stamped
+         * October, which a 7-day retention would delete at once. */
+        assert_int_equal(r->n_rp, 2);
+        for (size_t i = 0; i < r->n_rp; i++)
+                assert_true(r->rp[i]->ts >= NOW);
         cf_rig_done(r);
 }
 

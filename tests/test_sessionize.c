@@ -426,16 +426,21 @@ static void sessionize_late_reading_corrects_second_stop_does_not(void **state)
         assert_int_equal(r->n_charges, 1);
         assert_int_equal(r->charges[0]->revision, 1);
         assert_null(r->charges[0]->correction);
-        /* Between the readings at +45 min (107500) and the stop (110000). */
+        /* Between the readings at +45 min (107500) and the stop (110000),
+         * published at +62 min: open again for allowed.lateness.ms (from
+         * +62 min with timestamp.source=kafka; from the stream time, +61
+         * min, with event, where its own old time moves nothing). */
         cf_meter_reading m = rd("r9", "S-1", 9, T0 + 50 * MIN, 108000);
         feed_rd_at(r, T0 + 62 * MIN, &m);
         cf_rig_commit(r);
-        assert_int_equal(r->n_charges, 1); /* open again until +63 min */
-        /* At +63 min the session closes again (time first), then the
-         * second stop finds it closed. */
+        assert_int_equal(r->n_charges, 1);
+        cf_rig_tick(r, T0 + 63 * MIN); /* closed again, priced again */
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 2);
+        /* Then a second stop finds it closed. */
         cf_session_event st =
             ev("e9", CF_SESSION_STOPPED, "S-1", T0 + 59 * MIN, 110000);
-        int64_t o2 = feed_ev_at(r, T0 + 63 * MIN, &st);
+        int64_t o2 = feed_ev_at(r, T0 + 64 * MIN, &st);
         cf_rig_commit(r);
         assert_int_equal(r->n_charges, 2);
         const cf_charge_record *rev = r->charges[1];
@@ -452,12 +457,13 @@ static void sessionize_late_reading_corrects_second_stop_does_not(void **state)
         assert_int_equal(r->n_rejects, 1);
         assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
                       CF_IN_SESSIONS, o2,
-                      "stop of session S-1, which is closed: only a stop it "
-                      "lacked or readings correct a billed session");
+                      "stop of session S-1, which was closed: only a stop "
+                      "it lacked or readings correct a billed session");
         assert_true(r->rejects[0]->event_time_ms == T0 + 59 * MIN);
-        /* 2 events + 1 tick (a repeat of the stop) + the second stop. */
+        /* 2 events + 1 tick (a repeat of the stop) + the second stop;
+         * 3 readings + the late one + 1 tick (its repeat). */
         assert_counts(r, CF_IN_SESSIONS, 4, 2, 1, 1, 0);
-        assert_counts(r, CF_IN_METER, 4, 4, 0, 0, 0);
+        assert_counts(r, CF_IN_METER, 5, 4, 1, 0, 0);
         cf_rig_done(r);
 }
 
@@ -608,6 +614,37 @@ static void sessionize_repeated_reading_does_not_correct(void **state)
         cf_rig_done(r);
 }
 
+/* correction.window.ms 0 turns corrections off: the late stop of the
+ * session above is SESSION_STATE, and says why. */
+static void sessionize_no_corrections_with_window_zero(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_rig_set_int(r, "correction.window.ms", 0);
+        cf_rig_restart(r);
+        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s1.user_id = "u-anna";
+        feed_ev(r, &s1);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        feed_rd(r, &m1);
+        cf_session_event s2 =
+            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
+        feed_ev(r, &s2);
+        cf_rig_tick(r, T0 + 51 * MIN);
+        cf_session_event st =
+            ev("e3", CF_SESSION_STOPPED, "S-1", T0 + 45 * MIN, 107000);
+        int64_t off = feed_ev_at(r, T0 + 55 * MIN, &st);
+        cf_rig_tick(r, T0 + 56 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        assert_int_equal(r->n_rejects, 1);
+        assert_reject(r->rejects[0], CF_REJECT_SESSION_STATE, "sessionize",
+                      CF_IN_SESSIONS, off,
+                      "stop of session S-1, which was closed: corrections "
+                      "are off (correction.window.ms 0)");
+        cf_rig_done(r);
+}
+
 /* Issue 17: late data older than correction.window.ms (35 days by
  * default) for a session no longer kept is TOO_LATE, and says so. */
 static void sessionize_beyond_correction_window_is_too_late(void **state)
@@ -619,12 +656,17 @@ static void sessionize_beyond_correction_window_is_too_late(void **state)
         cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
         /* The session closed at stream time +61 min and is kept until
-         * +61 min + 35 days; one minute later it is gone. */
+         * +61 min + 35 days; one minute later it is gone. A reading of it
+         * then waits orphan.wait.ms (5 min) for a start, like any record
+         * of an unknown session, and is then TOO_LATE by its age. */
         const int64_t day = 24 * 60 * MIN;
         int64_t now = T0 + 62 * MIN + 35 * day;
         cf_rig_tick(r, now);
         cf_meter_reading m = rd("r9", "S-1", 9, T0 + 50 * MIN, 108000);
         int64_t off = feed_rd_at(r, now, &m);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        cf_rig_tick(r, now + ORPHAN_WAIT);
         cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
         assert_int_equal(r->n_rejects, 1);
@@ -633,7 +675,7 @@ static void sessionize_beyond_correction_window_is_too_late(void **state)
                  "reading r9 of session S-1, which is not known: its time is "
                  "%lld ms behind the stream time, beyond "
                  "correction.window.ms (3024000000)",
-                 (long long)(12 * MIN + 35 * day));
+                 (long long)(12 * MIN + 35 * day + ORPHAN_WAIT));
         assert_reject(r->rejects[0], CF_REJECT_TOO_LATE, "sessionize",
                       CF_IN_METER, off, want);
         assert_true(r->rejects[0]->event_time_ms == T0 + 50 * MIN);
@@ -929,6 +971,7 @@ int main(void)
                 T(sessionize_late_reading_corrects_second_stop_does_not),
                 T(sessionize_late_stop_corrects_estimated_session),
                 T(sessionize_correction_of_a_correction),
+                T(sessionize_no_corrections_with_window_zero),
                 T(sessionize_repeated_reading_does_not_correct),
                 T(sessionize_beyond_correction_window_is_too_late),
                 T(sessionize_state_survives_restart),

@@ -129,7 +129,14 @@ void cf_outbox_emit(cf_task *t, int32_t topic, int32_t partition,
         o->topic = topic;
         o->partition = partition;
         o->seq = t->ob.next_seq++;
-        o->ts = t->stream_time == CF_NONE ? 0 : t->stream_time;
+        /* The task's stream time, or the latest Kafka timestamp it read
+         * when that is later (timestamp.source=event on a backfill: its
+         * outputs must not carry old times that the topics' retention
+         * would delete before they are read). A function of the input. */
+        int64_t ts = t->stream_time;
+        if (t->kafka_time != CF_NONE && (ts == CF_NONE || t->kafka_time > ts))
+                ts = t->kafka_time;
+        o->ts = ts == CF_NONE ? 0 : ts;
         o->null_key = key == NULL;
         o->key = cf_malloc(klen + 1);
         if (klen)

@@ -391,6 +391,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         }
         t->ctx = cf_calloc(t->n_stages, sizeof(void *));
         t->stream_time = CF_NONE;
+        t->kafka_time = CF_NONE;
         t->wm_sent = CF_NONE;
         t->cache_budget = task_budget(rt, sub);
         cf_arena_init(&t->scratch, 64 * 1024);
@@ -409,6 +410,9 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
                         t->in[i].next_offset = cf_get_varint(&r);
                 t->stream_time = cf_get_varint(&r);
                 t->ended = cf_get_varint(&r) == 1;
+                /* Added later: absent in state written before. */
+                if (r.ok && r.p != r.end)
+                        t->kafka_time = cf_get_varint(&r);
                 if (!r.ok)
                         goto corrupt;
         } else if (err != CF_ERR_NOT_FOUND) {
@@ -598,6 +602,9 @@ void cf_task_process_src(cf_task *t, const cf_src *src)
                        .event_time = CF_NONE };
         cf_stage_rc rc = CF_STAGE_PASS;
         size_t i = 0;
+        if (src->ts >= 0 &&
+            (t->kafka_time == CF_NONE || src->ts > t->kafka_time))
+                t->kafka_time = src->ts;
         /* Time first: what is due before this record is done before it.
          * With timestamp.source=event a rating task knows the record's
          * time once it is decoded: the stream moves right after the stage
@@ -694,6 +701,7 @@ cf_err_t cf_task_commit(cf_task *t, cf_batch *b, char *errstr,
                 cf_put_varint(&v, t->in[i].next_offset);
         cf_put_varint(&v, t->stream_time);
         cf_put_varint(&v, t->ended ? 1 : 0);
+        cf_put_varint(&v, t->kafka_time);
         meta_key(&k, t, 'o');
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
         /* 'q' (the output sequence number) is written by cf_tasklog_end. */

@@ -63,6 +63,7 @@ struct cf_task {
         cf_store *stores[CF_TASK_MAX_STORES];
         size_t n_stores;
         int64_t stream_time;
+        int64_t kafka_time; /* the latest Kafka timestamp read, CF_NONE */
         cf_arena scratch;
         cf_inq in[CF_IN__CNT];
         cf_counts cnt[CF_IN__CNT];
