@@ -128,9 +128,11 @@
  *                                 starting before it have backfill=true
  * Every session keeps its true energy in the truth (stop_wh - start_wh).
  * --faults sets every rate above (dup to unknown-site) not given explicitly
- * to its default, --late-data the three late-data ones (see --help): they
- * are not part of --faults, whose runs (tests, demo, benchmarks) predate
- * the corrections.
+ * to its default, --late-data the three late-data ones (see --help). They
+ * are not part of --faults: its runs (tests, benchmarks) keep the volumes
+ * and counts they were measured with, and test_rate's counts would not
+ * hold (a late stop's final reading is more than dedup.window readings
+ * behind: dedup counts it a repeat). The demo and test_late use both.
  * Each extra record has its own event id and (readings) its own seq_no.
  *
  * TRUTH FILE (--truth F): JSON lines, in generation order:
