@@ -200,8 +200,8 @@ static const char *amount(char *buf, size_t n, int64_t minor, const char *cur)
  * billed exactly once with its true energy (its latest revision, each
  * revision once), the statements billing each party revision 1 plus every
  * correction, the corrections of closed periods as adjustment lines naming
- * the record's period, and the rejections per reason. */
-static void verify(const char *dir, collect *c, json_t *rejected)
+ * the record's period, the duplicates and the rejections per reason. */
+static void verify(const char *dir, collect *c, json_t *rejected, int64_t dups)
 {
         char path[600];
         snprintf(path, sizeof(path), "%s/truth.jsonl", dir);
@@ -210,7 +210,7 @@ static void verify(const char *dir, collect *c, json_t *rejected)
                 return;
         char *line = NULL;
         size_t cap = 0;
-        int64_t sessions = 0, exact = 0, revised = 0;
+        int64_t sessions = 0, exact = 0, revised = 0, want_dups = 0;
         json_t *want = json_object();
         while (getline(&line, &cap, f) > 0) {
                 json_t *j = json_loads(line, 0, NULL);
@@ -225,6 +225,9 @@ static void verify(const char *dir, collect *c, json_t *rejected)
                                  at(e, 1) == json_integer_value(json_object_get(
                                                  j, "energy_wh"));
                         revised += e && at(e, 0) > 1;
+                } else if (type && !strcmp(type, "summary")) {
+                        want_dups = json_integer_value(json_object_get(
+                            json_object_get(j, "faults"), "duplicate"));
                 } else if (type && !strcmp(type, "fault") &&
                            json_is_string(json_object_get(j, "reason"))) {
                         const char *r =
@@ -289,7 +292,10 @@ static void verify(const char *dir, collect *c, json_t *rejected)
                json_object_size(c->corrections), (long long)as_lines,
                (long long)c->corr_lines, (long long)named);
         json_decref(owed);
-        printf("  %-18s %8s %8s\n", "rejected reason", "truth", "pipeline");
+        printf("  %-18s %8s %8s\n", "", "truth", "pipeline");
+        printf("  %-18s %8lld %8lld\n", "duplicates", (long long)want_dups,
+               (long long)dups);
+        printf("  rejected reason\n");
         const char *k;
         json_t *v;
         json_object_foreach(want, k, v)
@@ -343,6 +349,13 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
             printf(" %s %lld", k, (long long)json_integer_value(v));
         printf("\n");
         json_t *rejected = json_incref(json_object_get(sum, "rejected"));
+        int64_t dups = 0;
+        json_object_foreach(json_object_get(sum, "inputs"), k, v)
+        {
+                if (!strncmp(k, "charging.", 9))
+                        dups += json_integer_value(
+                            json_object_get(v, "duplicates"));
+        }
         json_decref(sum);
 
         cf_registry *reg;
@@ -415,7 +428,7 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
                 fclose(f);
                 printf("\ncharge report (by user, 2026-11): %s\n", path);
         }
-        verify(dir, &c, rejected);
+        verify(dir, &c, rejected, dups);
         rc = 0;
 done:
         for (size_t i = 0; i < c.n; i++) {
@@ -549,12 +562,25 @@ int cf_cmd_demo(int argc, char **argv)
                 bootstrap, dir);
         fclose(f);
         /* Every fault, the late data (issue 17) among them. */
-        char *gargv[] = {
-                self,     "gen",    "--preset", "small",    "--seed",
-                seed,     "--days", days,       "--faults", "--late-data",
-                "--rate", rate,     "--truth",  truth,      "--bootstrap-file",
-                bs,       NULL
-        };
+        char *gargv[] = { self,
+                          "gen",
+                          "--preset",
+                          "small",
+                          "--seed",
+                          seed,
+                          "--days",
+                          days,
+                          "--faults",
+                          "--late-data",
+                          "--backfill-rate", /* a site at seed 42 */
+                          "0.1",
+                          "--rate",
+                          rate,
+                          "--truth",
+                          truth,
+                          "--bootstrap-file",
+                          bs,
+                          NULL };
         gen = cf_spawn(gargv, glog, NULL);
         /* The generator publishes the tables first; the pipeline reads them
          * whole before any input, so give them a moment. */

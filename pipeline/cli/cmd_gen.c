@@ -355,7 +355,7 @@ static void usage(FILE *f)
         fprintf(
             f,
             "usage: chargeflow gen --preset small|city|country --seed N "
-            "[--faults] [--days D]\n"
+            "[--faults] [--late-data] [--days D]\n"
             "         (--bootstrap B | --bootstrap-file F | --out FILE) "
             "[--truth FILE]\n"
             "         [--rate EVENTS_PER_S] [options]\n\n"
