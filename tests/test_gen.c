@@ -402,7 +402,7 @@ static void gen_same_seed_same_bytes(void **state)
         path(c, sizeof(c), "d3.cfg");
         path(ta, sizeof(ta), "d1.truth");
         path(tb, sizeof(tb), "d2.truth");
-        const char *opts = "--preset small --days 2 --faults "
+        const char *opts = "--preset small --days 2 --faults --late-data "
                            "--late-rate 0.05 --partitions 8";
         assert_int_equal(run("%s gen %s --seed 7 --out %s --truth %s "
                              "2>/dev/null",
@@ -649,7 +649,8 @@ static void gen_fault_rates_match_request(void **state)
                 json_t *j = t->truth[i];
                 const char *k = jstr(j, "fault"), *e = jstr(j, "event_id");
                 if (!is_type(j, "fault") || !e || !strcmp(k, "duplicate") ||
-                    !strcmp(k, "reorder") || !strcmp(k, "lost_stop"))
+                    !strcmp(k, "reorder") || !strcmp(k, "lost_stop") ||
+                    !strcmp(k, "late_stop") || !strcmp(k, "stop_in_flight"))
                         continue;
                 *smap_slot(&listed, e, true) = 1;
         }
@@ -807,7 +808,9 @@ static void gen_truth_consistent_with_traffic(void **state)
                         (*smap_slot(&dups, e, true))++;
                 } else if (!strcmp(k, "reorder")) {
                         (*smap_slot(&reorder, e, true))++;
-                } else if (e && strcmp(k, "lost_stop")) {
+                } else if (e && strcmp(k, "lost_stop") &&
+                           strcmp(k, "late_stop") &&
+                           strcmp(k, "stop_in_flight")) {
                         *smap_slot(&listed, e, true) = 1;
                         assert_non_null(jstr(j, "reason"));
                 }
@@ -1007,6 +1010,363 @@ static void gen_invalid_records_break_one_rule(void **state)
         smap_free(&last_t);
 }
 
+/* ---- late data (issue 17) --------------------------------------------- */
+
+#define R_LATE_STOP 0.02
+#define R_IN_FLIGHT 0.05
+#define R_BACKFILL  0.2
+#define DAY_MS      86400000LL
+#define MIN_MS      60000LL
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* A traffic record's content without its ids (event and session ids are
+ * counters in generation order, which publishing later may change). */
+static uint64_t content_hash(const trec *r)
+{
+        char b[256];
+        if (r->topic == CF_GEN_T_SESSIONS) {
+                const cf_session_event *e = r->rec;
+                snprintf(b, sizeof(b), "s|%s|%s|%d|%d|%lld|%lld|%s|%s|%d",
+                         e->site_id, e->charger_id, e->connector_id, e->kind,
+                         (long long)e->time_ms, (long long)e->energy_wh,
+                         e->user_id ? e->user_id : "-",
+                         e->badge_id ? e->badge_id : "-", e->stop_reason);
+        } else {
+                const cf_meter_reading *m = r->rec;
+                snprintf(b, sizeof(b), "m|%s|%s|%d|%lld|%lld|%lld|%lld|%lld",
+                         m->site_id, m->charger_id, m->connector_id,
+                         (long long)m->seq_no, (long long)m->time_ms,
+                         (long long)m->energy_wh, (long long)m->power_w,
+                         (long long)m->current_ma);
+        }
+        return fnv(b, strlen(b));
+}
+
+static int64_t rec_time(const trec *r)
+{
+        return r->topic == CF_GEN_T_SESSIONS
+                   ? ((const cf_session_event *)r->rec)->time_ms
+                   : ((const cf_meter_reading *)r->rec)->time_ms;
+}
+
+/* A session's identity across runs: charger, connector and start. */
+static void sess_key(char *b, size_t n, json_t *j)
+{
+        snprintf(b, n, "%s/%lld/%lld", jstr(j, "charger"),
+                 (long long)jint(j, "connector"),
+                 (long long)jint(j, "start_ms"));
+}
+
+/*
+ * The three late-data faults against the same scenario without them
+ * (cmd_gen.c's contract): the same real records and sessions (ids aside),
+ * every record published when its fault says, to the millisecond:
+ *  - late_stop: the final reading and the STOPPED at ts_ms, 7 days 1 hour
+ *    to 10 days after due_ms (when they were due: the stop, or a backfill's
+ *    upload);
+ *  - stop_in_flight: both at ts_ms, 5 minutes to 3 hours after the next
+ *    session's STARTED on the same connector (after_event_id), which
+ *    starts within a day of the stop;
+ *  - backfill: every record of a backfilled site's chargers before to_ms
+ *    at to_ms (7 to 28 days after the start), the others at their event
+ *    time; "records" counts them.
+ * The truth's sessions keep their true energy and carry the flags.
+ */
+static void gen_late_data_faults_as_the_truth_says(void **state)
+{
+        (void)state;
+        char fa[512], ta[512], fb[512], tb[512];
+        path(fa, sizeof(fa), "ld-a.cfg");
+        path(ta, sizeof(ta), "ld-a.truth");
+        path(fb, sizeof(fb), "ld-b.cfg");
+        path(tb, sizeof(tb), "ld-b.truth");
+        const char *opts = "--preset small --seed 11 --days 20 "
+                           "--meter-interval 600";
+        assert_int_equal(run("%s gen %s --out %s --truth %s 2>/dev/null",
+                             CF_BINARY, opts, fa, ta),
+                         0);
+        assert_int_equal(run("%s gen %s --late-stop-rate %g "
+                             "--stop-in-flight-rate %g --backfill-rate %g "
+                             "--out %s --truth %s 2>/dev/null",
+                             CF_BINARY, opts, R_LATE_STOP, R_IN_FLIGHT,
+                             R_BACKFILL, fb, tb),
+                         0);
+        trun a, b;
+        load_run(&a, fa, ta);
+        load_run(&b, fb, tb);
+
+        /* The same real records, ids aside. */
+        uint64_t *ha = malloc(a.n * sizeof(uint64_t));
+        uint64_t *hb = malloc(b.n * sizeof(uint64_t));
+        size_t na = 0, nb = 0;
+        for (size_t i = 0; i < a.n; i++) {
+                assert_true(a.r[i].ok);
+                if (a.r[i].topic <= CF_GEN_T_METER) {
+                        ha[na++] = content_hash(&a.r[i]);
+                        /* Without faults, published at the event time. */
+                        assert_int_equal(a.r[i].ts, rec_time(&a.r[i]));
+                }
+        }
+        for (size_t i = 0; i < b.n; i++) {
+                assert_true(b.r[i].ok);
+                if (b.r[i].topic <= CF_GEN_T_METER)
+                        hb[nb++] = content_hash(&b.r[i]);
+        }
+        assert_int_equal(na, nb);
+        qsort(ha, na, sizeof(uint64_t), cmp_u64);
+        qsort(hb, nb, sizeof(uint64_t), cmp_u64);
+        assert_memory_equal(ha, hb, na * sizeof(uint64_t));
+        free(ha);
+        free(hb);
+
+        /* The same sessions with the same truth, flags aside. */
+        smap sa, sid_b, conn_next;
+        smap_init(&sa);
+        smap_init(&sid_b);
+        smap_init(&conn_next);
+        size_t n_sess = 0;
+        for (size_t i = 0; i < a.n_truth; i++) {
+                json_t *j = a.truth[i];
+                if (!is_type(j, "session"))
+                        continue;
+                char k[96];
+                sess_key(k, sizeof(k), j);
+                *smap_slot(&sa, k, true) = (int64_t)i;
+                n_sess++;
+                assert_false(json_is_true(json_object_get(j, "late_stop")));
+                assert_false(
+                    json_is_true(json_object_get(j, "stop_in_flight")));
+                assert_false(json_is_true(json_object_get(j, "backfill")));
+        }
+        static const char *const same[] = {
+                "tenant",    "site",     "charger",         "connector",
+                "user",      "badge",    "group",           "auth",
+                "start_ms",  "stop_ms",  "charge_start_ms", "charge_end_ms",
+                "energy_wh", "start_wh", "stop_wh",         "stop_reason",
+                "stop_lost", "late",     "events",          "readings",
+        };
+        size_t n_sess_b = 0;
+        for (size_t i = 0; i < b.n_truth; i++) {
+                json_t *j = b.truth[i];
+                if (!is_type(j, "session"))
+                        continue;
+                n_sess_b++;
+                char k[96];
+                sess_key(k, sizeof(k), j);
+                int64_t *ix = smap_slot(&sa, k, false);
+                assert_non_null(ix);
+                json_t *o = a.truth[*ix];
+                for (size_t q = 0; q < sizeof(same) / sizeof(same[0]); q++)
+                        if (!json_equal(json_object_get(j, same[q]),
+                                        json_object_get(o, same[q])))
+                                fail_msg("session %s: %s differs", k, same[q]);
+                assert_int_equal(jint(j, "stop_wh") - jint(j, "start_wh"),
+                                 jint(j, "energy_wh"));
+                *smap_slot(&sid_b, jstr(j, "session_id"), true) = (int64_t)i;
+        }
+        assert_int_equal(n_sess_b, n_sess);
+
+        /* B's records by event id, and the backfilled chargers. */
+        smap eid, bf_to, bf_site;
+        smap_init(&eid);
+        smap_init(&bf_to);
+        smap_init(&bf_site);
+        for (size_t i = 0; i < b.n; i++)
+                if (b.r[i].topic <= CF_GEN_T_METER)
+                        *smap_slot(&eid, rec_eid(&b.r[i]), true) = (int64_t)i;
+        size_t n_bf = 0, n_ls = 0, n_if = 0;
+        for (size_t i = 0; i < b.n_truth; i++) {
+                json_t *j = b.truth[i];
+                if (!is_type(j, "fault"))
+                        continue;
+                const char *f = jstr(j, "fault");
+                if (!strcmp(f, "backfill")) {
+                        n_bf++;
+                        assert_true(json_is_null(json_object_get(j, "reason")));
+                        int64_t to = jint(j, "to_ms");
+                        assert_int_equal(jint(j, "ts_ms"), to);
+                        int64_t span = to - jint(j, "from_ms");
+                        assert_true(span >= 7 * DAY_MS);
+                        assert_true(span <= 20 * DAY_MS); /* the end */
+                        assert_null(smap_slot(&bf_to, jstr(j, "key"), false));
+                        *smap_slot(&bf_to, jstr(j, "key"), true) = to;
+                        int64_t *st =
+                            smap_slot(&bf_site, jstr(j, "site"), true);
+                        assert_true(*st == 0 || *st == to); /* one upload */
+                        *st = to;
+                }
+        }
+        assert_true(n_bf > 0);
+        /* Every charger of a backfilled site has its line. */
+        for (size_t i = 0; i < b.n; i++) {
+                trec *r = &b.r[i];
+                if (r->topic != CF_GEN_T_SESSIONS)
+                        continue;
+                const cf_session_event *e = r->rec;
+                if (smap_get(&bf_site, e->site_id, 0))
+                        assert_int_equal(smap_get(&bf_to, e->charger_id, 0),
+                                         smap_get(&bf_site, e->site_id, 0));
+        }
+
+        /* The delayed stop messages. */
+        smap delayed; /* event id -> publish time */
+        smap_init(&delayed);
+        for (size_t i = 0; i < b.n_truth; i++) {
+                json_t *j = b.truth[i];
+                const char *f = jstr(j, "fault");
+                if (!is_type(j, "fault") ||
+                    (strcmp(f, "late_stop") && strcmp(f, "stop_in_flight")))
+                        continue;
+                bool late = !strcmp(f, "late_stop");
+                n_ls += late;
+                n_if += !late;
+                assert_true(json_is_null(json_object_get(j, "reason")));
+                int64_t ts = jint(j, "ts_ms"), due = jint(j, "due_ms");
+                int64_t *si = smap_slot(&sid_b, jstr(j, "session_id"), false);
+                assert_non_null(si);
+                json_t *s = b.truth[*si];
+                assert_true(json_is_true(
+                    json_object_get(s, late ? "late_stop" : "stop_in_flight")));
+                assert_int_equal(jint(j, "time_ms"), jint(s, "stop_ms"));
+                /* Due: at the stop, or at the charger's backfill upload. */
+                int64_t to = smap_get(&bf_to, jstr(j, "key"), 0);
+                assert_int_equal(
+                    due, jint(s, "stop_ms") < to ? to : jint(s, "stop_ms"));
+                int64_t *ri =
+                    smap_slot(&eid, jstr(j, "reading_event_id"), false);
+                int64_t *ei = smap_slot(&eid, jstr(j, "event_id"), false);
+                assert_non_null(ri);
+                assert_non_null(ei);
+                const trec *rr = &b.r[*ri], *er = &b.r[*ei];
+                assert_int_equal(rr->topic, CF_GEN_T_METER);
+                assert_int_equal(er->topic, CF_GEN_T_SESSIONS);
+                assert_true(*ri < *ei); /* the reading first */
+                const cf_meter_reading *m = rr->rec;
+                const cf_session_event *e = er->rec;
+                assert_int_equal(rr->ts, ts);
+                assert_int_equal(er->ts, ts);
+                assert_int_equal(e->kind, CF_SESSION_STOPPED);
+                assert_string_equal(e->session_id, jstr(j, "session_id"));
+                assert_string_equal(m->session_id, jstr(j, "session_id"));
+                assert_int_equal(e->time_ms, jint(s, "stop_ms"));
+                assert_int_equal(m->time_ms, jint(s, "stop_ms"));
+                assert_int_equal(e->energy_wh, jint(s, "stop_wh"));
+                assert_int_equal(m->energy_wh, jint(s, "stop_wh"));
+                *smap_slot(&delayed, e->event_id, true) = ts;
+                *smap_slot(&delayed, m->event_id, true) = ts;
+                if (late) {
+                        assert_true(ts - due >= 7 * DAY_MS + 60 * MIN_MS);
+                        assert_true(ts - due <= 10 * DAY_MS);
+                        continue;
+                }
+                /* In flight: after the next session's STARTED. */
+                int64_t *ni = smap_slot(&eid, jstr(j, "after_event_id"), false);
+                assert_non_null(ni);
+                const trec *nr = &b.r[*ni];
+                const cf_session_event *ne = nr->rec;
+                assert_int_equal(nr->topic, CF_GEN_T_SESSIONS);
+                assert_int_equal(ne->kind, CF_SESSION_STARTED);
+                assert_string_equal(ne->session_id, jstr(j, "next_session_id"));
+                assert_string_equal(ne->charger_id, e->charger_id);
+                assert_int_equal(ne->connector_id, e->connector_id);
+                assert_true(*ni < *ri);
+                assert_true(ts >= nr->ts + 5 * MIN_MS);
+                assert_true(ts <= nr->ts + 180 * MIN_MS);
+                assert_true(ne->time_ms > e->time_ms);
+                assert_true(ne->time_ms - e->time_ms <= DAY_MS);
+        }
+        assert_true(n_ls > 0);
+        assert_true(n_if > 0);
+
+        /* Every record published when the faults say; the backfill counts
+         * and the sessions' flags. */
+        smap bf_count;
+        smap_init(&bf_count);
+        for (size_t i = 0; i < b.n; i++) {
+                trec *r = &b.r[i];
+                if (r->topic > CF_GEN_T_METER)
+                        continue;
+                int64_t t = rec_time(r);
+                int64_t to = smap_get(&bf_to, r->key, 0);
+                int64_t want = t < to ? to : t;
+                if (t < to)
+                        (*smap_slot(&bf_count, r->key, true))++;
+                int64_t *d = smap_slot(&delayed, rec_eid(r), false);
+                if (d)
+                        want = *d;
+                if (r->ts != want)
+                        fail_msg("record %s at %lld published at %lld, not "
+                                 "%lld",
+                                 rec_eid(r), (long long)t, (long long)r->ts,
+                                 (long long)want);
+        }
+        size_t n_sess_ls = 0, n_sess_if = 0;
+        uint64_t eligible = 0;
+        for (size_t i = 0; i < b.n_truth; i++) {
+                json_t *j = b.truth[i];
+                if (is_type(j, "fault") &&
+                    !strcmp(jstr(j, "fault"), "backfill"))
+                        assert_int_equal(
+                            jint(j, "records"),
+                            smap_get(&bf_count, jstr(j, "key"), 0));
+                if (!is_type(j, "session"))
+                        continue;
+                int64_t to = smap_get(&bf_to, jstr(j, "charger"), 0);
+                assert_true(json_is_true(json_object_get(j, "backfill")) ==
+                            (jint(j, "start_ms") < to));
+                n_sess_ls += json_is_true(json_object_get(j, "late_stop"));
+                n_sess_if += json_is_true(json_object_get(j, "stop_in_flight"));
+        }
+        assert_int_equal(n_sess_ls, n_ls);
+        assert_int_equal(n_sess_if, n_if);
+        /* Rates: late stops per session; stops in flight per session not
+         * late whose connector's next session starts within a day (the
+         * truth lists a connector's sessions in stop order). */
+        smap prev_stop;
+        smap_init(&prev_stop);
+        for (size_t i = 0; i < b.n_truth; i++) {
+                json_t *j = b.truth[i];
+                if (!is_type(j, "session"))
+                        continue;
+                char ck[48];
+                snprintf(ck, sizeof(ck), "%s/%lld", jstr(j, "charger"),
+                         (long long)jint(j, "connector"));
+                int64_t *p = smap_slot(&prev_stop, ck, true);
+                /* The previous session of the connector is eligible when
+                 * this one starts within a day of its stop (late stops
+                 * among them: within the tolerance). */
+                if (*p && jint(j, "start_ms") - *p <= DAY_MS)
+                        eligible++;
+                *p = jint(j, "stop_ms");
+        }
+        assert_rate("late stop", n_ls, n_sess, R_LATE_STOP);
+        assert_rate("stop in flight", n_if, eligible, R_IN_FLIGHT);
+        json_t *sum = b.truth[b.n_truth - 1];
+        json_t *fc = json_object_get(sum, "faults");
+        assert_int_equal(jint(fc, "late_stop"), n_ls);
+        assert_int_equal(jint(fc, "stop_in_flight"), n_if);
+        assert_int_equal(jint(fc, "backfill"), n_bf);
+        print_message("late data: %zu late stops, %zu in flight (of %llu "
+                      "eligible), %zu backfilled chargers, %zu sessions\n",
+                      n_ls, n_if, (unsigned long long)eligible, n_bf, n_sess);
+        smap_free(&prev_stop);
+        smap_free(&bf_count);
+        smap_free(&delayed);
+        smap_free(&eid);
+        smap_free(&bf_to);
+        smap_free(&bf_site);
+        smap_free(&sa);
+        smap_free(&sid_b);
+        smap_free(&conn_next);
+        free_run(&a);
+        free_run(&b);
+}
+
 /* ---- into the broker --------------------------------------------------- */
 
 typedef struct pseq {
@@ -1183,6 +1543,7 @@ int main(void)
                     gen_truth_consistent_with_traffic, setup_faults, NULL),
                 cmocka_unit_test_setup_teardown(
                     gen_invalid_records_break_one_rule, setup_faults, NULL),
+                cmocka_unit_test(gen_late_data_faults_as_the_truth_says),
         };
         int rc = cmocka_run_group_tests_name("gen", tests, NULL, NULL);
         if (fr_loaded)

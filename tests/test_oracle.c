@@ -13,11 +13,13 @@
  * mid-scenario price change on Oct 29), is written to a record file and
  * run through rating and billing in process (cf_inproc: the real tasks,
  * stages and RocksDB state, 4 partitions), and
- *  - every charge record's totals excluding VAT, VAT and including VAT,
- *    currency, billed party and period equal the oracle's for its session,
- *    each session priced exactly once;
+ *  - every session's latest charge record (its highest revision, issue 17)
+ *    has the totals excluding VAT, VAT and including VAT, currency, billed
+ *    party and period the oracle gives the session, each session priced
+ *    exactly once (one revision 1, no revision twice);
  *  - every statement's session count, energy and totals (adjustments
- *    counted in their original period), per tenant, billed party and
+ *    counted in their original period, a correction's adding no
+ *    session), per tenant, billed party and
  *    period, equal the oracle's sums, to the minor unit; each statement is
  *    issued once and no party or period is billed that the oracle has not.
  * Mismatches print both values (the first ten).
@@ -51,10 +53,13 @@
 
 static char dir[64];
 static cf_oracle *oracle;
-static json_t *charges; /* session id -> [excl, vat, incl, cur, period,
-                           party, tenant, times seen] */
-static json_t *billed;  /* tenant|party|period -> [sessions, energy, excl,
-                           vat, incl, currency] */
+static json_t *charges;   /* session id -> [excl, vat, incl, cur, period,
+                             party, tenant, revision 1 seen, tariff, latest
+                             revision]: the latest revision's values */
+static json_t *revisions; /* "session|revision" seen */
+static int dup_revisions;
+static json_t *billed; /* tenant|party|period -> [sessions, energy, excl,
+                          vat, incl, currency] */
 static json_t *stmt_ids;
 static int sink_errors, bad_statements, dup_statements, n_adjustments;
 static const cf_registry *reg;
@@ -328,20 +333,28 @@ static void on_charge(const cf_out *o)
                 cf_arena_destroy(&a);
                 return;
         }
+        /* A session's revisions (issue 17): each once; the latest is the
+         * session as finally known; revision 1 is its pricing. */
+        char rk[256];
+        snprintf(rk, sizeof(rk), "%s|%d", cr.session_id, (int)cr.revision);
+        if (json_object_get(revisions, rk))
+                dup_revisions++;
+        json_object_set_new(revisions, rk, json_true());
         json_t *v = json_object_get(charges, cr.session_id);
-        if (v) {
-                json_array_set_new(
-                    v, 7,
-                    json_integer(json_integer_value(json_array_get(v, 7)) + 1));
-        } else {
+        int64_t first = cr.revision == 1;
+        if (v)
+                first += json_integer_value(json_array_get(v, 7));
+        if (!v || cr.revision > json_integer_value(json_array_get(v, 9)))
                 json_object_set_new(
                     charges, cr.session_id,
-                    json_pack("[IIIssssis]", (json_int_t)cr.total_excl_vat,
+                    json_pack("[IIIssssIsi]", (json_int_t)cr.total_excl_vat,
                               (json_int_t)cr.total_vat,
                               (json_int_t)cr.total_incl_vat, cr.currency,
-                              cr.period_id, cr.billed_party, cr.tenant_id, 1,
-                              cr.tariff_id));
-        }
+                              cr.period_id, cr.billed_party, cr.tenant_id,
+                              (json_int_t)first, cr.tariff_id,
+                              (int)cr.revision));
+        else
+                json_array_set_new(v, 7, json_integer(first));
         cf_arena_destroy(&a);
 }
 
@@ -362,9 +375,10 @@ static void on_statement(const cf_out *o)
         int64_t ax = 0, av = 0, ai = 0;
         for (uint32_t i = 0; i < st.n_adjustments; i++) {
                 const cf_adjustment *j = &st.adjustments[i];
+                /* A correction's line (revision > 1) adds no session. */
                 add_billed(st.tenant_id, st.billed_party, j->original_period_id,
-                           st.currency, 1, j->energy_wh, j->total_excl_vat,
-                           j->total_vat, j->total_incl_vat);
+                           st.currency, j->revision == 1, j->energy_wh,
+                           j->total_excl_vat, j->total_vat, j->total_incl_vat);
                 ax += j->total_excl_vat;
                 av += j->total_vat;
                 ai += j->total_incl_vat;
@@ -515,6 +529,7 @@ static int setup(void **state)
                 return -1;
         }
         charges = json_object();
+        revisions = json_object();
         billed = json_object();
         stmt_ids = json_object();
         return run_pipeline(gf);
@@ -525,6 +540,7 @@ static int teardown(void **state)
         (void)state;
         cf_oracle_free(oracle);
         json_decref(charges);
+        json_decref(revisions);
         json_decref(billed);
         json_decref(stmt_ids);
         nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -791,12 +807,14 @@ static void limits_priced_as_the_oracle_says(void **state)
         assert_int_equal(bad, 0);
 }
 
-/* Every charge record's money, currency, party and period equal the
- * oracle's for its session; every session priced exactly once. */
+/* Every session's latest charge record revision: its money, currency,
+ * party and period equal the oracle's for its session; every session
+ * priced exactly once (one revision 1, no revision twice). */
 static void every_charge_record_priced_as_the_oracle_says(void **state)
 {
         (void)state;
         assert_int_equal(sink_errors, 0);
+        assert_int_equal(dup_revisions, 0);
         int bad = 0, once = 0;
         size_t n = cf_oracle_n_sessions(oracle);
         assert_true(n > 1000);
@@ -810,8 +828,9 @@ static void every_charge_record_priced_as_the_oracle_says(void **state)
                         continue;
                 }
                 if (jint_at(g, 7) != 1 && once++ < 10)
-                        print_error("session %s: %lld charge records\n",
-                                    s->session_id, (long long)jint_at(g, 7));
+                        print_error(
+                            "session %s: %lld charge records of revision 1\n",
+                            s->session_id, (long long)jint_at(g, 7));
                 if (jint_at(g, 0) != s->excl_vat || jint_at(g, 1) != s->vat ||
                     jint_at(g, 2) != s->incl_vat ||
                     strcmp(jstr_at(g, 3), s->currency) ||

@@ -73,8 +73,20 @@ typedef struct collect {
         size_t n, cap;
         int64_t records;
         cf_report *rep;
-        json_t *priced; /* session id -> energy_wh, from charge records */
+        /* session id -> [latest revision, energy, excl, vat, incl, tenant,
+         * party, period, records, revision twice], from charge records */
+        json_t *priced;
+        json_t *billed;      /* tenant|party -> [excl, vat, incl] billed */
+        json_t *corrections; /* record id|revision -> its period */
+        json_t *revisions;   /* session id|revision seen */
+        json_t *adjustments; /* record id|revision -> original period */
+        int64_t corr_lines;  /* adjustment lines of corrections */
 } collect;
+
+static int64_t at(json_t *a, size_t i)
+{
+        return json_integer_value(json_array_get(a, i));
+}
 
 static int on_statement(void *opaque, const rd_kafka_message_t *m)
 {
@@ -87,6 +99,32 @@ static int on_statement(void *opaque, const rd_kafka_message_t *m)
         if (c->n == c->cap) {
                 c->cap = c->cap ? c->cap * 2 : 256;
                 c->v = cf_realloc(c->v, c->cap * sizeof(stmt));
+        }
+        /* Money billed per party (adjustments included), and the
+         * corrections' adjustment lines. */
+        char key[256];
+        snprintf(key, sizeof(key), "%s|%s", st.tenant_id, st.billed_party);
+        json_t *b = json_object_get(c->billed, key);
+        if (!b) {
+                b = json_pack("[III]", (json_int_t)0, (json_int_t)0,
+                              (json_int_t)0);
+                json_object_set_new(c->billed, key, b);
+        }
+        json_array_set_new(b, 0, json_integer(at(b, 0) + st.total_excl_vat));
+        json_array_set_new(b, 1, json_integer(at(b, 1) + st.total_vat));
+        json_array_set_new(b, 2, json_integer(at(b, 2) + st.total_incl_vat));
+        for (uint32_t i = 0; i < st.n_adjustments; i++) {
+                const cf_adjustment *j = &st.adjustments[i];
+                if (j->revision < 2)
+                        continue;
+                c->corr_lines++;
+                snprintf(key, sizeof(key), "%s|%d", j->record_id,
+                         (int)j->revision);
+                json_object_set_new(
+                    c->adjustments, key,
+                    json_string(json_object_get(c->adjustments, key)
+                                    ? "" /* twice: matches no period */
+                                    : j->original_period_id));
         }
         c->v[c->n++] = (stmt){ cf_strdup(st.statement_id),
                                cf_strdup(st.tenant_id),
@@ -111,10 +149,35 @@ static int on_charge(void *opaque, const rd_kafka_message_t *m)
                 return 0;
         c->records++;
         cf_report_add(c->rep, &cr);
+        /* The latest revision is the session as finally known; a revision
+         * seen twice marks the session: never expected. */
+        char rk[256];
+        snprintf(rk, sizeof(rk), "%s|%d", cr.session_id, (int)cr.revision);
+        bool again = json_object_get(c->revisions, rk) != NULL;
+        json_object_set_new(c->revisions, rk, json_true());
         json_t *prev = json_object_get(c->priced, cr.session_id);
-        /* A second record for a session marks it (-1): never expected. */
-        json_object_set_new(c->priced, cr.session_id,
-                            json_integer(prev ? -1 : cr.energy_wh));
+        json_int_t n = prev ? at(prev, 8) + 1 : 1;
+        bool twice = again || (prev && json_is_true(json_array_get(prev, 9)));
+        if (!prev || cr.revision > at(prev, 0)) {
+                json_object_set_new(
+                    c->priced, cr.session_id,
+                    json_pack(
+                        "[IIIIIsssIb]", (json_int_t)cr.revision,
+                        (json_int_t)cr.energy_wh, (json_int_t)cr.total_excl_vat,
+                        (json_int_t)cr.total_vat, (json_int_t)cr.total_incl_vat,
+                        cr.tenant_id, cr.billed_party, cr.period_id, n, twice));
+        } else {
+                json_array_set_new(prev, 8, json_integer(n));
+                json_array_set_new(prev, 9, json_boolean(twice));
+        }
+        if (cr.revision > 1) {
+                /* Remembered to find its adjustment line, if any. */
+                char key[256];
+                snprintf(key, sizeof(key), "%s|%d", cr.record_id,
+                         (int)cr.revision);
+                json_object_set_new(c->corrections, key,
+                                    json_string(cr.period_id));
+        }
         return 0;
 }
 
@@ -134,8 +197,11 @@ static const char *amount(char *buf, size_t n, int64_t minor, const char *cur)
 }
 
 /* Checks the outputs against the generator's truth: every real session
- * priced once with its true energy, and the rejections per reason. */
-static void verify(const char *dir, collect *c, json_t *rejected)
+ * billed exactly once with its true energy (its latest revision, each
+ * revision once), the statements billing each party revision 1 plus every
+ * correction, the corrections of closed periods as adjustment lines naming
+ * the record's period, the duplicates and the rejections per reason. */
+static void verify(const char *dir, collect *c, json_t *rejected, int64_t dups)
 {
         char path[600];
         snprintf(path, sizeof(path), "%s/truth.jsonl", dir);
@@ -144,7 +210,7 @@ static void verify(const char *dir, collect *c, json_t *rejected)
                 return;
         char *line = NULL;
         size_t cap = 0;
-        int64_t sessions = 0, exact = 0;
+        int64_t sessions = 0, exact = 0, revised = 0, want_dups = 0;
         json_t *want = json_object();
         while (getline(&line, &cap, f) > 0) {
                 json_t *j = json_loads(line, 0, NULL);
@@ -155,9 +221,13 @@ static void verify(const char *dir, collect *c, json_t *rejected)
                         json_t *e = json_object_get(
                             c->priced, json_string_value(
                                            json_object_get(j, "session_id")));
-                        exact += e && json_integer_value(e) ==
-                                          json_integer_value(
-                                              json_object_get(j, "energy_wh"));
+                        exact += e && !json_is_true(json_array_get(e, 9)) &&
+                                 at(e, 1) == json_integer_value(json_object_get(
+                                                 j, "energy_wh"));
+                        revised += e && at(e, 0) > 1;
+                } else if (type && !strcmp(type, "summary")) {
+                        want_dups = json_integer_value(json_object_get(
+                            json_object_get(j, "faults"), "duplicate"));
                 } else if (type && !strcmp(type, "fault") &&
                            json_is_string(json_object_get(j, "reason"))) {
                         const char *r =
@@ -173,10 +243,59 @@ static void verify(const char *dir, collect *c, json_t *rejected)
         free(line);
         fclose(f);
         printf("\nchecked against the generator's truth (%s):\n", path);
-        printf("  real sessions priced exactly once with their true energy: "
-               "%lld of %lld; charge records %lld\n",
-               (long long)exact, (long long)sessions, (long long)c->records);
-        printf("  %-18s %8s %8s\n", "rejected reason", "truth", "pipeline");
+        printf("  real sessions billed exactly once with their true energy "
+               "(latest revision): %lld of %lld; charge records %lld, %lld "
+               "sessions revised\n",
+               (long long)exact, (long long)sessions, (long long)c->records,
+               (long long)revised);
+        /* Per party: the statements bill the latest revisions (revision 1
+         * plus the corrections). */
+        json_t *owed = json_object();
+        const char *sid;
+        json_t *p;
+        json_object_foreach(c->priced, sid, p)
+        {
+                char key[256];
+                snprintf(key, sizeof(key), "%s|%s",
+                         json_string_value(json_array_get(p, 5)),
+                         json_string_value(json_array_get(p, 6)));
+                json_t *o = json_object_get(owed, key);
+                if (!o) {
+                        o = json_pack("[III]", (json_int_t)0, (json_int_t)0,
+                                      (json_int_t)0);
+                        json_object_set_new(owed, key, o);
+                }
+                for (size_t i = 0; i < 3; i++)
+                        json_array_set_new(
+                            o, i, json_integer(at(o, i) + at(p, 2 + i)));
+        }
+        int64_t parties = 0, parties_ok = 0;
+        json_object_foreach(owed, sid, p)
+        {
+                parties++;
+                parties_ok += json_equal(p, json_object_get(c->billed, sid));
+        }
+        printf("  parties whose statements bill revision 1 plus every "
+               "correction: %lld of %lld (%zu billed)\n",
+               (long long)parties_ok, (long long)parties,
+               json_object_size(c->billed));
+        int64_t as_lines = 0, named = 0;
+        json_object_foreach(c->corrections, sid, p)
+        {
+                json_t *a = json_object_get(c->adjustments, sid);
+                as_lines += a != NULL;
+                named +=
+                    a && !strcmp(json_string_value(a), json_string_value(p));
+        }
+        printf("  corrections %zu: %lld as adjustment lines (of %lld), "
+               "%lld naming the record's period\n",
+               json_object_size(c->corrections), (long long)as_lines,
+               (long long)c->corr_lines, (long long)named);
+        json_decref(owed);
+        printf("  %-18s %8s %8s\n", "", "truth", "pipeline");
+        printf("  %-18s %8lld %8lld\n", "duplicates", (long long)want_dups,
+               (long long)dups);
+        printf("  rejected reason\n");
         const char *k;
         json_t *v;
         json_object_foreach(want, k, v)
@@ -230,6 +349,13 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
             printf(" %s %lld", k, (long long)json_integer_value(v));
         printf("\n");
         json_t *rejected = json_incref(json_object_get(sum, "rejected"));
+        int64_t dups = 0;
+        json_object_foreach(json_object_get(sum, "inputs"), k, v)
+        {
+                if (!strncmp(k, "charging.", 9))
+                        dups += json_integer_value(
+                            json_object_get(v, "duplicates"));
+        }
         json_decref(sum);
 
         cf_registry *reg;
@@ -237,7 +363,13 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
                 return 1;
         cf_report rep;
         cf_report_init(&rep, CF_REPORT_USER, "2026-11", NULL);
-        collect c = { .reg = reg, .rep = &rep, .priced = json_object() };
+        collect c = { .reg = reg,
+                      .rep = &rep,
+                      .priced = json_object(),
+                      .billed = json_object(),
+                      .corrections = json_object(),
+                      .revisions = json_object(),
+                      .adjustments = json_object() };
         cf_arena_init(&c.a, 0);
         int rc = 1;
         if (cf_kafka_read_all(bootstrap, "billing.charge-records", on_charge,
@@ -296,7 +428,7 @@ static int summarize(const char *dir, const char *bootstrap, double secs)
                 fclose(f);
                 printf("\ncharge report (by user, 2026-11): %s\n", path);
         }
-        verify(dir, &c, rejected);
+        verify(dir, &c, rejected, dups);
         rc = 0;
 done:
         for (size_t i = 0; i < c.n; i++) {
@@ -308,6 +440,10 @@ done:
         }
         free(c.v);
         json_decref(c.priced);
+        json_decref(c.billed);
+        json_decref(c.corrections);
+        json_decref(c.revisions);
+        json_decref(c.adjustments);
         json_decref(rejected);
         cf_arena_destroy(&c.a);
         cf_report_free(&rep);
@@ -425,14 +561,26 @@ int cf_cmd_demo(int argc, char **argv)
                 "max.task.idle.ms=10000\n",
                 bootstrap, dir);
         fclose(f);
-        char *gargv[] = { self,       "gen",
-                          "--preset", "small",
-                          "--seed",   seed,
-                          "--days",   days,
-                          "--faults", "--rate",
-                          rate,       "--truth",
-                          truth,      "--bootstrap-file",
-                          bs,         NULL };
+        /* Every fault, the late data (issue 17) among them. */
+        char *gargv[] = { self,
+                          "gen",
+                          "--preset",
+                          "small",
+                          "--seed",
+                          seed,
+                          "--days",
+                          days,
+                          "--faults",
+                          "--late-data",
+                          "--backfill-rate", /* a site at seed 42 */
+                          "0.1",
+                          "--rate",
+                          rate,
+                          "--truth",
+                          truth,
+                          "--bootstrap-file",
+                          bs,
+                          NULL };
         gen = cf_spawn(gargv, glog, NULL);
         /* The generator publishes the tables first; the pipeline reads them
          * whole before any input, so give them a moment. */

@@ -18,9 +18,11 @@
  * tables are published with Kafka timestamp start - 1 h and flushed before
  * any traffic.
  * Kafka message timestamp = the simulated instant the backend publishes the
- * record: the event time, or the upload time for a late upload. Records are
- * produced in nondecreasing timestamp order (a heap over per-charger next
- * events), except where the reordering fault swaps two records.
+ * record: the event time, or the upload time for a late upload or a
+ * backfill, or the late publish time of a late stop or a stop in flight.
+ * Records are produced in nondecreasing timestamp order (a heap over
+ * per-charger next events, merged with a heap of delayed records), except
+ * where the reordering fault swaps two records.
  *
  * Ids: tenants T0000, sites S00000, chargers C000000, users U0000000, badges
  * 16 upper-case hex digits; event ids "<tag>-e<hex counter>" and session ids
@@ -48,8 +50,9 @@
  * no AUTHORIZED event (truth group "unauthenticated").
  *
  * Faults (extra records; a real session's records are never removed or
- * altered, except the lost STOPPED, the late upload's timestamp and the
- * reorder's position). Rates: --X-rate R, a probability per unit:
+ * altered, except the lost STOPPED, the timestamps of the late upload, the
+ * late stop, the stop in flight and the backfill, and the reorder's
+ * position). Rates: --X-rate R, a probability per unit:
  *   dup          per real record  the same key and bytes again, 70 % within
  *                                 2 min, 30 % 1-48 h later; truth "duplicate",
  *                                 no reason (counted as duplicate)
@@ -82,7 +85,54 @@
  *   unknown-site per real record  a STARTED event of an unknown site and
  *                                 charger (ids SX<hex>, CX<hex>) ->
  *                                 UNKNOWN_SITE
- * --faults sets every rate not given explicitly to its default (see --help).
+ * Late data (issue 17: corrections; no extra records, no reason: the
+ * pipeline corrects, within correction.window.ms, what it first billed).
+ * A session's "stop message" is its final reading and its STOPPED (same
+ * instant, same register, the reading first):
+ *   late-stop    per session      the stop message is published 7 days
+ *                                 1 hour to 10 days (whole minutes) after
+ *                                 it was due: beyond session.offline.ms
+ *                                 (7 days), within correction.window.ms
+ *                                 (35); the charger's other records keep
+ *                                 coming. The pipeline first closes the
+ *                                 session from its last periodic reading
+ *                                 (STOP_ESTIMATED), then corrects it.
+ *                                 Truth "late_stop", event_id = the
+ *                                 STOPPED's, "session_id",
+ *                                 "reading_event_id" (the final reading),
+ *                                 "time_ms" (the stop), "due_ms" (when it
+ *                                 was due), ts_ms (when published); the
+ *                                 session has late_stop=true
+ *   stop-in-     per session      the stop message is published 5 minutes
+ *   flight       whose connector  to 3 hours after the STARTED of the
+ *                has a next one   connector's next session (which starts
+ *                within a day     within a day of the stop): the pipeline
+ *                                 supersedes the session first. Truth
+ *                                 "stop_in_flight", as late_stop plus
+ *                                 "after_event_id" (the next STARTED) and
+ *                                 "next_session_id"; the session has
+ *                                 stop_in_flight=true. (Drawn per session
+ *                                 at its start; one without a next session
+ *                                 in a day publishes its stop on time.)
+ *   backfill     per site         the site is onboarded 7-28 days (whole
+ *                                 minutes, at most the scenario's end)
+ *                                 after the scenario start: every record
+ *                                 of its chargers with an event time
+ *                                 before then is published then (the
+ *                                 producer's clock as Kafka timestamp,
+ *                                 event times unchanged, each charger's in
+ *                                 event order). One "backfill" line per
+ *                                 charger: key = charger, "site",
+ *                                 "from_ms" (the start), "to_ms" = ts_ms
+ *                                 (the upload), "records"; sessions
+ *                                 starting before it have backfill=true
+ * Every session keeps its true energy in the truth (stop_wh - start_wh).
+ * --faults sets every rate above (dup to unknown-site) not given explicitly
+ * to its default, --late-data the three late-data ones (see --help). They
+ * are not part of --faults: its runs (tests, benchmarks) keep the volumes
+ * and counts they were measured with, and test_rate's counts would not
+ * hold (a late stop's final reading is more than dedup.window readings
+ * behind: dedup counts it a repeat). The demo and test_late use both.
  * Each extra record has its own event id and (readings) its own seq_no.
  *
  * TRUTH FILE (--truth F): JSON lines, in generation order:
@@ -94,12 +144,16 @@
  *    "user"), group, auth ("none", "both", "badge", "user",
  *    "unknown_badge"), start_ms, stop_ms, charge_start_ms, charge_end_ms
  *    (the car full or the stop), energy_wh, start_wh, stop_wh, stop_reason,
- *    stop_lost, late, events (session events published), readings}
+ *    stop_lost, late, events (session events published), readings,
+ *    late_stop, stop_in_flight, backfill}
  *   {"type":"fault", fault, topic|null, key, event_id|null, reason|null,
  *    ts_ms (Kafka timestamp), ...} with per kind: corrupt "hash";
  *    reorder "after_event_id"; late_upload "from_ms", "to_ms", "records";
  *    lost_stop/invalid/orphan "session_id" (and "time_ms" for readings);
- *    unknown_site "site", "session_id"
+ *    unknown_site "site", "session_id"; late_stop and stop_in_flight
+ *    "session_id", "reading_event_id", "time_ms", "due_ms" (in flight:
+ *    "after_event_id", "next_session_id"); backfill "site", "from_ms",
+ *    "to_ms", "records"
  *   {"type":"summary", records:{topic:n}, real:{topic:n},
  *    periodic_readings, sessions, faults:{kind:n}}            last line
  *
@@ -301,7 +355,7 @@ static void usage(FILE *f)
         fprintf(
             f,
             "usage: chargeflow gen --preset small|city|country --seed N "
-            "[--faults] [--days D]\n"
+            "[--faults] [--late-data] [--days D]\n"
             "         (--bootstrap B | --bootstrap-file F | --out FILE) "
             "[--truth FILE]\n"
             "         [--rate EVENTS_PER_S] [options]\n\n"
@@ -335,15 +389,21 @@ static void usage(FILE *f)
             "  --rate R            publish at most R events per second\n"
             "  --compression C     lz4 (default), zstd or none\n"
             "  -X key=value        extra librdkafka producer property\n"
-            "  --faults            every fault rate below, unless given, "
-            "at its default\n",
+            "  --faults            every fault rate below but the late "
+            "data's, unless\n"
+            "                      given, at its default\n"
+            "  --late-data         the late data's (late-stop, "
+            "stop-in-flight, backfill),\n"
+            "                      unless given, at their default\n",
             CF_GEN_DEFAULT_DAYS, CF_GEN_DEFAULT_INTERVAL);
         for (int i = 0; i < CF_GEN_F__CNT; i++) {
                 char flag[40];
                 snprintf(flag, sizeof(flag), "--%s-rate R",
                          cf_gen_fault_flag(i));
-                fprintf(f, "  %-18s  probability per %s (--faults: %g)\n", flag,
-                        cf_gen_fault_unit(i), cf_gen_fault_defaults[i]);
+                fprintf(f, "  %-18s  probability per %s (%s: %g)\n", flag,
+                        cf_gen_fault_unit(i),
+                        i < CF_GEN_F_LATE_DATA0 ? "--faults" : "--late-data",
+                        cf_gen_fault_defaults[i]);
         }
         fprintf(f, "\nThe contract (topics, keys, ordering, faults, truth "
                    "lines) is in pipeline/cli/cmd_gen.c.\n");
@@ -375,6 +435,7 @@ enum {
         O_FAULTS,
         O_START,
         O_CHARGER_PLANS,
+        O_LATE_DATA,
         O_HELP,
         O_FAULT0, /* O_FAULT0 + cf_gen_fault */
 };
@@ -398,6 +459,7 @@ int cf_gen_command(int argc, char **argv, cf_gen_result *res)
                 { "faults", no_argument, NULL, O_FAULTS },
                 { "start", required_argument, NULL, O_START },
                 { "charger-plans", no_argument, NULL, O_CHARGER_PLANS },
+                { "late-data", no_argument, NULL, O_LATE_DATA },
                 { "help", no_argument, NULL, O_HELP },
         };
         size_t nb = sizeof(base) / sizeof(base[0]);
@@ -413,7 +475,7 @@ int cf_gen_command(int argc, char **argv, cf_gen_result *res)
 
         cf_gen_conf conf;
         bool rate_set[CF_GEN_F__CNT] = { false };
-        bool faults = false;
+        bool faults = false, late_data = false;
         const char *bootstrap = NULL, *bsfile = NULL, *outpath = NULL;
         const char *truthpath = NULL, *compression = "lz4";
         char bsbuf[1024];
@@ -493,6 +555,9 @@ int cf_gen_command(int argc, char **argv, cf_gen_result *res)
                 case O_FAULTS:
                         faults = true;
                         break;
+                case O_LATE_DATA:
+                        late_data = true;
+                        break;
                 case O_START: {
                         int y, m, d, n = 0;
                         if (sscanf(optarg, "%4d-%2d-%2d%n", &y, &m, &d, &n) !=
@@ -539,10 +604,10 @@ int cf_gen_command(int argc, char **argv, cf_gen_result *res)
                 usage(stderr);
                 return 2;
         }
-        if (faults)
-                for (int i = 0; i < CF_GEN_F__CNT; i++)
-                        if (!rate_set[i])
-                                conf.rates[i] = cf_gen_fault_defaults[i];
+        for (int i = 0; i < CF_GEN_F__CNT; i++)
+                if (!rate_set[i] &&
+                    (i < CF_GEN_F_LATE_DATA0 ? faults : late_data))
+                        conf.rates[i] = cf_gen_fault_defaults[i];
         if (bsfile) {
                 if (!cf_read_bootstrap_file(bsfile, bsbuf, sizeof(bsbuf)))
                         return 2;

@@ -16,7 +16,12 @@
  *  - every connector has its own energy register (an EVSE meter as in OCPP
  *    2.0.1), which only grows, across sessions; seq_no counts per charger;
  *  - the chargers are merged by publish time with a binary heap keyed by
- *    (publish time, charger index), duplicates by a second heap.
+ *    (publish time, charger index), duplicates and delayed stop messages
+ *    (late stop, stop in flight) by a second heap;
+ *  - the late-data faults draw from the fault stream only: a late stop or
+ *    stop in flight when a session is planned, a backfill per site before
+ *    the traffic starts; they change when records are published, never
+ *    what they are.
  */
 #include "gen_estate.h"
 
@@ -103,12 +108,15 @@ int cf_gen_preset_find(const char *name)
 }
 
 static const char *const fault_flags[CF_GEN_F__CNT] = {
-        "dup",     "reorder", "late",   "lost-stop",
-        "corrupt", "invalid", "orphan", "unknown-site",
+        "dup",       "reorder",        "late",     "lost-stop",
+        "corrupt",   "invalid",        "orphan",   "unknown-site",
+        "late-stop", "stop-in-flight", "backfill",
 };
 static const char *const fault_units[CF_GEN_F__CNT] = {
-        "record", "record",           "session",          "session",
-        "record", "periodic reading", "periodic reading", "record",
+        "record",           "record", "session",
+        "session",          "record", "periodic reading",
+        "periodic reading", "record", "session",
+        "session",          "site",
 };
 const double cf_gen_fault_defaults[CF_GEN_F__CNT] = {
         0.01,  /* duplicate */
@@ -119,6 +127,9 @@ const double cf_gen_fault_defaults[CF_GEN_F__CNT] = {
         0.002, /* invalid */
         0.001, /* orphan */
         0.001, /* unknown site */
+        0.005, /* late stop (--late-data) */
+        0.01,  /* stop in flight (--late-data) */
+        0.05,  /* backfill (--late-data) */
 };
 
 const char *cf_gen_fault_flag(int f)
@@ -135,6 +146,7 @@ static const char *const fkind_names[CF_GEN_K__CNT] = {
         "duplicate",       "reorder",          "late_upload", "lost_stop",
         "corrupt",         "meter_regression", "meter_jump",  "future_time",
         "negative_energy", "empty_id",         "orphan",      "unknown_site",
+        "late_stop",       "stop_in_flight",   "backfill",
 };
 /* Reason the pipeline should give (cf_reject_reason), or -1 for none. */
 static const int fkind_reason[CF_GEN_K__CNT] = {
@@ -150,6 +162,9 @@ static const int fkind_reason[CF_GEN_K__CNT] = {
         CF_REJECT_FIELD,
         CF_REJECT_ORPHAN,
         CF_REJECT_UNKNOWN_SITE,
+        -1, /* late stop: a correction, not a rejection */
+        -1, /* stop in flight: likewise */
+        -1, /* backfill */
 };
 
 void cf_gen_conf_init(cf_gen_conf *conf)
@@ -260,10 +275,26 @@ typedef struct gcharger {
         int64_t seq;
         int64_t off_from, off_to; /* offline window (late upload), or 0 */
         uint64_t off_records;
+        int64_t bf_to; /* backfill: records before it published at it, or 0 */
+        uint64_t bf_records;
         struct held *held;
 } gcharger;
 
 enum { CS_STARTED, CS_RUN, CS_FINAL, CS_STOPPED, CS_DONE };
+/* A session's stop message (final reading and STOPPED) published late. */
+enum { SF_NONE, SF_LATE, SF_IN_FLIGHT };
+
+/* A stop message held back: the final reading and the STOPPED, encoded,
+ * until they are handed to the delayed heap. */
+typedef struct pend_stop {
+        bool on;
+        cf_buf b;     /* the reading's bytes, then the STOPPED's */
+        size_t r_len; /* the reading's share of b */
+        int64_t pub;  /* when they would have been published */
+        char sid[32]; /* the session */
+        char r_eid[32], s_eid[32];
+        int64_t stop_ms;
+} pend_stop;
 enum { AUTH_NONE, AUTH_BOTH, AUTH_BADGE, AUTH_USER, AUTH_UNKNOWN };
 
 typedef struct gconn {
@@ -271,8 +302,9 @@ typedef struct gconn {
         int64_t reg_wh; /* register at the last stop (between sessions) */
         int64_t next_ms;
         uint8_t state, mode, stop_reason;
-        bool auth_pending, lost_stop, late;
-        uint8_t no; /* connector number, from 1 */
+        bool auth_pending, lost_stop, late, backfill;
+        uint8_t stop_fault; /* SF_*: this session's stop message */
+        uint8_t no;         /* connector number, from 1 */
         uint32_t user;
         uint64_t badge; /* badge index (see badge_str), or UINT64_MAX */
         uint64_t session_no;
@@ -281,6 +313,7 @@ typedef struct gconn {
         int64_t p_w, pmin_w, t1_s, t2_s;
         int64_t k; /* next periodic reading */
         uint32_t n_events, n_readings;
+        pend_stop pend; /* the previous or this session's, or off */
 } gconn;
 
 typedef struct held {
@@ -1070,7 +1103,17 @@ static void conn_schedule(cf_gen *g, gcharger *ch, gconn *c, int64_t free)
                                               : CF_STOP_POWER_LOSS;
         c->lost_stop = g->thr[CF_GEN_F_LOST_STOP] &&
                        rnd_hit(&g->frng, g->thr[CF_GEN_F_LOST_STOP]);
+        /* A stop message published late: the session's own choice (whether
+         * a next session follows in time is seen at the stop). */
+        c->stop_fault = SF_NONE;
+        if (!c->lost_stop && g->thr[CF_GEN_F_LATE_STOP] &&
+            rnd_hit(&g->frng, g->thr[CF_GEN_F_LATE_STOP]))
+                c->stop_fault = SF_LATE;
+        else if (!c->lost_stop && g->thr[CF_GEN_F_STOP_IN_FLIGHT] &&
+                 rnd_hit(&g->frng, g->thr[CF_GEN_F_STOP_IN_FLIGHT]))
+                c->stop_fault = SF_IN_FLIGHT;
         c->late = false;
+        c->backfill = false;
         c->k = 1;
         c->n_events = c->n_readings = 0;
         c->state = CS_STARTED;
@@ -1103,12 +1146,23 @@ static gconn *charger_next(cf_gen *g, gcharger *ch)
         return best;
 }
 
-static int64_t pub_time(const gcharger *ch, int64_t t)
+/* Publish time of a record at t by the offline window (late upload). */
+static int64_t pub_off(const gcharger *ch, int64_t t)
 {
         if (t == INT64_MAX)
                 return t;
         return ch->off_to && t >= ch->off_from && t < ch->off_to ? ch->off_to
                                                                  : t;
+}
+
+/* Publish time of a record at t: the offline window's, and no earlier than
+ * the backfill's upload for a record before it. */
+static int64_t pub_time(const gcharger *ch, int64_t t)
+{
+        int64_t p = pub_off(ch, t);
+        if (ch->bf_to && t < ch->bf_to && p < ch->bf_to)
+                p = ch->bf_to;
+        return p;
 }
 
 /* ---- truth ------------------------------------------------------------- */
@@ -1207,9 +1261,13 @@ static void truth_session(cf_gen *g, const gcharger *ch, const gconn *c,
         truth_str(b, "stop_reason", stop_names[c->stop_reason]);
         cf_buf_printf(b,
                       ",\"stop_lost\":%s,\"late\":%s,\"events\":%u,"
-                      "\"readings\":%u}\n",
+                      "\"readings\":%u,\"late_stop\":%s,"
+                      "\"stop_in_flight\":%s,\"backfill\":%s}\n",
                       c->lost_stop ? "true" : "false",
-                      c->late ? "true" : "false", c->n_events, c->n_readings);
+                      c->late ? "true" : "false", c->n_events, c->n_readings,
+                      c->stop_fault == SF_LATE ? "true" : "false",
+                      c->stop_fault == SF_IN_FLIGHT ? "true" : "false",
+                      c->backfill ? "true" : "false");
         truth_flush(g, false);
 }
 
@@ -1232,6 +1290,28 @@ static void truth_late(cf_gen *g, gcharger *ch)
         }
         ch->off_from = ch->off_to = 0;
         ch->off_records = 0;
+}
+
+static void truth_backfill(cf_gen *g, gcharger *ch)
+{
+        g->st.faults[CF_GEN_K_BACKFILL]++;
+        if (g->truth) {
+                cf_buf *b = &g->tb;
+                cf_buf_puts(b, "{\"type\":\"fault\",\"fault\":\"backfill\"");
+                truth_str(b, "topic", NULL);
+                truth_str(b, "key", ch->id);
+                truth_str(b, "event_id", NULL);
+                truth_str(b, "reason", NULL);
+                cf_buf_printf(b, ",\"ts_ms\":%" PRId64, ch->bf_to);
+                truth_str(b, "site", g->sites[ch->site].id);
+                cf_buf_printf(b,
+                              ",\"from_ms\":%" PRId64 ",\"to_ms\":%" PRId64
+                              ",\"records\":%" PRIu64 "}\n",
+                              g->start_ms, ch->bf_to, ch->bf_records);
+                truth_flush(g, false);
+        }
+        ch->bf_to = 0;
+        ch->bf_records = 0;
 }
 
 /* ---- heaps ------------------------------------------------------------- */
@@ -1484,6 +1564,31 @@ static void fault_reading(cf_gen *g, gcharger *ch, const cf_meter_reading *mr,
         truth_end(g);
 }
 
+/* Hands c's held-back stop message (the final reading, then the STOPPED)
+ * to the delayed heap, published at ts, with its truth line: late_stop, or
+ * stop_in_flight after the next session's STARTED (after_eid, next_sid). */
+static void pend_release(cf_gen *g, const gcharger *ch, gconn *c, int kind,
+                         int64_t ts, const char *after_eid,
+                         const char *next_sid)
+{
+        pend_stop *p = &c->pend;
+        dup_push(g, CF_GEN_T_METER, ts, ch->id, p->b.p, p->r_len);
+        dup_push(g, CF_GEN_T_SESSIONS, ts, ch->id, p->b.p + p->r_len,
+                 p->b.len - p->r_len);
+        truth_fault(g, kind, CF_GEN_T_SESSIONS, ch->id, p->s_eid, ts);
+        truth_str(&g->tb, "session_id", p->sid);
+        truth_str(&g->tb, "reading_event_id", p->r_eid);
+        cf_buf_printf(&g->tb, ",\"time_ms\":%" PRId64 ",\"due_ms\":%" PRId64,
+                      p->stop_ms, p->pub);
+        if (after_eid) {
+                truth_str(&g->tb, "after_event_id", after_eid);
+                truth_str(&g->tb, "next_session_id", next_sid);
+        }
+        truth_end(g);
+        p->on = false;
+        p->b.len = 0;
+}
+
 /* ---- the step ---------------------------------------------------------- */
 
 static int emit_extras(cf_gen *g)
@@ -1509,11 +1614,13 @@ static int charger_step(cf_gen *g, gcharger *ch)
         cf_session_event ev;
         cf_meter_reading mr;
         uint32_t topic;
-        bool periodic = false, ends = false;
+        bool periodic = false, ends = false, final_rd = false, stop_ev = false;
         int64_t energy = 0;
 
         if (ch->off_to && t >= ch->off_to)
                 truth_late(g, ch);
+        if (ch->bf_to && t >= ch->bf_to)
+                truth_backfill(g, ch);
         if (c->state == CS_STARTED && g->thr[CF_GEN_F_LATE] && !ch->off_to &&
             rnd_hit(&g->frng, g->thr[CF_GEN_F_LATE])) {
                 /* The charger goes offline for 2 hours to 3 days and then
@@ -1524,13 +1631,23 @@ static int charger_step(cf_gen *g, gcharger *ch)
                 return 0;
         }
         int64_t pub = pub_time(ch, t);
-        if (pub != t) {
+        if (pub_off(ch, t) != t) {
                 c->late = true;
                 ch->off_records++;
+        }
+        if (ch->bf_to && t < ch->bf_to) {
+                c->backfill = true;
+                ch->bf_records++;
         }
 
         fmt_id(g, g->eid, 'e', g->next_event++);
         fmt_id(g, g->sid, 's', c->session_no);
+        /* The previous session's stop, in flight, follows this STARTED
+         * 5 minutes to 3 hours after it is published. */
+        if (c->state == CS_STARTED && c->pend.on)
+                pend_release(g, ch, c, CF_GEN_K_STOP_IN_FLIGHT,
+                             pub + rnd_range(&g->frng, 5, 180) * 60000, g->eid,
+                             g->sid);
         g->enc.len = 0;
         if (c->state == CS_STARTED || c->state == CS_STOPPED ||
             (c->state == CS_RUN && c->auth_pending &&
@@ -1556,6 +1673,7 @@ static int charger_step(cf_gen *g, gcharger *ch)
                         ev.energy_wh = c->reg_start + energy;
                         ev.stop_reason = c->stop_reason;
                         ends = true;
+                        stop_ev = true;
                 } else {
                         ev.kind = CF_SESSION_AUTHORIZED;
                         ev.energy_wh = c->reg_start + curve_wh(c, t);
@@ -1601,6 +1719,7 @@ static int charger_step(cf_gen *g, gcharger *ch)
                                 truth_end(g);
                         } else {
                                 c->state = CS_STOPPED;
+                                final_rd = true;
                         }
                 } else {
                         periodic = true;
@@ -1611,10 +1730,56 @@ static int charger_step(cf_gen *g, gcharger *ch)
                 cf_encode(g->reg, CF_RT_METER_READING, &mr, &g->enc);
         }
         g->st.real[topic]++;
+        if (final_rd && c->stop_fault != SF_NONE) {
+                /* The stop message is held back: the final reading now. */
+                pend_stop *p = &c->pend;
+                p->on = true;
+                p->b.len = 0;
+                cf_buf_put(&p->b, g->enc.p, g->enc.len);
+                p->r_len = g->enc.len;
+                memcpy(p->r_eid, g->eid, sizeof(p->r_eid));
+                memcpy(p->sid, g->sid, sizeof(p->sid));
+                p->stop_ms = c->stop_ms;
+                return 0;
+        }
         if (ends) {
-                truth_session(g, ch, c, energy);
+                gconn done = *c; /* the session, for its truth line */
                 c->reg_wh = c->reg_start + energy;
                 conn_schedule(g, ch, c, c->stop_ms + MIN_GAP);
+                /* In flight only when the connector's next session starts
+                 * within a day; else the stop goes out now. */
+                if (done.stop_fault == SF_IN_FLIGHT &&
+                    !(c->state == CS_STARTED &&
+                      c->next_ms - done.stop_ms <= CF_MS_PER_DAY))
+                        done.stop_fault = SF_NONE;
+                truth_session(g, ch, &done, energy);
+                if (stop_ev && c->pend.on) {
+                        pend_stop *p = &c->pend;
+                        cf_buf_put(&p->b, g->enc.p, g->enc.len);
+                        memcpy(p->s_eid, g->eid, sizeof(p->s_eid));
+                        p->pub = pub;
+                        if (done.stop_fault == SF_LATE) {
+                                /* Beyond session.offline.ms (7 days), well
+                                 * within correction.window.ms (35). */
+                                int64_t d = rnd_range(
+                                    &g->frng, 7 * 24 * 60 + 60, 10 * 24 * 60);
+                                pend_release(g, ch, c, CF_GEN_K_LATE_STOP,
+                                             pub + d * 60000, NULL, NULL);
+                                return 0;
+                        }
+                        if (done.stop_fault == SF_IN_FLIGHT)
+                                return 0; /* until the next STARTED */
+                        /* Not in flight after all: both go out now. */
+                        int rc = emit(g, CF_GEN_T_METER, pub, ch->id, 7, p->b.p,
+                                      p->r_len);
+                        if (!rc)
+                                rc = emit(g, CF_GEN_T_SESSIONS, pub, ch->id, 7,
+                                          p->b.p + p->r_len,
+                                          p->b.len - p->r_len);
+                        p->on = false;
+                        p->b.len = 0;
+                        return rc;
+                }
         }
 
         /* Faults. */
@@ -1642,6 +1807,8 @@ static int charger_step(cf_gen *g, gcharger *ch)
         } else if (g->thr[CF_GEN_F_REORDER] &&
                    rnd_hit(&g->frng, g->thr[CF_GEN_F_REORDER]) &&
                    nc->state != CS_STARTED && nc->state != CS_DONE &&
+                   !(nc->stop_fault != SF_NONE &&
+                     (nc->state == CS_FINAL || nc->state == CS_STOPPED)) &&
                    next_pub - pub <= window) {
                 held *h = cf_calloc(1, sizeof(*h));
                 h->topic = topic;
@@ -1694,6 +1861,21 @@ int cf_gen_run_traffic(cf_gen *g, cf_gen_sink sink, void *opaque)
         g->sink = sink;
         g->opaque = opaque;
 
+        /* Backfilled sites: onboarded 7-28 days into the scenario, their
+         * history since the start uploaded then (Kafka timestamp = the
+         * upload, event times unchanged). */
+        for (uint32_t i = 0; i < g->n_sites && g->thr[CF_GEN_F_BACKFILL]; i++) {
+                if (!rnd_hit(&g->frng, g->thr[CF_GEN_F_BACKFILL]))
+                        continue;
+                int64_t to =
+                    g->start_ms +
+                    rnd_range(&g->frng, 7 * 24 * 60, 28 * 24 * 60) * 60000;
+                if (to > g->end_ms)
+                        to = g->end_ms;
+                const gsite *s = &g->sites[i];
+                for (uint32_t j = 0; j < s->n_chargers; j++)
+                        g->chargers[s->first_charger + j].bf_to = to;
+        }
         g->heap = cf_malloc(sizeof(*g->heap) * g->n_chargers);
         g->n_heap = 0;
         for (uint32_t i = 0; i < g->n_chargers; i++) {
@@ -1702,9 +1884,13 @@ int cf_gen_run_traffic(cf_gen *g, cf_gen_sink sink, void *opaque)
                         conn_schedule(g, ch, &g->conns[ch->first_conn + j],
                                       g->start_ms);
                 gconn *c = charger_next(g, ch);
-                if (c->next_ms == INT64_MAX)
+                if (c->next_ms == INT64_MAX) {
+                        if (ch->bf_to)
+                                truth_backfill(g, ch);
                         continue;
-                g->heap[g->n_heap] = (hent){ c->next_ms, i, NULL };
+                }
+                g->heap[g->n_heap] =
+                    (hent){ pub_time(ch, c->next_ms), i, NULL };
                 hup(g->heap, g->n_heap++);
         }
         while (!rc && (g->n_heap || g->n_dheap)) {
@@ -1720,6 +1906,8 @@ int cf_gen_run_traffic(cf_gen *g, cf_gen_sink sink, void *opaque)
                 if (c->next_ms == INT64_MAX) {
                         if (ch->off_to)
                                 truth_late(g, ch);
+                        if (ch->bf_to)
+                                truth_backfill(g, ch);
                         g->heap[0] = g->heap[--g->n_heap];
                 } else {
                         g->heap[0].key = pub_time(ch, c->next_ms);
@@ -1817,6 +2005,8 @@ void cf_gen_destroy(cf_gen *g)
                         free(g->chargers[i].held);
                 }
         }
+        for (uint32_t i = 0; g->conns && i < g->n_conns; i++)
+                cf_buf_free(&g->conns[i].pend.b);
         free(g->tenants);
         free(g->sites);
         free(g->chargers);

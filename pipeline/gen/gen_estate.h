@@ -63,11 +63,20 @@ typedef enum cf_gen_fault {
         CF_GEN_F_INVALID,      /* per periodic reading: an invalid extra */
         CF_GEN_F_ORPHAN,       /* per periodic reading: reading, no session */
         CF_GEN_F_UNKNOWN_SITE, /* per real record: event of an unknown site */
+        /* Late data (issue 17), on with --late-data, not --faults: */
+        CF_GEN_F_LATE_STOP,      /* per session: stop 7-10 days late */
+        CF_GEN_F_STOP_IN_FLIGHT, /* per session: stop after the next start */
+        CF_GEN_F_BACKFILL,       /* per site: weeks of history uploaded */
         CF_GEN_F__CNT
 } cf_gen_fault;
 
+/* The first late-data knob: --faults sets the rates below it, --late-data
+ * the rates from it. */
+#define CF_GEN_F_LATE_DATA0 CF_GEN_F_LATE_STOP
+
 /* Flag name without "--" and "-rate" ("dup", "lost-stop"), the unit
- * ("record", "session", "reading"), and the rate --faults sets. */
+ * ("record", "session", "reading", "site"), and the rate --faults (or, from
+ * CF_GEN_F_LATE_DATA0, --late-data) sets. */
 const char *cf_gen_fault_flag(int f);
 const char *cf_gen_fault_unit(int f);
 extern const double cf_gen_fault_defaults[CF_GEN_F__CNT];
@@ -86,6 +95,9 @@ typedef enum cf_gen_fkind {
         CF_GEN_K_EMPTY_ID,
         CF_GEN_K_ORPHAN,
         CF_GEN_K_UNKNOWN_SITE,
+        CF_GEN_K_LATE_STOP,
+        CF_GEN_K_STOP_IN_FLIGHT,
+        CF_GEN_K_BACKFILL,
         CF_GEN_K__CNT
 } cf_gen_fkind;
 
