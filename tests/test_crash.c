@@ -8,7 +8,10 @@
  * its state directory; a last run goes to the end. Then every output topic
  * of the second broker must hold exactly what the reference holds: each
  * charge record and each statement once, with identical key and value
- * bytes, and the rejected records identical as a multiset.
+ * bytes, and the rejected records identical as a multiset. The input has
+ * every fault and the late-data ones (--late-data: late stops, stops in
+ * flight, a backfilled site), so corrections (revisions of charge records,
+ * adjustment lines) are made across the kills and the task moves too.
  *
  * CF_CRASH_KILLS in the environment sets the number of random kills
  * (default 20; the long run: CF_CRASH_KILLS=200 build/tests/test_crash,
@@ -96,17 +99,9 @@ static void process_files(const cf_test_broker *b, const char *prefix, int i,
 static void generate(const cf_test_broker *b)
 {
         char *out;
-        char *gen[] = { CF_BINARY,
-                        "gen",
-                        "--preset",
-                        "small",
-                        "--seed",
-                        "11",
-                        "--faults",
-                        "--days",
-                        DAYS,
-                        "--bootstrap-file",
-                        (char *)b->bsfile,
+        char *gen[] = { CF_BINARY, "gen", "--preset",         "small",
+                        "--seed",  "11",  "--faults",         "--late-data",
+                        "--days",  DAYS,  "--bootstrap-file", (char *)b->bsfile,
                         NULL };
         assert_int_equal(cf_test_run(gen, &out, NULL), 0);
         free(out);
@@ -156,6 +151,25 @@ static void free_recs(recs *r)
 
 /* The crash run's topic equals the reference's: same records, same
  * multiplicity (for keyed outputs that means each exactly once). */
+/* Sessions with more than one charge record (revisions) in b's output: the
+ * records are keyed by session id. */
+static size_t revised_sessions(const cf_test_broker *b)
+{
+        recs a = { 0 };
+        read_all(b, "billing.charge-records", &a);
+        size_t n = 0;
+        for (size_t i = 1; i < a.n; i++) {
+                size_t kl = strcspn(a.v[i], "\x1f");
+                if (!strncmp(a.v[i], a.v[i - 1], kl) &&
+                    a.v[i - 1][kl] == 0x1f &&
+                    (i < 2 || strncmp(a.v[i - 1], a.v[i - 2], kl) ||
+                     a.v[i - 2][kl] != 0x1f))
+                        n++;
+        }
+        free_recs(&a);
+        return n;
+}
+
 static void assert_same_topic(const cf_test_broker *want,
                               const cf_test_broker *got, const char *topic,
                               bool once)
@@ -315,6 +329,10 @@ static void outputs_identical_after_kills(void **state)
         assert_same_topic(&ref, &crash, "billing.charge-records", true);
         assert_same_topic(&ref, &crash, "billing.statements", true);
         assert_same_topic(&ref, &crash, "billing.rejected", false);
+        /* Corrections were made (and are among the identical records). */
+        size_t revised = revised_sessions(&ref);
+        print_message("sessions with revisions: %zu\n", revised);
+        assert_true(revised > 0);
 }
 
 /* The task log topics' records over all partitions, and (trimmed) the
