@@ -164,7 +164,8 @@ static void shift(charger_dedup *d, uint32_t words, int64_t by)
 }
 
 /* True if seq was seen; marks it seen otherwise. */
-static bool seen_seq(dd_ctx *c, charger_dedup *d, int64_t seq)
+/* Seen (1), new (0; recorded), or beyond the window (2: cannot tell). */
+static int seen_seq(dd_ctx *c, charger_dedup *d, int64_t seq)
 {
         int64_t window = (int64_t)c->words * 64;
         if (seq > d->hwm) {
@@ -176,7 +177,7 @@ static bool seen_seq(dd_ctx *c, charger_dedup *d, int64_t seq)
         }
         int64_t off = d->hwm - seq;
         if (off >= window)
-                return true;
+                return 2;
         uint64_t bit = 1ULL << (off % 64);
         if (d->bits[off / 64] & bit)
                 return true;
@@ -230,7 +231,13 @@ static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
                         return CF_STAGE_PASS;
                 charger_id = m->charger_id;
                 charger_dedup *d = charger(c, charger_id);
-                dup = seen_seq(c, d, m->seq_no);
+                int seen = seen_seq(c, d, m->seq_no);
+                if (seen == 2) {
+                        /* Too far behind to tell: later stages decide. */
+                        it->maybe_repeat = true;
+                        return CF_STAGE_PASS;
+                }
+                dup = seen == 1;
         } else if (it->kind == CF_ITEM_EVENT) {
                 const cf_session_event *e = it->rec;
                 if (!*e->charger_id || !*e->event_id || !*e->session_id)

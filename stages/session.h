@@ -28,6 +28,7 @@
 #define CF_SESS_LATE_STOP  (1u << 8)  /* the reopen took a late stop */
 #define CF_SESS_LATE_READ  (1u << 9)  /* the reopen took late readings */
 #define CF_SESS_FINAL      (1u << 10) /* closed without its readings kept */
+#define CF_SESS_EXPIRED    (1u << 11) /* past the correction window */
 
 /* What price billed for a session, so that a revision can carry the
  * difference. price fills it when it emits a charge record (the session is

@@ -24,8 +24,10 @@
  *    reopens the session; it closes again allowed.lateness.ms after the
  *    last late record and price bills it again, as a revision carrying the
  *    difference (price keeps what it billed in the session). Other records
- *    for a closed session are SESSION_STATE. A record of a session no
- *    longer known, older than the window, is TOO_LATE.
+ *    for a closed session are SESSION_STATE. Past the window the session
+ *    shrinks to a tombstone (ids, times, what was billed) for one more
+ *    window: late data for it then is TOO_LATE. After that it is
+ *    forgotten, and its records wait for a start like any other.
  *
  * All of it lives in the task's session store (persisted at every commit),
  * and the deadlines are rebuilt from it at start, so a restarted task makes
@@ -336,6 +338,8 @@ static const cf_store_ops sess_ops = {
 
 static int64_t deadline(const sz_ctx *c, const cf_session *s)
 {
+        if (s->flags & CF_SESS_EXPIRED)
+                return s->stop_ts + 2 * c->window;
         if (s->flags & CF_SESS_CLOSED)
                 return s->stop_ts +
                        (c->window > c->timeout ? c->window : c->timeout);
@@ -574,7 +578,8 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
 static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                             const cf_session_event *e, int64_t now);
 static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
-                              const cf_meter_reading *m, int64_t now);
+                              const cf_meter_reading *m, int64_t now,
+                              bool maybe_repeat);
 
 static void hold(sz_ctx *c, cf_session *s, const cf_src *src)
 {
@@ -609,7 +614,7 @@ static void replay(cf_task *t, sz_ctx *c, const char *sid, int64_t now)
                         if (cf_decode(reg, CF_RT_METER_READING, held[i]->value,
                                       held[i]->value_len, a, &m, NULL))
                                 abort();
-                        rc = on_reading(t, c, held[i], &m, now);
+                        rc = on_reading(t, c, held[i], &m, now, false);
                 }
                 cf_task_resolve(t, held[i], rc);
                 free(held[i]);
@@ -631,30 +636,10 @@ static const char *event_name(int32_t kind)
         }
 }
 
-/* A record of a session not known (any more), whose start did not come,
- * and whose time is older than the correction window: its session, if it
- * existed, can no longer be corrected. */
-static bool too_late(const sz_ctx *c, int64_t et, int64_t now)
-{
-        return c->window > 0 && et != CF_NONE && et < now - c->window;
-}
-
-static void reject_too_late(cf_task *t, const sz_ctx *c, const cf_src *src,
-                            const char *what, const char *sid, int64_t et,
-                            int64_t now)
-{
-        cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_TOO_LATE, et,
-                       "%s of session %s, which is not known: its time is "
-                       "%lld ms behind the stream time, beyond "
-                       "correction.window.ms (%lld)",
-                       what, sid, (long long)(now - et), (long long)c->window);
-}
-
 /* Rejects what a session that did not start within orphan.wait.ms held,
- * each with its own event time: TOO_LATE when that is beyond the
- * correction window (late data of a session no longer kept), else ORPHAN
- * (readings) or SESSION_STATE (events). */
-static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s, int64_t now)
+ * each with its own event time: ORPHAN (readings) or SESSION_STATE
+ * (events). */
+static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s)
 {
         for (uint32_t i = 0; i < s->n_held; i++) {
                 const cf_src *h = s->held[i];
@@ -665,36 +650,25 @@ static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s, int64_t now)
                         if (cf_decode(reg, CF_RT_METER_READING, h->value,
                                       h->value_len, a, &m, NULL))
                                 abort(); /* decoded once already */
-                        char what[300];
-                        snprintf(what, sizeof(what), "reading %s", m.event_id);
-                        if (too_late(c, m.time_ms, now))
-                                reject_too_late(t, c, h, what, s->session_id,
-                                                m.time_ms, now);
-                        else
-                                cf_task_reject(t, &cf_stage_sessionize, h,
-                                               CF_REJECT_ORPHAN, m.time_ms,
-                                               "%s of session %s, whose "
-                                               "start did not arrive within "
-                                               "orphan.wait.ms (%lld)",
-                                               what, s->session_id,
-                                               (long long)c->orphan_wait);
+                        cf_task_reject(t, &cf_stage_sessionize, h,
+                                       CF_REJECT_ORPHAN, m.time_ms,
+                                       "reading %s of session %s, whose "
+                                       "start did not arrive within "
+                                       "orphan.wait.ms (%lld)",
+                                       m.event_id, s->session_id,
+                                       (long long)c->orphan_wait);
                 } else {
                         cf_session_event e;
                         if (cf_decode(reg, CF_RT_SESSION_EVENT, h->value,
                                       h->value_len, a, &e, NULL))
                                 abort();
-                        if (too_late(c, e.time_ms, now))
-                                reject_too_late(t, c, h, event_name(e.kind),
-                                                s->session_id, e.time_ms, now);
-                        else
-                                cf_task_reject(
-                                    t, &cf_stage_sessionize, h,
-                                    CF_REJECT_SESSION_STATE, e.time_ms,
-                                    "%s of session %s, whose "
-                                    "start did not arrive within "
-                                    "orphan.wait.ms (%lld)",
-                                    event_name(e.kind), s->session_id,
-                                    (long long)c->orphan_wait);
+                        cf_task_reject(t, &cf_stage_sessionize, h,
+                                       CF_REJECT_SESSION_STATE, e.time_ms,
+                                       "%s of session %s, whose start did "
+                                       "not arrive within orphan.wait.ms "
+                                       "(%lld)",
+                                       event_name(e.kind), s->session_id,
+                                       (long long)c->orphan_wait);
                 }
                 cf_task_resolve(t, h, CF_STAGE_REJECTED);
         }
@@ -705,7 +679,7 @@ static void expire_orphan(cf_task *t, sz_ctx *c, cf_session *s, int64_t now)
 static bool correctable(const sz_ctx *c, const cf_session *s)
 {
         return c->window > 0 && s->billed.revision > 0 &&
-               !(s->flags & CF_SESS_FINAL);
+               !(s->flags & (CF_SESS_FINAL | CF_SESS_EXPIRED));
 }
 
 /* Rejects a record (what: "stop", "reading R") for closed session s, saying
@@ -714,6 +688,15 @@ static cf_stage_rc reject_closed(cf_task *t, const sz_ctx *c, const cf_src *src,
                                  const cf_session *s, const char *what,
                                  int64_t et)
 {
+        if (s->flags & CF_SESS_EXPIRED) {
+                cf_task_reject(t, &cf_stage_sessionize, src, CF_REJECT_TOO_LATE,
+                               et,
+                               "%s of session %s, which was closed more than "
+                               "correction.window.ms (%lld) ago: too late to "
+                               "correct it",
+                               what, s->session_id, (long long)c->window);
+                return CF_STAGE_REJECTED;
+        }
         const char *why =
             !c->window ? "corrections are off (correction.window.ms 0)"
             : s->flags & CF_SESS_FINAL
@@ -879,10 +862,22 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
         }
 }
 
-static cf_stage_rc reject_reading(cf_task *t, const cf_src *src,
-                                  const cf_meter_reading *m, int32_t reason,
-                                  const char *what, int64_t a, int64_t b)
+/* A reading dedup could not place (beyond its window) that does not fit
+ * its session as new data: taken for the repeat it most likely is. */
+static cf_stage_rc repeat(cf_task *t)
 {
+        cf_task_count(t, &cf_stage_sessionize, "repeats_beyond_dedup_window",
+                      1);
+        return CF_STAGE_DUP;
+}
+
+static cf_stage_rc reject_reading(cf_task *t, const cf_src *src,
+                                  const cf_meter_reading *m, bool maybe_repeat,
+                                  int32_t reason, const char *what, int64_t a,
+                                  int64_t b)
+{
+        if (maybe_repeat)
+                return repeat(t);
         cf_task_reject(
             t, &cf_stage_sessionize, src, reason, m->time_ms,
             "reading %s of session %s: %s (%" PRId64 " vs %" PRId64 ")",
@@ -902,12 +897,21 @@ static int64_t implied_power(int64_t t0, int64_t e0, int64_t t1, int64_t e1)
         return de * 3600000 / dt;
 }
 
+/* maybe_repeat: dedup could not tell (a sequence number beyond its
+ * window): the reading counts only if it is new data that fits a session
+ * this stage has; anything else is taken for a repeat (counted as a
+ * duplicate), not rejected or held a second time. */
 static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
-                              const cf_meter_reading *m, int64_t now)
+                              const cf_meter_reading *m, int64_t now,
+                              bool maybe_repeat)
 {
         char *open =
             m->session_id ? NULL : conn_get(c, m->charger_id, m->connector_id);
         const char *sid = m->session_id ? m->session_id : open;
+        if (maybe_repeat && (!sid || !get(c, sid))) {
+                free(open);
+                return repeat(t);
+        }
         if (!sid) {
                 cf_task_reject(
                     t, &cf_stage_sessionize, src, CF_REJECT_ORPHAN, m->time_ms,
@@ -921,6 +925,10 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
         cf_session *s =
             get_or_new(c, id, m->site_id, m->charger_id, m->connector_id, now);
         free(id);
+        if (maybe_repeat &&
+            (((s->flags & CF_SESS_CLOSED) && !correctable(c, s)) ||
+             !(s->flags & CF_SESS_STARTED)))
+                return repeat(t);
         if ((s->flags & CF_SESS_CLOSED) && !correctable(c, s)) {
                 char what[300];
                 snprintf(what, sizeof(what), "reading %s", m->event_id);
@@ -931,11 +939,11 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                 return CF_STAGE_HELD;
         }
         if (m->time_ms < s->start_ms)
-                return reject_reading(t, src, m, CF_REJECT_CLOCK,
+                return reject_reading(t, src, m, maybe_repeat, CF_REJECT_CLOCK,
                                       "before the session started", m->time_ms,
                                       s->start_ms);
         if ((s->flags & CF_SESS_STOPPED) && m->time_ms > s->stop_ms)
-                return reject_reading(t, src, m, CF_REJECT_CLOCK,
+                return reject_reading(t, src, m, maybe_repeat, CF_REJECT_CLOCK,
                                       "after the session stopped", m->time_ms,
                                       s->stop_ms);
         /* Neighbours in time: the start (or the reading before) and the
@@ -960,11 +968,13 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
                           ? site->max_power_w * JUMP_TOLERANCE_PCT / 100
                           : INT64_MAX;
         if (m->energy_wh < pe)
-                return reject_reading(t, src, m, CF_REJECT_METER_REGRESSION,
+                return reject_reading(t, src, m, maybe_repeat,
+                                      CF_REJECT_METER_REGRESSION,
                                       "register went down", m->energy_wh, pe);
         int64_t p1 = implied_power(pt, pe, m->time_ms, m->energy_wh);
         if (p1 > lim)
-                return reject_reading(t, src, m, CF_REJECT_METER_JUMP,
+                return reject_reading(t, src, m, maybe_repeat,
+                                      CF_REJECT_METER_JUMP,
                                       "implied power above the site's "
                                       "maximum (W)",
                                       p1, lim);
@@ -972,13 +982,14 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
         int64_t nt = pos < n ? cf_session_t(s, pos) : s->stop_ms;
         int64_t ne = pos < n ? cf_session_wh(s, pos) : s->stop_wh;
         if (has_next && m->energy_wh > ne)
-                return reject_reading(t, src, m, CF_REJECT_METER_REGRESSION,
-                                      "register above a later one",
-                                      m->energy_wh, ne);
+                return reject_reading(
+                    t, src, m, maybe_repeat, CF_REJECT_METER_REGRESSION,
+                    "register above a later one", m->energy_wh, ne);
         int64_t p2 =
             has_next ? implied_power(m->time_ms, m->energy_wh, nt, ne) : 0;
         if (p2 > lim)
-                return reject_reading(t, src, m, CF_REJECT_METER_JUMP,
+                return reject_reading(t, src, m, maybe_repeat,
+                                      CF_REJECT_METER_JUMP,
                                       "implied power above the site's "
                                       "maximum (W)",
                                       p2, lim);
@@ -1087,7 +1098,7 @@ static cf_stage_rc sz_process(cf_task *t, void *ctx, cf_item *it)
                 sid = e->session_id;
         } else if (it->kind == CF_ITEM_READING) {
                 const cf_meter_reading *m = it->rec;
-                rc = on_reading(t, c, it->src, m, now);
+                rc = on_reading(t, c, it->src, m, now, it->maybe_repeat);
                 charger_id = m->charger_id;
                 connector = m->connector_id;
                 sid = m->session_id;
@@ -1115,10 +1126,24 @@ static void sz_advance(cf_task *t, void *ctx, int64_t now)
                         cf_dheap_push_owned(&c->timers, d, sid);
                         continue;
                 }
-                if (s->flags & CF_SESS_CLOSED) {
+                if ((s->flags & CF_SESS_CLOSED) && c->window > 0 &&
+                    !(s->flags & (CF_SESS_EXPIRED | CF_SESS_FINAL))) {
+                        /* Past the window: a tombstone for one more. */
+                        touch(c, s);
+                        free(s->points);
+                        s->points = NULL;
+                        s->n_points = s->cap_points = 0;
+                        s->wide_points = false;
+                        free(s->start_src);
+                        s->start_src = NULL;
+                        s->flags |= CF_SESS_EXPIRED;
+                        cf_store_cool(c->sessions, sid, strlen(sid));
+                        cf_dheap_push_owned(&c->timers, deadline(c, s), sid);
+                        continue;
+                } else if (s->flags & CF_SESS_CLOSED) {
                         cf_store_del(c->sessions, sid, strlen(sid));
                 } else if (!(s->flags & CF_SESS_STARTED)) {
-                        expire_orphan(t, c, s, now);
+                        expire_orphan(t, c, s);
                         cf_store_del(c->sessions, sid, strlen(sid));
                 } else {
                         touch(c, s);

@@ -198,12 +198,20 @@ static cf_stage_rc va_process(cf_task *t, void *ctx, cf_item *it)
         if (it->kind != CF_ITEM_EVENT && it->kind != CF_ITEM_READING)
                 return CF_STAGE_PASS;
         const char *why = field_problem(it);
+        int64_t now = cf_task_stream_time(t);
+        /* A reading dedup could not place that fails a check is taken for
+         * the repeat of one rejected before (sessionize.c, on_reading). */
+        if (it->maybe_repeat &&
+            (why || (now != CF_NONE && it->event_time > now + c->skew))) {
+                cf_task_count(t, &cf_stage_validate,
+                              "repeats_beyond_dedup_window", 1);
+                return CF_STAGE_DUP;
+        }
         if (why) {
                 cf_task_reject(t, &cf_stage_validate, it->src, CF_REJECT_FIELD,
                                it->event_time, "%s", why);
                 return CF_STAGE_REJECTED;
         }
-        int64_t now = cf_task_stream_time(t);
         /* Before any record with a Kafka timestamp there is no stream time
          * to be ahead of. */
         if (now != CF_NONE && it->event_time > now + c->skew) {

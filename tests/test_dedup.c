@@ -56,22 +56,37 @@ static void dedup_tolerates_reordering_within_window(void **state)
         cf_rig_done(r);
 }
 
-static void dedup_drops_reading_below_window(void **state)
+static void dedup_reading_below_window_is_new_data_or_a_repeat(void **state)
 {
         (void)state;
         cf_rig *r = rating_rig_new();
         cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
         feed_ev(r, &s);
-        /* dedup.window 64: after seq 100, 100 - 64 = 36 is below the window
-         * (a repeat by definition), 37 is its lowest number (still new). */
+        /* dedup.window 64: after seq 100, 100 - 64 = 36 is below the window:
+         * dedup cannot tell, sessionize decides. r36 is new data that fits
+         * S-1 (between the start and r100): kept, a late reading. */
         cf_meter_reading m100 = rd("r100", "S-1", 100, T0 + 30 * MIN, 105000);
         cf_meter_reading m36 = rd("r36", "S-1", 36, T0 + 10 * MIN, 101000);
-        cf_meter_reading m37 = rd("r37", "S-1", 37, T0 + 20 * MIN, 103000);
         feed_rd(r, &m100);
         feed_rd_at(r, T0 + 31 * MIN, &m36);
-        assert_counts(r, CF_IN_METER, 2, 1, 1, 0, 0);
-        feed_rd_at(r, T0 + 32 * MIN, &m37);
+        assert_counts(r, CF_IN_METER, 2, 2, 0, 0, 0);
+        /* r36 again: the session has that reading: a repeat. */
+        feed_rd_at(r, T0 + 31 * MIN + 1000, &m36);
         assert_counts(r, CF_IN_METER, 3, 2, 1, 0, 0);
+        /* Below the window and not fitting (its register below the
+         * start's): taken for the repeat of one rejected before, not
+         * rejected again. */
+        cf_meter_reading m35 = rd("r35", "S-1", 35, T0 + 5 * MIN, 99000);
+        feed_rd_at(r, T0 + 31 * MIN + 2000, &m35);
+        assert_counts(r, CF_IN_METER, 4, 2, 2, 0, 0);
+        /* A reading of a session sessionize does not know: a repeat. */
+        cf_meter_reading mx = rd("rx", "S-X", 34, T0 + 5 * MIN, 100000);
+        feed_rd_at(r, T0 + 31 * MIN + 3000, &mx);
+        assert_counts(r, CF_IN_METER, 5, 2, 3, 0, 0);
+        /* 37 is the window's lowest number: dedup knows it is new. */
+        cf_meter_reading m37 = rd("r37", "S-1", 37, T0 + 20 * MIN, 103000);
+        feed_rd_at(r, T0 + 32 * MIN, &m37);
+        assert_counts(r, CF_IN_METER, 6, 3, 3, 0, 0);
         cf_rig_commit(r);
         assert_int_equal(r->n_rejects, 0);
         cf_rig_done(r);
@@ -158,7 +173,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 T(dedup_drops_repeat_reading),
                 T(dedup_tolerates_reordering_within_window),
-                T(dedup_drops_reading_below_window),
+                T(dedup_reading_below_window_is_new_data_or_a_repeat),
                 T(dedup_drops_repeat_session_event),
                 T(dedup_keeps_second_event_of_same_kind_with_new_id),
                 T(dedup_drops_repeat_of_second_event_of_same_kind),

@@ -645,8 +645,10 @@ static void sessionize_no_corrections_with_window_zero(void **state)
         cf_rig_done(r);
 }
 
-/* Issue 17: late data older than correction.window.ms (35 days by
- * default) for a session no longer kept is TOO_LATE, and says so. */
+/* Issue 17: late data for a session closed more than correction.window.ms
+ * (35 days by default) ago is TOO_LATE, and says so; a window later the
+ * session is forgotten, and a record of it is like any of an unknown
+ * session (it waits for a start, then ORPHAN). */
 static void sessionize_beyond_correction_window_is_too_late(void **state)
 {
         (void)state;
@@ -655,30 +657,34 @@ static void sessionize_beyond_correction_window_is_too_late(void **state)
         cf_rig_tick(r, T0 + 61 * MIN);
         cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
-        /* The session closed at stream time +61 min and is kept until
-         * +61 min + 35 days; one minute later it is gone. A reading of it
-         * then waits orphan.wait.ms (5 min) for a start, like any record
-         * of an unknown session, and is then TOO_LATE by its age. */
+        /* Closed at stream time +61 min, correctable until +61 min + 35
+         * days; one minute later it is too late. */
         const int64_t day = 24 * 60 * MIN;
         int64_t now = T0 + 62 * MIN + 35 * day;
         cf_rig_tick(r, now);
         cf_meter_reading m = rd("r9", "S-1", 9, T0 + 50 * MIN, 108000);
         int64_t off = feed_rd_at(r, now, &m);
         cf_rig_commit(r);
-        assert_int_equal(r->n_rejects, 0);
-        cf_rig_tick(r, now + ORPHAN_WAIT);
-        cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
         assert_int_equal(r->n_rejects, 1);
-        char want[256];
-        snprintf(want, sizeof(want),
-                 "reading r9 of session S-1, which is not known: its time is "
-                 "%lld ms behind the stream time, beyond "
-                 "correction.window.ms (3024000000)",
-                 (long long)(12 * MIN + 35 * day + ORPHAN_WAIT));
         assert_reject(r->rejects[0], CF_REJECT_TOO_LATE, "sessionize",
-                      CF_IN_METER, off, want);
+                      CF_IN_METER, off,
+                      "reading r9 of session S-1, which was closed more than "
+                      "correction.window.ms (3024000000) ago: too late to "
+                      "correct it");
         assert_true(r->rejects[0]->event_time_ms == T0 + 50 * MIN);
+        /* Past two windows the session is forgotten. */
+        now = T0 + 62 * MIN + 70 * day;
+        cf_rig_tick(r, now);
+        cf_meter_reading m2 = rd("r10", "S-1", 10, T0 + 55 * MIN, 109000);
+        int64_t off2 = feed_rd_at(r, now, &m2);
+        cf_rig_tick(r, now + ORPHAN_WAIT);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 2);
+        assert_reject(r->rejects[1], CF_REJECT_ORPHAN, "sessionize",
+                      CF_IN_METER, off2,
+                      "reading r10 of session S-1, whose start did not "
+                      "arrive within orphan.wait.ms (300000)");
         cf_rig_done(r);
 }
 

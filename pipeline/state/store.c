@@ -219,6 +219,7 @@ static ent *ent_insert(cf_store *st, const void *key, size_t klen, uint64_t h,
         e->obj = obj;
         e->st = s;
         e->on_disk = on_disk;
+        e->cold = false;
         e->size = 0;
         size_t i = h & (st->nbuckets - 1);
         e->next = st->tab[i];

@@ -80,6 +80,9 @@ typedef struct cf_item {
         const cf_src *src;  /* the input record; NULL for derived items */
         void *rec;          /* decoded record, per kind */
         int64_t event_time; /* the record's own time (time_ms), or CF_NONE */
+        /* dedup could not tell whether it is a repeat (a sequence number
+         * beyond its window): later stages keep it only as new data. */
+        bool maybe_repeat;
 } cf_item;
 
 /* What a stage did with an item. */
