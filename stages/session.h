@@ -87,6 +87,9 @@ typedef struct cf_session {
         int64_t stop_ts;  /* STOPPED, or when it was closed */
         int64_t due_ts;   /* when it became due for pricing (not stored) */
         cf_billed billed;
+        /* FNV-1a of the event id taken per kind (STARTED, AUTHORIZED,
+         * STOPPED), 0 for none: a resend of one is a repeat. */
+        uint64_t eid[3];
         /* Records held until STARTED arrives (copies, owned). */
         cf_src **held;
         uint32_t n_held;

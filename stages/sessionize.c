@@ -234,6 +234,8 @@ static void sess_encode(void *opaque, const void *obj, cf_buf *b)
         cf_put_varint(b, s->billed.excl);
         cf_put_varint(b, s->billed.vat);
         cf_put_varint(b, s->billed.incl);
+        for (int k = 0; k < 3; k++)
+                cf_put_varint(b, (int64_t)s->eid[k]);
 }
 
 static void *sess_decode(void *opaque, const uint8_t *p, size_t len)
@@ -295,6 +297,8 @@ static void *sess_decode(void *opaque, const uint8_t *p, size_t len)
                 s->billed.excl = cf_get_varint(&r);
                 s->billed.vat = cf_get_varint(&r);
                 s->billed.incl = cf_get_varint(&r);
+                for (int k = 0; k < 3; k++)
+                        s->eid[k] = (uint64_t)cf_get_varint(&r);
         } else if (s->flags & CF_SESS_CLOSED) {
                 s->flags |= CF_SESS_FINAL;
         }
@@ -745,11 +749,45 @@ static cf_session *get_or_new(sz_ctx *c, const char *sid, const char *site,
         return s;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+        return a == b || (a && b && !strcmp(a, b));
+}
+
+static uint64_t eid_hash(const char *id)
+{
+        uint64_t h = cf_fnv1a64(CF_FNV1A64_BASIS, id, strlen(id));
+        return h ? h : 1;
+}
+
+/* The event the session took for e's kind again, same id and content (a
+ * resend dedup no longer remembers: it keeps a charger's last 32
+ * sessions): a repeat. */
+static bool same_event(const cf_session *s, const cf_session_event *e)
+{
+        if (e->kind < 0 || e->kind > 2 ||
+            s->eid[e->kind] != eid_hash(e->event_id))
+                return false;
+        switch (e->kind) {
+        case CF_SESSION_STARTED:
+                return s->start_ms == e->time_ms && s->start_wh == e->energy_wh;
+        case CF_SESSION_STOPPED:
+                return s->stop_ms == e->time_ms && s->stop_wh == e->energy_wh;
+        default:
+                return same_str(s->user_id, e->user_id) &&
+                       same_str(s->badge_id, e->badge_id);
+        }
+}
+
 static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                             const cf_session_event *e, int64_t now)
 {
         cf_session *s = get_or_new(c, e->session_id, e->site_id, e->charger_id,
                                    e->connector_id, now);
+        if (same_event(s, e)) {
+                cf_task_count(t, &cf_stage_sessionize, "repeated_events", 1);
+                return CF_STAGE_DUP;
+        }
         if ((s->flags & (CF_SESS_CLOSED | CF_SESS_REOPENED)) &&
             (e->kind != CF_SESSION_STOPPED || (s->flags & CF_SESS_STOPPED) ||
              !correctable(c, s)))
@@ -799,6 +837,7 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                 if (e->badge_id && !s->badge_id)
                         s->badge_id = cf_strdup(e->badge_id);
                 s->start_src = cf_src_dup(src);
+                s->eid[CF_SESSION_STARTED] = eid_hash(e->event_id);
                 touch(c, s);
                 conn_set(c, s, now);
                 schedule(c, s);
@@ -819,6 +858,7 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                 free(s->badge_id);
                 s->user_id = dup_or_null(e->user_id);
                 s->badge_id = dup_or_null(e->badge_id);
+                s->eid[CF_SESSION_AUTHORIZED] = eid_hash(e->event_id);
                 s->last_ts = now;
                 touch(c, s);
                 return CF_STAGE_ACCEPTED;
@@ -844,6 +884,7 @@ static cf_stage_rc on_event(cf_task *t, sz_ctx *c, const cf_src *src,
                 if (s->flags & (CF_SESS_CLOSED | CF_SESS_REOPENED))
                         reopen(c, s, CF_SESS_LATE_STOP, now);
                 s->flags |= CF_SESS_STOPPED;
+                s->eid[CF_SESSION_STOPPED] = eid_hash(e->event_id);
                 s->stop_ms = e->time_ms;
                 s->stop_wh = e->energy_wh;
                 s->stop_reason = e->stop_reason;

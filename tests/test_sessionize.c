@@ -645,6 +645,36 @@ static void sessionize_no_corrections_with_window_zero(void **state)
         cf_rig_done(r);
 }
 
+/* A resent STARTED (same event id and content) that dedup no longer
+ * remembers (it keeps a charger's last 32 sessions) is a repeat, counted
+ * as a duplicate: the session kept its event ids. */
+static void sessionize_resend_beyond_dedup_memory_is_a_repeat(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        char sid[40][16], eid[40][16];
+        for (int i = 0; i < 40; i++) {
+                snprintf(sid[i], sizeof(sid[i]), "S-%d", i);
+                snprintf(eid[i], sizeof(eid[i]), "st-%d", i);
+                int64_t t = T0 + i * 10 * MIN;
+                cf_session_event s = ev(eid[i], CF_SESSION_STARTED, sid[i], t,
+                                        100000 + 1000 * i);
+                feed_ev(r, &s);
+                snprintf(eid[i], sizeof(eid[i]), "sp-%d", i);
+                cf_session_event p = ev(eid[i], CF_SESSION_STOPPED, sid[i],
+                                        t + 5 * MIN, 100500 + 1000 * i);
+                feed_ev(r, &p);
+        }
+        /* S-0's STARTED again, 39 sessions later. */
+        cf_session_event s0 = ev("st-0", CF_SESSION_STARTED, "S-0", T0, 100000);
+        feed_ev_at(r, T0 + 400 * MIN, &s0);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_rejects, 0);
+        /* 80 events + the resend, a duplicate. */
+        assert_counts(r, CF_IN_SESSIONS, 81, 80, 1, 0, 0);
+        cf_rig_done(r);
+}
+
 /* Issue 17: late data for a session closed more than correction.window.ms
  * (35 days by default) ago is TOO_LATE, and says so; a window later the
  * session is forgotten, and a record of it is like any of an unknown
@@ -979,6 +1009,7 @@ int main(void)
                 T(sessionize_correction_of_a_correction),
                 T(sessionize_no_corrections_with_window_zero),
                 T(sessionize_repeated_reading_does_not_correct),
+                T(sessionize_resend_beyond_dedup_memory_is_a_repeat),
                 T(sessionize_beyond_correction_window_is_too_late),
                 T(sessionize_state_survives_restart),
                 T(sessionize_restart_with_sessions_beyond_the_cache),
