@@ -1151,14 +1151,20 @@ static cf_stage_rc sz_process(cf_task *t, void *ctx, cf_item *it)
         return rc;
 }
 
-static void sz_advance(cf_task *t, void *ctx, int64_t now)
+/* Runs the deadlines due at now. drain: the input is over for now; closed
+ * sessions are left as they are (their corrections stay possible in a
+ * later run, which rebuilds their timers at start). */
+static void run_timers(cf_task *t, sz_ctx *c, int64_t now, bool drain)
 {
-        sz_ctx *c = ctx;
         while (cf_dheap_due(&c->timers, now)) {
                 cf_dheap_ent e = cf_dheap_pop(&c->timers);
                 char *sid = e.key;
                 cf_session *s = get(c, sid);
                 if (!s) {
+                        free(sid);
+                        continue;
+                }
+                if (drain && (s->flags & CF_SESS_CLOSED)) {
                         free(sid);
                         continue;
                 }
@@ -1195,10 +1201,15 @@ static void sz_advance(cf_task *t, void *ctx, int64_t now)
         }
 }
 
+static void sz_advance(cf_task *t, void *ctx, int64_t now)
+{
+        run_timers(t, ctx, now, false);
+}
+
 static void sz_drain(cf_task *t, void *ctx)
 {
         /* The input is over for now: everything waiting is due. */
-        sz_advance(t, ctx, INT64_MAX / 2);
+        run_timers(t, ctx, INT64_MAX / 2, true);
 }
 
 static void sz_destroy(void *ctx)
