@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "inproc.h"
 #include "rating_rig.h"
 #include "session.h"
 
@@ -675,6 +676,41 @@ static void sessionize_resend_beyond_dedup_memory_is_a_repeat(void **state)
         cf_rig_done(r);
 }
 
+/* The end of input (--until-idle drains) closes what is open but keeps
+ * the closed sessions: a later run still corrects them. */
+static void sessionize_drain_keeps_closed_sessions_correctable(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s1.user_id = "u-anna";
+        feed_ev(r, &s1);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 30 * MIN, 105000);
+        feed_rd(r, &m1);
+        cf_session_event s2 =
+            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
+        feed_ev(r, &s2);
+        cf_rig_tick(r, T0 + 51 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1); /* S-1, from its last reading */
+        cf_inproc_drain(r->ip);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 2); /* S-2, closed by the drain */
+        cf_rig_restart(r);
+        cf_session_event st =
+            ev("e3", CF_SESSION_STOPPED, "S-1", T0 + 45 * MIN, 107000);
+        feed_ev_at(r, T0 + 55 * MIN, &st);
+        cf_rig_tick(r, T0 + 57 * MIN);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 3);
+        const cf_charge_record *rev = r->charges[2];
+        assert_string_equal(rev->session_id, "S-1");
+        assert_int_equal(rev->revision, 2);
+        assert_true(rev->correction->energy_wh == 2000);
+        assert_int_equal(r->n_rejects, 0);
+        cf_rig_done(r);
+}
+
 /* Issue 17: late data for a session closed more than correction.window.ms
  * (35 days by default) ago is TOO_LATE, and says so; a window later the
  * session is forgotten, and a record of it is like any of an unknown
@@ -1010,6 +1046,7 @@ int main(void)
                 T(sessionize_no_corrections_with_window_zero),
                 T(sessionize_repeated_reading_does_not_correct),
                 T(sessionize_resend_beyond_dedup_memory_is_a_repeat),
+                T(sessionize_drain_keeps_closed_sessions_correctable),
                 T(sessionize_beyond_correction_window_is_too_late),
                 T(sessionize_state_survives_restart),
                 T(sessionize_restart_with_sessions_beyond_the_cache),
