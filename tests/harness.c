@@ -16,6 +16,9 @@
 
 #include <cmocka.h>
 
+#include "config.h"
+#include "genfile.h"
+
 static void sleep_ms(int ms)
 {
         struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -320,4 +323,79 @@ int64_t cf_test_read_topic(const char *bootstrap, const char *topic,
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
         return n;
+}
+
+int cf_test_run_genfile(const char *genfile, const char *state_dir,
+                        int32_t partitions, cf_inproc_sink *sink,
+                        cf_test_pipeline_fn *fn, void *opaque)
+{
+        char err[512];
+        cf_genfile_reader *r;
+        if (cf_genfile_reader_open(&r, genfile, err, sizeof(err))) {
+                print_error("%s\n", err);
+                return -1;
+        }
+        int t_sessions = cf_genfile_reader_topic_index(r, "charging.sessions");
+        int t_meter = cf_genfile_reader_topic_index(r, "charging.meter");
+        int t_sites = cf_genfile_reader_topic_index(r, "billing.sites");
+        int t_users = cf_genfile_reader_topic_index(r, "billing.users");
+        cf_config cfg;
+        cf_config_init(&cfg);
+        cf_inproc *ip = NULL;
+        int rc = 0;
+        if (cf_config_set(&cfg, "state.dir", state_dir, err, sizeof(err)) ||
+            cf_config_set(&cfg, "watermark.idle.ms", "86400000", err,
+                          sizeof(err)) ||
+            cf_inproc_new(&cfg, partitions, sink, opaque, &ip, err,
+                          sizeof(err))) {
+                print_error("%s\n", err);
+                rc = -1;
+        }
+        if (!rc && fn)
+                fn(opaque, ip, false);
+        int64_t(*offsets)[2] = calloc((size_t)partitions, sizeof(*offsets));
+        cf_genfile_rec rec;
+        uint64_t n = 0;
+        while (!rc && cf_genfile_next(r, &rec) == CF_OK) {
+                int t = (int)rec.topic;
+                if (t == t_sites || t == t_users) {
+                        cf_inproc_table(
+                            ip, t == t_sites ? CF_TABLE_SITES : CF_TABLE_USERS,
+                            rec.key, rec.key_len, rec.value, rec.value_len);
+                        continue;
+                }
+                if (t != t_sessions && t != t_meter)
+                        continue;
+                int in = t == t_sessions ? CF_IN_SESSIONS : CF_IN_METER;
+                cf_src src = {
+                        .input = in,
+                        .partition = rec.partition,
+                        .offset = offsets[rec.partition][in]++,
+                        .ts = rec.timestamp_ms,
+                        .key = rec.key,
+                        .key_len = rec.key_len,
+                        .value = rec.value,
+                        .value_len = rec.value_len,
+                };
+                cf_inproc_feed(ip, &src);
+                if ((++n & 4095) == 0 &&
+                    cf_inproc_commit(ip, err, sizeof(err))) {
+                        print_error("commit: %s\n", err);
+                        rc = -1;
+                }
+        }
+        if (!rc)
+                cf_inproc_drain(ip);
+        for (int i = 0; i < 3 && !rc; i++)
+                if (cf_inproc_commit(ip, err, sizeof(err))) {
+                        print_error("commit: %s\n", err);
+                        rc = -1;
+                }
+        if (ip && fn)
+                fn(opaque, ip, true);
+        free(offsets);
+        cf_inproc_destroy(ip);
+        cf_config_destroy(&cfg);
+        cf_genfile_reader_close(r);
+        return rc;
 }

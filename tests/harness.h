@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "brokers.h"
+#include "inproc.h"
 
 typedef struct cf_test_broker {
         cf_broker br;        /* the broker process (brokers.h) */
@@ -112,5 +113,22 @@ typedef void cf_test_record_fn(const rd_kafka_message_t *m, void *opaque);
  * record). Returns the number of records read. */
 int64_t cf_test_read_topic(const char *bootstrap, const char *topic,
                            cf_test_record_fn *fn, void *opaque);
+
+/* Called with the pipeline of cf_test_run_genfile: once it is made
+ * (done false: e.g. take its registry for the sink) and once before it is
+ * destroyed (done true: read its tasks). */
+typedef void cf_test_pipeline_fn(void *opaque, cf_inproc *ip, bool done);
+
+/* Feeds a genfile (`chargeflow gen --out`) through rating and billing in
+ * process (cf_inproc over partitions, state in state_dir,
+ * watermark.idle.ms one day so that statements follow the data alone):
+ * the tables as they come, the inputs with offsets from 0 per partition and
+ * input, a commit every 4,096 input records; then drains (the end of input
+ * closes every period) and commits three times (rating's last outputs,
+ * then billing's). Every output goes to sink. Returns 0, or -1 with the
+ * error printed. */
+int cf_test_run_genfile(const char *genfile, const char *state_dir,
+                        int32_t partitions, cf_inproc_sink *sink,
+                        cf_test_pipeline_fn *fn, void *opaque);
 
 #endif

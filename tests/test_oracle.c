@@ -425,82 +425,21 @@ static int rm_one(const char *p, const struct stat *sb, int flag,
         return remove(p);
 }
 
-/* Feeds the record file through rating and billing, committing every
- * 4,096 input records, then drains (the end of input closes every
- * period). */
+/* The pipeline's registry for the sink while it runs. */
+static void pipeline(void *opaque, cf_inproc *ip, bool done)
+{
+        (void)opaque;
+        reg = done ? NULL : cf_inproc_registry(ip);
+}
+
+/* Feeds the record file through rating and billing in process
+ * (cf_test_run_genfile). */
 static int run_pipeline(const char *genfile)
 {
-        char err[512], sd[128];
-        cf_genfile_reader *r;
-        if (cf_genfile_reader_open(&r, genfile, err, sizeof(err))) {
-                print_error("%s\n", err);
-                return -1;
-        }
-        int t_sessions = cf_genfile_reader_topic_index(r, "charging.sessions");
-        int t_meter = cf_genfile_reader_topic_index(r, "charging.meter");
-        int t_sites = cf_genfile_reader_topic_index(r, "billing.sites");
-        int t_users = cf_genfile_reader_topic_index(r, "billing.users");
+        char sd[128];
         path(sd, sizeof(sd), "state");
-        cf_config cfg;
-        cf_config_init(&cfg);
-        /* Statements decided by the data alone, not by wall-clock idleness. */
-        if (cf_config_set(&cfg, "state.dir", sd, err, sizeof(err)) ||
-            cf_config_set(&cfg, "watermark.idle.ms", "86400000", err,
-                          sizeof(err))) {
-                print_error("%s\n", err);
-                return -1;
-        }
-        cf_inproc *ip;
-        if (cf_inproc_new(&cfg, PARTITIONS, sink, NULL, &ip, err,
-                          sizeof(err))) {
-                print_error("%s\n", err);
-                return -1;
-        }
-        reg = cf_inproc_registry(ip);
-        int64_t offsets[PARTITIONS][2] = { { 0 } };
-        cf_genfile_rec rec;
-        uint64_t n = 0;
-        int rc = 0;
-        while (!rc && cf_genfile_next(r, &rec) == CF_OK) {
-                int t = (int)rec.topic;
-                if (t == t_sites || t == t_users) {
-                        cf_inproc_table(
-                            ip, t == t_sites ? CF_TABLE_SITES : CF_TABLE_USERS,
-                            rec.key, rec.key_len, rec.value, rec.value_len);
-                        continue;
-                }
-                if (t != t_sessions && t != t_meter)
-                        continue;
-                int in = t == t_sessions ? CF_IN_SESSIONS : CF_IN_METER;
-                cf_src src = {
-                        .input = in,
-                        .partition = rec.partition,
-                        .offset = offsets[rec.partition][in]++,
-                        .ts = rec.timestamp_ms,
-                        .key = rec.key,
-                        .key_len = rec.key_len,
-                        .value = rec.value,
-                        .value_len = rec.value_len,
-                };
-                cf_inproc_feed(ip, &src);
-                if ((++n & 4095) == 0 &&
-                    cf_inproc_commit(ip, err, sizeof(err))) {
-                        print_error("commit: %s\n", err);
-                        rc = -1;
-                }
-        }
-        cf_inproc_drain(ip);
-        /* Rating's last outputs, then billing's. */
-        for (int i = 0; i < 3 && !rc; i++)
-                if (cf_inproc_commit(ip, err, sizeof(err))) {
-                        print_error("commit: %s\n", err);
-                        rc = -1;
-                }
-        reg = NULL;
-        cf_inproc_destroy(ip);
-        cf_config_destroy(&cfg);
-        cf_genfile_reader_close(r);
-        return rc;
+        return cf_test_run_genfile(genfile, sd, PARTITIONS, sink, pipeline,
+                                   NULL);
 }
 
 static int setup(void **state)
