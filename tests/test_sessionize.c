@@ -468,6 +468,25 @@ static void sessionize_late_reading_corrects_second_stop_does_not(void **state)
         cf_rig_done(r);
 }
 
+/* S-1 (u-anna) on CH-1: STARTED at T0 (100000 Wh), readings at +15 min
+ * (102500) and +30 min (105000); S-2 starts on the connector at +50 min
+ * (107000) before S-1's stop came, so S-1 is billed from its last reading
+ * once stream time is +51 min (the rig's lateness): 5000 Wh. */
+static void superseded_session(cf_rig *r)
+{
+        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        s1.user_id = "u-anna";
+        feed_ev(r, &s1);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
+        feed_rd(r, &m1);
+        feed_rd(r, &m2);
+        cf_session_event s2 =
+            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
+        feed_ev(r, &s2);
+        cf_rig_tick(r, T0 + 51 * MIN);
+}
+
 /* Issue 17: a session closed without its stop (a new session started on
  * its connector) is billed from its last reading; its stop, arriving later
  * within correction.window.ms, bills the difference as revision 2.
@@ -481,18 +500,7 @@ static void sessionize_late_stop_corrects_estimated_session(void **state)
 {
         (void)state;
         cf_rig *r = rating_rig_new();
-        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
-        s1.user_id = "u-anna";
-        feed_ev(r, &s1);
-        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
-        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
-        feed_rd(r, &m1);
-        feed_rd(r, &m2);
-        /* S-1's stop is still in flight when S-2 starts on its connector. */
-        cf_session_event s2 =
-            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
-        feed_ev(r, &s2);
-        cf_rig_tick(r, T0 + 51 * MIN);
+        superseded_session(r);
         cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1);
         const cf_charge_record *first = r->charges[0];
@@ -544,17 +552,7 @@ static void sessionize_correction_of_a_correction(void **state)
 {
         (void)state;
         cf_rig *r = rating_rig_new();
-        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
-        s1.user_id = "u-anna";
-        feed_ev(r, &s1);
-        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
-        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 30 * MIN, 105000);
-        feed_rd(r, &m1);
-        feed_rd(r, &m2);
-        cf_session_event s2 =
-            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
-        feed_ev(r, &s2);
-        cf_rig_tick(r, T0 + 51 * MIN);
+        superseded_session(r);
         cf_meter_reading m3 = rd("r3", "S-1", 3, T0 + 40 * MIN, 106000);
         feed_rd_at(r, T0 + 52 * MIN, &m3);
         cf_rig_tick(r, T0 + 53 * MIN);
@@ -623,15 +621,7 @@ static void sessionize_no_corrections_with_window_zero(void **state)
         cf_rig *r = rating_rig_new();
         cf_rig_set_int(r, "correction.window.ms", 0);
         cf_rig_restart(r);
-        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
-        s1.user_id = "u-anna";
-        feed_ev(r, &s1);
-        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 15 * MIN, 102500);
-        feed_rd(r, &m1);
-        cf_session_event s2 =
-            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
-        feed_ev(r, &s2);
-        cf_rig_tick(r, T0 + 51 * MIN);
+        superseded_session(r);
         cf_session_event st =
             ev("e3", CF_SESSION_STOPPED, "S-1", T0 + 45 * MIN, 107000);
         int64_t off = feed_ev_at(r, T0 + 55 * MIN, &st);
@@ -682,15 +672,7 @@ static void sessionize_drain_keeps_closed_sessions_correctable(void **state)
 {
         (void)state;
         cf_rig *r = rating_rig_new();
-        cf_session_event s1 = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
-        s1.user_id = "u-anna";
-        feed_ev(r, &s1);
-        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 30 * MIN, 105000);
-        feed_rd(r, &m1);
-        cf_session_event s2 =
-            ev("e2", CF_SESSION_STARTED, "S-2", T0 + 50 * MIN, 107000);
-        feed_ev(r, &s2);
-        cf_rig_tick(r, T0 + 51 * MIN);
+        superseded_session(r);
         cf_rig_commit(r);
         assert_int_equal(r->n_charges, 1); /* S-1, from its last reading */
         cf_inproc_drain(r->ip);
