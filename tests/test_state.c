@@ -1314,6 +1314,304 @@ static void store_cooled_entry_is_evicted_first(void **state)
         assert_int_equal(c.live, 0);
 }
 
+/* ---- stores with parts ------------------------------------------------- *
+ * A test object for stores that keep changes as parts: a list of small
+ * values. Whole: 'W', the count, one byte per value. A change: 'D', one
+ * byte per value added since stored (only appends make a change). */
+typedef struct plog {
+        uint8_t v[64];
+        uint32_t n, stored_n;
+        bool stored;
+} plog;
+
+static plog *plog_new(tctx *c, const char *vals)
+{
+        plog *o = calloc(1, sizeof(*o));
+        assert_non_null(o);
+        o->n = (uint32_t)strlen(vals);
+        memcpy(o->v, vals, o->n);
+        c->live++;
+        return o;
+}
+
+static void pl_encode(void *opaque, const void *obj, cf_buf *out)
+{
+        const plog *o = obj;
+        (void)opaque;
+        cf_buf_putc(out, 'W');
+        cf_buf_putc(out, (uint8_t)o->n);
+        cf_buf_put(out, o->v, o->n);
+}
+
+static void *pl_decode(void *opaque, const uint8_t *p, size_t len)
+{
+        if (len < 2 || p[0] != 'W' || p[1] != len - 2 || len - 2 > 64)
+                return NULL;
+        plog *o = calloc(1, sizeof(*o));
+        o->n = (uint32_t)(len - 2);
+        memcpy(o->v, p + 2, o->n);
+        ((tctx *)opaque)->live++;
+        return o;
+}
+
+static bool pl_delta(void *opaque, const void *obj, cf_buf *out)
+{
+        const plog *o = obj;
+        (void)opaque;
+        if (!o->stored || o->n < o->stored_n)
+                return false;
+        cf_buf_putc(out, 'D');
+        cf_buf_put(out, o->v + o->stored_n, o->n - o->stored_n);
+        return true;
+}
+
+static bool pl_apply(void *opaque, void *obj, const uint8_t *p, size_t len)
+{
+        plog *o = obj;
+        (void)opaque;
+        if (len < 1 || p[0] != 'D' || o->n + len - 1 > 64)
+                return false;
+        memcpy(o->v + o->n, p + 1, len - 1);
+        o->n += (uint32_t)(len - 1);
+        return true;
+}
+
+static void pl_stored(void *opaque, void *obj)
+{
+        plog *o = obj;
+        (void)opaque;
+        o->stored = true;
+        o->stored_n = o->n;
+}
+
+static const cf_store_ops plops = {
+        .encode = pl_encode,
+        .decode = pl_decode,
+        .free = t_free,
+        .size = t_size,
+        .encode_delta = pl_delta,
+        .apply_delta = pl_apply,
+        .stored = pl_stored,
+};
+
+static void plog_add(cf_store *st, const char *key, const char *vals)
+{
+        plog *o = cf_store_get(st, key, strlen(key));
+        assert_non_null(o);
+        size_t n = strlen(vals);
+        memcpy(o->v + o->n, vals, n);
+        o->n += (uint32_t)n;
+        assert_true(cf_store_dirty(st, key, strlen(key)));
+}
+
+/* Every key and value of a column family, as hex "key=value ...". */
+typedef struct kv_out {
+        char text[4096];
+} kv_out;
+
+static int collect_kv(void *opaque, const uint8_t *key, size_t klen,
+                      const uint8_t *val, size_t vlen)
+{
+        kv_out *o = opaque;
+        size_t at = strlen(o->text);
+        if (at)
+                at += (size_t)snprintf(o->text + at, sizeof(o->text) - at, " ");
+        for (size_t i = 0; i < klen; i++)
+                at += (size_t)snprintf(o->text + at, sizeof(o->text) - at,
+                                       "%02x", key[i]);
+        at += (size_t)snprintf(o->text + at, sizeof(o->text) - at, "=");
+        for (size_t i = 0; i < vlen; i++)
+                at += (size_t)snprintf(o->text + at, sizeof(o->text) - at,
+                                       "%02x", val[i]);
+        return 0;
+}
+
+static const char *dump(fx *f, kv_out *o)
+{
+        memset(o, 0, sizeof(*o));
+        assert_int_equal(cf_state_scan(f->s, CF_COL_SESSION_PARTS, NULL, 0,
+                                       collect_kv, o, f->err, sizeof(f->err)),
+                         CF_OK);
+        return o->text;
+}
+
+/* A flush writes a change as a new part; a read joins the parts; once the
+ * changes outgrow CF_STORE_PART_RATIO (4) times the whole, the object is
+ * written whole again and the parts go. Keys and values by hand from the
+ * layout in store.h: task 00 05, 'k' (6b), terminator 00 00, part. */
+static void store_parts_store_changes_and_read_back_whole(void **state)
+{
+        fx *f = *state;
+        tctx c = { 0 };
+        kv_out o;
+        cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
+                                    1 << 20, true);
+        /* Read first, as sessionize does: known absent, so the put is all
+         * the flush writes. */
+        assert_null(cf_store_get(st, "k", 1));
+        cf_store_put(st, "k", 1, plog_new(&c, "\x01\x02"));
+        write_flush(f, st, 1);
+        assert_string_equal(dump(f, &o), "00056b00000000=57020102");
+        plog_add(st, "k", "\x03");
+        write_flush(f, st, 1);
+        plog_add(st, "k", "\x04\x05");
+        write_flush(f, st, 1);
+        assert_string_equal(dump(f, &o), "00056b00000000=57020102 "
+                                         "00056b00000001=4403 "
+                                         "00056b00000002=440405");
+        write_flush(f, st, 0); /* nothing changed */
+        cf_store_destroy(st);
+
+        /* Read back: the three parts in one object. */
+        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 1 << 20,
+                          true);
+        plog *p = cf_store_get(st, "k", 1);
+        assert_non_null(p);
+        assert_int_equal(p->n, 5);
+        assert_memory_equal(p->v, "\x01\x02\x03\x04\x05", 5);
+        assert_int_equal(st_stats(st).reads, 1);
+        /* Whole: 4 bytes; changes so far 2 + 3. Ten values more (11
+         * bytes) make 16 = 4 x 4: still a part. */
+        plog_add(st, "k", "\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
+        write_flush(f, st, 1);
+        assert_string_equal(dump(f, &o),
+                            "00056b00000000=57020102 "
+                            "00056b00000001=4403 "
+                            "00056b00000002=440405 "
+                            "00056b00000003=44060708090a0b0c0d0e0f");
+        /* One more (2 bytes: 18 > 16): whole again, parts 1-3 deleted. */
+        plog_add(st, "k", "\x10");
+        write_flush(f, st, 4);
+        assert_string_equal(dump(f, &o), "00056b00000000=5710"
+                                         "0102030405060708090a0b0c0d0e0f10");
+        /* From the new whole: a change is a part 1 again. */
+        plog_add(st, "k", "\x11");
+        write_flush(f, st, 1);
+        assert_string_equal(dump(f, &o), "00056b00000000=5710"
+                                         "0102030405060708090a0b0c0d0e0f10 "
+                                         "00056b00000001=4411");
+        /* A delete removes each part. */
+        cf_store_del(st, "k", 1);
+        write_flush(f, st, 2);
+        assert_string_equal(dump(f, &o), "");
+        cf_store_destroy(st);
+        assert_int_equal(c.live, 0);
+}
+
+typedef struct seen {
+        char keys[64];
+        char vals[64];
+} seen;
+
+/* visit callback: keys and values in hex, space-separated. */
+static int collect_plog(void *opaque, const uint8_t *key, size_t klen,
+                        void *obj)
+{
+        seen *sn = opaque;
+        const plog *o = obj;
+        size_t at = strlen(sn->keys);
+        if (at)
+                sn->keys[at++] = ' ';
+        for (size_t i = 0; i < klen; i++)
+                at += (size_t)snprintf(sn->keys + at, sizeof(sn->keys) - at,
+                                       "%02x", key[i]);
+        at = strlen(sn->vals);
+        if (at)
+                sn->vals[at++] = ' ';
+        for (uint32_t i = 0; i < o->n; i++)
+                at += (size_t)snprintf(sn->vals + at, sizeof(sn->vals) - at,
+                                       "%02x", o->v[i]);
+        return 0;
+}
+
+/* A 0x00 in a key is written 0x00 0xff: the parts of "a", "a\0b" and "ab"
+ * stay apart, and the keys sort as the callers' keys do, which visit_all
+ * keeps (bytewise: "a" < "a\0b" < "ab"). */
+static void store_parts_keys_escape_zero_and_keep_key_order(void **state)
+{
+        fx *f = *state;
+        tctx c = { 0 };
+        kv_out o;
+        cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
+                                    1 << 20, true);
+        cf_store_put(st, "ab", 2, plog_new(&c, "\x03"));
+        cf_store_put(st, "a\0b", 3, plog_new(&c, "\x02"));
+        cf_store_put(st, "a", 1, plog_new(&c, "\x01"));
+        /* Put without a read: each may have parts on disk, cleared with a
+         * range delete before its part 0. */
+        write_flush(f, st, 6);
+        plog_add(st, "a", "\x07");
+        write_flush(f, st, 1);
+        assert_string_equal(dump(f, &o), "00056100000000=570101 "
+                                         "00056100000001=4407 "
+                                         "00056100ff6200000000=570102 "
+                                         "0005616200000000=570103");
+        cf_store_destroy(st);
+
+        /* A store that holds nothing in memory visits the three whole. */
+        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 0, true);
+        seen sn = { { 0 }, { 0 } };
+        assert_int_equal(
+            cf_store_visit_all(st, collect_plog, &sn, f->err, sizeof(f->err)),
+            CF_OK);
+        assert_string_equal(sn.keys, "61 610062 6162");
+        assert_string_equal(sn.vals, "0107 02 03");
+        assert_int_equal(c.live, 0); /* nothing cached */
+        /* load_all takes them whole into memory. */
+        cf_store_destroy(st);
+        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 1 << 20,
+                          true);
+        assert_int_equal(cf_store_load_all(st, f->err, sizeof(f->err)), CF_OK);
+        assert_true(cf_store_complete(st));
+        plog *p = cf_store_get(st, "a", 1);
+        assert_int_equal(p->n, 2);
+        assert_memory_equal(p->v, "\x01\x07", 2);
+        assert_int_equal(st_stats(st).reads, 0);
+        /* A change after a load is a part 2 of "a". */
+        plog_add(st, "a", "\x08");
+        write_flush(f, st, 1);
+        assert_non_null(strstr(dump(f, &o), "00056100000002=4408"));
+        cf_store_destroy(st);
+        assert_int_equal(c.live, 0);
+}
+
+/* Deleting a key the store has not read removes whatever parts it has
+ * (one range delete); a part missing in the middle is a sticky
+ * CF_ERR_CORRUPT, never a wrong object. */
+static void store_parts_unknown_delete_and_gap(void **state)
+{
+        fx *f = *state;
+        tctx c = { 0 };
+        kv_out o;
+        cf_batch *b = cf_batch_new(f->s);
+        const uint8_t z0[] = { 0, 5, 'z', 0, 0, 0, 0 },
+                      z1[] = { 0, 5, 'z', 0, 0, 0, 1 },
+                      y0[] = { 0, 5, 'y', 0, 0, 0, 0 },
+                      y2[] = { 0, 5, 'y', 0, 0, 0, 2 };
+        cf_batch_put(b, CF_COL_SESSION_PARTS, z0, sizeof(z0), "W\x01\x01", 3);
+        cf_batch_put(b, CF_COL_SESSION_PARTS, z1, sizeof(z1), "D\x02", 2);
+        cf_batch_put(b, CF_COL_SESSION_PARTS, y0, sizeof(y0), "W\x01\x01", 3);
+        cf_batch_put(b, CF_COL_SESSION_PARTS, y2, sizeof(y2), "D\x02", 2);
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
+                                    1 << 20, false);
+        cf_store_del(st, "z", 1);
+        write_flush(f, st, 1);
+        assert_string_equal(dump(f, &o),
+                            "00057900000000=570101 00057900000002=4402");
+        cf_store_destroy(st);
+        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 1 << 20,
+                          true);
+        assert_null(cf_store_get(st, "y", 1));
+        char msg[256];
+        assert_int_equal(cf_store_error(st, msg, sizeof(msg)), CF_ERR_CORRUPT);
+        assert_non_null(strstr(msg, "part 2"));
+        cf_store_destroy(st);
+        assert_int_equal(c.live, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1347,6 +1645,9 @@ int main(void)
                 T(store_load_all_stops_at_budget),
                 T(store_corrupt_value_is_a_sticky_error),
                 T(store_foreach_sorted_visits_in_key_order),
+                T(store_parts_store_changes_and_read_back_whole),
+                T(store_parts_keys_escape_zero_and_keep_key_order),
+                T(store_parts_unknown_delete_and_gap),
 #undef T
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

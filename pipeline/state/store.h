@@ -31,6 +31,17 @@
  * a read that failed. The runtime then fails the task and rebuilds it from
  * RocksDB.
  *
+ * Parts: a store whose ops have encode_delta keeps each object as a log of
+ * parts under its key: in RocksDB, part i of key K is the task prefix, K
+ * with every 0x00 byte written 0x00 0xff, then 0x00 0x00 and i as two bytes
+ * big-endian (order-preserving: the parts of K are adjacent, in order, and
+ * the keys sort as the caller's keys do). A flush appends a part with the
+ * change; once the changes stored add up to more than CF_STORE_PART_RATIO
+ * times the whole object (or CF_STORE_MAX_PARTS parts), it writes the
+ * object whole again and deletes the other parts: the bytes written stay
+ * within a small multiple of the changes, and a read within a small
+ * multiple of the object. A read takes every part in one scan.
+ *
  * Threads: a store belongs to the one thread running its task; it uses the
  * shared cf_state, which is thread-safe.
  */
@@ -57,9 +68,32 @@ typedef struct cf_store_ops {
         void (*free)(void *opaque, void *obj);
         /* Approximate bytes of memory obj holds, its own struct included. */
         size_t (*size)(void *opaque, const void *obj);
+        /* Optional, all three or none: the object is stored in parts, so
+         * that a commit writes what changed, not the whole object (a
+         * session that took one more reading). Part 0 is encode()'s whole
+         * object; each later part a change to apply to what the parts
+         * before it give.
+         *
+         * encode_delta appends to out the change from what the store holds
+         * (as of the last stored() call) to obj, and returns true; or
+         * returns false when it cannot (then the store writes the object
+         * whole, removing the parts). */
+        bool (*encode_delta)(void *opaque, const void *obj, cf_buf *out);
+        /* Applies a part after the first to obj; false when the bytes are
+         * not a valid change. */
+        bool (*apply_delta)(void *opaque, void *obj, const uint8_t *p,
+                            size_t len);
+        /* obj now equals what the store holds: it was flushed (whole or as
+         * a change), or decoded from its parts. */
+        void (*stored)(void *opaque, void *obj);
 } cf_store_ops;
 
 typedef struct cf_store cf_store;
+
+/* Parts (above): rewrite whole when the changes stored exceed this many
+ * times the whole part, or at this many parts. */
+#define CF_STORE_PART_RATIO 4
+#define CF_STORE_MAX_PARTS  1024
 
 /* Counters; entries and bytes are current values, the rest totals since
  * cf_store_new(). */
