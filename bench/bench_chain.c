@@ -34,6 +34,8 @@
 #include "config.h"
 #include "genfile.h"
 #include "inproc.h"
+#include "store.h"
+#include "task.h"
 
 typedef struct result {
         double eps, cpu_per_m, writes_per_event, secs, table_secs;
@@ -64,6 +66,56 @@ static const char *guarantee = "exactly_once";
 /* --set key=value options, applied to every run's configuration. */
 static const char *sets[16];
 static int n_sets;
+
+/* The stores of every task, summed per kind of task and store (the k-th
+ * store of each rating or billing task), to stderr: hit rate, RocksDB
+ * reads and flushed writes per input event, what memory holds at the
+ * end. */
+static void print_stores(cf_inproc *ip, int32_t parts, uint64_t events)
+{
+        for (int kind = 0; kind < 2; kind++) {
+                cf_store_stats sum[CF_TASK_MAX_STORES];
+                memset(sum, 0, sizeof(sum));
+                cf_col_t col[CF_TASK_MAX_STORES] = { 0 };
+                size_t n = 0;
+                for (int32_t p = 0; p < parts; p++) {
+                        cf_task *t = cf_inproc_task(ip, kind * parts + p);
+                        if (!t)
+                                continue;
+                        for (size_t k = 0; k < t->n_stores; k++) {
+                                cf_store_stats x;
+                                cf_store_stats_get(t->stores[k], &x);
+                                col[k] = cf_store_col(t->stores[k]);
+                                sum[k].hits += x.hits;
+                                sum[k].misses += x.misses;
+                                sum[k].reads += x.reads;
+                                sum[k].flushed += x.flushed;
+                                sum[k].entries += x.entries;
+                                sum[k].bytes += x.bytes;
+                                sum[k].evictions += x.evictions;
+                        }
+                        if (t->n_stores > n)
+                                n = t->n_stores;
+                }
+                for (size_t k = 0; k < n; k++) {
+                        uint64_t gets = sum[k].hits + sum[k].misses;
+                        fprintf(
+                            stderr,
+                            "store %s-%zu %-13s hits %6.2f%% of %llu, "
+                            "reads/ev %.4f, writes/ev %.4f, evictions "
+                            "%llu, at the end %zu entries, %.1f MiB\n",
+                            kind ? "billing" : "rating", k,
+                            cf_state_col_name(col[k]),
+                            gets ? 100.0 * (double)sum[k].hits / (double)gets
+                                 : 100.0,
+                            (unsigned long long)gets,
+                            (double)sum[k].reads / (double)events,
+                            (double)sum[k].flushed / (double)events,
+                            (unsigned long long)sum[k].evictions,
+                            sum[k].entries, (double)sum[k].bytes / 1048576.0);
+                }
+        }
+}
 
 static int run_once(const char *path, int64_t commit_ms, int run, result *res)
 {
@@ -184,6 +236,7 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
             (double)(cf_inproc_writes(ip) - base_writes) / (double)events;
         cf_state_write_stats(cf_inproc_state(ip), &sw1);
         res->state_bytes = sw1.bytes - sw0.bytes;
+        print_stores(ip, parts, events);
         int64_t d1 = cf_proc_write_bytes();
         res->disk_bytes = d0 >= 0 && d1 >= 0 ? d1 - d0 : -1;
         cf_inproc_destroy(ip);

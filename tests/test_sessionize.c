@@ -829,39 +829,41 @@ static void sessionize_restart_with_sessions_beyond_the_cache(void **state)
         cf_rig_done(r);
 }
 
-/* The parts of session sid in the rating task's store (store.h): their
- * number and each one's size. */
+/* The parts of session sid in the rating task's store (store.h: one value,
+ * each part its length as a zigzag varint and its bytes): their number and
+ * each one's size. */
 typedef struct parts_seen {
         int n;
         size_t len[16];
 } parts_seen;
 
-static int part_cb(void *opaque, const uint8_t *key, size_t klen,
-                   const uint8_t *val, size_t vlen)
-{
-        parts_seen *ps = opaque;
-        (void)key;
-        (void)klen;
-        (void)val;
-        if (ps->n < 16)
-                ps->len[ps->n] = vlen;
-        ps->n++;
-        return 0;
-}
-
 static parts_seen session_parts(cf_rig *r, const char *sid)
 {
-        uint16_t id = cf_task_state_id('A', 0);
-        uint8_t prefix[64] = { (uint8_t)(id >> 8), (uint8_t)id };
-        size_t n = strlen(sid);
-        memcpy(prefix + 2, sid, n);
-        prefix[2 + n] = prefix[3 + n] = 0; /* the key's terminator */
-        parts_seen ps = { 0 };
+        cf_key k;
+        cf_key_init(&k, cf_task_state_id('A', 0));
+        cf_key_bytes(&k, sid, strlen(sid));
+        cf_buf v;
+        cf_buf_init(&v);
         char err[256];
-        assert_int_equal(cf_state_scan(cf_inproc_state(r->ip),
-                                       CF_COL_SESSION_PARTS, prefix, n + 4,
-                                       part_cb, &ps, err, sizeof(err)),
-                         CF_OK);
+        parts_seen ps = { 0 };
+        cf_err_t e = cf_state_get(cf_inproc_state(r->ip), CF_COL_SESSION_PARTS,
+                                  k.b, k.len, &v, err, sizeof(err));
+        assert_true(e == CF_OK || e == CF_ERR_NOT_FOUND);
+        for (size_t at = 0; e == CF_OK && at < v.len;) {
+                uint64_t z = 0;
+                for (int shift = 0; at < v.len; shift += 7) {
+                        z |= (uint64_t)(v.p[at] & 0x7f) << shift;
+                        if (!(v.p[at++] & 0x80))
+                                break;
+                }
+                size_t n = (size_t)(z >> 1); /* lengths are never negative */
+                if (ps.n < 16)
+                        ps.len[ps.n] = n;
+                ps.n++;
+                at += n;
+                assert_true(at <= v.len);
+        }
+        cf_buf_free(&v);
         return ps;
 }
 
@@ -953,21 +955,25 @@ static void sessionize_moves_sessions_stored_whole_to_parts(void **state)
         feed_reading(r, "r1", T0 + MIN, 100100);
         cf_rig_commit(r);
         assert_int_equal(session_parts(r, "S-1").n, 1);
-        /* Make it the old layout: part 0's bytes under the plain key. */
+        /* Make it the old layout: the whole part's bytes, without their
+         * length, in column family SESSION. */
         cf_state *db = cf_inproc_state(r->ip);
         uint16_t id = cf_task_state_id('A', 0);
-        const uint8_t part0[] = {
-                (uint8_t)(id >> 8), (uint8_t)id, 'S', '-', '1', 0, 0, 0, 0
-        };
+        const uint8_t key[] = { (uint8_t)(id >> 8), (uint8_t)id, 'S', '-',
+                                '1' };
         cf_buf v;
         cf_buf_init(&v);
         char err[256];
-        assert_int_equal(cf_state_get(db, CF_COL_SESSION_PARTS, part0,
-                                      sizeof(part0), &v, err, sizeof(err)),
+        assert_int_equal(cf_state_get(db, CF_COL_SESSION_PARTS, key,
+                                      sizeof(key), &v, err, sizeof(err)),
                          CF_OK);
+        size_t hdr = 0; /* the varint length */
+        while (v.p[hdr++] & 0x80)
+                ;
         cf_batch *b = cf_batch_new(db);
-        cf_batch_delete(b, CF_COL_SESSION_PARTS, part0, sizeof(part0));
-        cf_batch_put(b, CF_COL_SESSION, part0, 5, v.p, v.len);
+        cf_batch_delete(b, CF_COL_SESSION_PARTS, key, sizeof(key));
+        cf_batch_put(b, CF_COL_SESSION, key, sizeof(key), v.p + hdr,
+                     v.len - hdr);
         assert_int_equal(cf_state_write(db, b, true, err, sizeof(err)), CF_OK);
         cf_batch_destroy(b);
         assert_int_equal(session_parts(r, "S-1").n, 0);
@@ -977,7 +983,7 @@ static void sessionize_moves_sessions_stored_whole_to_parts(void **state)
         db = cf_inproc_state(r->ip);
         assert_int_equal(session_parts(r, "S-1").n, 1);
         assert_int_equal(
-            cf_state_get(db, CF_COL_SESSION, part0, 5, &v, err, sizeof(err)),
+            cf_state_get(db, CF_COL_SESSION, key, 5, &v, err, sizeof(err)),
             CF_ERR_NOT_FOUND);
         cf_buf_free(&v);
         /* The session goes on from what it had: the start's register. */

@@ -1404,61 +1404,49 @@ static void plog_add(cf_store *st, const char *key, const char *vals)
         assert_true(cf_store_dirty(st, key, strlen(key)));
 }
 
-/* Every key and value of a column family, as hex "key=value ...". */
-typedef struct kv_out {
-        char text[4096];
-} kv_out;
-
-static int collect_kv(void *opaque, const uint8_t *key, size_t klen,
-                      const uint8_t *val, size_t vlen)
+/* The value of key k of task 5 in CF_COL_SESSION_PARTS, as hex ("" when
+ * absent). */
+static const char *value_hex(fx *f, const char *k, char *out, size_t size)
 {
-        kv_out *o = opaque;
-        size_t at = strlen(o->text);
-        if (at)
-                at += (size_t)snprintf(o->text + at, sizeof(o->text) - at, " ");
-        for (size_t i = 0; i < klen; i++)
-                at += (size_t)snprintf(o->text + at, sizeof(o->text) - at,
-                                       "%02x", key[i]);
-        at += (size_t)snprintf(o->text + at, sizeof(o->text) - at, "=");
-        for (size_t i = 0; i < vlen; i++)
-                at += (size_t)snprintf(o->text + at, sizeof(o->text) - at,
-                                       "%02x", val[i]);
-        return 0;
+        cf_key key;
+        cf_key_init(&key, 5);
+        cf_key_bytes(&key, k, strlen(k));
+        cf_buf v;
+        cf_buf_init(&v);
+        out[0] = 0;
+        cf_err_t err = cf_state_get(f->s, CF_COL_SESSION_PARTS, key.b, key.len,
+                                    &v, f->err, sizeof(f->err));
+        assert_true(err == CF_OK || err == CF_ERR_NOT_FOUND);
+        size_t at = 0;
+        for (size_t i = 0; err == CF_OK && i < v.len; i++)
+                at += (size_t)snprintf(out + at, size - at, "%02x", v.p[i]);
+        cf_buf_free(&v);
+        return out;
 }
 
-static const char *dump(fx *f, kv_out *o)
-{
-        memset(o, 0, sizeof(*o));
-        assert_int_equal(cf_state_scan(f->s, CF_COL_SESSION_PARTS, NULL, 0,
-                                       collect_kv, o, f->err, sizeof(f->err)),
-                         CF_OK);
-        return o->text;
-}
-
-/* A flush writes a change as a new part; a read joins the parts; once the
- * changes outgrow CF_STORE_PART_RATIO (4) times the whole, the object is
- * written whole again and the parts go. Keys and values by hand from the
- * layout in store.h: task 00 05, 'k' (6b), terminator 00 00, part. */
+/* A flush appends a change as a part of the value; a read joins the parts;
+ * once the changes would outgrow CF_STORE_PART_RATIO (4) times the whole,
+ * the object is put whole again. Values by hand from store.h: each part
+ * its length as a zigzag varint (4 -> 08), then its bytes ('W' 57, 'D'
+ * 44). */
 static void store_parts_store_changes_and_read_back_whole(void **state)
 {
         fx *f = *state;
         tctx c = { 0 };
-        kv_out o;
+        char h[512];
         cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
                                     1 << 20, true);
-        /* Read first, as sessionize does: known absent, so the put is all
-         * the flush writes. */
         assert_null(cf_store_get(st, "k", 1));
         cf_store_put(st, "k", 1, plog_new(&c, "\x01\x02"));
         write_flush(f, st, 1);
-        assert_string_equal(dump(f, &o), "00056b00000000=57020102");
+        assert_string_equal(value_hex(f, "k", h, sizeof(h)), "0857020102");
         plog_add(st, "k", "\x03");
         write_flush(f, st, 1);
         plog_add(st, "k", "\x04\x05");
         write_flush(f, st, 1);
-        assert_string_equal(dump(f, &o), "00056b00000000=57020102 "
-                                         "00056b00000001=4403 "
-                                         "00056b00000002=440405");
+        assert_string_equal(value_hex(f, "k", h, sizeof(h)), "0857020102"
+                                                             "044403"
+                                                             "06440405");
         write_flush(f, st, 0); /* nothing changed */
         cf_store_destroy(st);
 
@@ -1470,30 +1458,31 @@ static void store_parts_store_changes_and_read_back_whole(void **state)
         assert_int_equal(p->n, 5);
         assert_memory_equal(p->v, "\x01\x02\x03\x04\x05", 5);
         assert_int_equal(st_stats(st).reads, 1);
-        /* Whole: 4 bytes; changes so far 2 + 3. Ten values more (11
-         * bytes) make 16 = 4 x 4: still a part. */
+        /* Whole part: 5 bytes; changes so far 3 + 4. Ten values more (12
+         * bytes with the length) make 19 <= 4 x 5: still a part. */
         plog_add(st, "k", "\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
         write_flush(f, st, 1);
-        assert_string_equal(dump(f, &o),
-                            "00056b00000000=57020102 "
-                            "00056b00000001=4403 "
-                            "00056b00000002=440405 "
-                            "00056b00000003=44060708090a0b0c0d0e0f");
-        /* One more (2 bytes: 18 > 16): whole again, parts 1-3 deleted. */
+        assert_string_equal(value_hex(f, "k", h, sizeof(h)),
+                            "0857020102"
+                            "044403"
+                            "06440405"
+                            "1644060708090a0b0c0d0e0f");
+        /* One more (3 bytes: 22 > 20): whole again, one put. */
         plog_add(st, "k", "\x10");
-        write_flush(f, st, 4);
-        assert_string_equal(dump(f, &o), "00056b00000000=5710"
-                                         "0102030405060708090a0b0c0d0e0f10");
-        /* From the new whole: a change is a part 1 again. */
+        write_flush(f, st, 1);
+        assert_string_equal(value_hex(f, "k", h, sizeof(h)),
+                            "245710"
+                            "0102030405060708090a0b0c0d0e0f10");
+        /* From the new whole: a change is a part after it. */
         plog_add(st, "k", "\x11");
         write_flush(f, st, 1);
-        assert_string_equal(dump(f, &o), "00056b00000000=5710"
-                                         "0102030405060708090a0b0c0d0e0f10 "
-                                         "00056b00000001=4411");
-        /* A delete removes each part. */
+        assert_string_equal(value_hex(f, "k", h, sizeof(h)),
+                            "245710"
+                            "0102030405060708090a0b0c0d0e0f10"
+                            "044411");
         cf_store_del(st, "k", 1);
-        write_flush(f, st, 2);
-        assert_string_equal(dump(f, &o), "");
+        write_flush(f, st, 1);
+        assert_string_equal(value_hex(f, "k", h, sizeof(h)), "");
         cf_store_destroy(st);
         assert_int_equal(c.live, 0);
 }
@@ -1524,40 +1513,34 @@ static int collect_plog(void *opaque, const uint8_t *key, size_t klen,
         return 0;
 }
 
-/* A 0x00 in a key is written 0x00 0xff: the parts of "a", "a\0b" and "ab"
- * stay apart, and the keys sort as the callers' keys do, which visit_all
- * keeps (bytewise: "a" < "a\0b" < "ab"). */
-static void store_parts_keys_escape_zero_and_keep_key_order(void **state)
+/* visit_all and load_all read objects with parts whole; a change after
+ * load_all appends to what was loaded. A put the store cannot tell is new
+ * (no read before) is a put all the same. */
+static void store_parts_visit_and_load_read_them_whole(void **state)
 {
         fx *f = *state;
         tctx c = { 0 };
-        kv_out o;
+        char h[512];
         cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
                                     1 << 20, true);
         cf_store_put(st, "ab", 2, plog_new(&c, "\x03"));
-        cf_store_put(st, "a\0b", 3, plog_new(&c, "\x02"));
         cf_store_put(st, "a", 1, plog_new(&c, "\x01"));
-        /* Put without a read: each may have parts on disk, cleared with a
-         * range delete before its part 0. */
-        write_flush(f, st, 6);
+        write_flush(f, st, 2);
         plog_add(st, "a", "\x07");
         write_flush(f, st, 1);
-        assert_string_equal(dump(f, &o), "00056100000000=570101 "
-                                         "00056100000001=4407 "
-                                         "00056100ff6200000000=570102 "
-                                         "0005616200000000=570103");
+        assert_string_equal(value_hex(f, "a", h, sizeof(h)), "065701010444"
+                                                             "07");
         cf_store_destroy(st);
 
-        /* A store that holds nothing in memory visits the three whole. */
+        /* A store that holds nothing in memory visits both whole. */
         st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 0, true);
         seen sn = { { 0 }, { 0 } };
         assert_int_equal(
             cf_store_visit_all(st, collect_plog, &sn, f->err, sizeof(f->err)),
             CF_OK);
-        assert_string_equal(sn.keys, "61 610062 6162");
-        assert_string_equal(sn.vals, "0107 02 03");
+        assert_string_equal(sn.keys, "61 6162");
+        assert_string_equal(sn.vals, "0107 03");
         assert_int_equal(c.live, 0); /* nothing cached */
-        /* load_all takes them whole into memory. */
         cf_store_destroy(st);
         st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 1 << 20,
                           true);
@@ -1567,49 +1550,95 @@ static void store_parts_keys_escape_zero_and_keep_key_order(void **state)
         assert_int_equal(p->n, 2);
         assert_memory_equal(p->v, "\x01\x07", 2);
         assert_int_equal(st_stats(st).reads, 0);
-        /* A change after a load is a part 2 of "a". */
         plog_add(st, "a", "\x08");
         write_flush(f, st, 1);
-        assert_non_null(strstr(dump(f, &o), "00056100000002=4408"));
+        assert_string_equal(value_hex(f, "a", h, sizeof(h)), "065701010444"
+                                                             "07"
+                                                             "044408");
         cf_store_destroy(st);
         assert_int_equal(c.live, 0);
 }
 
-/* Deleting a key the store has not read removes whatever parts it has
- * (one range delete); a part missing in the middle is a sticky
+/* A value whose parts do not decode (a first part that is not whole, a
+ * change that does not apply, a length past the end) is a sticky
  * CF_ERR_CORRUPT, never a wrong object. */
-static void store_parts_unknown_delete_and_gap(void **state)
+static void store_parts_bad_value_is_corrupt(void **state)
 {
         fx *f = *state;
         tctx c = { 0 };
-        kv_out o;
+        const char *bad[] = {
+                "\x04"
+                "D\x02", /* no whole part */
+                "\x06"
+                "W\x01\x01\x04X\x02", /* not a change */
+                "\x06"
+                "W\x01\x01\x08"
+                "D", /* length past the end */
+        };
+        const size_t len[] = { 3, 7, 6 };
+        for (int i = 0; i < 3; i++) {
+                cf_key k;
+                cf_key_init(&k, 5);
+                cf_key_bytes(&k, "y", 1);
+                cf_batch *b = cf_batch_new(f->s);
+                cf_batch_put(b, CF_COL_SESSION_PARTS, k.b, k.len, bad[i],
+                             len[i]);
+                assert_int_equal(
+                    cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                    CF_OK);
+                cf_batch_destroy(b);
+                cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5,
+                                            &plops, &c, 1 << 20, true);
+                assert_null(cf_store_get(st, "y", 1));
+                assert_int_equal(cf_store_error(st, NULL, 0), CF_ERR_CORRUPT);
+                cf_store_destroy(st);
+        }
+        assert_int_equal(c.live, 0);
+}
+
+/* An append goes through the batch log (the task log's form) like a put:
+ * replayed, it gives the same value. */
+static void state_append_concatenates_and_replays_from_the_log(void **state)
+{
+        fx *f = *state;
+        cf_key k;
+        cf_key_init(&k, 6);
+        cf_key_bytes(&k, "s", 1);
+        cf_buf log;
+        cf_buf_init(&log);
         cf_batch *b = cf_batch_new(f->s);
-        const uint8_t z0[] = { 0, 5, 'z', 0, 0, 0, 0 },
-                      z1[] = { 0, 5, 'z', 0, 0, 0, 1 },
-                      y0[] = { 0, 5, 'y', 0, 0, 0, 0 },
-                      y2[] = { 0, 5, 'y', 0, 0, 0, 2 };
-        cf_batch_put(b, CF_COL_SESSION_PARTS, z0, sizeof(z0), "W\x01\x01", 3);
-        cf_batch_put(b, CF_COL_SESSION_PARTS, z1, sizeof(z1), "D\x02", 2);
-        cf_batch_put(b, CF_COL_SESSION_PARTS, y0, sizeof(y0), "W\x01\x01", 3);
-        cf_batch_put(b, CF_COL_SESSION_PARTS, y2, sizeof(y2), "D\x02", 2);
+        cf_batch_tee(b, &log);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "ab", 2);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "c", 1);
         assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
                          CF_OK);
         cf_batch_destroy(b);
-        cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
-                                    1 << 20, false);
-        cf_store_del(st, "z", 1);
-        write_flush(f, st, 1);
-        assert_string_equal(dump(f, &o),
-                            "00057900000000=570101 00057900000002=4402");
-        cf_store_destroy(st);
-        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 1 << 20,
-                          true);
-        assert_null(cf_store_get(st, "y", 1));
-        char msg[256];
-        assert_int_equal(cf_store_error(st, msg, sizeof(msg)), CF_ERR_CORRUPT);
-        assert_non_null(strstr(msg, "part 2"));
-        cf_store_destroy(st);
-        assert_int_equal(c.live, 0);
+        b = cf_batch_new(f->s);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "d", 1);
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        assert_string_equal(get_str(f->s, CF_COL_SESSION_PARTS, &k), "abcd");
+        /* A put replaces the parts; appends go on from it. */
+        b = cf_batch_new(f->s);
+        cf_batch_put(b, CF_COL_SESSION_PARTS, k.b, k.len, "X", 1);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "y", 1);
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        assert_string_equal(get_str(f->s, CF_COL_SESSION_PARTS, &k), "Xy");
+        /* The log of the first batch, replayed on another task's key
+         * space after a delete: "abc" again. */
+        b = cf_batch_new(f->s);
+        cf_batch_delete(b, CF_COL_SESSION_PARTS, k.b, k.len);
+        assert_int_equal(
+            cf_batch_add_log(b, log.p, log.len, f->err, sizeof(f->err)), CF_OK);
+        assert_int_equal(cf_batch_count(b), 3);
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        assert_string_equal(get_str(f->s, CF_COL_SESSION_PARTS, &k), "abc");
+        cf_buf_free(&log);
 }
 
 int main(void)
@@ -1646,8 +1675,9 @@ int main(void)
                 T(store_corrupt_value_is_a_sticky_error),
                 T(store_foreach_sorted_visits_in_key_order),
                 T(store_parts_store_changes_and_read_back_whole),
-                T(store_parts_keys_escape_zero_and_keep_key_order),
-                T(store_parts_unknown_delete_and_gap),
+                T(store_parts_visit_and_load_read_them_whole),
+                T(store_parts_bad_value_is_corrupt),
+                T(state_append_concatenates_and_replays_from_the_log),
 #undef T
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,7 +61,7 @@ struct cf_batch {
         cf_buf *tee; /* cf_batch_tee */
 };
 
-enum { LOG_PUT = 1, LOG_DELETE = 2, LOG_RANGE = 3 };
+enum { LOG_PUT = 1, LOG_DELETE = 2, LOG_RANGE = 3, LOG_APPEND = 4 };
 
 static void tee_op(cf_batch *b, int op, cf_col_t col, const void *k,
                    size_t klen, const void *v, size_t vlen)
@@ -202,6 +202,75 @@ static void state_free(cf_state *s)
         free(s);
 }
 
+/* The merge operator of every column family: appends (cf_batch_append).
+ * A full merge is the existing value (if any) and the operands one after
+ * the other; a partial merge, the operands one after the other. */
+static char *concat(const char *first, size_t first_len, const char *const *ops,
+                    const size_t *lens, int n, unsigned char *success,
+                    size_t *out_len)
+{
+        size_t total = first_len;
+        for (int i = 0; i < n; i++)
+                total += lens[i];
+        char *out = malloc(total ? total : 1);
+        if (!out) {
+                *success = 0;
+                return NULL;
+        }
+        size_t at = 0;
+        if (first_len) {
+                memcpy(out, first, first_len);
+                at = first_len;
+        }
+        for (int i = 0; i < n; i++) {
+                memcpy(out + at, ops[i], lens[i]);
+                at += lens[i];
+        }
+        *out_len = total;
+        *success = 1;
+        return out;
+}
+
+static char *append_full(void *state, const char *key, size_t klen,
+                         const char *existing, size_t elen,
+                         const char *const *ops, const size_t *lens, int n,
+                         unsigned char *success, size_t *out_len)
+{
+        (void)state;
+        (void)key;
+        (void)klen;
+        return concat(existing, existing ? elen : 0, ops, lens, n, success,
+                      out_len);
+}
+
+static char *append_partial(void *state, const char *key, size_t klen,
+                            const char *const *ops, const size_t *lens, int n,
+                            unsigned char *success, size_t *out_len)
+{
+        (void)state;
+        (void)key;
+        (void)klen;
+        return concat(NULL, 0, ops, lens, n, success, out_len);
+}
+
+static void append_free(void *state, const char *v, size_t len)
+{
+        (void)state;
+        (void)len;
+        free((void *)v);
+}
+
+static void append_destroy(void *state)
+{
+        (void)state;
+}
+
+static const char *append_name(void *state)
+{
+        (void)state;
+        return "chargeflow.append";
+}
+
 static void state_options(cf_state *s, const cf_state_conf *conf)
 {
         size_t cache = conf && conf->block_cache_bytes ? conf->block_cache_bytes
@@ -267,6 +336,10 @@ static void state_options(cf_state *s, const cf_state_conf *conf)
         rocksdb_options_set_wal_recovery_mode(s->opt,
                                               rocksdb_point_in_time_recovery);
         rocksdb_options_set_keep_log_file_num(s->opt, 4);
+        rocksdb_options_set_merge_operator(
+            s->opt, rocksdb_mergeoperator_create(NULL, append_destroy,
+                                                 append_full, append_partial,
+                                                 append_free, append_name));
         rocksdb_options_set_max_log_file_size(s->opt, 8 * MIB);
 
         s->ro = rocksdb_readoptions_create();
@@ -494,6 +567,14 @@ void cf_batch_delete_range(cf_batch *b, cf_col_t col, const void *lo,
                 tee_op(b, LOG_RANGE, col, lo, lolen, hi, hilen);
 }
 
+void cf_batch_append(cf_batch *b, cf_col_t col, const void *key, size_t klen,
+                     const void *val, size_t vlen)
+{
+        rocksdb_writebatch_merge_cf(b->wb, b->s->cf[col], key, klen, val, vlen);
+        if (b->tee)
+                tee_op(b, LOG_APPEND, col, key, klen, val, vlen);
+}
+
 void cf_batch_tee(cf_batch *b, cf_buf *log)
 {
         b->tee = log;
@@ -513,7 +594,7 @@ static bool walk_log(cf_batch *b, const uint8_t *p, size_t n)
                 const uint8_t *k = cf_get_bytes(&r, &kl);
                 const uint8_t *v = cf_get_bytes(&r, &vl);
                 if (!r.ok || col >= CF_COL__CNT || op < LOG_PUT ||
-                    op > LOG_RANGE)
+                    op > LOG_APPEND)
                         return false;
                 if (!b)
                         continue;
@@ -521,6 +602,8 @@ static bool walk_log(cf_batch *b, const uint8_t *p, size_t n)
                         cf_batch_put(b, (cf_col_t)col, k, kl, v, vl);
                 else if (op == LOG_DELETE)
                         cf_batch_delete(b, (cf_col_t)col, k, kl);
+                else if (op == LOG_APPEND)
+                        cf_batch_append(b, (cf_col_t)col, k, kl, v, vl);
                 else
                         cf_batch_delete_range(b, (cf_col_t)col, k, kl, v, vl);
         }

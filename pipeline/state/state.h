@@ -184,6 +184,12 @@ void cf_batch_destroy(cf_batch *b);
 void cf_batch_put(cf_batch *b, cf_col_t col, const void *key, size_t klen,
                   const void *val, size_t vlen);
 void cf_batch_delete(cf_batch *b, cf_col_t col, const void *key, size_t klen);
+/* Appends val to the value of key (a RocksDB merge, with a merge operator
+ * that concatenates): a read then returns the value and every appended
+ * part after it; on an absent key, the parts appended since. A put or
+ * delete replaces them all. Costs a write of val alone. */
+void cf_batch_append(cf_batch *b, cf_col_t col, const void *key, size_t klen,
+                     const void *val, size_t vlen);
 /* Deletes the keys k with lo <= k < hi. */
 void cf_batch_delete_range(cf_batch *b, cf_col_t col, const void *lo,
                            size_t lolen, const void *hi, size_t hilen);
@@ -192,7 +198,8 @@ void cf_batch_clear(cf_batch *b);
 
 /* While log is set (NULL: stop), every put, delete and range delete added
  * to b is also appended to log in the batch-log encoding: per operation
- * one byte (1 put, 2 delete, 3 range delete), one byte column family, then
+ * one byte (1 put, 2 delete, 3 range delete, 4 append), one byte column
+ * family, then
  * the key (or lo) and the value (or hi) as wire.h byte strings (a delete
  * has an empty value). The task log (pipeline/task/tasklog.c) ships a
  * commit to Kafka in this form. */

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire.h"
+
 enum {
         ENT_CLEAN,   /* object, same as in RocksDB */
         ENT_ABSENT,  /* no object, none in RocksDB */
@@ -37,10 +39,9 @@ typedef struct ent {
         uint8_t st;                /* ENT_* */
         bool on_disk;              /* RocksDB may hold the key */
         bool cold;                 /* to the LRU tail at the next flush */
-        /* Stores with parts: how many RocksDB holds (PARTS_UNKNOWN when
-         * it may hold some we have not read), and the bytes of the whole
-         * part and of the changes after it. */
-        uint32_t parts;
+        /* Stores with parts: the bytes of the stored value's whole part
+         * and of the changes after it; 0, 0 when not known (never read or
+         * written by this store: the next flush writes it whole). */
         uint32_t whole_bytes, delta_bytes;
         uint8_t key[]; /* 2-byte task prefix + caller's key */
 } ent;
@@ -69,63 +70,17 @@ struct cf_store {
         cf_buf kbuf; /* prefixed key for reads */
         cf_buf vbuf; /* value read */
         cf_buf enc;  /* encoded object */
+        ent dec;     /* the sizes of the last value decoded (parts) */
         cf_err_t err;
         char errstr[256];
         uint64_t hits, misses, reads, evictions, flushed;
 };
 
 #define STORE_MIN_BUCKETS 64
-#define PARTS_UNKNOWN     UINT32_MAX
 
 static bool has_parts(const cf_store *st)
 {
         return st->ops->encode_delta != NULL;
-}
-
-/* Appends to out the RocksDB key of part `part` of the caller's key k (see
- * store.h), or with part < 0 the prefix every part of k starts with. */
-static void part_key(const cf_store *st, cf_buf *out, const uint8_t *k,
-                     size_t kl, int32_t part)
-{
-        cf_buf_putc(out, (uint8_t)(st->task >> 8));
-        cf_buf_putc(out, (uint8_t)st->task);
-        for (size_t i = 0; i < kl; i++) {
-                cf_buf_putc(out, k[i]);
-                if (!k[i])
-                        cf_buf_putc(out, 0xff);
-        }
-        cf_buf_putc(out, 0);
-        cf_buf_putc(out, 0);
-        if (part >= 0) {
-                cf_buf_putc(out, (uint8_t)(part >> 8));
-                cf_buf_putc(out, (uint8_t)part);
-        }
-}
-
-/* Reads a part's RocksDB key back: the caller's key into out, its part
- * number into *part. False when the key is not of that form. */
-static bool part_parse(const uint8_t *key, size_t klen, cf_buf *out,
-                       uint32_t *part)
-{
-        out->len = 0;
-        for (size_t i = 2; i < klen; i++) {
-                if (key[i]) {
-                        cf_buf_putc(out, key[i]);
-                        continue;
-                }
-                if (i + 1 >= klen)
-                        return false;
-                if (key[i + 1] == 0xff) {
-                        cf_buf_putc(out, 0);
-                        i++;
-                        continue;
-                }
-                if (key[i + 1] != 0 || klen != i + 4)
-                        return false;
-                *part = (uint32_t)key[i + 2] << 8 | key[i + 3];
-                return true;
-        }
-        return false;
 }
 
 /* A 64-bit hash of the key bytes: multiply-xorshift over 8-byte words. */
@@ -277,7 +232,6 @@ static ent *ent_insert(cf_store *st, const void *key, size_t klen, uint64_t h,
         e->st = s;
         e->on_disk = on_disk;
         e->cold = false;
-        e->parts = on_disk ? PARTS_UNKNOWN : 0;
         e->whole_bytes = e->delta_bytes = 0;
         e->size = 0;
         size_t i = h & (st->nbuckets - 1);
@@ -375,11 +329,45 @@ void cf_store_destroy(cf_store *st)
         free(st);
 }
 
+/* A value of a store with parts: the parts one after the other, each as
+ * its length (varint) and bytes. Decodes the first, applies the others;
+ * NULL when one does not decode or apply. The sizes go to e (may be
+ * NULL). */
+static void *parts_decode(cf_store *st, const uint8_t *val, size_t vlen, ent *e)
+{
+        cf_wrd r;
+        cf_wrd_init(&r, val, vlen);
+        uint32_t n;
+        const uint8_t *p = cf_get_bytes(&r, &n);
+        if (!r.ok)
+                return NULL;
+        void *obj = st->ops->decode(st->opaque, p, n);
+        if (!obj)
+                return NULL;
+        uint32_t whole = (uint32_t)(r.p - val), delta = 0;
+        while (r.p < r.end) {
+                const uint8_t *at = r.p;
+                p = cf_get_bytes(&r, &n);
+                if (!r.ok || !st->ops->apply_delta(st->opaque, obj, p, n)) {
+                        st->ops->free(st->opaque, obj);
+                        return NULL;
+                }
+                delta += (uint32_t)(r.p - at);
+        }
+        st->ops->stored(st->opaque, obj);
+        if (e) {
+                e->whole_bytes = whole;
+                e->delta_bytes = delta;
+        }
+        return obj;
+}
+
 /* Decodes the value of a stored key, or records CF_ERR_CORRUPT. */
 static void *store_decode(cf_store *st, const uint8_t *key, size_t klen,
                           const uint8_t *val, size_t vlen)
 {
-        void *obj = st->ops->decode(st->opaque, val, vlen);
+        void *obj = has_parts(st) ? parts_decode(st, val, vlen, &st->dec)
+                                  : st->ops->decode(st->opaque, val, vlen);
         if (!obj) {
                 char msg[160];
                 cf_buf hex;
@@ -393,127 +381,6 @@ static void *store_decode(cf_store *st, const uint8_t *key, size_t klen,
                 cf_buf_free(&hex);
                 store_fail(st, CF_ERR_CORRUPT, msg);
         }
-        return obj;
-}
-
-/* Takes an object's parts one by one, in order: part 0 decoded, the later
- * ones applied to it. */
-typedef struct parts_rd {
-        void *obj;
-        uint32_t parts, whole_bytes, delta_bytes;
-} parts_rd;
-
-/* Adds part `part` (value v) of the RocksDB key rkey to a; false, with the
- * store failed (CF_ERR_CORRUPT) and a->obj freed, when it does not fit. */
-static bool parts_add(cf_store *st, parts_rd *a, const uint8_t *rkey,
-                      size_t rklen, uint32_t part, const uint8_t *v,
-                      size_t vlen)
-{
-        if (part == 0 && !a->obj) {
-                a->obj = store_decode(st, rkey, rklen, v, vlen);
-                a->parts = 1;
-                a->whole_bytes = (uint32_t)vlen;
-                a->delta_bytes = 0;
-                return a->obj != NULL;
-        }
-        if (a->obj && part == a->parts &&
-            st->ops->apply_delta(st->opaque, a->obj, v, vlen)) {
-                a->parts++;
-                a->delta_bytes += (uint32_t)vlen;
-                return true;
-        }
-        char msg[160];
-        cf_buf hex;
-        cf_buf_init(&hex);
-        cf_buf_hex(&hex, rkey, rklen > 32 ? 32 : rklen);
-        snprintf(msg, sizeof(msg),
-                 "column family %s: part %u of %zu bytes under key %s%s "
-                 "does not follow the parts before it",
-                 cf_state_col_name(st->col), (unsigned)part, vlen,
-                 cf_buf_cstr(&hex), rklen > 32 ? "..." : "");
-        cf_buf_free(&hex);
-        store_fail(st, CF_ERR_CORRUPT, msg);
-        if (a->obj)
-                st->ops->free(st->opaque, a->obj);
-        a->obj = NULL;
-        return false;
-}
-
-/* The object read whole: it now equals what the store holds. */
-static void *parts_done(cf_store *st, parts_rd *a)
-{
-        void *obj = a->obj;
-        if (obj)
-                st->ops->stored(st->opaque, obj);
-        a->obj = NULL;
-        return obj;
-}
-
-typedef struct miss_ctx {
-        cf_store *st;
-        parts_rd a;
-        size_t plen; /* the parts' common prefix */
-} miss_ctx;
-
-static int miss_part(void *opaque, const uint8_t *key, size_t klen,
-                     const uint8_t *val, size_t vlen)
-{
-        miss_ctx *mc = opaque;
-        uint32_t part = klen == mc->plen + 2
-                            ? (uint32_t)key[klen - 2] << 8 | key[klen - 1]
-                            : UINT32_MAX;
-        return !parts_add(mc->st, &mc->a, key, klen, part, val, vlen);
-}
-
-/* A miss in a store with parts: part 0 by a point read (a bloom filter
- * answers most absent keys), the others by a scan after it. Returns the
- * object (cached), or NULL when absent or on error. */
-static void *get_parts(cf_store *st, const void *key, size_t klen, uint64_t h)
-{
-        st->kbuf.len = 0;
-        part_key(st, &st->kbuf, key, klen, 0);
-        st->reads++;
-        char msg[256];
-        cf_err_t err = cf_state_get(st->s, st->col, st->kbuf.p, st->kbuf.len,
-                                    &st->vbuf, msg, sizeof(msg));
-        if (err == CF_ERR_NOT_FOUND) {
-                ent *e = ent_insert(st, key, klen, h, ENT_ABSENT, NULL, false);
-                store_evict(st, e);
-                return NULL;
-        }
-        if (err) {
-                store_fail(st, err, msg);
-                return NULL;
-        }
-        miss_ctx mc = { .st = st, .plen = st->kbuf.len - 2 };
-        if (!parts_add(st, &mc.a, st->kbuf.p, st->kbuf.len, 0, st->vbuf.p,
-                       st->vbuf.len))
-                return NULL;
-        /* Parts 1.. : from part 1 to the end of the prefix. */
-        uint8_t *lo = cf_malloc(st->kbuf.len), *hi = cf_malloc(mc.plen);
-        memcpy(lo, st->kbuf.p, st->kbuf.len);
-        lo[st->kbuf.len - 1] = 1;
-        memcpy(hi, st->kbuf.p, mc.plen);
-        hi[mc.plen - 1] = 1; /* the terminator 0x00 0x00 -> 0x00 0x01 */
-        err = cf_state_scan_range(st->s, st->col, lo, st->kbuf.len, hi, mc.plen,
-                                  miss_part, &mc, msg, sizeof(msg));
-        free(lo);
-        free(hi);
-        if (err)
-                store_fail(st, err, msg);
-        if (st->err) {
-                if (mc.a.obj)
-                        st->ops->free(st->opaque, mc.a.obj);
-                return NULL;
-        }
-        uint32_t parts = mc.a.parts, whole = mc.a.whole_bytes,
-                 delta = mc.a.delta_bytes;
-        void *obj = parts_done(st, &mc.a);
-        ent *e = ent_insert(st, key, klen, h, ENT_CLEAN, obj, true);
-        e->parts = parts;
-        e->whole_bytes = whole;
-        e->delta_bytes = delta;
-        store_evict(st, e);
         return obj;
 }
 
@@ -532,8 +399,6 @@ void *cf_store_get(cf_store *st, const void *key, size_t klen)
         st->misses++;
         if (st->complete || !st->load_on_miss)
                 return NULL;
-        if (has_parts(st))
-                return get_parts(st, key, klen, h);
 
         st->kbuf.len = 0;
         cf_buf_putc(&st->kbuf, (uint8_t)(st->task >> 8));
@@ -557,6 +422,8 @@ void *cf_store_get(cf_store *st, const void *key, size_t klen)
         if (!obj)
                 return NULL;
         e = ent_insert(st, key, klen, h, ENT_CLEAN, obj, true);
+        e->whole_bytes = st->dec.whole_bytes;
+        e->delta_bytes = st->dec.delta_bytes;
         store_evict(st, e);
         return obj;
 }
@@ -609,67 +476,34 @@ void cf_store_del(cf_store *st, const void *key, size_t klen)
         ent_measure(st, e);
 }
 
-/* Deletes every part of e that RocksDB may hold from part `from` on: one by
- * one when their number is known, else with a range delete. Returns the
- * operations added. */
-static size_t parts_delete(cf_store *st, cf_batch *b, ent *e, uint32_t from)
+/* Adds e's object to b: as a change appended to the stored value when the
+ * ops can write one and the changes stay within CF_STORE_PART_RATIO times
+ * the whole part, else whole (a put, which replaces every part). */
+static void parts_put(cf_store *st, cf_batch *b, ent *e)
 {
-        if (e->parts == PARTS_UNKNOWN) {
-                st->kbuf.len = 0;
-                part_key(st, &st->kbuf, e->key + 2, e->klen, (int32_t)from);
-                /* Up to the prefix with its terminator 0x00 0x00 made
-                 * 0x00 0x01: above every part. */
-                size_t plen = st->kbuf.len - 2;
-                uint8_t *hi = cf_malloc(plen);
-                memcpy(hi, st->kbuf.p, plen);
-                hi[plen - 1] = 1;
-                cf_batch_delete_range(b, st->col, st->kbuf.p, st->kbuf.len, hi,
-                                      plen);
-                free(hi);
-                return 1;
-        }
-        size_t n = 0;
-        for (uint32_t i = from; i < e->parts; i++, n++) {
-                st->kbuf.len = 0;
-                part_key(st, &st->kbuf, e->key + 2, e->klen, (int32_t)i);
-                cf_batch_delete(b, st->col, st->kbuf.p, st->kbuf.len);
-        }
-        return n;
-}
-
-/* Adds e's object to b as a change when it can, else whole. Returns the
- * operations added. */
-static size_t parts_put(cf_store *st, cf_batch *b, ent *e)
-{
+        cf_buf *x = &st->kbuf; /* the part; kbuf is free during a flush */
+        x->len = 0;
         st->enc.len = 0;
-        if (e->parts != PARTS_UNKNOWN && e->parts > 0 &&
-            e->parts < CF_STORE_MAX_PARTS &&
-            st->ops->encode_delta(st->opaque, e->obj, &st->enc) &&
-            (uint64_t)e->delta_bytes + st->enc.len <=
-                (uint64_t)CF_STORE_PART_RATIO * e->whole_bytes) {
-                st->kbuf.len = 0;
-                part_key(st, &st->kbuf, e->key + 2, e->klen, (int32_t)e->parts);
-                cf_batch_put(b, st->col, st->kbuf.p, st->kbuf.len, st->enc.p,
-                             st->enc.len);
-                e->parts++;
-                e->delta_bytes += (uint32_t)st->enc.len;
-                st->ops->stored(st->opaque, e->obj);
-                return 1;
+        if (e->whole_bytes &&
+            st->ops->encode_delta(st->opaque, e->obj, &st->enc)) {
+                cf_put_bytes(x, st->enc.p, (uint32_t)st->enc.len);
+                if ((uint64_t)e->delta_bytes + x->len <=
+                    (uint64_t)CF_STORE_PART_RATIO * e->whole_bytes) {
+                        cf_batch_append(b, st->col, e->key, 2 + (size_t)e->klen,
+                                        x->p, x->len);
+                        e->delta_bytes += (uint32_t)x->len;
+                        st->ops->stored(st->opaque, e->obj);
+                        return;
+                }
         }
-        size_t n = 1;
-        if (e->parts == PARTS_UNKNOWN || e->parts > 1)
-                n += parts_delete(st, b, e, 1);
         st->enc.len = 0;
         st->ops->encode(st->opaque, e->obj, &st->enc);
-        st->kbuf.len = 0;
-        part_key(st, &st->kbuf, e->key + 2, e->klen, 0);
-        cf_batch_put(b, st->col, st->kbuf.p, st->kbuf.len, st->enc.p,
-                     st->enc.len);
-        e->parts = 1;
-        e->whole_bytes = (uint32_t)st->enc.len;
+        x->len = 0;
+        cf_put_bytes(x, st->enc.p, (uint32_t)st->enc.len);
+        cf_batch_put(b, st->col, e->key, 2 + (size_t)e->klen, x->p, x->len);
+        e->whole_bytes = (uint32_t)x->len;
         e->delta_bytes = 0;
         st->ops->stored(st->opaque, e->obj);
-        return n;
 }
 
 cf_err_t cf_store_flush(cf_store *st, cf_batch *b, size_t *nwrites)
@@ -683,13 +517,12 @@ cf_err_t cf_store_flush(cf_store *st, cf_batch *b, size_t *nwrites)
         ent *e;
         while ((e = st->dirty.tail)) {
                 if (e->st == ENT_DIRTY && has_parts(st)) {
-                        n += parts_put(st, b, e);
+                        parts_put(st, b, e);
                 } else if (e->st == ENT_DIRTY) {
                         st->enc.len = 0;
                         st->ops->encode(st->opaque, e->obj, &st->enc);
                         cf_batch_put(b, st->col, e->key, 2 + (size_t)e->klen,
                                      st->enc.p, st->enc.len);
-                        n++;
                 }
                 if (e->st == ENT_DIRTY) {
                         e->on_disk = true;
@@ -700,18 +533,14 @@ cf_err_t cf_store_flush(cf_store *st, cf_batch *b, size_t *nwrites)
                                 list_push_tail(&st->lru, e);
                                 e->cold = false;
                         }
-                } else if (has_parts(st)) {
-                        n += parts_delete(st, b, e, 0);
-                        e->parts = 0;
-                        e->on_disk = false;
-                        ent_set(st, e, ENT_ABSENT);
                 } else {
                         cf_batch_delete(b, st->col, e->key,
                                         2 + (size_t)e->klen);
+                        e->whole_bytes = e->delta_bytes = 0;
                         e->on_disk = false;
                         ent_set(st, e, ENT_ABSENT);
-                        n++;
                 }
+                n++;
         }
         st->flushed += n;
         if (nwrites)
@@ -724,99 +553,6 @@ typedef struct load_ctx {
         cf_store *st;
         bool full;
 } load_ctx;
-
-/* A scan of a store with parts, object by object: each object's parts are
- * read into one (unless the caller's key is in memory: then `mem` is its
- * entry and no part is read), and `done` is called with it. done returns
- * 0 to go on. */
-typedef struct group_scan {
-        cf_store *st;
-        int (*done)(struct group_scan *g, const uint8_t *k, size_t kl, ent *mem,
-                    parts_rd *a);
-        void *opaque;
-        cf_buf key;      /* the current object's caller key */
-        cf_buf kbuf_tmp; /* the caller key of the part read */
-        bool open;       /* an object is being read */
-        ent *mem;        /* its entry in memory, if any */
-        parts_rd a;
-} group_scan;
-
-static int group_finish(group_scan *g)
-{
-        if (!g->open)
-                return 0;
-        g->open = false;
-        return g->done(g, g->key.p, g->key.len, g->mem, &g->a);
-}
-
-static int group_part(void *opaque, const uint8_t *key, size_t klen,
-                      const uint8_t *val, size_t vlen)
-{
-        group_scan *g = opaque;
-        cf_store *st = g->st;
-        uint32_t part = 0;
-        if (!part_parse(key, klen, &g->kbuf_tmp, &part)) {
-                parts_rd none = { 0 };
-                parts_add(st, &none, key, klen, UINT32_MAX, val, vlen);
-                return 1;
-        }
-        bool same = g->open && g->kbuf_tmp.len == g->key.len &&
-                    !memcmp(g->kbuf_tmp.p, g->key.p, g->key.len);
-        if (!same) {
-                if (group_finish(g))
-                        return 1;
-                g->key.len = 0;
-                cf_buf_put(&g->key, g->kbuf_tmp.p, g->kbuf_tmp.len);
-                g->open = true;
-                g->mem = ent_find(st, g->key.p, g->key.len,
-                                  key_hash(g->key.p, g->key.len));
-        }
-        if (g->mem)
-                return 0;
-        return !parts_add(st, &g->a, key, klen, part, val, vlen);
-}
-
-/* Scans the task's keys of a store with parts. */
-static cf_err_t group_scan_all(cf_store *st, group_scan *g)
-{
-        uint8_t prefix[2] = { (uint8_t)(st->task >> 8), (uint8_t)st->task };
-        char msg[256];
-        cf_buf_init(&g->key);
-        cf_buf_init(&g->kbuf_tmp);
-        cf_err_t err = cf_state_scan(st->s, st->col, prefix, 2, group_part, g,
-                                     msg, sizeof(msg));
-        if (err)
-                store_fail(st, err, msg);
-        if (!st->err)
-                group_finish(g);
-        if (g->a.obj)
-                st->ops->free(st->opaque, g->a.obj);
-        cf_buf_free(&g->key);
-        cf_buf_free(&g->kbuf_tmp);
-        return st->err;
-}
-
-static int load_group(group_scan *g, const uint8_t *k, size_t kl, ent *mem,
-                      parts_rd *a)
-{
-        load_ctx *lc = g->opaque;
-        cf_store *st = g->st;
-        if (mem)
-                return 0; /* memory is newer */
-        uint32_t parts = a->parts, whole = a->whole_bytes,
-                 delta = a->delta_bytes;
-        void *obj = parts_done(st, a);
-        ent *e = ent_insert(st, k, kl, key_hash(k, kl), ENT_CLEAN, obj, true);
-        e->parts = parts;
-        e->whole_bytes = whole;
-        e->delta_bytes = delta;
-        if (st->bytes > st->budget) {
-                ent_remove(st, e);
-                lc->full = true;
-                return 1;
-        }
-        return 0;
-}
 
 static int load_one(void *opaque, const uint8_t *key, size_t klen,
                     const uint8_t *val, size_t vlen)
@@ -832,6 +568,8 @@ static int load_one(void *opaque, const uint8_t *key, size_t klen,
         if (!obj)
                 return 1;
         ent *e = ent_insert(st, k, kl, h, ENT_CLEAN, obj, true);
+        e->whole_bytes = st->dec.whole_bytes;
+        e->delta_bytes = st->dec.delta_bytes;
         if (st->bytes > st->budget) {
                 ent_remove(st, e);
                 lc->full = true;
@@ -844,16 +582,11 @@ cf_err_t cf_store_load_all(cf_store *st, char *errstr, size_t errstr_size)
 {
         uint8_t prefix[2] = { (uint8_t)(st->task >> 8), (uint8_t)st->task };
         load_ctx lc = { .st = st, .full = false };
-        if (has_parts(st)) {
-                group_scan g = { .st = st, .done = load_group, .opaque = &lc };
-                group_scan_all(st, &g);
-        } else {
-                char msg[256];
-                cf_err_t err = cf_state_scan(st->s, st->col, prefix, 2,
-                                             load_one, &lc, msg, sizeof(msg));
-                if (err)
-                        store_fail(st, err, msg);
-        }
+        char msg[256];
+        cf_err_t err = cf_state_scan(st->s, st->col, prefix, 2, load_one, &lc,
+                                     msg, sizeof(msg));
+        if (err)
+                store_fail(st, err, msg);
         if (st->err) {
                 if (errstr && errstr_size)
                         snprintf(errstr, errstr_size, "%s", st->errstr);
@@ -895,19 +628,6 @@ static int visit_one(void *opaque, const uint8_t *key, size_t klen,
         return r;
 }
 
-static int visit_group(group_scan *g, const uint8_t *k, size_t kl, ent *mem,
-                       parts_rd *a)
-{
-        visit_ctx *vc = g->opaque;
-        cf_store *st = g->st;
-        if (mem) /* memory is newer; a deleted key is skipped */
-                return mem->obj ? vc->cb(vc->opaque, k, kl, mem->obj) : 0;
-        void *obj = parts_done(st, a);
-        int r = vc->cb(vc->opaque, k, kl, obj);
-        st->ops->free(st->opaque, obj);
-        return r;
-}
-
 cf_err_t cf_store_visit_all(cf_store *st, cf_store_foreach_cb *cb, void *opaque,
                             char *errstr, size_t errstr_size)
 {
@@ -919,16 +639,11 @@ cf_err_t cf_store_visit_all(cf_store *st, cf_store_foreach_cb *cb, void *opaque,
         visit_ctx vc = { st, cb, opaque };
         char msg[256];
         st->iterating++;
-        if (has_parts(st)) {
-                group_scan g = { .st = st, .done = visit_group, .opaque = &vc };
-                group_scan_all(st, &g);
-        } else {
-                cf_err_t err = cf_state_scan(st->s, st->col, prefix, 2,
-                                             visit_one, &vc, msg, sizeof(msg));
-                if (err)
-                        store_fail(st, err, msg);
-        }
+        cf_err_t err = cf_state_scan(st->s, st->col, prefix, 2, visit_one, &vc,
+                                     msg, sizeof(msg));
         st->iterating--;
+        if (err)
+                store_fail(st, err, msg);
         if (st->err && errstr && errstr_size)
                 snprintf(errstr, errstr_size, "%s", st->errstr);
         return st->err;

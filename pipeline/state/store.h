@@ -31,16 +31,14 @@
  * a read that failed. The runtime then fails the task and rebuilds it from
  * RocksDB.
  *
- * Parts: a store whose ops have encode_delta keeps each object as a log of
- * parts under its key: in RocksDB, part i of key K is the task prefix, K
- * with every 0x00 byte written 0x00 0xff, then 0x00 0x00 and i as two bytes
- * big-endian (order-preserving: the parts of K are adjacent, in order, and
- * the keys sort as the caller's keys do). A flush appends a part with the
- * change; once the changes stored add up to more than CF_STORE_PART_RATIO
- * times the whole object (or CF_STORE_MAX_PARTS parts), it writes the
- * object whole again and deletes the other parts: the bytes written stay
- * within a small multiple of the changes, and a read within a small
- * multiple of the object. A read takes every part in one scan.
+ * Parts: a store whose ops have encode_delta keeps each object as its
+ * whole encoding followed by changes, in one RocksDB value: each part its
+ * length (varint) and bytes. A flush appends the commit's change
+ * (cf_batch_append, a RocksDB merge: only the change is written); once the
+ * changes stored add up to more than CF_STORE_PART_RATIO times the whole
+ * part, it puts the object whole again. The bytes written stay within a
+ * small multiple of the changes, and a value within a small multiple of
+ * the object; a read is one point read, as without parts.
  *
  * Threads: a store belongs to the one thread running its task; it uses the
  * shared cf_state, which is thread-safe.
