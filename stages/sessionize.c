@@ -55,7 +55,6 @@ typedef struct sz_ctx {
         cf_store *chargers; /* charger id -> charger_st */
         cf_dheap timers;    /* session deadlines */
         int64_t lateness, timeout, offline, orphan_wait, window;
-        cf_store *legacy; /* sessions stored whole (before parts) */
         cf_buf tmp;
 } sz_ctx;
 
@@ -1274,20 +1273,13 @@ static int load_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
         return 0;
 }
 
-/* A session stored whole by an earlier version: moved into the store with
- * parts (a copy: the legacy store owns obj), deleted from the old column
- * family, both in the next commit. */
-static int migrate_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
+/* A session moved from the column family an earlier version stored it
+ * whole in (cf_task_store_move): its deadline. */
+static int moved_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
 {
-        sz_ctx *c = opaque;
-        c->tmp.len = 0;
-        sess_encode(c, obj, &c->tmp);
-        cf_session *s = sess_decode(c, c->tmp.p, c->tmp.len);
-        if (!s)
-                abort(); /* what sess_encode wrote always decodes */
-        cf_store_put(c->sessions, key, klen, s);
-        cf_store_del(c->legacy, key, klen);
-        schedule(c, s);
+        (void)key;
+        (void)klen;
+        schedule(opaque, obj);
         return 0;
 }
 
@@ -1305,8 +1297,6 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
         /* Its share of the task's budget (cf_task_cache_budget): 5/8. */
         c->sessions = cf_task_store(t, CF_COL_SESSION_PARTS, &sess_ops, c,
                                     cf_task_cache_budget(t) / 2, true);
-        c->legacy =
-            cf_task_store(t, CF_COL_SESSION, &sess_whole_ops, c, 0, false);
         cf_buf_init(&c->tmp);
         c->chargers = cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
                                     cf_task_cache_budget(t) / 8, true);
@@ -1317,7 +1307,8 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
                 err = cf_store_visit_all(c->sessions, load_one, c, errstr,
                                          errstr_size);
         if (!err)
-                err = cf_store_visit_all(c->legacy, migrate_one, c, errstr,
+                err = cf_task_store_move(t, c->sessions, CF_COL_SESSION,
+                                         &sess_whole_ops, moved_one, c, errstr,
                                          errstr_size);
         if (err) {
                 cf_dheap_free(&c->timers);

@@ -82,6 +82,7 @@ static const char *const cf_col_names[CF_COL__CNT] = {
         [CF_COL_BILL] = "bill",
         [CF_COL_INDEX] = "index",
         [CF_COL_SESSION_PARTS] = "session_parts",
+        [CF_COL_DEDUP_PARTS] = "dedup_parts",
 };
 
 const char *cf_state_col_name(cf_col_t col)

@@ -46,6 +46,7 @@ typedef enum cf_col {
         CF_COL_BILL,          /* statement aggregates per party and period */
         CF_COL_INDEX,         /* secondary indexes (e.g. time-ordered timers) */
         CF_COL_SESSION_PARTS, /* sessions, stored in parts (store.h) */
+        CF_COL_DEDUP_PARTS,   /* dedup windows, stored in parts */
         CF_COL__CNT
 } cf_col_t;
 

@@ -193,6 +193,10 @@ void cf_store_foreach(cf_store *st, int flags, cf_store_foreach_cb *cb,
 cf_err_t cf_store_visit_all(cf_store *st, cf_store_foreach_cb *cb, void *opaque,
                             char *errstr, size_t errstr_size);
 
+/* A new object from the whole encoding p[0..len) (the ops' decode; NULL
+ * when it does not decode), owned by the caller until put. */
+void *cf_store_decode(cf_store *st, const uint8_t *p, size_t len);
+
 /* Returns the sticky error (CF_OK when none) and, if errstr is not NULL,
  * copies its message. */
 cf_err_t cf_store_error(const cf_store *st, char *errstr, size_t errstr_size);
