@@ -387,9 +387,9 @@ static cf_err_t dd_init(cf_task *t, void **ctxp, char *errstr,
         /* Its share of the task's budget (cf_task_cache_budget): 1/4. */
         c->chargers = cf_task_store(t, CF_COL_DEDUP_PARTS, &cd_ops, c,
                                     cf_task_cache_budget(t) / 4, true);
-        cf_err_t err = cf_task_store_move(t, c->chargers, CF_COL_DEDUP,
-                                          &cd_whole_ops, NULL, c, errstr,
-                                          errstr_size);
+        cf_err_t err =
+            cf_task_store_move(t, c->chargers, CF_COL_DEDUP, &cd_whole_ops,
+                               NULL, c, errstr, errstr_size);
         if (err) {
                 free(c);
                 return err;

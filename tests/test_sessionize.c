@@ -829,42 +829,9 @@ static void sessionize_restart_with_sessions_beyond_the_cache(void **state)
         cf_rig_done(r);
 }
 
-/* The parts of session sid in the rating task's store (store.h: one value,
- * each part its length as a zigzag varint and its bytes): their number and
- * each one's size. */
-typedef struct parts_seen {
-        int n;
-        size_t len[16];
-} parts_seen;
-
 static parts_seen session_parts(cf_rig *r, const char *sid)
 {
-        cf_key k;
-        cf_key_init(&k, cf_task_state_id('A', 0));
-        cf_key_bytes(&k, sid, strlen(sid));
-        cf_buf v;
-        cf_buf_init(&v);
-        char err[256];
-        parts_seen ps = { 0 };
-        cf_err_t e = cf_state_get(cf_inproc_state(r->ip), CF_COL_SESSION_PARTS,
-                                  k.b, k.len, &v, err, sizeof(err));
-        assert_true(e == CF_OK || e == CF_ERR_NOT_FOUND);
-        for (size_t at = 0; e == CF_OK && at < v.len;) {
-                uint64_t z = 0;
-                for (int shift = 0; at < v.len; shift += 7) {
-                        z |= (uint64_t)(v.p[at] & 0x7f) << shift;
-                        if (!(v.p[at++] & 0x80))
-                                break;
-                }
-                size_t n = (size_t)(z >> 1); /* lengths are never negative */
-                if (ps.n < 16)
-                        ps.len[ps.n] = n;
-                ps.n++;
-                at += n;
-                assert_true(at <= v.len);
-        }
-        cf_buf_free(&v);
-        return ps;
+        return stored_parts(r, CF_COL_SESSION_PARTS, sid);
 }
 
 static void feed_reading(cf_rig *r, const char *eid, int64_t t, int64_t wh)

@@ -131,12 +131,13 @@ cf_err_t cf_task_store_move(cf_task *t, cf_store *st, cf_col_t from,
                             cf_store_foreach_cb *moved, void *opaque,
                             char *errstr, size_t errstr_size)
 {
-        move_ctx m = { .to = st, .from_ops = from_ops, .moved = moved,
-                       .opaque = opaque };
+        move_ctx m = {
+                .to = st, .from_ops = from_ops, .moved = moved, .opaque = opaque
+        };
         m.from = cf_task_store(t, from, from_ops, opaque, 0, false);
         cf_buf_init(&m.tmp);
-        cf_err_t err = cf_store_visit_all(m.from, move_one, &m, errstr,
-                                          errstr_size);
+        cf_err_t err =
+            cf_store_visit_all(m.from, move_one, &m, errstr, errstr_size);
         cf_buf_free(&m.tmp);
         return err;
 }
