@@ -22,6 +22,11 @@
  * from its state directory. Anything else (no state, older state, another
  * writer's commits): it drops the task's keys and replays the log's whole
  * commits, then writes with a new epoch (one above any in the log).
+ * Except when META 'r' says the directory's copy is the log applied up to
+ * a known offset, with nothing written here since (a standby copy, or a
+ * restore or catch-up the process then wrote nothing after): then only
+ * the commits after that offset are applied (the same rules as a replay),
+ * and it writes with a new epoch; a replay when that fails.
  */
 #ifndef CF_TASKLOG_H
 #define CF_TASKLOG_H
@@ -86,5 +91,32 @@ cf_err_t cf_tasklog_sync(struct cf_runtime *rt, char sub, int32_t id,
 bool cf_tasklog_parse(const uint8_t *p, size_t n, cf_tasklog_pos *pos,
                       bool *full, int64_t *i, int64_t *k, const uint8_t **ops,
                       size_t *ops_len);
+
+/* Standby copies (num.standby.replicas): for tasks the process does not
+ * own, a copy of the task's state kept in the state directory by applying
+ * the task log's commits as they come (a consumer of its own, no stage
+ * run, no output written), each with META 'r' (where in the log the copy
+ * stands, and that it was applied, not written). cf_tasklog_sync then
+ * applies only the rest of the log when the task is assigned, and goes on
+ * with a new epoch. */
+typedef struct cf_standby cf_standby;
+
+cf_err_t cf_standby_new(struct cf_runtime *rt, cf_standby **sbp, char *errstr,
+                        size_t errstr_size);
+void cf_standby_destroy(cf_standby *sb);
+
+/* Keeps copies of the tasks with want[idx] (indexed as rt->tasks) that
+ * the process does not hold, and of no other: a copy started where the
+ * directory's copy stands (META 'r'), else from the log's start with the
+ * task's keys dropped. A copy that stops is kept on disk as it is. */
+cf_err_t cf_standby_set(cf_standby *sb, const bool *want, char *errstr,
+                        size_t errstr_size);
+
+/* Whether a copy of task idx is kept. */
+bool cf_standby_has(const cf_standby *sb, int32_t idx);
+
+/* Applies the commits that came, for about budget_ms at most. Runtime
+ * thread. */
+void cf_standby_poll(cf_standby *sb, int64_t budget_ms);
 
 #endif
