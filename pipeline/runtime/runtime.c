@@ -53,6 +53,8 @@
 #define QUEUE_PAUSE  20000 /* messages queued per input before pausing */
 #define QUEUE_RESUME 2000  /* ... and resuming */
 #define BATCH        1024  /* messages per fetch call */
+/* ms from an assignment to the first commit (rebalance_cb) */
+#define FIRST_COMMIT_MS 250
 
 static volatile sig_atomic_t rt_stop;
 /* A second signal: also stop waiting for the task log's deliveries (the
@@ -701,7 +703,17 @@ static void revoke_all(rt_state *s)
                 await_hold(rt);
                 if (commit_all(s) == CF_OK)
                         rd_kafka_flush(rt->producer, 30000);
-                commit_all(s); /* deletes what was delivered from the outbox */
+                /* deletes what was delivered from the outbox */
+                if (commit_all(s) == CF_OK && !rt->fatal) {
+                        /* Where each task's copy stands in its log. */
+                        char errstr[256];
+                        for (int32_t p = 0; p < rt->n_tasks; p++)
+                                if (rt->tasks[p] &&
+                                    cf_tasklog_leave(rt->tasks[p], errstr,
+                                                     sizeof(errstr)))
+                                        cf_log(CF_LOG_WARN, "%s: %s",
+                                               rt->tasks[p]->name, errstr);
+                }
         }
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task_destroy(rt->tasks[p]);
@@ -754,9 +766,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 char sub = input == CF_IN_REPARTITION ? 'B' : 'A';
                 if (!rt->tasks[idx]) {
                         bool restored = false, full = false;
+                        int64_t done_n = -1;
                         if ((rt->task_log &&
                              cf_tasklog_sync(rt, sub, tp->partition, &rt_stop,
-                                             &restored, &full, errstr,
+                                             &restored, &full, &done_n, errstr,
                                              sizeof(errstr))) ||
                             cf_task_new(rt, sub, tp->partition, &rt->tasks[idx],
                                         errstr, sizeof(errstr))) {
@@ -769,6 +782,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 return;
                         }
                         rt->tasks[idx]->log_full = full;
+                        rt->tasks[idx]->log_done_n = done_n;
                         cf_log(CF_LOG_INFO, "task %s assigned%s",
                                rt->tasks[idx]->name,
                                restored ? " (restored from the task log)" : "");
@@ -792,6 +806,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          "outbox recovery: %s; nothing produced (it could "
                          "repeat delivered records): restart to try again",
                          why);
+        }
+        /* The first commit comes soon after an assignment (a quarter of a
+         * second of processing, at most commit.interval.ms), not at once
+         * with nothing processed: the moved tasks' first outputs then
+         * leave without waiting a whole interval. */
+        {
+                int64_t soon = rt->cfg->commit_interval_ms < FIRST_COMMIT_MS
+                                   ? rt->cfg->commit_interval_ms
+                                   : FIRST_COMMIT_MS;
+                s->last_commit =
+                    cf_mono_ms() - rt->cfg->commit_interval_ms + soon;
         }
         /* Where the copies go now: asked to the group (placement_poll). */
         if (s->sb) {

@@ -185,6 +185,17 @@ void cf_tasklog_end(cf_task *t, cf_batch *b)
 void cf_tasklog_delivered(cf_task *t, const cf_out *o, int64_t offset)
 {
         cf_runtime *rt = t->rt;
+        cf_tasklog_pos pos;
+        int64_t i, k;
+        bool full;
+        const uint8_t *ops;
+        size_t len;
+        if (cf_tasklog_parse(o->value, o->vlen, &pos, &full, &i, &k, &ops,
+                             &len) &&
+            i + 1 == k) {
+                t->log_end_pos = pos;
+                t->log_end_offset = offset + 1;
+        }
         if (o->log_mark & CF_OUT_LOG_FIRST)
                 t->log_trim_from = offset;
         if (!(o->log_mark & CF_OUT_LOG_LAST) || t->log_trim_from <= 0 ||
@@ -659,8 +670,8 @@ static cf_err_t write_pos(cf_runtime *rt, uint16_t state_id, cf_tasklog_pos pos,
  * any other answer leaves the copy for a full replay (errstr says why). */
 static cf_err_t catch_up(cf_runtime *rt, const char *topic, int32_t id,
                          uint16_t state_id, const char *name, const replica *rp,
-                         volatile sig_atomic_t *stop, char *errstr,
-                         size_t errstr_size)
+                         volatile sig_atomic_t *stop, int64_t *done_n,
+                         char *errstr, size_t errstr_size)
 {
         int64_t t0 = cf_mono_ms();
         restore r;
@@ -683,6 +694,14 @@ static cf_err_t catch_up(cf_runtime *rt, const char *topic, int32_t id,
         cf_buf_free(&r.a.ops);
         if (err)
                 return err;
+        *done_n = r.applied.n;
+        /* This process's own commits, and nothing after them: it goes on
+         * as their writer (as when the log's last commit is the
+         * directory's), so that its next commit, if it waits in the outbox
+         * after a crash, is still found to be its own. */
+        if (!rp->standby && r.bytes == rp->bytes &&
+            rp->applied.epoch == rp->lpos.epoch && rp->applied.n == rp->lpos.n)
+                return CF_OK;
         cf_tasklog_pos next = { r.a.max_epoch + 1, r.applied.n };
         replica now = { next,          r.applied, r.next_offset,
                         r.a.max_epoch, r.bytes,   false };
@@ -706,7 +725,8 @@ static cf_err_t catch_up(cf_runtime *rt, const char *topic, int32_t id,
 
 cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                          volatile sig_atomic_t *stop, bool *restored,
-                         bool *full, char *errstr, size_t errstr_size)
+                         bool *full, int64_t *done_n, char *errstr,
+                         size_t errstr_size)
 {
         uint16_t state_id = cf_task_state_id(sub, id);
         const char *topic =
@@ -715,6 +735,7 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
         snprintf(name, sizeof(name), "%c-%d", sub, (int)id);
         *restored = false;
         *full = false;
+        *done_n = -1;
         cf_key k;
         /* What the state directory holds. */
         cf_tasklog_pos local;
@@ -725,15 +746,18 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
         if (err)
                 return err;
         /* A copy that is the log applied up to a known offset (a standby
-         * copy, or this directory's last restore or catch-up with nothing
-         * written since): only what follows that offset is applied, and
-         * the task goes on with a new epoch (never as the writer of those
-         * commits: a standby copy's last commit is never taken for this
-         * process's own). When that does not work, a full replay. */
+         * copy; this directory's last restore or catch-up with nothing
+         * written since; or what it left when it let the task go with all
+         * its commits delivered, cf_tasklog_leave): only what follows that
+         * offset is applied, and the task goes on with a new epoch (never
+         * as the writer of those commits: a standby copy's last commit is
+         * never taken for this process's own), unless nothing follows the
+         * process's own last commit. When that does not work, a full
+         * replay. The log's tail is not read. */
         if (valid) {
                 char why[256];
-                err = catch_up(rt, topic, id, state_id, name, &rp, stop, why,
-                               sizeof(why));
+                err = catch_up(rt, topic, id, state_id, name, &rp, stop, done_n,
+                               why, sizeof(why));
                 if (err == CF_OK)
                         return CF_OK;
                 if (*stop) {
@@ -799,6 +823,7 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
         if (same || ahead) {
                 /* The same commit, or the next one whose log entries wait
                  * in this directory's outbox. */
+                *done_n = kafka.n;
                 if (local.epoch == 0)
                         return write_pos(
                             rt, state_id,
@@ -837,6 +862,7 @@ replay:;
                              errstr_size)))
                 return err;
         *restored = true;
+        *done_n = r.applied.n;
         cf_log(CF_LOG_INFO,
                "%s: restored from %s [%d]: %" PRId64 " commits (%" PRId64
                " bytes, %" PRId64 " from an earlier writer skipped, %" PRId64
@@ -847,6 +873,24 @@ replay:;
                r.applied.n, r.applied.epoch, local.n, local.epoch,
                cf_mono_ms() - t0);
         return CF_OK;
+}
+
+cf_err_t cf_tasklog_leave(cf_task *t, char *errstr, size_t errstr_size)
+{
+        if (!t->rt->task_log || t->log_end_offset <= 0 ||
+            t->log_end_pos.epoch != t->log_pos.epoch ||
+            t->log_end_pos.n != t->log_pos.n || t->ob.inflight)
+                return CF_OK;
+        for (size_t i = 0; i < t->ob.n_pending; i++)
+                if (cf_outbox_is_log(t->ob.pending[i]->topic))
+                        return CF_OK;
+        replica rp = { t->log_pos,       t->log_pos,        t->log_end_offset,
+                       t->log_pos.epoch, t->log_since_full, false };
+        cf_batch *b = cf_batch_new(t->rt->st);
+        replica_put(b, t->state_id, &rp);
+        cf_err_t err = cf_state_write(t->rt->st, b, true, errstr, errstr_size);
+        cf_batch_destroy(b);
+        return err;
 }
 
 /* ---- standby copies

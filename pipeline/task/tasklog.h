@@ -23,10 +23,12 @@
  * writer's commits): it drops the task's keys and replays the log's whole
  * commits, then writes with a new epoch (one above any in the log).
  * Except when META 'r' says the directory's copy is the log applied up to
- * a known offset, with nothing written here since (a standby copy, or a
- * restore or catch-up the process then wrote nothing after): then only
- * the commits after that offset are applied (the same rules as a replay),
- * and it writes with a new epoch; a replay when that fails.
+ * a known offset, with nothing written here since (a standby copy; a
+ * restore or catch-up the process then wrote nothing after; the task let
+ * go with all its commits delivered, cf_tasklog_leave): then only the
+ * commits after that offset are applied (the same rules as a replay),
+ * and it writes with a new epoch (the same one when nothing follows its
+ * own last commit); a replay when that fails.
  */
 #ifndef CF_TASKLOG_H
 #define CF_TASKLOG_H
@@ -62,11 +64,19 @@ typedef struct cf_tasklog_pos {
 void cf_tasklog_begin(struct cf_task *t, cf_batch *b);
 void cf_tasklog_end(struct cf_task *t, cf_batch *b);
 
-/* A task log record o of t was delivered at offset: after the last record
+/* A task log record o of t was delivered at offset: notes where its
+ * commit ends when it is the commit's last record; after the last record
  * of a whole-state commit, the records before its first are deleted
  * (DeleteRecords, answered on rt->trim_q). Delivery callback. */
 void cf_tasklog_delivered(struct cf_task *t, const struct cf_out *o,
                           int64_t offset);
+
+/* When t is let go with every commit it wrote in its log (a rebalance, a
+ * stop): records with META 'r' that the directory's copy is the log up to
+ * its last commit's last record, so that the task, assigned here again,
+ * or kept here as a standby copy, goes on from there (reading only what
+ * others wrote after it) instead of from the log's start. */
+cf_err_t cf_tasklog_leave(struct cf_task *t, char *errstr, size_t errstr_size);
 
 /* Takes the answers to those deletions; logs once (WARN) when a broker
  * refuses one, and asks no more. With wait_ms > 0 (at the end) waits up
@@ -80,11 +90,15 @@ cf_err_t cf_tasklog_load(struct cf_task *t, char *errstr, size_t errstr_size);
  * task's last whole commit (above). *restored says whether the log was
  * replayed; *full that the log is empty while the directory holds the
  * task's state (written without a log): the task's next commit must write
- * all of it (cf_task.log_full). CF_ERR_KAFKA (the log could not be read,
- * or *stop) or CF_ERR_STATE with errstr. */
+ * all of it (cf_task.log_full); *done_n the number of the last commit
+ * that the log holds whole among those the state has (-1: not known): the
+ * outbox's log entries of commits up to it were delivered
+ * (cf_task.log_done_n). CF_ERR_KAFKA (the log could not be read, or
+ * *stop) or CF_ERR_STATE with errstr. */
 cf_err_t cf_tasklog_sync(struct cf_runtime *rt, char sub, int32_t id,
                          volatile sig_atomic_t *stop, bool *restored,
-                         bool *full, char *errstr, size_t errstr_size);
+                         bool *full, int64_t *done_n, char *errstr,
+                         size_t errstr_size);
 
 /* Parses a log record's header: the position, chunk i of k, and the
  * operations' bytes. False when it is not a log record. */
