@@ -68,7 +68,13 @@
  * 45000, librdkafka's default, without it). Then A starts again with its
  * own directory (it rejoins and is given tasks back, restored from their
  * logs, since its directory is behind) and is killed at the next repeat.
- * No standby replicas exist: B replays A's tasks from their logs.
+ * Without standby copies B replays A's tasks from their logs; with --set
+ * num.standby.replicas=1 B keeps copies of A's tasks and takes them over
+ * from those ("taken over from the standby copy" lines, counted and their
+ * catch-ups summed). Also counted: tasks B caught up from its own older
+ * copy ("caught up from this directory's copy": B held them before A's
+ * restart took them back, and let them go cleanly), which need no standby
+ * copies: from the second repeat on, B has such copies of A's tasks.
  *
  * The embedded broker (librdkafka 2.0.2's mock cluster) ignores
  * group.instance.id, so the group's wait there is about the dead member's
@@ -291,6 +297,9 @@ typedef struct logscan {
         double restore_start;  /* earliest start of a replay (line - ms) */
         int restored;          /* "X: restored from" lines */
         int64_t restored_bytes, restored_ms; /* their sums */
+        int taken;        /* "X: taken over from the standby copy" lines */
+        int64_t taken_ms; /* their times summed */
+        int caught;       /* "X: caught up from this directory's copy" lines */
 } logscan;
 
 static void scan_log(const char *log, double from, double to, const taskset *of,
@@ -300,6 +309,9 @@ static void scan_log(const char *log, double from, double to, const taskset *of,
         ls->first_of = ls->restore_start = -1;
         ls->restored = 0;
         ls->restored_bytes = ls->restored_ms = 0;
+        ls->taken = 0;
+        ls->taken_ms = 0;
+        ls->caught = 0;
         FILE *f = fopen(log, "r");
         char line[1024];
         if (!f)
@@ -337,6 +349,15 @@ static void scan_log(const char *log, double from, double to, const taskset *of,
                         double start = t - (double)ms / 1000.0;
                         if (ls->restore_start < 0 || start < ls->restore_start)
                                 ls->restore_start = start;
+                } else if ((p = strstr(line,
+                                       ": taken over from the standby copy")) &&
+                           (p = strstr(p, ") in ")) &&
+                           sscanf(p, ") in %lld ms", &ms) == 1) {
+                        ls->taken++;
+                        ls->taken_ms += ms;
+                } else if (strstr(line,
+                                  ": caught up from this directory's copy")) {
+                        ls->caught++;
                 }
         }
         fclose(f);
@@ -918,7 +939,10 @@ typedef struct failover_res {
         double total;    /* s, kill to B's first charge record of A's */
         int restored;
         int64_t bytes;
-        double replay; /* s, B's replays summed */
+        double replay;  /* s, B's replays summed */
+        int taken;      /* taken over from B's standby copies */
+        int caught;     /* caught up from B's own older copies */
+        double taken_s; /* s, their catch-ups summed */
         char first_topic[64];
 } failover_res;
 
@@ -979,13 +1003,18 @@ static int mode_failover(void)
                 r->restored = ls.restored;
                 r->bytes = ls.restored_bytes;
                 r->replay = (double)ls.restored_ms / 1000.0;
+                r->taken = ls.taken;
+                r->caught = ls.caught;
+                r->taken_s = (double)ls.taken_ms / 1000.0;
                 printf("failover %d: A held %d tasks (%d rating); after the "
                        "kill: B revoked %.3f s, first of A's tasks "
                        "assigned %.3f s, all assigned %.3f s (%d restored, "
-                       "%lld bytes, replays %.3f s summed); ",
+                       "%lld bytes, replays %.3f s summed; %d taken over "
+                       "from standby copies, %.3f s summed; %d caught up "
+                       "from B's own older copies); ",
                        k, r->tasks_a, r->rating_a, r->detect, r->first_of,
-                       r->assigned, r->restored, (long long)r->bytes,
-                       r->replay);
+                       r->assigned, r->restored, (long long)r->bytes, r->replay,
+                       r->taken, r->taken_s, r->caught);
                 if (r->total >= 0)
                         printf("first charge record of A's tasks %.3f s "
                                "(%s): %.3f s after all assigned, %.3f s "

@@ -50,7 +50,7 @@
 #define DAYS "8"
 
 static char dir[64];
-static cf_test_broker ref, crash, disk, moves, torn, idler, zombie;
+static cf_test_broker ref, crash, disk, moves, torn, idler, zombie, standby;
 /* The scale-out test's running processes: killed by the teardown when the
  * test fails half-way, so that none outlives the suite. */
 enum { SLOTS = 4 };
@@ -211,7 +211,8 @@ static int setup(void **state)
             !cf_test_broker_start(&moves, 4) ||
             !cf_test_broker_start(&torn, 4) ||
             !cf_test_broker_start(&idler, 4) ||
-            !cf_test_broker_start(&zombie, 4))
+            !cf_test_broker_start(&zombie, 4) ||
+            !cf_test_broker_start(&standby, 4))
                 return -1;
         /* The reference: the same input, one uninterrupted run. */
         char cfg[128], st[128];
@@ -241,6 +242,7 @@ static int teardown(void **state)
         a |= cf_test_broker_stop(&torn);
         a |= cf_test_broker_stop(&idler);
         a |= cf_test_broker_stop(&zombie);
+        a |= cf_test_broker_stop(&standby);
         /* CF_TEST_KEEP=1 keeps the directory: configs, states, logs. */
         if (!getenv("CF_TEST_KEEP")) {
                 char *rm[] = { "/bin/rm", "-rf", dir, NULL };
@@ -637,6 +639,99 @@ static void zombie_writes_nothing_after_its_tasks_moved(void **state)
         assert_same_topic(&ref, &zombie, "billing.charge-records", true);
         assert_same_topic(&ref, &zombie, "billing.statements", true);
         assert_same_topic(&ref, &zombie, "billing.rejected", false);
+}
+
+/* Lines of file, from byte offset from on, that contain text. */
+static int count_lines_from(const char *file, long from, const char *text)
+{
+        char line[2048];
+        int n = 0;
+        FILE *f = fopen(file, "r");
+        if (!f)
+                return 0;
+        fseek(f, from, SEEK_SET);
+        while (fgets(line, sizeof(line), f))
+                n += strstr(line, text) != NULL;
+        fclose(f);
+        return n;
+}
+
+static long file_size(const char *file)
+{
+        FILE *f = fopen(file, "r");
+        if (!f)
+                return 0;
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fclose(f);
+        return n;
+}
+
+/* Standby copies (num.standby.replicas=1): two processes in one group,
+ * the second joining once the first holds every task; the second keeps
+ * copies of the 4 tasks (of 8) the first holds after that rebalance. Once
+ * they are caught up, the first is killed (SIGKILL): after its session
+ * times out, the second must take each of those 4 tasks over from its
+ * copy ("taken over from the standby copy"), replaying no log ("restored
+ * from" never appears after the kill). It then finishes with --until-idle
+ * from its own directory, and the outputs must equal the uninterrupted
+ * run's. Without standby copies the 4 tasks are restored from their logs
+ * and the test fails. */
+static void standby_copy_takes_over_without_replay(void **state)
+{
+        (void)state;
+        char cfg[2][128], st[2][128], out[2][128], err[2][160];
+        generate(&standby);
+        pid_t *pid = moving; /* the teardown kills them if this fails */
+        for (int i = 0; i < 2; i++) {
+                process_files(&standby, "standby", i, cfg[i], st[i], out[i]);
+                snprintf(err[i], sizeof(err[i]), "%s.err", out[i]);
+                FILE *f = fopen(cfg[i], "a");
+                assert_non_null(f);
+                fprintf(f, "num.standby.replicas=1\n");
+                fclose(f);
+        }
+        char *run0[] = { CF_BINARY, "run", "-c", cfg[0], NULL };
+        pid[0] = cf_test_spawn(run0, out[0]);
+        int waited = 0;
+        while (count_lines(err[0], " assigned") < 8 && waited++ < 600)
+                usleep(100000);
+        assert_int_equal(count_lines(err[0], " assigned"), 8);
+        char *run1[] = { CF_BINARY, "run", "-c", cfg[1], NULL };
+        pid[1] = cf_test_spawn(run1, out[1]);
+        /* The second's copies of the first's 4 tasks, caught up. */
+        waited = 0;
+        while (count_lines(err[1], "standby copy caught up") < 4 &&
+               waited++ < 1200)
+                usleep(100000);
+        assert_int_equal(count_lines(err[1], "standby copy caught up"), 4);
+        assert_int_equal(count_lines(err[1], "standby: copies of 4 tasks"), 1);
+        sleep(1);
+        long at_kill = file_size(err[1]);
+        assert_int_equal(cf_test_signal_wait(pid[0], SIGKILL, 10), -1);
+        pid[0] = 0;
+        waited = 0;
+        while (count_lines_from(err[1], at_kill,
+                                "taken over from the standby copy") < 4 &&
+               waited++ < 600)
+                usleep(100000);
+        sleep(1);
+        assert_int_equal(count_lines_from(err[1], at_kill,
+                                          "taken over from the standby copy"),
+                         4);
+        assert_int_equal(count_lines_from(err[1], at_kill, "restored from"), 0);
+        pid_t p1 = pid[1];
+        pid[1] = 0;
+        stopped_cleanly(p1, out[1]);
+        char *o;
+        char *run_end[] = {
+                CF_BINARY, "run", "-c", cfg[1], "--until-idle", NULL
+        };
+        assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
+        free(o);
+        assert_same_topic(&ref, &standby, "billing.charge-records", true);
+        assert_same_topic(&ref, &standby, "billing.statements", true);
+        assert_same_topic(&ref, &standby, "billing.rejected", false);
 }
 
 /* Commits in the task log topic whose records stop part-way (read in
@@ -1065,6 +1160,8 @@ int main(void)
                                        fresh_env),
                 cmocka_unit_test_setup(
                     zombie_writes_nothing_after_its_tasks_moved, fresh_env),
+                cmocka_unit_test_setup(standby_copy_takes_over_without_replay,
+                                       fresh_env),
         };
         /* CF_TEST_FILTER=pattern runs only the matching tests. */
         if (getenv("CF_TEST_FILTER"))

@@ -136,6 +136,16 @@ static const cf_config_entry cf_config_table[] = {
           "its kind. Only clean entries are evicted, so state changed since "
           "the last commit comes on top. Also the size of RocksDB's block "
           "cache."),
+        I("num.standby.replicas", num_standby_replicas, "0", 0, 1000,
+          "Standby copies (Kafka Streams' name; exactly_once with task.log=on "
+          "only). 1: the process keeps a copy of each task it would be "
+          "given if any one other member of the group left (predicted from "
+          "the group's members and the range assignor; every task it does "
+          "not own when the members cannot be learned), applying the task "
+          "logs' commits as they come, so that a takeover applies only "
+          "what the copy lacks instead of the whole log. 2 or more: a copy "
+          "of every task the process does not own. 0: none. README: "
+          "Scaling out."),
         I("task.log.snapshot.bytes", task_log_snapshot_bytes, "67108864", 4096,
           INT64_MAX,
           "A task writes its whole state to its task log, and has the "

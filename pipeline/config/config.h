@@ -58,6 +58,7 @@ typedef struct cf_config {
         char *state_dir;
         int64_t state_cache_max_bytes;
         int64_t task_log_snapshot_bytes;
+        int64_t num_standby_replicas;
         int64_t tables_cache_max_bytes;
         /* Rating */
         int64_t allowed_lateness_ms;

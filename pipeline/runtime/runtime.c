@@ -31,6 +31,8 @@
 #include "runtime.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "placement.h"
 #include "registry_client.h"
 #include "task.h"
 #include "topics.h"
@@ -50,6 +53,8 @@
 #define QUEUE_PAUSE  20000 /* messages queued per input before pausing */
 #define QUEUE_RESUME 2000  /* ... and resuming */
 #define BATCH        1024  /* messages per fetch call */
+/* ms from an assignment to the first commit (rebalance_cb) */
+#define FIRST_COMMIT_MS 250
 
 static volatile sig_atomic_t rt_stop;
 /* A second signal: also stop waiting for the task log's deliveries (the
@@ -142,6 +147,18 @@ typedef struct rt_state {
          * the wait for other processes' ends was last logged. */
         bool drain_pending;
         int64_t last_wait_log;
+        /* num.standby.replicas: the copies, and the question to the group
+         * that places them (when to ask next, 0: not now; asked, not
+         * answered; tries since the last assignment). */
+        cf_standby *sb;
+        bool *sb_want;
+        int64_t place_at;
+        bool place_asked;
+        int place_tries;
+        pthread_t place_th;
+        atomic_int place_done;
+        rd_kafka_resp_err_t place_err;
+        const struct rd_kafka_group_list *place_list;
 } rt_state;
 
 /* Takes the output topics' max.message.bytes once the broker answers
@@ -686,7 +703,17 @@ static void revoke_all(rt_state *s)
                 await_hold(rt);
                 if (commit_all(s) == CF_OK)
                         rd_kafka_flush(rt->producer, 30000);
-                commit_all(s); /* deletes what was delivered from the outbox */
+                /* deletes what was delivered from the outbox */
+                if (commit_all(s) == CF_OK && !rt->fatal) {
+                        /* Where each task's copy stands in its log. */
+                        char errstr[256];
+                        for (int32_t p = 0; p < rt->n_tasks; p++)
+                                if (rt->tasks[p] &&
+                                    cf_tasklog_leave(rt->tasks[p], errstr,
+                                                     sizeof(errstr)))
+                                        cf_log(CF_LOG_WARN, "%s: %s",
+                                               rt->tasks[p]->name, errstr);
+                }
         }
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task_destroy(rt->tasks[p]);
@@ -714,6 +741,19 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 return;
         }
         cf_metrics_set_restoring(s->metrics, parts->cnt);
+        /* The copies of the tasks assigned now stop first: the task goes on
+         * from where its copy stands (cf_tasklog_sync). */
+        if (s->sb) {
+                for (int i = 0; i < parts->cnt; i++) {
+                        int32_t idx =
+                            task_index(rt, input_of(rt, parts->elems[i].topic),
+                                       parts->elems[i].partition);
+                        if (idx >= 0)
+                                s->sb_want[idx] = false;
+                }
+                if (cf_standby_set(s->sb, s->sb_want, errstr, sizeof(errstr)))
+                        cf_log(CF_LOG_WARN, "standby: %s", errstr);
+        }
         /* A rating task for each assigned partition of the sessions topic;
          * the range assignor gives this process the same partition of the
          * meter topic. */
@@ -726,9 +766,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 char sub = input == CF_IN_REPARTITION ? 'B' : 'A';
                 if (!rt->tasks[idx]) {
                         bool restored = false, full = false;
+                        int64_t done_n = -1;
                         if ((rt->task_log &&
                              cf_tasklog_sync(rt, sub, tp->partition, &rt_stop,
-                                             &restored, &full, errstr,
+                                             &restored, &full, &done_n, errstr,
                                              sizeof(errstr))) ||
                             cf_task_new(rt, sub, tp->partition, &rt->tasks[idx],
                                         errstr, sizeof(errstr))) {
@@ -741,6 +782,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 return;
                         }
                         rt->tasks[idx]->log_full = full;
+                        rt->tasks[idx]->log_done_n = done_n;
                         cf_log(CF_LOG_INFO, "task %s assigned%s",
                                rt->tasks[idx]->name,
                                restored ? " (restored from the task log)" : "");
@@ -765,9 +807,211 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          "repeat delivered records): restart to try again",
                          why);
         }
+        /* The first commit comes soon after an assignment (a quarter of a
+         * second of processing, at most commit.interval.ms), not at once
+         * with nothing processed: the moved tasks' first outputs then
+         * leave without waiting a whole interval. */
+        {
+                int64_t soon = rt->cfg->commit_interval_ms < FIRST_COMMIT_MS
+                                   ? rt->cfg->commit_interval_ms
+                                   : FIRST_COMMIT_MS;
+                s->last_commit =
+                    cf_mono_ms() - rt->cfg->commit_interval_ms + soon;
+        }
+        /* Where the copies go now: asked to the group (placement_poll). */
+        if (s->sb) {
+                s->place_at = cf_mono_ms();
+                s->place_tries = 0;
+        }
         cf_metrics_set_restoring(s->metrics, 0);
         cf_metrics_set_assigned(s->metrics, true);
         cf_metrics_publish(s->metrics, rt, s->commits);
+}
+
+/* ---- standby placement ----------------------------------------------------
+ */
+
+/* Sets the copies: want[] as decided, logged. */
+static void standby_apply(rt_state *s, const char *how)
+{
+        cf_runtime *rt = &s->rt;
+        char list[512], errstr[512];
+        size_t n = 0;
+        int cnt = 0;
+        list[0] = 0;
+        for (int32_t i = 0; i < rt->n_tasks; i++) {
+                if (rt->tasks[i])
+                        s->sb_want[i] = false;
+                if (!s->sb_want[i])
+                        continue;
+                cnt++;
+                if (n < sizeof(list) - 16)
+                        n += (size_t)snprintf(
+                            list + n, sizeof(list) - n, "%s%c-%d",
+                            n ? ", " : "", i < rt->in_partitions ? 'A' : 'B',
+                            (int)(i < rt->in_partitions
+                                      ? i
+                                      : i - rt->in_partitions));
+        }
+        cf_log(CF_LOG_INFO, "standby: copies of %d tasks (%s)%s%s", cnt, how,
+               cnt ? ": " : "", list);
+        if (cf_standby_set(s->sb, s->sb_want, errstr, sizeof(errstr)))
+                cf_log(CF_LOG_WARN, "standby: %s", errstr);
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* From the group's members (ids, sorted as the range assignor sorts them):
+ * false when this process's own assignment is not what the range
+ * assignor gives it among them (the prediction would not hold). */
+static bool standby_predict(rt_state *s, const char **ids, int m,
+                            const char *self)
+{
+        cf_runtime *rt = &s->rt;
+        int me = -1;
+        qsort(ids, (size_t)m, sizeof(*ids), cmp_member);
+        for (int i = 0; i < m; i++)
+                if (!strcmp(ids[i], self))
+                        me = i;
+        if (me < 0)
+                return false;
+        int32_t nk[2] = { rt->in_partitions, rt->n_tasks - rt->in_partitions };
+        for (int k = 0; k < 2; k++) {
+                int32_t base = k ? rt->in_partitions : 0, lo, hi;
+                cf_range_share(nk[k], m, me, &lo, &hi);
+                for (int32_t p = 0; p < nk[k]; p++)
+                        if ((rt->tasks[base + p] != NULL) !=
+                            (p >= lo && p < hi))
+                                return false;
+        }
+        memset(s->sb_want, 0, (size_t)rt->n_tasks * sizeof(bool));
+        for (int k = 0; k < 2; k++)
+                cf_standby_gains(nk[k], m, me,
+                                 s->sb_want + (k ? rt->in_partitions : 0));
+        return true;
+}
+
+/* The group's answer (rd_kafka_list_groups: err, list): the members, then
+ * the copies. A group not stable yet, or an assignment that does not
+ * match: asked again shortly (20 times at most); an error: 3 times at
+ * most; then a copy of every task the process does not own. */
+static void standby_answer(rt_state *s, rd_kafka_resp_err_t err,
+                           const struct rd_kafka_group_list *list)
+{
+        cf_runtime *rt = &s->rt;
+        char why[256] = "";
+        const struct rd_kafka_group_info *g =
+            !err && list && list->group_cnt == 1 ? &list->groups[0] : NULL;
+        if (err)
+                snprintf(why, sizeof(why), "%s", rd_kafka_err2str(err));
+        else if (!g)
+                snprintf(why, sizeof(why), "no answer");
+        else if (g->err)
+                snprintf(why, sizeof(why), "%s", rd_kafka_err2str(g->err));
+        else if (!g->state || strcmp(g->state, "Stable")) {
+                /* A rebalance under way: its assignment asks again. */
+                if (s->place_tries < 20) {
+                        s->place_at = cf_mono_ms() + 500;
+                        return;
+                }
+                snprintf(why, sizeof(why), "the group is not stable");
+        }
+        if (!why[0]) {
+                int m = g->member_cnt;
+                const char **ids = cf_calloc((size_t)m + 1, sizeof(*ids));
+                for (int i = 0; i < m; i++)
+                        ids[i] = g->members[i].member_id;
+                char *self = rd_kafka_memberid(rt->consumer);
+                char how[128];
+                snprintf(how, sizeof(how),
+                         "predicted: what it would be given if one of the "
+                         "%d other members left",
+                         m - 1);
+                if (self && standby_predict(s, ids, m, self))
+                        standby_apply(s, how);
+                else if (s->place_tries < 20)
+                        s->place_at = cf_mono_ms() + 500;
+                else
+                        snprintf(why, sizeof(why),
+                                 "this process's assignment is not the range "
+                                 "assignor's among the %d members",
+                                 m);
+                if (self)
+                        rd_kafka_mem_free(rt->consumer, self);
+                free(ids);
+                if (!why[0])
+                        return;
+        }
+        if (err != RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE &&
+            s->place_tries < 3 && !strstr(why, "range")) {
+                s->place_at = cf_mono_ms() + 500;
+                return;
+        }
+        for (int32_t i = 0; i < rt->n_tasks; i++)
+                s->sb_want[i] = true;
+        char how[320];
+        snprintf(how, sizeof(how),
+                 "every task it does not own: the group's members are not "
+                 "known (%s)",
+                 why);
+        standby_apply(s, how);
+}
+
+/* The question to the group, on a thread of its own: rd_kafka_list_groups
+ * waits for the answer (at most 3 s). */
+static void *place_thread(void *opaque)
+{
+        rt_state *s = opaque;
+        s->place_err = rd_kafka_list_groups(s->rt.producer, s->rt.cfg->group_id,
+                                            &s->place_list, 3000);
+        atomic_store(&s->place_done, 1);
+        return NULL;
+}
+
+/* Takes the answer, once there (wait: until it is). */
+static bool place_take(rt_state *s, bool wait)
+{
+        if (!s->place_asked || (!wait && !atomic_load(&s->place_done)))
+                return false;
+        pthread_join(s->place_th, NULL);
+        s->place_asked = false;
+        return true;
+}
+
+/* Asks the group's members when due; takes the answer. Runtime thread. */
+static void placement_poll(rt_state *s)
+{
+        cf_runtime *rt = &s->rt;
+        if (place_take(s, false)) {
+                if (s->assigned)
+                        standby_answer(s, s->place_err, s->place_list);
+                if (s->place_list)
+                        rd_kafka_group_list_destroy(s->place_list);
+                s->place_list = NULL;
+                return;
+        }
+        if (!s->assigned || s->place_asked || !s->place_at ||
+            cf_mono_ms() < s->place_at)
+                return;
+        s->place_at = 0;
+        if (rt->cfg->num_standby_replicas >= 2) {
+                for (int32_t i = 0; i < rt->n_tasks; i++)
+                        s->sb_want[i] = true;
+                standby_apply(s, "num.standby.replicas >= 2: every task it "
+                                 "does not own");
+                return;
+        }
+        s->place_tries++;
+        s->place_list = NULL;
+        atomic_store(&s->place_done, 0);
+        if (pthread_create(&s->place_th, NULL, place_thread, s)) {
+                standby_answer(s, RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE, NULL);
+                return;
+        }
+        s->place_asked = true;
 }
 
 /* ---- main loop ------------------------------------------------------------
@@ -1135,6 +1379,17 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 rc = err == CF_ERR_CONFIG ? 2 : 1;
                 goto done;
         }
+        if (rt->task_log && cfg->num_standby_replicas > 0) {
+                if (cf_standby_new(rt, &s.sb, errstr, sizeof(errstr))) {
+                        cf_log(CF_LOG_ERROR, "standby: %s", errstr);
+                        goto done;
+                }
+                s.sb_want = cf_calloc((size_t)rt->n_tasks, sizeof(bool));
+        } else if (cfg->num_standby_replicas > 0) {
+                cf_log(CF_LOG_WARN, "num.standby.replicas: no standby copies "
+                                    "without a task log (exactly_once, "
+                                    "task.log=on)");
+        }
         cf_log(CF_LOG_INFO, "running: %s (%d partitions), guarantee %s%s%s",
                cfg->group_id, (int)rt->in_partitions, cfg->processing_guarantee,
                *cfg->group_instance_id ? ", static member " : "",
@@ -1155,6 +1410,10 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                         if (rt->tasks[p])
                                 run_task(&s, rt->tasks[p], now);
                 rd_kafka_poll(rt->producer, 0);
+                if (s.sb) {
+                        placement_poll(&s);
+                        cf_standby_poll(s.sb, 20);
+                }
                 tables_poll(&s, false, errstr, sizeof(errstr));
                 topic_limits(&s);
                 if (now - s.last_commit >= cfg->commit_interval_ms &&
@@ -1217,6 +1476,10 @@ done:
         free(rt->tasks);
         if (rt->consumer)
                 rd_kafka_destroy(rt->consumer);
+        cf_standby_destroy(s.sb);
+        free(s.sb_want);
+        if (place_take(&s, true) && s.place_list)
+                rd_kafka_group_list_destroy(s.place_list);
         if (s.tables_parts)
                 rd_kafka_topic_partition_list_destroy(s.tables_parts);
         if (s.tables_rk) {

@@ -423,7 +423,7 @@ int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
                 return -1;
         if (cf_outbox_is_log(o->topic)) {
                 rt->log_inflight--;
-                if (o->log_mark && o->task)
+                if (o->task)
                         cf_tasklog_delivered(o->task, o, m->offset);
         } else {
                 rt->delivered++;
@@ -595,6 +595,34 @@ cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
 {
         tail_req *req = cf_calloc((size_t)rt->n_tasks * 3 + 1, sizeof(*req));
         size_t n = 0;
+        /* Task log entries of commits the log holds whole (the task was
+         * synced with its log: cf_task.log_done_n) were delivered: no tail
+         * of a task log is read for them. */
+        for (int32_t i = 0; rt->exactly_once && i < rt->n_tasks; i++) {
+                cf_task *t = rt->tasks[i];
+                if (!t || t->log_done_n < 0)
+                        continue;
+                cf_outbox *ob = &t->ob;
+                size_t kept = 0;
+                for (size_t k = 0; k < ob->n_pending; k++) {
+                        cf_out *o = ob->pending[k];
+                        cf_tasklog_pos pos;
+                        bool full;
+                        int64_t ci, ck;
+                        const uint8_t *ops;
+                        size_t len;
+                        if (cf_outbox_is_log(o->topic) &&
+                            cf_tasklog_parse(o->value, o->vlen, &pos, &full,
+                                             &ci, &ck, &ops, &len) &&
+                            pos.n <= t->log_done_n) {
+                                cf_outbox_delivered(t, o->seq);
+                                cf_out_free(o);
+                        } else {
+                                ob->pending[kept++] = o;
+                        }
+                }
+                ob->n_pending = kept;
+        }
         for (int32_t i = 0; rt->exactly_once && i < rt->n_tasks; i++) {
                 cf_task *t = rt->tasks[i];
                 if (!t || !t->ob.n_pending)

@@ -436,6 +436,7 @@ cf_err_t cf_task_new(cf_runtime *rt, char sub, int32_t id, cf_task **tp,
         cf_arena_init(&t->scratch, 64 * 1024);
         cf_buf_init(&t->log_ops);
         t->log_trim_from = -1;
+        t->log_done_n = -1;
         for (int i = 0; i < CF_IN__CNT; i++) {
                 t->in[i].next_offset = -1;
                 t->in[i].idle_since = -1;

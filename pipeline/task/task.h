@@ -90,6 +90,14 @@ struct cf_task {
          * state's size, and the offset of its first record until all of
          * it is delivered (-1: none). */
         int64_t log_since_full, log_full_bytes, log_trim_from;
+        /* The last commit whose last record was delivered, and the offset
+         * just after that record (0: none yet). */
+        cf_tasklog_pos log_end_pos;
+        int64_t log_end_offset;
+        /* Set by the runtime from cf_tasklog_sync: the task log holds
+         * every commit up to this number that the state's outbox has
+         * entries of (-1: not known). */
+        int64_t log_done_n;
 };
 
 typedef struct cf_task cf_task;

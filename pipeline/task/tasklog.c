@@ -43,6 +43,10 @@ static int put_key(void *opaque, const uint8_t *key, size_t klen,
                    const uint8_t *val, size_t vlen)
 {
         void **a = opaque;
+        /* META 'r' says how this directory's copy relates to the log: it
+         * is this directory's own, never part of the task's state. */
+        if (*(cf_col_t *)a[1] == CF_COL_META && klen == 3 && key[2] == 'r')
+                return 0;
         cf_batch_put(a[0], *(cf_col_t *)a[1], key, klen, val, vlen);
         return 0;
 }
@@ -181,6 +185,17 @@ void cf_tasklog_end(cf_task *t, cf_batch *b)
 void cf_tasklog_delivered(cf_task *t, const cf_out *o, int64_t offset)
 {
         cf_runtime *rt = t->rt;
+        cf_tasklog_pos pos;
+        int64_t i, k;
+        bool full;
+        const uint8_t *ops;
+        size_t len;
+        if (cf_tasklog_parse(o->value, o->vlen, &pos, &full, &i, &k, &ops,
+                             &len) &&
+            i + 1 == k) {
+                t->log_end_pos = pos;
+                t->log_end_offset = offset + 1;
+        }
         if (o->log_mark & CF_OUT_LOG_FIRST)
                 t->log_trim_from = offset;
         if (!(o->log_mark & CF_OUT_LOG_LAST) || t->log_trim_from <= 0 ||
@@ -354,10 +369,12 @@ static bool assemble(assembler *a, const uint8_t *p, size_t n)
 
 typedef int(record_fn)(void *opaque, const rd_kafka_message_t *m);
 
-/* Reads partition of topic from offset from (-1: the start) to its end as
- * of now, calling fn for each record (fn returns non-zero to stop). */
+/* Reads partition of topic to its end as of now, calling fn for each
+ * record (fn returns non-zero to stop): from offset `from` when it is >= 0
+ * (CF_ERR_NOT_FOUND when the log no longer, or not yet, holds it), else
+ * the last `back` records (-1: all). */
 static cf_err_t read_partition(cf_runtime *rt, const char *topic,
-                               int32_t partition, int64_t back,
+                               int32_t partition, int64_t back, int64_t from,
                                volatile sig_atomic_t *stop, record_fn *fn,
                                void *opaque, char *errstr, size_t errstr_size)
 {
@@ -379,13 +396,23 @@ static cf_err_t read_partition(cf_runtime *rt, const char *topic,
         if (cf_kafka_watermarks(rk, topic, partition, stop, &lo, &hi, errstr,
                                 errstr_size))
                 goto out;
-        if (hi <= lo) {
+        if (from >= 0 && (from < lo || from > hi)) {
+                snprintf(errstr, errstr_size,
+                         "%s [%d] holds offsets %" PRId64 " to %" PRId64
+                         ", not %" PRId64,
+                         topic, (int)partition, lo, hi, from);
+                err = CF_ERR_NOT_FOUND;
+                goto out;
+        }
+        if (hi <= lo || (from >= 0 && from == hi)) {
                 err = CF_OK;
                 goto out;
         }
         l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, partition)->offset =
-            back >= 0 && hi - lo > back ? hi - back : lo;
+            from >= 0                     ? from
+            : back >= 0 && hi - lo > back ? hi - back
+                                          : lo;
         if (rd_kafka_assign(rk, l)) {
                 snprintf(errstr, errstr_size, "assign of %s [%d]", topic,
                          (int)partition);
@@ -445,12 +472,95 @@ static int on_tail(void *opaque, const rd_kafka_message_t *m)
         return 0;
 }
 
+/* META 'r': how the directory's copy of a task stands to the task's log,
+ * valid while META 'l' is still lpos (the task's next commit here changes
+ * 'l', and so ends it): the copy is the log's commits applied up to
+ * commit `applied`, whose last record is just before `offset`; max_epoch
+ * is the highest epoch of a record before that, bytes what was read from
+ * the log's start. standby: it was applied by a standby copy (this process
+ * wrote none of it). A later catch-up applies only what follows offset. */
+typedef struct replica {
+        cf_tasklog_pos lpos, applied;
+        int64_t offset, max_epoch, bytes;
+        bool standby;
+} replica;
+
+static void replica_put(cf_batch *b, uint16_t state_id, const replica *rp)
+{
+        cf_key k;
+        cf_buf v;
+        cf_buf_init(&v);
+        cf_put_varint(&v, rp->lpos.epoch);
+        cf_put_varint(&v, rp->lpos.n);
+        cf_put_varint(&v, rp->applied.epoch);
+        cf_put_varint(&v, rp->applied.n);
+        cf_put_varint(&v, rp->offset);
+        cf_put_varint(&v, rp->max_epoch);
+        cf_put_varint(&v, rp->bytes);
+        cf_put_varint(&v, rp->standby ? 1 : 0);
+        meta_key(&k, state_id, 'r');
+        cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        cf_buf_free(&v);
+}
+
+/* META 'l' (*local, {0, 0} when absent) and, when it holds and goes with
+ * that 'l', META 'r' (*valid). */
+static cf_err_t local_get(cf_runtime *rt, uint16_t state_id,
+                          cf_tasklog_pos *local, replica *rp, bool *valid,
+                          char *errstr, size_t errstr_size)
+{
+        cf_key k;
+        cf_buf v;
+        cf_wrd r;
+        *local = (cf_tasklog_pos){ 0, 0 };
+        *valid = false;
+        cf_buf_init(&v);
+        meta_key(&k, state_id, 'l');
+        cf_err_t err = cf_state_get(rt->st, CF_COL_META, k.b, k.len, &v, errstr,
+                                    errstr_size);
+        if (err == CF_OK) {
+                cf_wrd_init(&r, v.p, v.len);
+                local->epoch = cf_get_varint(&r);
+                local->n = cf_get_varint(&r);
+        } else if (err != CF_ERR_NOT_FOUND) {
+                cf_buf_free(&v);
+                return err;
+        }
+        v.len = 0;
+        meta_key(&k, state_id, 'r');
+        err = cf_state_get(rt->st, CF_COL_META, k.b, k.len, &v, errstr,
+                           errstr_size);
+        if (err == CF_OK) {
+                cf_wrd_init(&r, v.p, v.len);
+                rp->lpos.epoch = cf_get_varint(&r);
+                rp->lpos.n = cf_get_varint(&r);
+                rp->applied.epoch = cf_get_varint(&r);
+                rp->applied.n = cf_get_varint(&r);
+                rp->offset = cf_get_varint(&r);
+                rp->max_epoch = cf_get_varint(&r);
+                rp->bytes = cf_get_varint(&r);
+                rp->standby = cf_get_varint(&r) == 1;
+                *valid = r.ok && rp->lpos.epoch == local->epoch &&
+                         rp->lpos.n == local->n && local->n > 0 &&
+                         rp->offset > 0;
+        } else if (err != CF_ERR_NOT_FOUND) {
+                cf_buf_free(&v);
+                return err;
+        }
+        cf_buf_free(&v);
+        return CF_OK;
+}
+
 typedef struct restore {
         cf_runtime *rt;
         assembler a;
         cf_batch *b;
         cf_tasklog_pos applied;
         int64_t commits, skipped, repeated, bytes;
+        int64_t next_offset; /* just after the last commit applied */
+        /* A standby copy: each commit's batch also gets META 'r'. */
+        bool standby;
+        uint16_t state_id;
         cf_err_t err;
         char *errstr;
         size_t errstr_size;
@@ -493,11 +603,18 @@ static int on_restore(void *opaque, const rd_kafka_message_t *m)
         }
         cf_batch_clear(r->b);
         if ((r->err = cf_batch_add_log(r->b, r->a.ops.p, r->a.ops.len,
-                                       r->errstr, r->errstr_size)) ||
-            (r->err = cf_state_write(r->rt->st, r->b, false, r->errstr,
+                                       r->errstr, r->errstr_size)))
+                return 1;
+        if (r->standby) {
+                replica rp = { r->a.pos,       r->a.pos, m->offset + 1,
+                               r->a.max_epoch, r->bytes, true };
+                replica_put(r->b, r->state_id, &rp);
+        }
+        if ((r->err = cf_state_write(r->rt->st, r->b, false, r->errstr,
                                      r->errstr_size)))
                 return 1;
         r->applied = r->a.pos;
+        r->next_offset = m->offset + 1;
         r->commits++;
         return 0;
 }
@@ -527,7 +644,8 @@ static int has_first_commit(void *opaque, const uint8_t *key, size_t klen,
 /* since_full: bytes of log a restore would read (for when the next whole
  * state is due). */
 static cf_err_t write_pos(cf_runtime *rt, uint16_t state_id, cf_tasklog_pos pos,
-                          int64_t since_full, char *errstr, size_t errstr_size)
+                          int64_t since_full, const replica *rp, char *errstr,
+                          size_t errstr_size)
 {
         cf_key k;
         cf_buf v;
@@ -539,15 +657,76 @@ static cf_err_t write_pos(cf_runtime *rt, uint16_t state_id, cf_tasklog_pos pos,
         meta_key(&k, state_id, 'l');
         cf_batch *b = cf_batch_new(rt->st);
         cf_batch_put(b, CF_COL_META, k.b, k.len, v.p, v.len);
+        if (rp)
+                replica_put(b, state_id, rp);
         cf_err_t err = cf_state_write(rt->st, b, true, errstr, errstr_size);
         cf_batch_destroy(b);
         cf_buf_free(&v);
         return err;
 }
 
+/* The directory's copy goes with META 'r' (rp): applies the log's commits
+ * after rp->offset to it, then goes on with a new epoch. CF_OK when done;
+ * any other answer leaves the copy for a full replay (errstr says why). */
+static cf_err_t catch_up(cf_runtime *rt, const char *topic, int32_t id,
+                         uint16_t state_id, const char *name, const replica *rp,
+                         volatile sig_atomic_t *stop, int64_t *done_n,
+                         char *errstr, size_t errstr_size)
+{
+        int64_t t0 = cf_mono_ms();
+        restore r;
+        memset(&r, 0, sizeof(r));
+        r.rt = rt;
+        r.b = cf_batch_new(rt->st);
+        r.errstr = errstr;
+        r.errstr_size = errstr_size;
+        r.applied = rp->applied;
+        r.a.max_epoch = rp->max_epoch;
+        r.bytes = rp->bytes;
+        r.next_offset = rp->offset;
+        r.state_id = state_id;
+        cf_buf_init(&r.a.ops);
+        cf_err_t err = read_partition(rt, topic, id, -1, rp->offset, stop,
+                                      on_restore, &r, errstr, errstr_size);
+        if (!err)
+                err = r.err;
+        cf_batch_destroy(r.b);
+        cf_buf_free(&r.a.ops);
+        if (err)
+                return err;
+        *done_n = r.applied.n;
+        /* This process's own commits, and nothing after them: it goes on
+         * as their writer (as when the log's last commit is the
+         * directory's), so that its next commit, if it waits in the outbox
+         * after a crash, is still found to be its own. */
+        if (!rp->standby && r.bytes == rp->bytes &&
+            rp->applied.epoch == rp->lpos.epoch && rp->applied.n == rp->lpos.n)
+                return CF_OK;
+        cf_tasklog_pos next = { r.a.max_epoch + 1, r.applied.n };
+        replica now = { next,          r.applied, r.next_offset,
+                        r.a.max_epoch, r.bytes,   false };
+        if ((err = write_pos(rt, state_id, next, r.bytes, &now, errstr,
+                             errstr_size)))
+                return err;
+        cf_log(CF_LOG_INFO,
+               "%s: %s at commit %" PRId64 " of epoch %" PRId64 " (%" PRId64
+               " later commits applied from %s [%d] offset %" PRId64
+               ", %" PRId64 " from an earlier writer skipped, %" PRId64
+               " repeated; the copy had commit %" PRId64 " of epoch %" PRId64
+               ") in %" PRId64 " ms; writes with epoch %" PRId64,
+               name,
+               rp->standby ? "taken over from the standby copy"
+                           : "caught up from this directory's copy",
+               r.applied.n, r.applied.epoch, r.commits, topic, (int)id,
+               rp->offset, r.skipped, r.repeated, rp->applied.n,
+               rp->applied.epoch, cf_mono_ms() - t0, next.epoch);
+        return CF_OK;
+}
+
 cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                          volatile sig_atomic_t *stop, bool *restored,
-                         bool *full, char *errstr, size_t errstr_size)
+                         bool *full, int64_t *done_n, char *errstr,
+                         size_t errstr_size)
 {
         uint16_t state_id = cf_task_state_id(sub, id);
         const char *topic =
@@ -556,30 +735,48 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
         snprintf(name, sizeof(name), "%c-%d", sub, (int)id);
         *restored = false;
         *full = false;
-        /* What the state directory holds. */
-        cf_tasklog_pos local = { 0, 0 };
+        *done_n = -1;
         cf_key k;
-        cf_buf v;
-        cf_buf_init(&v);
-        meta_key(&k, state_id, 'l');
-        cf_err_t err = cf_state_get(rt->st, CF_COL_META, k.b, k.len, &v, errstr,
-                                    errstr_size);
-        if (err == CF_OK) {
-                cf_wrd r;
-                cf_wrd_init(&r, v.p, v.len);
-                local.epoch = cf_get_varint(&r);
-                local.n = cf_get_varint(&r);
-        } else if (err != CF_ERR_NOT_FOUND) {
-                cf_buf_free(&v);
+        /* What the state directory holds. */
+        cf_tasklog_pos local;
+        replica rp;
+        bool valid;
+        cf_err_t err =
+            local_get(rt, state_id, &local, &rp, &valid, errstr, errstr_size);
+        if (err)
                 return err;
+        /* A copy that is the log applied up to a known offset (a standby
+         * copy; this directory's last restore or catch-up with nothing
+         * written since; or what it left when it let the task go with all
+         * its commits delivered, cf_tasklog_leave): only what follows that
+         * offset is applied, and the task goes on with a new epoch (never
+         * as the writer of those commits: a standby copy's last commit is
+         * never taken for this process's own), unless nothing follows the
+         * process's own last commit. When that does not work, a full
+         * replay. The log's tail is not read. */
+        if (valid) {
+                char why[256];
+                err = catch_up(rt, topic, id, state_id, name, &rp, stop, done_n,
+                               why, sizeof(why));
+                if (err == CF_OK)
+                        return CF_OK;
+                if (*stop) {
+                        snprintf(errstr, errstr_size, "%s", why);
+                        return CF_ERR_KAFKA;
+                }
+                cf_log(CF_LOG_INFO,
+                       "%s: the copy at commit %" PRId64 " of epoch %" PRId64
+                       " cannot be caught up from offset %" PRId64
+                       " (%s): the log is replayed whole",
+                       name, rp.applied.n, rp.applied.epoch, rp.offset, why);
+                goto replay;
         }
-        cf_buf_free(&v);
         /* What the log holds last. */
         tail_scan ts;
         memset(&ts, 0, sizeof(ts));
         cf_buf_init(&ts.a.ops);
-        err = read_partition(rt, topic, id, TAIL_RECORDS, stop, on_tail, &ts,
-                             errstr, errstr_size);
+        err = read_partition(rt, topic, id, TAIL_RECORDS, -1, stop, on_tail,
+                             &ts, errstr, errstr_size);
         cf_buf_free(&ts.a.ops);
         if (err)
                 return err;
@@ -620,19 +817,21 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                 if (local.epoch == 0)
                         return write_pos(rt, state_id,
                                          (cf_tasklog_pos){ 1, local.n }, 0,
-                                         errstr, errstr_size);
+                                         NULL, errstr, errstr_size);
                 return CF_OK;
         }
         if (same || ahead) {
                 /* The same commit, or the next one whose log entries wait
                  * in this directory's outbox. */
+                *done_n = kafka.n;
                 if (local.epoch == 0)
                         return write_pos(
                             rt, state_id,
                             (cf_tasklog_pos){ ts.a.max_epoch + 1, local.n }, 0,
-                            errstr, errstr_size);
+                            NULL, errstr, errstr_size);
                 return CF_OK;
         }
+replay:;
         /* Replay the log. */
         int64_t t0 = cf_mono_ms();
         if ((err = cf_state_drop_task(rt->st, state_id, errstr, errstr_size)))
@@ -643,9 +842,10 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
         r.b = cf_batch_new(rt->st);
         r.errstr = errstr;
         r.errstr_size = errstr_size;
+        r.state_id = state_id;
         cf_buf_init(&r.a.ops);
-        err = read_partition(rt, topic, id, -1, stop, on_restore, &r, errstr,
-                             errstr_size);
+        err = read_partition(rt, topic, id, -1, -1, stop, on_restore, &r,
+                             errstr, errstr_size);
         if (!err)
                 err = r.err;
         cf_batch_destroy(r.b);
@@ -654,11 +854,15 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                 return err;
         /* Go on from the last whole commit with a new epoch, so that a
          * commit of this writer never passes for one of an earlier one. */
-        if ((err = write_pos(rt, state_id,
-                             (cf_tasklog_pos){ r.a.max_epoch + 1, r.applied.n },
-                             r.bytes, errstr, errstr_size)))
+        cf_tasklog_pos next = { r.a.max_epoch + 1, r.applied.n };
+        replica now = { next,          r.applied, r.next_offset,
+                        r.a.max_epoch, r.bytes,   false };
+        if ((err = write_pos(rt, state_id, next, r.bytes,
+                             r.next_offset > 0 ? &now : NULL, errstr,
+                             errstr_size)))
                 return err;
         *restored = true;
+        *done_n = r.applied.n;
         cf_log(CF_LOG_INFO,
                "%s: restored from %s [%d]: %" PRId64 " commits (%" PRId64
                " bytes, %" PRId64 " from an earlier writer skipped, %" PRId64
@@ -669,4 +873,272 @@ cf_err_t cf_tasklog_sync(cf_runtime *rt, char sub, int32_t id,
                r.applied.n, r.applied.epoch, local.n, local.epoch,
                cf_mono_ms() - t0);
         return CF_OK;
+}
+
+cf_err_t cf_tasklog_leave(cf_task *t, char *errstr, size_t errstr_size)
+{
+        if (!t->rt->task_log || t->log_end_offset <= 0 ||
+            t->log_end_pos.epoch != t->log_pos.epoch ||
+            t->log_end_pos.n != t->log_pos.n || t->ob.inflight)
+                return CF_OK;
+        for (size_t i = 0; i < t->ob.n_pending; i++)
+                if (cf_outbox_is_log(t->ob.pending[i]->topic))
+                        return CF_OK;
+        replica rp = { t->log_pos,       t->log_pos,        t->log_end_offset,
+                       t->log_pos.epoch, t->log_since_full, false };
+        cf_batch *b = cf_batch_new(t->rt->st);
+        replica_put(b, t->state_id, &rp);
+        cf_err_t err = cf_state_write(t->rt->st, b, true, errstr, errstr_size);
+        cf_batch_destroy(b);
+        return err;
+}
+
+/* ---- standby copies
+ * ----------------------------------------------------------
+ */
+
+typedef struct sb_task {
+        bool on;       /* a copy is kept */
+        bool failed;   /* a commit could not be applied: no more are */
+        bool reported; /* "caught up" said (once per start) */
+        int64_t pos;   /* next offset to read (just after the last read) */
+        restore r;
+        char errstr[256];
+        char name[16];
+} sb_task;
+
+struct cf_standby {
+        cf_runtime *rt;
+        rd_kafka_t *rk;
+        sb_task *t; /* rt->n_tasks, indexed as rt->tasks */
+        bool assign_due;
+};
+
+cf_err_t cf_standby_new(cf_runtime *rt, cf_standby **sbp, char *errstr,
+                        size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = cf_kafka_client_conf(rt->cfg, CF_KAFKA_CONSUMER,
+                                                     errstr, errstr_size);
+        if (!conf ||
+            cf_kafka_conf_set(conf, "group.id", "chargeflow-standby", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+                              errstr_size) ||
+            /* An offset the log no longer holds (trimmed before a whole
+             * state) is an error here, never a silent jump. */
+            cf_kafka_conf_set(conf, "auto.offset.reset", "error", errstr,
+                              errstr_size)) {
+                if (conf)
+                        rd_kafka_conf_destroy(conf);
+                return CF_ERR_CONFIG;
+        }
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (!rk)
+                return CF_ERR_KAFKA;
+        cf_standby *sb = cf_calloc(1, sizeof(*sb));
+        sb->rt = rt;
+        sb->rk = rk;
+        sb->t = cf_calloc((size_t)rt->n_tasks, sizeof(*sb->t));
+        *sbp = sb;
+        return CF_OK;
+}
+
+static void sb_off(cf_standby *sb, int32_t idx)
+{
+        sb_task *e = &sb->t[idx];
+        if (!e->on)
+                return;
+        cf_batch_destroy(e->r.b);
+        cf_buf_free(&e->r.a.ops);
+        e->on = false;
+        sb->assign_due = true;
+}
+
+void cf_standby_destroy(cf_standby *sb)
+{
+        if (!sb)
+                return;
+        for (int32_t i = 0; i < sb->rt->n_tasks; i++)
+                sb_off(sb, i);
+        rd_kafka_consumer_close(sb->rk);
+        rd_kafka_destroy(sb->rk);
+        free(sb->t);
+        free(sb);
+}
+
+static void sb_task_of(const cf_standby *sb, int32_t idx, char *sub,
+                       int32_t *id)
+{
+        *sub = idx < sb->rt->in_partitions ? 'A' : 'B';
+        *id = *sub == 'A' ? idx : idx - sb->rt->in_partitions;
+}
+
+/* Starts a copy of task idx: from where the directory's copy stands in
+ * the log (META 'r'), else from nothing (the task's keys dropped) at the
+ * log's start. */
+static cf_err_t sb_on(cf_standby *sb, int32_t idx, bool fresh, char *errstr,
+                      size_t errstr_size)
+{
+        sb_task *e = &sb->t[idx];
+        char sub;
+        int32_t id;
+        sb_task_of(sb, idx, &sub, &id);
+        uint16_t state_id = cf_task_state_id(sub, id);
+        cf_tasklog_pos local;
+        replica rp;
+        bool valid = false;
+        cf_err_t err = CF_OK;
+        if (!fresh)
+                err = local_get(sb->rt, state_id, &local, &rp, &valid, errstr,
+                                errstr_size);
+        if (!err && !valid)
+                err = cf_state_drop_task(sb->rt->st, state_id, errstr,
+                                         errstr_size);
+        if (err)
+                return err;
+        memset(e, 0, sizeof(*e));
+        snprintf(e->name, sizeof(e->name), "%c-%d", sub, (int)id);
+        e->r.rt = sb->rt;
+        e->r.b = cf_batch_new(sb->rt->st);
+        e->r.errstr = e->errstr;
+        e->r.errstr_size = sizeof(e->errstr);
+        e->r.standby = true;
+        e->r.state_id = state_id;
+        cf_buf_init(&e->r.a.ops);
+        if (valid) {
+                e->r.applied = rp.applied;
+                e->r.a.max_epoch = rp.max_epoch;
+                e->r.bytes = rp.bytes;
+                e->r.next_offset = rp.offset;
+                e->pos = rp.offset;
+        } else {
+                e->pos = RD_KAFKA_OFFSET_BEGINNING;
+        }
+        e->on = true;
+        sb->assign_due = true;
+        return CF_OK;
+}
+
+static void sb_assign(cf_standby *sb)
+{
+        cf_runtime *rt = sb->rt;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(rt->n_tasks);
+        for (int32_t i = 0; i < rt->n_tasks; i++) {
+                sb_task *e = &sb->t[i];
+                char sub;
+                int32_t id;
+                if (!e->on || e->failed)
+                        continue;
+                sb_task_of(sb, i, &sub, &id);
+                rd_kafka_topic_partition_list_add(
+                    l,
+                    rt->out_topic[sub == 'A' ? CF_OUT_RATING_LOG
+                                             : CF_OUT_BILLING_LOG],
+                    id)
+                    ->offset = e->pos;
+        }
+        rd_kafka_resp_err_t err = rd_kafka_assign(sb->rk, l);
+        if (err)
+                cf_log(CF_LOG_WARN, "standby: assign: %s",
+                       rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(l);
+        sb->assign_due = false;
+}
+
+cf_err_t cf_standby_set(cf_standby *sb, const bool *want, char *errstr,
+                        size_t errstr_size)
+{
+        for (int32_t i = 0; i < sb->rt->n_tasks; i++) {
+                if (sb->t[i].on && (!want[i] || sb->rt->tasks[i]))
+                        sb_off(sb, i);
+                else if (!sb->t[i].on && want[i] && !sb->rt->tasks[i]) {
+                        cf_err_t err = sb_on(sb, i, false, errstr, errstr_size);
+                        if (err)
+                                return err;
+                }
+        }
+        if (sb->assign_due)
+                sb_assign(sb);
+        return CF_OK;
+}
+
+bool cf_standby_has(const cf_standby *sb, int32_t idx)
+{
+        return sb && sb->t[idx].on;
+}
+
+void cf_standby_poll(cf_standby *sb, int64_t budget_ms)
+{
+        cf_runtime *rt = sb->rt;
+        int64_t until = cf_mono_ms() + budget_ms;
+        bool restart = false;
+        for (int n = 0;; n++) {
+                if ((n & 63) == 63 && cf_mono_ms() >= until)
+                        break;
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(sb->rk, 0);
+                if (!m)
+                        break;
+                int32_t idx = -1;
+                if (m->rkt) {
+                        const char *tn = rd_kafka_topic_name(m->rkt);
+                        if (!strcmp(tn, rt->out_topic[CF_OUT_RATING_LOG]))
+                                idx = m->partition;
+                        else if (!strcmp(tn, rt->out_topic[CF_OUT_BILLING_LOG]))
+                                idx = rt->in_partitions + m->partition;
+                }
+                sb_task *e = idx >= 0 && idx < rt->n_tasks ? &sb->t[idx] : NULL;
+                if (!e || !e->on || e->failed) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        if (!e->reported)
+                                cf_log(CF_LOG_INFO,
+                                       "%s: standby copy caught up at commit "
+                                       "%" PRId64 " of epoch %" PRId64,
+                                       e->name, e->r.applied.n,
+                                       e->r.applied.epoch);
+                        e->reported = true;
+                } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                           m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+                        /* The log was cut past the copy (a whole state
+                         * came since): copied again from its start. */
+                        cf_log(CF_LOG_INFO,
+                               "%s: standby copy: %s; copied again from the "
+                               "log's start",
+                               e->name, rd_kafka_message_errstr(m));
+                        sb_off(sb, idx);
+                        char why[256];
+                        if (sb_on(sb, idx, true, why, sizeof(why))) {
+                                cf_log(CF_LOG_WARN, "%s: standby copy: %s",
+                                       e->name, why);
+                                sb_off(sb, idx);
+                        }
+                        restart = true;
+                } else if (m->err) {
+                        cf_log(CF_LOG_WARN, "standby: %s",
+                               rd_kafka_message_errstr(m));
+                } else if (m->offset >= e->pos ||
+                           e->pos == RD_KAFKA_OFFSET_BEGINNING) {
+                        e->pos = m->offset + 1;
+                        on_restore(&e->r, m);
+                        if (e->r.err) {
+                                /* The copy stays at its last commit; a
+                                 * takeover then replays the log. */
+                                cf_log(CF_LOG_WARN,
+                                       "%s: standby copy stopped at commit "
+                                       "%" PRId64 ": %s",
+                                       e->name, e->r.applied.n, e->errstr);
+                                e->failed = true;
+                                restart = true;
+                        }
+                }
+                rd_kafka_message_destroy(m);
+        }
+        if (restart || sb->assign_due)
+                sb_assign(sb);
 }

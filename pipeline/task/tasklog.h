@@ -22,6 +22,13 @@
  * from its state directory. Anything else (no state, older state, another
  * writer's commits): it drops the task's keys and replays the log's whole
  * commits, then writes with a new epoch (one above any in the log).
+ * Except when META 'r' says the directory's copy is the log applied up to
+ * a known offset, with nothing written here since (a standby copy; a
+ * restore or catch-up the process then wrote nothing after; the task let
+ * go with all its commits delivered, cf_tasklog_leave): then only the
+ * commits after that offset are applied (the same rules as a replay),
+ * and it writes with a new epoch (the same one when nothing follows its
+ * own last commit); a replay when that fails.
  */
 #ifndef CF_TASKLOG_H
 #define CF_TASKLOG_H
@@ -57,11 +64,19 @@ typedef struct cf_tasklog_pos {
 void cf_tasklog_begin(struct cf_task *t, cf_batch *b);
 void cf_tasklog_end(struct cf_task *t, cf_batch *b);
 
-/* A task log record o of t was delivered at offset: after the last record
+/* A task log record o of t was delivered at offset: notes where its
+ * commit ends when it is the commit's last record; after the last record
  * of a whole-state commit, the records before its first are deleted
  * (DeleteRecords, answered on rt->trim_q). Delivery callback. */
 void cf_tasklog_delivered(struct cf_task *t, const struct cf_out *o,
                           int64_t offset);
+
+/* When t is let go with every commit it wrote in its log (a rebalance, a
+ * stop): records with META 'r' that the directory's copy is the log up to
+ * its last commit's last record, so that the task, assigned here again,
+ * or kept here as a standby copy, goes on from there (reading only what
+ * others wrote after it) instead of from the log's start. */
+cf_err_t cf_tasklog_leave(struct cf_task *t, char *errstr, size_t errstr_size);
 
 /* Takes the answers to those deletions; logs once (WARN) when a broker
  * refuses one, and asks no more. With wait_ms > 0 (at the end) waits up
@@ -75,16 +90,47 @@ cf_err_t cf_tasklog_load(struct cf_task *t, char *errstr, size_t errstr_size);
  * task's last whole commit (above). *restored says whether the log was
  * replayed; *full that the log is empty while the directory holds the
  * task's state (written without a log): the task's next commit must write
- * all of it (cf_task.log_full). CF_ERR_KAFKA (the log could not be read,
- * or *stop) or CF_ERR_STATE with errstr. */
+ * all of it (cf_task.log_full); *done_n the number of the last commit
+ * that the log holds whole among those the state has (-1: not known): the
+ * outbox's log entries of commits up to it were delivered
+ * (cf_task.log_done_n). CF_ERR_KAFKA (the log could not be read, or
+ * *stop) or CF_ERR_STATE with errstr. */
 cf_err_t cf_tasklog_sync(struct cf_runtime *rt, char sub, int32_t id,
                          volatile sig_atomic_t *stop, bool *restored,
-                         bool *full, char *errstr, size_t errstr_size);
+                         bool *full, int64_t *done_n, char *errstr,
+                         size_t errstr_size);
 
 /* Parses a log record's header: the position, chunk i of k, and the
  * operations' bytes. False when it is not a log record. */
 bool cf_tasklog_parse(const uint8_t *p, size_t n, cf_tasklog_pos *pos,
                       bool *full, int64_t *i, int64_t *k, const uint8_t **ops,
                       size_t *ops_len);
+
+/* Standby copies (num.standby.replicas): for tasks the process does not
+ * own, a copy of the task's state kept in the state directory by applying
+ * the task log's commits as they come (a consumer of its own, no stage
+ * run, no output written), each with META 'r' (where in the log the copy
+ * stands, and that it was applied, not written). cf_tasklog_sync then
+ * applies only the rest of the log when the task is assigned, and goes on
+ * with a new epoch. */
+typedef struct cf_standby cf_standby;
+
+cf_err_t cf_standby_new(struct cf_runtime *rt, cf_standby **sbp, char *errstr,
+                        size_t errstr_size);
+void cf_standby_destroy(cf_standby *sb);
+
+/* Keeps copies of the tasks with want[idx] (indexed as rt->tasks) that
+ * the process does not hold, and of no other: a copy started where the
+ * directory's copy stands (META 'r'), else from the log's start with the
+ * task's keys dropped. A copy that stops is kept on disk as it is. */
+cf_err_t cf_standby_set(cf_standby *sb, const bool *want, char *errstr,
+                        size_t errstr_size);
+
+/* Whether a copy of task idx is kept. */
+bool cf_standby_has(const cf_standby *sb, int32_t idx);
+
+/* Applies the commits that came, for about budget_ms at most. Runtime
+ * thread. */
+void cf_standby_poll(cf_standby *sb, int64_t budget_ms);
 
 #endif
