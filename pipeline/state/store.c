@@ -70,7 +70,9 @@ struct cf_store {
         cf_buf kbuf; /* prefixed key for reads */
         cf_buf vbuf; /* value read */
         cf_buf enc;  /* encoded object */
-        ent dec;     /* the sizes of the last value decoded (parts) */
+        /* Parts: the sizes of the last value decoded (whole part,
+         * changes after it). */
+        uint32_t dec_whole, dec_delta;
         cf_err_t err;
         char errstr[256];
         uint64_t hits, misses, reads, evictions, flushed;
@@ -331,9 +333,8 @@ void cf_store_destroy(cf_store *st)
 
 /* A value of a store with parts: the parts one after the other, each as
  * its length (varint) and bytes. Decodes the first, applies the others;
- * NULL when one does not decode or apply. The sizes go to e (may be
- * NULL). */
-static void *parts_decode(cf_store *st, const uint8_t *val, size_t vlen, ent *e)
+ * NULL when one does not decode or apply. The sizes go to st->dec_*. */
+static void *parts_decode(cf_store *st, const uint8_t *val, size_t vlen)
 {
         cf_wrd r;
         cf_wrd_init(&r, val, vlen);
@@ -344,21 +345,17 @@ static void *parts_decode(cf_store *st, const uint8_t *val, size_t vlen, ent *e)
         void *obj = st->ops->decode(st->opaque, p, n);
         if (!obj)
                 return NULL;
-        uint32_t whole = (uint32_t)(r.p - val), delta = 0;
+        uint32_t whole = (uint32_t)(r.p - val);
         while (r.p < r.end) {
-                const uint8_t *at = r.p;
                 p = cf_get_bytes(&r, &n);
                 if (!r.ok || !st->ops->apply_delta(st->opaque, obj, p, n)) {
                         st->ops->free(st->opaque, obj);
                         return NULL;
                 }
-                delta += (uint32_t)(r.p - at);
         }
         st->ops->stored(st->opaque, obj);
-        if (e) {
-                e->whole_bytes = whole;
-                e->delta_bytes = delta;
-        }
+        st->dec_whole = whole;
+        st->dec_delta = (uint32_t)(vlen - whole);
         return obj;
 }
 
@@ -366,7 +363,7 @@ static void *parts_decode(cf_store *st, const uint8_t *val, size_t vlen, ent *e)
 static void *store_decode(cf_store *st, const uint8_t *key, size_t klen,
                           const uint8_t *val, size_t vlen)
 {
-        void *obj = has_parts(st) ? parts_decode(st, val, vlen, &st->dec)
+        void *obj = has_parts(st) ? parts_decode(st, val, vlen)
                                   : st->ops->decode(st->opaque, val, vlen);
         if (!obj) {
                 char msg[160];
@@ -422,8 +419,8 @@ void *cf_store_get(cf_store *st, const void *key, size_t klen)
         if (!obj)
                 return NULL;
         e = ent_insert(st, key, klen, h, ENT_CLEAN, obj, true);
-        e->whole_bytes = st->dec.whole_bytes;
-        e->delta_bytes = st->dec.delta_bytes;
+        e->whole_bytes = st->dec_whole;
+        e->delta_bytes = st->dec_delta;
         store_evict(st, e);
         return obj;
 }
@@ -568,8 +565,8 @@ static int load_one(void *opaque, const uint8_t *key, size_t klen,
         if (!obj)
                 return 1;
         ent *e = ent_insert(st, k, kl, h, ENT_CLEAN, obj, true);
-        e->whole_bytes = st->dec.whole_bytes;
-        e->delta_bytes = st->dec.delta_bytes;
+        e->whole_bytes = st->dec_whole;
+        e->delta_bytes = st->dec_delta;
         if (st->bytes > st->budget) {
                 ent_remove(st, e);
                 lc->full = true;
