@@ -566,6 +566,19 @@ typedef struct restore {
         size_t errstr_size;
 } restore;
 
+/* A restore of task state_id from nothing applied, its errors to errstr. */
+static void restore_init(restore *r, cf_runtime *rt, uint16_t state_id,
+                         char *errstr, size_t errstr_size)
+{
+        memset(r, 0, sizeof(*r));
+        r->rt = rt;
+        r->b = cf_batch_new(rt->st);
+        r->errstr = errstr;
+        r->errstr_size = errstr_size;
+        r->state_id = state_id;
+        cf_buf_init(&r->a.ops);
+}
+
 static int on_restore(void *opaque, const rd_kafka_message_t *m)
 {
         restore *r = opaque;
@@ -675,17 +688,11 @@ static cf_err_t catch_up(cf_runtime *rt, const char *topic, int32_t id,
 {
         int64_t t0 = cf_mono_ms();
         restore r;
-        memset(&r, 0, sizeof(r));
-        r.rt = rt;
-        r.b = cf_batch_new(rt->st);
-        r.errstr = errstr;
-        r.errstr_size = errstr_size;
+        restore_init(&r, rt, state_id, errstr, errstr_size);
         r.applied = rp->applied;
         r.a.max_epoch = rp->max_epoch;
         r.bytes = rp->bytes;
         r.next_offset = rp->offset;
-        r.state_id = state_id;
-        cf_buf_init(&r.a.ops);
         cf_err_t err = read_partition(rt, topic, id, -1, rp->offset, stop,
                                       on_restore, &r, errstr, errstr_size);
         if (!err)
@@ -837,13 +844,7 @@ replay:;
         if ((err = cf_state_drop_task(rt->st, state_id, errstr, errstr_size)))
                 return err;
         restore r;
-        memset(&r, 0, sizeof(r));
-        r.rt = rt;
-        r.b = cf_batch_new(rt->st);
-        r.errstr = errstr;
-        r.errstr_size = errstr_size;
-        r.state_id = state_id;
-        cf_buf_init(&r.a.ops);
+        restore_init(&r, rt, state_id, errstr, errstr_size);
         err = read_partition(rt, topic, id, -1, -1, stop, on_restore, &r,
                              errstr, errstr_size);
         if (!err)
@@ -1001,13 +1002,8 @@ static cf_err_t sb_on(cf_standby *sb, int32_t idx, bool fresh, char *errstr,
                 return err;
         memset(e, 0, sizeof(*e));
         snprintf(e->name, sizeof(e->name), "%c-%d", sub, (int)id);
-        e->r.rt = sb->rt;
-        e->r.b = cf_batch_new(sb->rt->st);
-        e->r.errstr = e->errstr;
-        e->r.errstr_size = sizeof(e->errstr);
+        restore_init(&e->r, sb->rt, state_id, e->errstr, sizeof(e->errstr));
         e->r.standby = true;
-        e->r.state_id = state_id;
-        cf_buf_init(&e->r.a.ops);
         if (valid) {
                 e->r.applied = rp.applied;
                 e->r.a.max_epoch = rp.max_epoch;
