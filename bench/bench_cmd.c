@@ -710,7 +710,9 @@ static void usage(FILE *f)
                 "  --cost          also: exactly_once (with and without its "
                 "task log) against\n"
                 "                  at_least_once at commit intervals of 100 "
-                "and 1000 ms\n"
+                "and 1000 ms, and\n"
+                "                  (not on the mock) with "
+                "producer.fencing=transactions\n"
                 "  --scale         also: the stage chain at the small, city "
                 "and country\n"
                 "                  presets' state sizes (throughput and peak "
@@ -890,7 +892,7 @@ int cf_cmd_bench(int argc, char **argv)
                 h_bpe = { 0 };
         samples r_puts = { 0 }, r_bps = { 0 };
         samples l_p50 = { 0 }, l_p99 = { 0 };
-        samples cost[2][3];
+        samples cost[2][4];
         memset(cost, 0, sizeof(cost));
         double lat_rate = 0, scale_eps[3] = { 0 }, scale_rss[3] = { 0 };
         int64_t events = 0;
@@ -1011,19 +1013,24 @@ int cf_cmd_bench(int argc, char **argv)
                  * intervals, interleaved. */
                 if (o.cost) {
                         static const int cis[2] = { 100, 1000 };
-                        static const char *const gs[3] = {
+                        /* The fenced run needs the task log: not on the
+                         * embedded broker. */
+                        static const char *const gs[4] = {
                                 "exactly_once", "exactly_once-no-task-log",
-                                "at_least_once"
+                                "at_least_once", "exactly_once-fenced"
                         };
-                        static const char *const gset[3] = {
+                        static const char *const gset[4] = {
                                 "processing.guarantee=exactly_once\n",
                                 "processing.guarantee=exactly_once\n"
                                 "task.log=off\n",
-                                "processing.guarantee=at_least_once\n"
+                                "processing.guarantee=at_least_once\n",
+                                "processing.guarantee=exactly_once\n"
+                                "producer.fencing=transactions\n"
                         };
+                        int ng = o.broker == CF_BROKER_MOCK ? 3 : 4;
                         for (int i = 0; i < o.runs; i++)
                                 for (int c = 0; c < 2; c++)
-                                        for (int g = 0; g < 3; g++) {
+                                        for (int g = 0; g < ng; g++) {
                                                 char tag[48];
                                                 pipe_res r;
                                                 snprintf(tag, sizeof(tag),
@@ -1046,21 +1053,28 @@ int cf_cmd_bench(int argc, char **argv)
                                                          cis[c], r.eps);
                                         }
                         json_t *jc = json_array();
-                        for (int c = 0; c < 2; c++)
-                                json_array_append_new(
-                                    jc, json_pack("{s:i,s:o,s:o,s:o,s:f,s:f}",
-                                                  "commit_interval_ms", cis[c],
-                                                  "exactly_once",
-                                                  jstats(&cost[c][0]),
-                                                  "exactly_once_no_task_log",
-                                                  jstats(&cost[c][1]),
-                                                  "at_least_once",
-                                                  jstats(&cost[c][2]), "ratio",
-                                                  median(&cost[c][0]) /
-                                                      median(&cost[c][2]),
-                                                  "task_log_ratio",
-                                                  median(&cost[c][0]) /
-                                                      median(&cost[c][1])));
+                        for (int c = 0; c < 2; c++) {
+                                json_t *jo = json_pack(
+                                    "{s:i,s:o,s:o,s:o,s:f,s:f}",
+                                    "commit_interval_ms", cis[c],
+                                    "exactly_once", jstats(&cost[c][0]),
+                                    "exactly_once_no_task_log",
+                                    jstats(&cost[c][1]), "at_least_once",
+                                    jstats(&cost[c][2]), "ratio",
+                                    median(&cost[c][0]) / median(&cost[c][2]),
+                                    "task_log_ratio",
+                                    median(&cost[c][0]) / median(&cost[c][1]));
+                                if (ng == 4) {
+                                        json_object_set_new(
+                                            jo, "exactly_once_fenced",
+                                            jstats(&cost[c][3]));
+                                        json_object_set_new(
+                                            jo, "fencing_ratio",
+                                            json_real(median(&cost[c][3]) /
+                                                      median(&cost[c][0])));
+                                }
+                                json_array_append_new(jc, jo);
+                        }
                         json_object_set_new(res, "guarantee_cost", jc);
                 }
 
@@ -1421,6 +1435,20 @@ out:
                                     median(&cost[c][1]), median(&cost[c][2]),
                                     median(&cost[c][0]) / median(&cost[c][1]),
                                     median(&cost[c][0]) / median(&cost[c][2]));
+                        if (o.broker != CF_BROKER_MOCK) {
+                                fprintf(out,
+                                        "\nwith producer.fencing=transactions "
+                                        "(medians, events/s):\n\n| "
+                                        "commit.interval.ms | exactly_once "
+                                        "fenced | ÷ exactly_once |\n"
+                                        "|---|---|---|\n");
+                                for (int c = 0; c < 2; c++)
+                                        fprintf(out, "| %d | %.0f | %.2f |\n",
+                                                c ? 1000 : 100,
+                                                median(&cost[c][3]),
+                                                median(&cost[c][3]) /
+                                                    median(&cost[c][0]));
+                        }
                 }
                 if (rc == 0 && o.scale) {
                         fprintf(out,

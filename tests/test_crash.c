@@ -50,7 +50,8 @@
 #define DAYS "8"
 
 static char dir[64];
-static cf_test_broker ref, crash, disk, moves, torn, idler, zombie, standby;
+static cf_test_broker ref, crash, disk, moves, torn, idler, zombie, standby,
+    fence;
 /* The scale-out test's running processes: killed by the teardown when the
  * test fails half-way, so that none outlives the suite. */
 enum { SLOTS = 4 };
@@ -212,7 +213,8 @@ static int setup(void **state)
             !cf_test_broker_start(&torn, 4) ||
             !cf_test_broker_start(&idler, 4) ||
             !cf_test_broker_start(&zombie, 4) ||
-            !cf_test_broker_start(&standby, 4))
+            !cf_test_broker_start(&standby, 4) ||
+            !cf_test_broker_start(&fence, 4))
                 return -1;
         /* The reference: the same input, one uninterrupted run. */
         char cfg[128], st[128];
@@ -243,6 +245,7 @@ static int teardown(void **state)
         a |= cf_test_broker_stop(&idler);
         a |= cf_test_broker_stop(&zombie);
         a |= cf_test_broker_stop(&standby);
+        a |= cf_test_broker_stop(&fence);
         /* CF_TEST_KEEP=1 keeps the directory: configs, states, logs. */
         if (!getenv("CF_TEST_KEEP")) {
                 char *rm[] = { "/bin/rm", "-rf", dir, NULL };
@@ -639,6 +642,76 @@ static void zombie_writes_nothing_after_its_tasks_moved(void **state)
         assert_same_topic(&ref, &zombie, "billing.charge-records", true);
         assert_same_topic(&ref, &zombie, "billing.statements", true);
         assert_same_topic(&ref, &zombie, "billing.rejected", false);
+}
+
+/* producer.fencing=transactions closes the window the hold above leaves
+ * open: a process freezes (CF_PAUSE_AT=produced:5) with a commit's task
+ * log records and outputs handed to librdkafka, inside the transaction of
+ * each of its tasks, not committed. The group gives its tasks to a second
+ * process after the session timeout, whose task producers take over the
+ * same transactional ids: the broker aborts the frozen process's
+ * transactions and bumps the ids' epochs. When the first thaws, it goes
+ * on with the commit of its transactions: refused as fenced, it stops
+ * (exit 1) saying so. The outputs, finished as above, must equal the
+ * uninterrupted run's. (Without fencing, the thawed process's records
+ * leave its queue and repeat charge records the second process wrote.)
+ * The embedded broker acknowledges transactions without applying them:
+ * peer broker (or Kafka) only. */
+static void fenced_zombie_writes_nothing(void **state)
+{
+        (void)state;
+        if (cf_test_broker_kind() == CF_BROKER_MOCK) {
+                print_message("the embedded broker does not apply "
+                              "transactions (no fencing there): skipped\n");
+                skip();
+        }
+        char cfg[3][128], st[3][128], out[3][128], err0[160], err1[160];
+        generate(&fence);
+        pid_t *pid = moving; /* the teardown kills them if this fails */
+        for (int i = 0; i < 3; i++) {
+                process_files(&fence, "fence", i, cfg[i], st[i], out[i]);
+                FILE *f = fopen(cfg[i], "a");
+                assert_non_null(f);
+                fprintf(f, "producer.fencing=transactions\n");
+                fclose(f);
+        }
+        char *run0[] = { CF_BINARY, "run", "-c", cfg[0], NULL };
+        setenv("CF_PAUSE_AT", "produced:5", 1);
+        pid[0] = cf_test_spawn(run0, out[0]);
+        unsetenv("CF_PAUSE_AT");
+        int waited = 0;
+        while (!is_stopped(pid[0]) && waited++ < 600)
+                usleep(100000);
+        assert_true(is_stopped(pid[0]));
+        snprintf(err0, sizeof(err0), "%s.err", out[0]);
+        assert_true(count_lines(err0, " assigned") == 8);
+        char *run1[] = { CF_BINARY, "run", "-c", cfg[1], NULL };
+        pid[1] = cf_test_spawn(run1, out[1]);
+        snprintf(err1, sizeof(err1), "%s.err", out[1]);
+        waited = 0;
+        while (count_lines(err1, " assigned") < 8 && waited++ < 600)
+                usleep(100000);
+        assert_true(count_lines(err1, " assigned") >= 8);
+        assert_true(log_has(err1, "earlier owners fenced"));
+        sleep(2); /* it writes for them meanwhile */
+        assert_int_equal(kill(pid[0], SIGCONT), 0);
+        pid_t p0 = pid[0];
+        pid[0] = 0;
+        assert_int_equal(cf_test_wait(p0, 60), 1);
+        assert_true(log_has(err0, "fenced: another process has taken the "
+                                  "task over"));
+        pid_t p1 = pid[1];
+        pid[1] = 0;
+        stopped_cleanly(p1, out[1]);
+        char *o;
+        char *run_end[] = {
+                CF_BINARY, "run", "-c", cfg[2], "--until-idle", NULL
+        };
+        assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
+        free(o);
+        assert_same_topic(&ref, &fence, "billing.charge-records", true);
+        assert_same_topic(&ref, &fence, "billing.statements", true);
+        assert_same_topic(&ref, &fence, "billing.rejected", false);
 }
 
 /* Lines of file, from byte offset from on, that contain text. */
@@ -1162,6 +1235,7 @@ int main(void)
                     zombie_writes_nothing_after_its_tasks_moved, fresh_env),
                 cmocka_unit_test_setup(standby_copy_takes_over_without_replay,
                                        fresh_env),
+                cmocka_unit_test_setup(fenced_zombie_writes_nothing, fresh_env),
         };
         /* CF_TEST_FILTER=pattern runs only the matching tests. */
         if (getenv("CF_TEST_FILTER"))

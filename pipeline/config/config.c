@@ -98,6 +98,16 @@ static const cf_config_entry cf_config_table[] = {
           "the group can take the task over (exactly_once only). off: a "
           "task continues only from this process's state directory: run "
           "one process per group.id (the benchmarks' baseline)."),
+        E("producer.fencing", producer_fencing, "none", "none|transactions",
+          "transactions: each task writes through a transactional producer "
+          "of its own (transactional.id = group.id.task, e.g. "
+          "chargeflow.A-3) and commits one Kafka transaction per commit; "
+          "a process that takes the task over first bumps that id's epoch, "
+          "which aborts and fences whatever a frozen former owner still "
+          "had under way. Needs a broker with transactions and the task "
+          "log; readers of the outputs use isolation.level=read_committed "
+          "(librdkafka's and Kafka's default). none: no broker-side "
+          "fencing (see the README's Zombies)."),
         I("commit.interval.ms", commit_interval_ms, "1000", 1, CF_MS_PER_DAY,
           "How often a task commits its state, offsets and outbox in one "
           "RocksDB WriteBatch."),

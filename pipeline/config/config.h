@@ -46,6 +46,7 @@ typedef struct cf_config {
         /* Processing */
         char *processing_guarantee; /* exactly_once | at_least_once */
         char *task_log;             /* on | off */
+        char *producer_fencing;     /* none | transactions */
         int64_t commit_interval_ms;
         int64_t max_task_idle_ms;
         char *timestamp_source; /* event | kafka */

@@ -42,6 +42,7 @@
 
 #include "clock.h"
 #include "crash.h"
+#include "fence.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -288,6 +289,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         int64_t ts = cf_outbox_on_delivery(&s->rt, m);
         if (ts >= 0)
                 cf_metrics_observe_delivery(s->metrics, ts, cf_wall_ms());
+}
+
+/* An output delivered in a transaction, once it committed (fence.h). */
+static void on_txn_delivered(void *opaque, int64_t ts)
+{
+        rt_state *s = opaque;
+        cf_metrics_observe_delivery(s->metrics, ts, cf_wall_ms());
 }
 
 /* Commits every task (one synced batch), then produces their outputs. */
@@ -699,6 +707,9 @@ static void revoke_all(rt_state *s)
                        "the tasks are left as of their last commit, "
                        "nothing more written for them");
                 rd_kafka_flush(rt->producer, 30000);
+                /* Fencing: their new owners have fenced these already, or
+                 * will; no transaction is open between commits. */
+                cf_fence_release_all(rt);
         } else {
                 await_hold(rt);
                 if (commit_all(s) == CF_OK)
@@ -714,6 +725,7 @@ static void revoke_all(rt_state *s)
                                         cf_log(CF_LOG_WARN, "%s: %s",
                                                rt->tasks[p]->name, errstr);
                 }
+                cf_fence_release_all(rt);
         }
         for (int32_t p = 0; p < rt->n_tasks; p++) {
                 cf_task_destroy(rt->tasks[p]);
@@ -753,6 +765,30 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 }
                 if (cf_standby_set(s->sb, s->sb_want, errstr, sizeof(errstr)))
                         cf_log(CF_LOG_WARN, "standby: %s", errstr);
+        }
+        /* Fencing: the assigned tasks' transactional ids are taken over
+         * first, before their logs are read: what an earlier owner left
+         * open is aborted, and it can add nothing more (fence.h). */
+        if (rt->fencing) {
+                bool *want = cf_calloc((size_t)rt->n_tasks, sizeof(*want));
+                for (int i = 0; i < parts->cnt; i++) {
+                        int32_t idx =
+                            task_index(rt, input_of(rt, parts->elems[i].topic),
+                                       parts->elems[i].partition);
+                        if (idx >= 0 && !rt->tasks[idx])
+                                want[idx] = true;
+                }
+                cf_err_t ferr = cf_fence_acquire(rt, want, &rt_stop, errstr,
+                                                 sizeof(errstr));
+                free(want);
+                if (ferr) {
+                        if (rt_stop)
+                                return;
+                        rt->fatal = 1;
+                        snprintf(rt->fatal_msg, sizeof(rt->fatal_msg), "%s",
+                                 errstr);
+                        return;
+                }
         }
         /* A rating task for each assigned partition of the sessions topic;
          * the range assignor gives this process the same partition of the
@@ -1036,7 +1072,7 @@ static bool idle_now(rt_state *s, int64_t now)
                 if (t->ob.inflight)
                         return false;
         }
-        return n > 0 && rd_kafka_outq_len(rt->producer) == 0;
+        return n > 0 && cf_fence_outq_len(rt) == 0;
 }
 
 /* --until-idle, once idle: whether the process may exit. Every task it
@@ -1145,10 +1181,6 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
          * instead of failing them. */
         if (cf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
                               errstr_size) ||
-            cf_kafka_conf_set(pc, "enable.gapless.guarantee", "true", errstr,
-                              errstr_size) ||
-            cf_kafka_conf_set(pc, "message.timeout.ms", "0", errstr,
-                              errstr_size) ||
             cf_kafka_conf_set(pc, "linger.ms", "5", errstr, errstr_size) ||
             cf_kafka_conf_set(pc, "compression.codec", "lz4", errstr,
                               errstr_size)) {
@@ -1157,6 +1189,25 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
         }
         rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
         rd_kafka_conf_set_opaque(pc, s);
+        /* The tasks' transactional producers (fence.h) start from the
+         * same settings; a transaction is whole or absent, so neither the
+         * gapless guarantee nor an unlimited delivery time is theirs. */
+        if (rt->fencing) {
+                cf_err_t ferr = cf_fence_setup(rt, pc, errstr, errstr_size);
+                if (ferr) {
+                        rd_kafka_conf_destroy(pc);
+                        return ferr;
+                }
+                rt->on_delivered = on_txn_delivered;
+                rt->on_delivered_opaque = s;
+        }
+        if (cf_kafka_conf_set(pc, "enable.gapless.guarantee", "true", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(pc, "message.timeout.ms", "0", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(pc);
+                return CF_ERR_CONFIG;
+        }
         rt->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errstr_size);
         if (!rt->producer)
                 return CF_ERR_KAFKA;
@@ -1289,6 +1340,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         /* Over Kafka, exactly once: every commit also goes to the task
          * log, so that any process of the group can take a task over. */
         rt->task_log = rt->exactly_once && !strcmp(cfg->task_log, "on");
+        rt->fencing = !strcmp(cfg->producer_fencing, "transactions");
         cf_log_set_level(cfg->log_level);
         cf_log_set_format(cfg->log_format);
         cf_log_set_component("run");
@@ -1303,6 +1355,15 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
          * configured topic (none is ever created by using it). */
         if (cf_kafka_check_config(cfg, errstr, sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "config: %s", errstr);
+                rc = 2;
+                goto done;
+        }
+        if (rt->fencing && !rt->task_log) {
+                cf_log(CF_LOG_ERROR,
+                       "config: producer.fencing=transactions needs the task "
+                       "log (processing.guarantee=exactly_once and "
+                       "task.log=on): it fences a task's writes for the "
+                       "process that restores it from that log");
                 rc = 2;
                 goto done;
         }
@@ -1409,7 +1470,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 for (int32_t p = 0; p < rt->n_tasks; p++)
                         if (rt->tasks[p])
                                 run_task(&s, rt->tasks[p], now);
-                rd_kafka_poll(rt->producer, 0);
+                cf_fence_poll(rt, 0);
                 if (s.sb) {
                         placement_poll(&s);
                         cf_standby_poll(s.sb, 20);
@@ -1493,6 +1554,7 @@ done:
                 cf_tasklog_poll_trims(rt, 10000);
                 rd_kafka_queue_destroy(rt->trim_q);
         }
+        cf_fence_destroy(rt);
         if (rt->producer)
                 rd_kafka_destroy(rt->producer);
         cf_tables_destroy(rt->tables);

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "crash.h"
+#include "fence.h"
 #include "kafka.h"
 #include "log.h"
 #include "task.h"
@@ -231,6 +232,9 @@ void cf_outbox_free(cf_task *t)
         for (size_t i = 0; i < ob->n_pending; i++)
                 cf_out_free(ob->pending[i]);
         free(ob->pending);
+        for (size_t i = 0; i < ob->n_txn; i++)
+                cf_out_free(ob->txn[i]);
+        free(ob->txn);
         free(ob->delivered);
         memset(ob, 0, sizeof(*ob));
 }
@@ -254,7 +258,7 @@ static bool never_deliverable(rd_kafka_resp_err_t err)
 /* For the crash tests (CF_CRASH_AT=tornlog:n): at the n-th task log
  * record that is not its commit's last, waits until it is delivered and
  * dies, leaving that commit cut in the log. */
-static void torn_log_crash_point(cf_runtime *rt, const cf_out *o)
+static void torn_log_crash_point(const cf_out *o)
 {
         cf_tasklog_pos pos;
         bool full;
@@ -266,7 +270,7 @@ static void torn_log_crash_point(cf_runtime *rt, const cf_out *o)
                               &len) ||
             i + 1 >= k || !cf_crash_due("tornlog"))
                 return;
-        rd_kafka_flush(rt->producer, 30000);
+        rd_kafka_flush(cf_fence_producer(o->task), 30000);
         cf_crash_now("tornlog");
 }
 
@@ -276,6 +280,7 @@ static void produce(cf_task *t, bool logs)
 {
         cf_runtime *rt = t->rt;
         cf_outbox *ob = &t->ob;
+        rd_kafka_t *rk = cf_fence_producer(t);
         size_t kept = 0;
         for (size_t i = 0; i < ob->n_pending; i++) {
                 if (i == ob->n_pending / 2)
@@ -289,8 +294,7 @@ static void produce(cf_task *t, bool logs)
                 int sl = snprintf(seq, sizeof(seq), "%" PRId64, o->seq);
                 for (;;) {
                         rd_kafka_resp_err_t err = rd_kafka_producev(
-                            rt->producer,
-                            RD_KAFKA_V_TOPIC(rt->out_topic[o->topic]),
+                            rk, RD_KAFKA_V_TOPIC(rt->out_topic[o->topic]),
                             RD_KAFKA_V_PARTITION(o->partition),
                             RD_KAFKA_V_KEY(o->null_key ? NULL : o->key,
                                            o->null_key ? 0 : o->klen),
@@ -320,12 +324,12 @@ static void produce(cf_task *t, bool logs)
                                          rd_kafka_err2str(err));
                                 return;
                         }
-                        rd_kafka_poll(rt->producer, 10);
+                        rd_kafka_poll(rk, 10);
                 }
                 if (!o)
                         continue;
                 if (logs)
-                        torn_log_crash_point(rt, o);
+                        torn_log_crash_point(o);
                 ob->inflight++;
                 if (logs)
                         rt->log_inflight++;
@@ -361,12 +365,171 @@ bool cf_outbox_may_write(cf_runtime *rt)
         return !(rt->consumer && rd_kafka_assignment_lost(rt->consumer));
 }
 
+/* ---- transactions (producer.fencing=transactions, fence.h) -------------
+ */
+
+static int cmp_seq(const void *a, const void *b)
+{
+        const cf_out *x = *(cf_out *const *)a, *y = *(cf_out *const *)b;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int64_t delivered(cf_runtime *rt, cf_out *o, int64_t offset);
+
+/* The end of t's transaction: committed, each record's delivery takes
+ * effect; aborted, they are pending again, in sequence order, for the
+ * next commit (but one that can never be delivered is skipped). */
+static void txn_settle(cf_task *t, bool committed)
+{
+        cf_runtime *rt = t->rt;
+        cf_outbox *ob = &t->ob;
+        size_t back = 0;
+        for (size_t i = 0; i < ob->n_txn; i++) {
+                cf_out *o = ob->txn[i];
+                if (committed) {
+                        int64_t ts = delivered(rt, o, o->offset);
+                        if (ts >= 0 && rt->on_delivered)
+                                rt->on_delivered(rt->on_delivered_opaque, ts);
+                } else if (never_deliverable(o->err)) {
+                        cf_outbox_skip(t, o->topic, o->partition, o->seq,
+                                       (size_t)o->klen + o->vlen,
+                                       rd_kafka_err2str(o->err));
+                        cf_outbox_delivered(t, o->seq);
+                        cf_out_free(o);
+                } else {
+                        o->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                        ob->txn[back++] = o;
+                }
+        }
+        if (back) {
+                qsort(ob->txn, back, sizeof(*ob->txn), cmp_seq);
+                size_t n = ob->n_pending + back;
+                if (n > ob->cap_pending) {
+                        ob->cap_pending = n;
+                        ob->pending =
+                            cf_realloc(ob->pending, n * sizeof(*ob->pending));
+                }
+                memmove(ob->pending + back, ob->pending,
+                        ob->n_pending * sizeof(*ob->pending));
+                memcpy(ob->pending, ob->txn, back * sizeof(*ob->txn));
+                ob->n_pending = n;
+        }
+        ob->n_txn = 0;
+}
+
+/* Whether e says that another producer of the same transactional.id took
+ * over (its epoch is newer). */
+static bool fenced(const rd_kafka_error_t *e)
+{
+        rd_kafka_resp_err_t c = rd_kafka_error_code(e);
+        return c == RD_KAFKA_RESP_ERR__FENCED ||
+               c == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+               c == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH ||
+               c == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+}
+
+/* Sets rt->fatal for t's transaction that failed with e (what). */
+static void txn_fatal(cf_task *t, const char *what, const rd_kafka_error_t *e)
+{
+        cf_runtime *rt = t->rt;
+        char txid[256];
+        cf_fence_txn_id(rt, t->sub, t->id, txid, sizeof(txid));
+        rt->fatal = 1;
+        if (fenced(e))
+                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                         "%s: fenced: another process has taken the task "
+                         "over (transactional.id %s has a newer epoch): its "
+                         "transaction is aborted and nothing more is "
+                         "written for it here (%s)",
+                         t->name, txid, rd_kafka_error_string(e));
+        else
+                snprintf(rt->fatal_msg, sizeof(rt->fatal_msg),
+                         "%s: %s of the transaction of transactional.id %s "
+                         "failed: %s",
+                         t->name, what, txid, rd_kafka_error_string(e));
+}
+
+/* Waits for the delivery reports of t's records (served by polling its
+ * producer). */
+static void await_reports(cf_task *t, rd_kafka_t *rk)
+{
+        for (int i = 0; t->ob.inflight > 0 && i < 6000; i++)
+                rd_kafka_poll(rk, 10);
+}
+
+/* Commits the transaction t has open; an abortable failure aborts it and
+ * leaves its records pending for the next commit. */
+static void txn_commit(cf_task *t)
+{
+        rd_kafka_t *rk = cf_fence_producer(t);
+        rd_kafka_error_t *e = rd_kafka_commit_transaction(rk, -1);
+        await_reports(t, rk);
+        if (!e) {
+                txn_settle(t, true);
+                return;
+        }
+        if (rd_kafka_error_txn_requires_abort(e)) {
+                cf_log(CF_LOG_WARN,
+                       "%s: commit of its transaction failed (%s): aborted, "
+                       "its records go again with the next commit",
+                       t->name, rd_kafka_error_string(e));
+                rd_kafka_error_t *a = rd_kafka_abort_transaction(rk, -1);
+                await_reports(t, rk);
+                if (a) {
+                        txn_fatal(t, "abort", a);
+                        rd_kafka_error_destroy(a);
+                } else {
+                        txn_settle(t, false);
+                }
+        } else {
+                txn_fatal(t, "commit", e);
+        }
+        rd_kafka_error_destroy(e);
+}
+
+/* cf_outbox_produce_all with a transaction per task: the task log records
+ * and the outputs of a commit are visible together or not at all, so
+ * they go out at once. */
+static cf_err_t produce_all_txn(cf_runtime *rt)
+{
+        bool any = false;
+        for (int32_t p = 0; p < rt->n_tasks && !rt->fatal; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t || !t->ob.n_pending)
+                        continue;
+                rd_kafka_error_t *e =
+                    rd_kafka_begin_transaction(cf_fence_producer(t));
+                if (e) {
+                        txn_fatal(t, "begin", e);
+                        rd_kafka_error_destroy(e);
+                        break;
+                }
+                t->ob.in_txn = true;
+                produce(t, true);
+                produce(t, false);
+                any = true;
+        }
+        if (any)
+                cf_crash_point("produced"); /* handed over, not committed */
+        for (int32_t p = 0; p < rt->n_tasks; p++) {
+                cf_task *t = rt->tasks[p];
+                if (!t || !t->ob.in_txn)
+                        continue;
+                if (!rt->fatal)
+                        txn_commit(t);
+                t->ob.in_txn = false;
+        }
+        return rt->fatal ? CF_ERR_KAFKA : CF_OK;
+}
+
 cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
                                int max_wait_ms)
 {
         cf_tasklog_poll_trims(rt, 0);
         if (!cf_outbox_may_write(rt))
                 return CF_OK;
+        if (rt->fencing)
+                return produce_all_txn(rt);
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
                         produce(rt->tasks[p], true);
@@ -388,16 +551,55 @@ cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
          * lost meanwhile, and the outputs wait. */
         if (!cf_outbox_may_write(rt))
                 return CF_OK;
+        int64_t before = rt->produced;
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
                         produce(rt->tasks[p], false);
+        if (rt->produced > before)
+                cf_crash_point("produced"); /* handed over, maybe not sent */
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
+}
+
+/* What a delivery of o at offset does (o is freed); returns its
+ * timestamp for a public output, else -1. */
+static int64_t delivered(cf_runtime *rt, cf_out *o, int64_t offset)
+{
+        int64_t ts = -1;
+        if (cf_outbox_is_log(o->topic)) {
+                if (o->task)
+                        cf_tasklog_delivered(o->task, o, offset);
+        } else {
+                rt->delivered++;
+        }
+        if (o->topic != CF_OUT_REPARTITION && !cf_outbox_is_log(o->topic))
+                ts = o->ts;
+        if (o->task)
+                cf_outbox_delivered(o->task, o->seq);
+        cf_out_free(o);
+        return ts;
 }
 
 int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
 {
         cf_out *o = m->_private;
-        int64_t ts = -1;
+        if (!o)
+                return -1; /* not an output: fence.c's aborted record */
+        if (o && o->task && o->task->ob.in_txn) {
+                /* Kept until its transaction ends (txn_settle). */
+                cf_outbox *ob = &o->task->ob;
+                o->offset = m->offset;
+                o->err = m->err;
+                if (ob->n_txn == ob->cap_txn) {
+                        ob->cap_txn = ob->cap_txn ? 2 * ob->cap_txn : 64;
+                        ob->txn =
+                            cf_realloc(ob->txn, ob->cap_txn * sizeof(*ob->txn));
+                }
+                ob->txn[ob->n_txn++] = o;
+                ob->inflight--;
+                if (cf_outbox_is_log(o->topic))
+                        rt->log_inflight--;
+                return -1;
+        }
         if (m->err && o && o->task && never_deliverable(m->err)) {
                 /* It would fail the same way after every restart: count
                  * and log it, and let it leave the outbox. */
@@ -421,21 +623,11 @@ int64_t cf_outbox_on_delivery(cf_runtime *rt, const rd_kafka_message_t *m)
         }
         if (!o)
                 return -1;
-        if (cf_outbox_is_log(o->topic)) {
+        if (cf_outbox_is_log(o->topic))
                 rt->log_inflight--;
-                if (o->task)
-                        cf_tasklog_delivered(o->task, o, m->offset);
-        } else {
-                rt->delivered++;
-        }
-        if (o->topic != CF_OUT_REPARTITION && !cf_outbox_is_log(o->topic))
-                ts = o->ts;
-        if (o->task) {
-                cf_outbox_delivered(o->task, o->seq);
+        if (o->task)
                 o->task->ob.inflight--;
-        }
-        cf_out_free(o);
-        return ts;
+        return delivered(rt, o, m->offset);
 }
 
 void cf_outbox_hand_over(cf_task *t, size_t n,
@@ -514,6 +706,12 @@ static cf_err_t read_tails(cf_runtime *rt, tail_req *req, size_t n,
             cf_kafka_conf_set(conf, "group.id", "chargeflow-tail", errstr,
                               errstr_size) ||
             cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+                              errstr_size) ||
+            /* The end is found by a fetch that finds nothing more, which
+             * the broker holds up to this long. */
+            cf_kafka_conf_set(conf, "fetch.wait.max.ms", "10", errstr,
                               errstr_size))
                 goto out;
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
@@ -547,16 +745,20 @@ static cf_err_t read_tails(cf_runtime *rt, tail_req *req, size_t n,
                         continue;
                 }
                 idle = 0;
-                for (size_t i = 0; !m->err && i < n; i++) {
+                /* The end: the last record, or the partition's end when
+                 * the last offset is not a record (the marker that ends a
+                 * transaction). */
+                bool eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+                for (size_t i = 0; (!m->err || eof) && i < n; i++) {
                         tail_req *q = &req[i];
                         if (q->done || m->partition != q->t->id ||
                             strcmp(rd_kafka_topic_name(m->rkt),
                                    rt->out_topic[q->out]))
                                 continue;
-                        int64_t seq = seq_of(m, q->t);
+                        int64_t seq = eof ? -1 : seq_of(m, q->t);
                         if (seq > q->seq)
                                 q->seq = seq;
-                        if (m->offset + 1 >= q->end) {
+                        if (eof || m->offset + 1 >= q->end) {
                                 q->done = true;
                                 waiting--;
                         }

@@ -69,6 +69,10 @@ typedef struct cf_out {
          * is where the log may start) and its last (once delivered, the
          * records before the first are deleted). Not in the state. */
         uint8_t log_mark;
+        /* With fencing (fence.h): its delivery report, kept until its
+         * transaction ends. */
+        int64_t offset;
+        rd_kafka_resp_err_t err;
 } cf_out;
 
 enum { CF_OUT_LOG_FIRST = 1, CF_OUT_LOG_LAST = 2 };
@@ -81,6 +85,11 @@ typedef struct cf_outbox {
         int64_t *delivered; /* seqs delivered, to delete at the next commit */
         size_t n_delivered, cap_delivered;
         size_t inflight; /* produced, delivery report not yet seen */
+        /* With fencing: the delivery reports of the open transaction's
+         * records, in the order they came. */
+        cf_out **txn;
+        size_t n_txn, cap_txn;
+        bool in_txn;     /* a transaction is open: between begin and its end */
         int64_t skipped; /* outputs that could never be delivered */
 } cf_outbox;
 

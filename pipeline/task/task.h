@@ -117,6 +117,16 @@ typedef struct cf_runtime {
         size_t n_chain_bill;
         rd_kafka_t *producer;
         rd_kafka_t *consumer;
+        /* producer.fencing=transactions (fence.h): the configuration of
+         * the tasks' transactional producers, and the producer of each
+         * task held (indexed as tasks[]; NULL: none). */
+        bool fencing;
+        rd_kafka_conf_t *txn_conf;
+        rd_kafka_t **txp;
+        /* Told of each public output whose transaction committed (its
+         * timestamp): the runtime's latency metric. */
+        void (*on_delivered)(void *opaque, int64_t ts);
+        void *on_delivered_opaque;
         const char *in_topic[CF_IN__CNT];
         const char *out_topic[CF_OUT__CNT];
         int32_t out_partitions[CF_OUT__CNT];

@@ -386,6 +386,12 @@ static cf_err_t read_partition(cf_runtime *rt, const char *topic,
             cf_kafka_conf_set(conf, "group.id", "chargeflow-tasklog", errstr,
                               errstr_size) ||
             cf_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size) ||
+            cf_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+                              errstr_size) ||
+            /* The end is found by a fetch that finds nothing more, which
+             * the broker holds up to this long. */
+            cf_kafka_conf_set(conf, "fetch.wait.max.ms", "10", errstr,
                               errstr_size))
                 return CF_ERR_CONFIG;
         rd_kafka_t *rk =
@@ -427,6 +433,13 @@ static cf_err_t read_partition(cf_runtime *rt, const char *topic,
                         continue;
                 }
                 idle = 0;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        /* The end, where the last offset is not a record
+                         * (the marker that ends a transaction). */
+                        rd_kafka_message_destroy(m);
+                        err = CF_OK;
+                        goto out;
+                }
                 if (m->err) {
                         rd_kafka_message_destroy(m);
                         continue;
