@@ -298,8 +298,11 @@ static void on_txn_delivered(void *opaque, int64_t ts)
         cf_metrics_observe_delivery(s->metrics, ts, cf_wall_ms());
 }
 
-/* Commits every task (one synced batch), then produces their outputs. */
-static cf_err_t commit_all(rt_state *s)
+/* Commits every task (one synced batch), then produces their outputs:
+ * with wait, at once, once the task log has the commit; without, the
+ * outputs leave from the main loop once it has (cf_outbox_produce_ready),
+ * while the tasks go on. */
+static cf_err_t commit_all_wait(rt_state *s, bool wait)
 {
         cf_runtime *rt = &s->rt;
         char errstr[512];
@@ -331,7 +334,10 @@ static cf_err_t commit_all(rt_state *s)
         /* Stopping on a signal: at most as long as the final delivery
          * wait (a broker gone for good must not hold the stop); the
          * outputs then wait in the outbox for the next start. */
-        cf_outbox_produce_all(rt, &rt_hard_stop, rt_stop ? 60000 : -1);
+        cf_outbox_produce_all(rt, &rt_hard_stop,
+                              !wait     ? 0
+                              : rt_stop ? 60000
+                                        : -1);
         s->commits++;
         s->commit_ms_last = cf_mono_ms() - t0;
         if (s->commit_ms_last > s->commit_ms_max)
@@ -340,6 +346,11 @@ static cf_err_t commit_all(rt_state *s)
         cf_metrics_observe_commit(s->metrics, s->commit_ms_last);
         cf_metrics_publish(s->metrics, rt, s->commits);
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
+}
+
+static cf_err_t commit_all(rt_state *s)
+{
+        return commit_all_wait(s, true);
 }
 
 /* The counters of every task of the process, added up. */
@@ -731,6 +742,7 @@ static void revoke_all(rt_state *s)
                 cf_task_destroy(rt->tasks[p]);
                 rt->tasks[p] = NULL;
         }
+        rt->outputs_wait = false;
         s->assigned = false;
 }
 
@@ -1072,7 +1084,7 @@ static bool idle_now(rt_state *s, int64_t now)
                 if (t->ob.inflight)
                         return false;
         }
-        return n > 0 && cf_fence_outq_len(rt) == 0;
+        return n > 0 && !rt->outputs_wait && cf_fence_outq_len(rt) == 0;
 }
 
 /* --until-idle, once idle: whether the process may exit. Every task it
@@ -1471,6 +1483,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                         if (rt->tasks[p])
                                 run_task(&s, rt->tasks[p], now);
                 cf_fence_poll(rt, 0);
+                cf_outbox_produce_ready(rt);
                 if (s.sb) {
                         placement_poll(&s);
                         cf_standby_poll(s.sb, 20);
@@ -1478,7 +1491,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 tables_poll(&s, false, errstr, sizeof(errstr));
                 topic_limits(&s);
                 if (now - s.last_commit >= cfg->commit_interval_ms &&
-                    commit_all(&s)) {
+                    commit_all_wait(&s, false)) {
                         failed = true;
                         break;
                 }

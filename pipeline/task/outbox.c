@@ -185,8 +185,10 @@ cf_err_t cf_outbox_load(cf_task *t, char *errstr, size_t errstr_size)
 {
         cf_key k;
         cf_key_init(&k, t->state_id);
-        return cf_state_scan(t->rt->st, CF_COL_OUTBOX, k.b, k.len, load_entry,
-                             t, errstr, errstr_size);
+        cf_err_t err = cf_state_scan(t->rt->st, CF_COL_OUTBOX, k.b, k.len,
+                                     load_entry, t, errstr, errstr_size);
+        t->ob.n_committed = t->ob.n_pending;
+        return err;
 }
 
 static void put_entries(cf_task *t, cf_batch *b, size_t first)
@@ -209,6 +211,7 @@ void cf_outbox_commit_from(cf_task *t, cf_batch *b, size_t first)
 {
         if (t->rt->exactly_once)
                 put_entries(t, b, first);
+        t->ob.n_committed = t->ob.n_pending;
 }
 
 void cf_outbox_commit(cf_task *t, cf_batch *b)
@@ -224,6 +227,7 @@ void cf_outbox_commit(cf_task *t, cf_batch *b)
                 }
         }
         ob->n_delivered = 0;
+        ob->n_committed = ob->n_pending;
 }
 
 void cf_outbox_free(cf_task *t)
@@ -274,19 +278,21 @@ static void torn_log_crash_point(const cf_out *o)
         cf_crash_now("tornlog");
 }
 
-/* Produces t's pending entries that are (logs) or are not task log
- * entries; the others stay pending, in order. */
+/* Produces t's committed pending entries that are (logs) or are not task
+ * log entries; the others stay pending, in order. */
 static void produce(cf_task *t, bool logs)
 {
         cf_runtime *rt = t->rt;
         cf_outbox *ob = &t->ob;
         rd_kafka_t *rk = cf_fence_producer(t);
-        size_t kept = 0;
+        size_t kept = 0, committed = ob->n_committed;
         for (size_t i = 0; i < ob->n_pending; i++) {
                 if (i == ob->n_pending / 2)
                         cf_crash_point(logs ? "log" : "produce"); /* half */
                 cf_out *o = ob->pending[i];
-                if (cf_outbox_is_log(o->topic) != logs) {
+                if (i == committed)
+                        ob->n_committed = kept; /* the committed ones kept */
+                if (i >= committed || cf_outbox_is_log(o->topic) != logs) {
                         ob->pending[kept++] = o;
                         continue;
                 }
@@ -336,6 +342,8 @@ static void produce(cf_task *t, bool logs)
                 else
                         rt->produced++;
         }
+        if (committed >= ob->n_pending)
+                ob->n_committed = kept;
         ob->n_pending = kept;
 }
 
@@ -413,6 +421,7 @@ static void txn_settle(cf_task *t, bool committed)
                         ob->n_pending * sizeof(*ob->pending));
                 memcpy(ob->pending, ob->txn, back * sizeof(*ob->txn));
                 ob->n_pending = n;
+                ob->n_committed += back;
         }
         ob->n_txn = 0;
 }
@@ -522,19 +531,11 @@ static cf_err_t produce_all_txn(cf_runtime *rt)
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
 }
 
-cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
-                               int max_wait_ms)
+/* Waits until no task log entry is in flight (until *stop, or at most
+ * max_wait_ms; -1: no limit): CF_OK once none is. */
+static cf_err_t await_logs(cf_runtime *rt, volatile sig_atomic_t *stop,
+                           int max_wait_ms)
 {
-        cf_tasklog_poll_trims(rt, 0);
-        if (!cf_outbox_may_write(rt))
-                return CF_OK;
-        if (rt->fencing)
-                return produce_all_txn(rt);
-        for (int32_t p = 0; p < rt->n_tasks; p++)
-                if (rt->tasks[p])
-                        produce(rt->tasks[p], true);
-        /* An output may reach Kafka only once the task log holds the
-         * whole commit that made it (tasklog.h). */
         for (int waited = 0; rt->log_inflight > 0 && !rt->fatal && !*stop &&
                              (max_wait_ms < 0 || waited < max_wait_ms);
              waited += 5) {
@@ -543,14 +544,18 @@ cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
                 rd_kafka_flush(rt->producer, 5);
                 (void)cf_outbox_may_write(rt); /* a pause here holds */
         }
-        if (rt->fatal)
-                return CF_ERR_KAFKA;
-        if (rt->log_inflight > 0)
-                return CF_ERR_KAFKA; /* stopped: the outputs wait */
-        /* Asked again after the wait: a pause in it, or the assignment
-         * lost meanwhile, and the outputs wait. */
+        return rt->fatal || rt->log_inflight > 0 ? CF_ERR_KAFKA : CF_OK;
+}
+
+cf_err_t cf_outbox_produce_ready(cf_runtime *rt)
+{
+        if (!rt->outputs_wait || rt->log_inflight > 0)
+                return rt->fatal ? CF_ERR_KAFKA : CF_OK;
+        /* Not while a pause holds writes, or the assignment is lost: the
+         * outputs wait. */
         if (!cf_outbox_may_write(rt))
                 return CF_OK;
+        rt->outputs_wait = false;
         int64_t before = rt->produced;
         for (int32_t p = 0; p < rt->n_tasks; p++)
                 if (rt->tasks[p])
@@ -558,6 +563,34 @@ cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
         if (rt->produced > before)
                 cf_crash_point("produced"); /* handed over, maybe not sent */
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
+}
+
+cf_err_t cf_outbox_produce_all(cf_runtime *rt, volatile sig_atomic_t *stop,
+                               int max_wait_ms)
+{
+        cf_tasklog_poll_trims(rt, 0);
+        if (!cf_outbox_may_write(rt))
+                return CF_OK;
+        if (rt->fencing)
+                return produce_all_txn(rt);
+        /* The outputs of the last commit first, if they still wait: an
+         * output leaves at the latest with the next commit. */
+        if (rt->outputs_wait) {
+                if (await_logs(rt, stop, -1))
+                        return CF_ERR_KAFKA;
+                cf_outbox_produce_ready(rt);
+        }
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        produce(rt->tasks[p], true);
+        /* An output may reach Kafka only once the task log holds the
+         * whole commit that made it (tasklog.h). */
+        rt->outputs_wait = true;
+        if (max_wait_ms == 0)
+                return cf_outbox_produce_ready(rt); /* the main loop goes on */
+        if (await_logs(rt, stop, max_wait_ms))
+                return CF_ERR_KAFKA; /* stopped: the outputs wait */
+        return cf_outbox_produce_ready(rt);
 }
 
 /* What a delivery of o at offset does (o is freed); returns its
@@ -644,6 +677,7 @@ void cf_outbox_hand_over(cf_task *t, size_t n,
                 cf_out_free(o);
         }
         ob->n_pending -= n;
+        ob->n_committed = ob->n_committed > n ? ob->n_committed - n : 0;
         if (ob->n_pending)
                 memmove(ob->pending, ob->pending + n,
                         ob->n_pending * sizeof(cf_out *));
@@ -890,6 +924,10 @@ cf_err_t cf_outbox_recover(cf_runtime *rt, volatile sig_atomic_t *stop,
                                (int)t->id, req[i].seq, req[i].end);
         }
         free(req);
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                if (rt->tasks[p])
+                        rt->tasks[p]->ob.n_committed =
+                            rt->tasks[p]->ob.n_pending;
         if (cf_outbox_produce_all(rt, stop, -1)) {
                 snprintf(errstr, errstr_size, "%s",
                          rt->fatal ? rt->fatal_msg : "stopped");

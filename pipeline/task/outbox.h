@@ -10,7 +10,11 @@
  *            offsets, and the delivered ones are deleted from it;
  *   produce  once that batch is synced, the pending entries are produced
  *            (idempotent producer, headers cf.task and cf.seq) and are in
- *            flight until their delivery report marks them delivered;
+ *            flight until their delivery report marks them delivered: the
+ *            task log entries at once, the outputs once no task log entry
+ *            is in flight any more (the main loop sees to it while the
+ *            tasks go on, the next commit at the latest); with fencing
+ *            (fence.h), all of a task's entries in one transaction;
  *   recover  a task that starts with entries in its outbox finds, in the
  *            tail of each of its own output partitions, the highest cf.seq
  *            it wrote there: entries up to it were delivered before the
@@ -85,6 +89,9 @@ typedef struct cf_outbox {
         int64_t *delivered; /* seqs delivered, to delete at the next commit */
         size_t n_delivered, cap_delivered;
         size_t inflight; /* produced, delivery report not yet seen */
+        /* The first n_committed pending entries were committed (written
+         * to the state); the rest were emitted since the last commit. */
+        size_t n_committed;
         /* With fencing: the delivery reports of the open transaction's
          * records, in the order they came. */
         cf_out **txn;
@@ -159,6 +166,14 @@ bool cf_outbox_may_write(struct cf_runtime *rt);
  * owner). */
 cf_err_t cf_outbox_produce_all(struct cf_runtime *rt,
                                volatile sig_atomic_t *stop, int max_wait_ms);
+
+/* With max_wait_ms 0, cf_outbox_produce_all produces the task log
+ * entries and leaves the outputs to this: called from the main loop, it
+ * produces the committed outputs of every task once no task log entry is
+ * in flight (so once the task log holds their whole commits), while the
+ * tasks go on processing. The next cf_outbox_produce_all first waits for
+ * what this has not produced yet. */
+cf_err_t cf_outbox_produce_ready(struct cf_runtime *rt);
 
 /* The producer's delivery report of m, whose opaque is the cf_out: marks
  * it delivered (or, when it can never be delivered, skipped) or sets

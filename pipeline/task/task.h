@@ -144,6 +144,9 @@ typedef struct cf_runtime {
         /* Commits go to the task log too (exactly once over Kafka). */
         bool task_log;
         int64_t log_inflight; /* task log entries produced, not delivered */
+        /* Committed outputs wait for the task log entries in flight
+         * (cf_outbox_produce_ready). */
+        bool outputs_wait;
         /* Results of the task logs' DeleteRecords requests (tasklog.c),
          * created on first use. */
         rd_kafka_queue_t *trim_q;
