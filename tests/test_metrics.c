@@ -1,7 +1,7 @@
 /*
  * test_metrics.c: the metrics endpoint on its own (metrics.c): the
- * readiness rule of /health/ready and the histogram exposition, on a free
- * loopback port.
+ * readiness rule of /health/ready, the histogram exposition and the
+ * standby gauges, on a free loopback port.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,6 +109,7 @@ static void histograms_are_cumulative_in_seconds(void **state)
         cf_metrics_observe_commit(m, 3);
         cf_metrics_observe_commit(m, 2000);
         cf_metrics_observe_delivery(m, 1000000, 1090000);
+        cf_metrics_set_standby(m, 4, 1, 17);
         cf_metrics_publish(m, &rt, 2);
         assert_int_equal(get(port, "/metrics", &b), 200);
         const char *t = (const char *)b.p;
@@ -129,6 +130,10 @@ static void histograms_are_cumulative_in_seconds(void **state)
                 "0\n",
                 "chargeflow_tasks_assigned{subtopology=\"rating\"} 0\n",
                 "chargeflow_ready 0\n",
+                "# TYPE chargeflow_standby_tasks gauge\n",
+                "chargeflow_standby_tasks 4\n",
+                "chargeflow_standby_failed_tasks 1\n",
+                "chargeflow_standby_lag_offsets 17\n",
         };
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
                 if (!strstr(t, want[i]))

@@ -44,6 +44,8 @@ struct cf_metrics {
         int restoring;
         /* Runtime thread only. */
         hist commit, latency;
+        int sb_copies, sb_failed;
+        int64_t sb_lag;
 };
 
 static void observe(hist *h, const double *le, size_t n, double v)
@@ -154,6 +156,15 @@ void cf_metrics_set_assigned(cf_metrics *m, bool assigned)
         pthread_mutex_lock(&m->lock);
         m->assigned = assigned;
         pthread_mutex_unlock(&m->lock);
+}
+
+void cf_metrics_set_standby(cf_metrics *m, int copies, int failed, int64_t lag)
+{
+        if (!m)
+                return;
+        m->sb_copies = copies;
+        m->sb_failed = failed;
+        m->sb_lag = lag;
 }
 
 void cf_metrics_set_restoring(cf_metrics *m, int n)
@@ -375,6 +386,18 @@ void cf_metrics_publish(cf_metrics *m, const cf_runtime *rt, int64_t commits)
                               "%.3f\n",
                               t->name, (double)wm / 1e3);
         }
+        head(&b, "chargeflow_standby_tasks", "gauge",
+             "Standby copies of tasks kept (num.standby.replicas).");
+        cf_buf_printf(&b, "chargeflow_standby_tasks %d\n", m->sb_copies);
+        head(&b, "chargeflow_standby_failed_tasks", "gauge",
+             "Standby copies that stopped at a commit they could not apply "
+             "(the task then restores from its log when assigned).");
+        cf_buf_printf(&b, "chargeflow_standby_failed_tasks %d\n", m->sb_failed);
+        head(&b, "chargeflow_standby_lag_offsets", "gauge",
+             "Task log offsets the standby copies have not read yet (from "
+             "the high watermarks last seen).");
+        cf_buf_printf(&b, "chargeflow_standby_lag_offsets %" PRId64 "\n",
+                      m->sb_lag);
         pthread_mutex_lock(&m->lock);
         head(&b, "chargeflow_tasks_restoring", "gauge",
              "Tasks being restored (created, recovering their outbox).");

@@ -37,6 +37,10 @@ void cf_metrics_set_tables_loaded(cf_metrics *m);
 void cf_metrics_set_assigned(cf_metrics *m, bool assigned);
 void cf_metrics_set_restoring(cf_metrics *m, int n);
 
+/* Standby copies (cf_standby_stats): kept, failed, offsets not yet read.
+ * Runtime thread; shown from the next cf_metrics_publish. */
+void cf_metrics_set_standby(cf_metrics *m, int copies, int failed, int64_t lag);
+
 /* Observations (runtime thread; m may be NULL): one commit took ms; one
  * output record with event time event_ms (its Kafka timestamp) was
  * delivered at wall time now_ms. */

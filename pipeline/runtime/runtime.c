@@ -344,6 +344,12 @@ static cf_err_t commit_all_wait(rt_state *s, bool wait)
                 s->commit_ms_max = s->commit_ms_last;
         s->last_commit = cf_mono_ms();
         cf_metrics_observe_commit(s->metrics, s->commit_ms_last);
+        {
+                int copies, failed;
+                int64_t lag;
+                cf_standby_stats(s->sb, &copies, &failed, &lag);
+                cf_metrics_set_standby(s->metrics, copies, failed, lag);
+        }
         cf_metrics_publish(s->metrics, rt, s->commits);
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
 }

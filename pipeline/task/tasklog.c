@@ -1080,6 +1080,32 @@ bool cf_standby_has(const cf_standby *sb, int32_t idx)
         return sb && sb->t[idx].on;
 }
 
+void cf_standby_stats(const cf_standby *sb, int *copies, int *failed,
+                      int64_t *lag)
+{
+        *copies = *failed = 0;
+        *lag = 0;
+        for (int32_t i = 0; sb && i < sb->rt->n_tasks; i++) {
+                const sb_task *c = &sb->t[i];
+                if (!c->on)
+                        continue;
+                ++*copies;
+                *failed += c->failed;
+                const cf_runtime *rt = sb->rt;
+                bool rating = i < rt->in_partitions;
+                int64_t lo, hi;
+                if (!rd_kafka_get_watermark_offsets(
+                        sb->rk,
+                        rt->out_topic[rating ? CF_OUT_RATING_LOG
+                                             : CF_OUT_BILLING_LOG],
+                        rating ? i : i - rt->in_partitions, &lo, &hi)) {
+                        int64_t from = c->pos >= 0 ? c->pos : lo > 0 ? lo : 0;
+                        if (hi > from)
+                                *lag += hi - from;
+                }
+        }
+}
+
 void cf_standby_poll(cf_standby *sb, int64_t budget_ms)
 {
         cf_runtime *rt = sb->rt;

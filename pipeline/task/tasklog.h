@@ -129,6 +129,13 @@ cf_err_t cf_standby_set(cf_standby *sb, const bool *want, char *errstr,
 /* Whether a copy of task idx is kept. */
 bool cf_standby_has(const cf_standby *sb, int32_t idx);
 
+/* The copies kept (copies), those of them that stopped applying after a
+ * commit that could not be applied (failed), and how many offsets of
+ * their logs the copies have not read yet (lag; from the high watermarks
+ * librdkafka last saw: no request to the broker). sb may be NULL. */
+void cf_standby_stats(const cf_standby *sb, int *copies, int *failed,
+                      int64_t *lag);
+
 /* Applies the commits that came, for about budget_ms at most. Runtime
  * thread. */
 void cf_standby_poll(cf_standby *sb, int64_t budget_ms);
