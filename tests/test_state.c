@@ -1638,6 +1638,132 @@ static void state_append_concatenates_and_replays_from_the_log(void **state)
         cf_buf_free(&log);
 }
 
+/* Puts key s of task 7 in col into b. */
+static void put7(cf_batch *b, cf_col_t col, const char *s, const char *v)
+{
+        cf_key k;
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, s, strlen(s));
+        cf_batch_put(b, col, k.b, k.len, v, strlen(v));
+}
+
+static const char *get7(cf_state *s, cf_col_t col, const char *key)
+{
+        cf_key k;
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, key, strlen(key));
+        return get_str(s, col, &k);
+}
+
+/* Three commits in the batch-log encoding, gathered in a log batch: what a
+ * later put, delete or range delete of the batch replaces is left out, an
+ * append before another append is not, and the batch written gives what
+ * the three in order give (values worked out by hand below). */
+static void state_logbatch_leaves_out_what_later_ops_replace(void **state)
+{
+        fx *f = *state;
+        cf_key k, lo, hi;
+        cf_batch *b = cf_batch_new(f->s);
+        put7(b, CF_COL_SESSION, "a", "old");
+        put7(b, CF_COL_SESSION, "b", "old");
+        put7(b, CF_COL_SESSION, "c", "old");
+        put7(b, CF_COL_SESSION, "r1", "old");
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        cf_buf log[3];
+        cf_batch *c[3];
+        for (int i = 0; i < 3; i++) {
+                cf_buf_init(&log[i]);
+                c[i] = cf_batch_new(f->s);
+                cf_batch_tee(c[i], &log[i]);
+        }
+        /* Commit 1. */
+        put7(c[0], CF_COL_SESSION, "a", "1");
+        put7(c[0], CF_COL_META, "a", "m");
+        put7(c[0], CF_COL_SESSION, "b", "1");
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "c", 1);
+        cf_batch_append(c[0], CF_COL_SESSION, k.b, k.len, "x", 1);
+        put7(c[0], CF_COL_SESSION, "d", "1");
+        put7(c[0], CF_COL_SESSION, "f", "1");
+        /* Commit 2. */
+        put7(c[1], CF_COL_SESSION, "a", "2");
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "b", 1);
+        cf_batch_delete(c[1], CF_COL_SESSION, k.b, k.len);
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "c", 1);
+        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "y", 1);
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "e", 1);
+        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "p", 1);
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "f", 1);
+        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "z", 1);
+        put7(c[1], CF_COL_SESSION, "r4", "1");
+        /* Commit 3: r3 before the range delete of [r, s), r2 and an
+         * append to r4 after it. */
+        put7(c[2], CF_COL_SESSION, "r3", "1");
+        cf_key_init(&lo, 7);
+        cf_key_bytes(&lo, "r", 1);
+        cf_key_init(&hi, 7);
+        cf_key_bytes(&hi, "s", 1);
+        cf_batch_delete_range(c[2], CF_COL_SESSION, lo.b, lo.len, hi.b, hi.len);
+        put7(c[2], CF_COL_SESSION, "d", "3");
+        put7(c[2], CF_COL_SESSION, "r2", "new");
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "r4", 2);
+        cf_batch_append(c[2], CF_COL_SESSION, k.b, k.len, "q", 1);
+        put7(c[2], CF_COL_SESSION, "f", "3");
+
+        cf_logbatch *g = cf_logbatch_new();
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(cf_logbatch_add(g, log[i].p, log[i].len,
+                                                 f->err, sizeof(f->err)),
+                                 CF_OK);
+        /* Not an encoding: refused, nothing added. */
+        size_t n = cf_logbatch_bytes(g);
+        assert_int_equal(cf_logbatch_add(g, (const uint8_t *)"\x09\x02", 2,
+                                         f->err, sizeof(f->err)),
+                         CF_ERR_STATE);
+        assert_int_equal(cf_logbatch_bytes(g), n);
+        b = cf_batch_new(f->s);
+        cf_logbatch_move(g, b);
+        assert_int_equal(cf_logbatch_bytes(g), 0);
+        /* Kept: META a; a=2, delete b, appends x y to c, append p to e,
+         * the range delete, d=3, r2, append q to r4, f=3. */
+        assert_int_equal(cf_batch_count(b), 11);
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        assert_string_equal(get7(f->s, CF_COL_META, "a"), "m");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "a"), "2");
+        assert_null(get7(f->s, CF_COL_SESSION, "b"));
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "c"), "oldxy");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "d"), "3");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "e"), "p");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "f"), "3");
+        assert_null(get7(f->s, CF_COL_SESSION, "r1"));
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "r2"), "new");
+        assert_null(get7(f->s, CF_COL_SESSION, "r3"));
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "r4"), "q");
+        /* Emptied, it gathers again from nothing: the same commit 1 alone
+         * keeps all of its six operations. */
+        assert_int_equal(
+            cf_logbatch_add(g, log[0].p, log[0].len, f->err, sizeof(f->err)),
+            CF_OK);
+        b = cf_batch_new(f->s);
+        cf_logbatch_move(g, b);
+        assert_int_equal(cf_batch_count(b), 6);
+        cf_batch_destroy(b);
+        cf_logbatch_destroy(g);
+        for (int i = 0; i < 3; i++) {
+                cf_batch_destroy(c[i]);
+                cf_buf_free(&log[i]);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1675,6 +1801,7 @@ int main(void)
                 T(store_parts_visit_and_load_read_them_whole),
                 T(store_parts_bad_value_is_corrupt),
                 T(state_append_concatenates_and_replays_from_the_log),
+                T(state_logbatch_leaves_out_what_later_ops_replace),
 #undef T
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
