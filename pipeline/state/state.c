@@ -632,6 +632,9 @@ typedef struct lb_op {
         bool dead; /* made void by a later operation */
 } lb_op;
 
+/* Memory for the encodings that a log batch keeps once emptied. */
+#define LB_KEEP_BYTES ((size_t)64 << 20)
+
 struct cf_logbatch {
         cf_buf buf; /* the encodings added */
         lb_op *ops;
@@ -800,6 +803,11 @@ void cf_logbatch_move(cf_logbatch *g, cf_batch *b)
                         cf_batch_delete_range(b, col, k, o->klen, v, o->vlen);
         }
         g->buf.len = 0;
+        /* A big commit's copy is not kept for the next ones. */
+        if (g->buf.cap > LB_KEEP_BYTES) {
+                cf_buf_free(&g->buf);
+                cf_buf_init(&g->buf);
+        }
         g->n = 0;
         g->nkeys = 0;
         if (g->slot)

@@ -228,7 +228,8 @@ cf_err_t cf_logbatch_add(cf_logbatch *g, const uint8_t *p, size_t n,
                          char *errstr, size_t errstr_size);
 /* Bytes added since g was last empty (its memory, roughly). */
 size_t cf_logbatch_bytes(const cf_logbatch *g);
-/* Adds the operations that count, in their order, to b, and empties g. */
+/* Adds the operations that count, in their order, to b, and empties g
+ * (keeping up to 64 MiB of its memory for what comes next). */
 void cf_logbatch_move(cf_logbatch *g, cf_batch *b);
 
 /* Number of operations in b. */

@@ -21,7 +21,7 @@
 #define TAIL_RECORDS 2000 /* records read back to find the last commit */
 /* Bytes of commits a replay gathers before writing them as one batch
  * (cf_logbatch: what a later commit replaces is never written); the
- * replay holds about twice that in memory at most. */
+ * replay holds about twice that in memory, or twice a bigger commit. */
 #define RESTORE_GROUP_BYTES ((size_t)32 << 20)
 
 static int32_t log_topic(const cf_task *t)
@@ -656,6 +656,11 @@ static int on_restore(void *opaque, const rd_kafka_message_t *m)
         if ((r->err = cf_logbatch_add(r->g, r->a.ops.p, r->a.ops.len, r->errstr,
                                       r->errstr_size)))
                 return 1;
+        /* A big commit (a whole state) is not held twice. */
+        if (r->a.ops.cap > RESTORE_GROUP_BYTES) {
+                cf_buf_free(&r->a.ops);
+                cf_buf_init(&r->a.ops);
+        }
         if (r->standby) {
                 cf_batch_clear(r->b);
                 cf_logbatch_move(r->g, r->b);
