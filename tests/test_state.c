@@ -1638,6 +1638,256 @@ static void state_append_concatenates_and_replays_from_the_log(void **state)
         cf_buf_free(&log);
 }
 
+/* Puts key s of task 7 in col into b. */
+static void put7(cf_batch *b, cf_col_t col, const char *s, const char *v)
+{
+        cf_key k;
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, s, strlen(s));
+        cf_batch_put(b, col, k.b, k.len, v, strlen(v));
+}
+
+static const char *get7(cf_state *s, cf_col_t col, const char *key)
+{
+        cf_key k;
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, key, strlen(key));
+        return get_str(s, col, &k);
+}
+
+/* Three commits in the batch-log encoding, gathered in a log batch: what a
+ * later put, delete or range delete of the batch replaces is left out, an
+ * append before another append is not, and the batch written gives what
+ * the three in order give (values worked out by hand below). */
+static void state_logbatch_leaves_out_what_later_ops_replace(void **state)
+{
+        fx *f = *state;
+        cf_key k, lo, hi;
+        cf_batch *b = cf_batch_new(f->s);
+        put7(b, CF_COL_SESSION, "a", "old");
+        put7(b, CF_COL_SESSION, "b", "old");
+        put7(b, CF_COL_SESSION, "c", "old");
+        put7(b, CF_COL_SESSION, "r1", "old");
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        cf_buf log[3];
+        cf_batch *c[3];
+        for (int i = 0; i < 3; i++) {
+                cf_buf_init(&log[i]);
+                c[i] = cf_batch_new(f->s);
+                cf_batch_tee(c[i], &log[i]);
+        }
+        /* Commit 1. */
+        put7(c[0], CF_COL_SESSION, "a", "1");
+        put7(c[0], CF_COL_META, "a", "m");
+        put7(c[0], CF_COL_SESSION, "b", "1");
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "c", 1);
+        cf_batch_append(c[0], CF_COL_SESSION, k.b, k.len, "x", 1);
+        put7(c[0], CF_COL_SESSION, "d", "1");
+        put7(c[0], CF_COL_SESSION, "f", "1");
+        /* Commit 2. */
+        put7(c[1], CF_COL_SESSION, "a", "2");
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "b", 1);
+        cf_batch_delete(c[1], CF_COL_SESSION, k.b, k.len);
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "c", 1);
+        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "y", 1);
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "e", 1);
+        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "p", 1);
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "f", 1);
+        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "z", 1);
+        put7(c[1], CF_COL_SESSION, "r4", "1");
+        /* Commit 3: r3 before the range delete of [r, s), r2 and an
+         * append to r4 after it. */
+        put7(c[2], CF_COL_SESSION, "r3", "1");
+        cf_key_init(&lo, 7);
+        cf_key_bytes(&lo, "r", 1);
+        cf_key_init(&hi, 7);
+        cf_key_bytes(&hi, "s", 1);
+        cf_batch_delete_range(c[2], CF_COL_SESSION, lo.b, lo.len, hi.b, hi.len);
+        put7(c[2], CF_COL_SESSION, "d", "3");
+        put7(c[2], CF_COL_SESSION, "r2", "new");
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, "r4", 2);
+        cf_batch_append(c[2], CF_COL_SESSION, k.b, k.len, "q", 1);
+        put7(c[2], CF_COL_SESSION, "f", "3");
+
+        cf_logbatch *g = cf_logbatch_new();
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(cf_logbatch_add(g, log[i].p, log[i].len,
+                                                 f->err, sizeof(f->err)),
+                                 CF_OK);
+        /* Not an encoding: refused, nothing added. */
+        size_t n = cf_logbatch_bytes(g);
+        assert_int_equal(cf_logbatch_add(g, (const uint8_t *)"\x09\x02", 2,
+                                         f->err, sizeof(f->err)),
+                         CF_ERR_STATE);
+        assert_int_equal(cf_logbatch_bytes(g), n);
+        b = cf_batch_new(f->s);
+        cf_logbatch_move(g, b);
+        assert_int_equal(cf_logbatch_bytes(g), 0);
+        /* Kept: META a; a=2, delete b, appends x y to c, append p to e,
+         * the range delete, d=3, r2, append q to r4, f=3. */
+        assert_int_equal(cf_batch_count(b), 11);
+        assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        assert_string_equal(get7(f->s, CF_COL_META, "a"), "m");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "a"), "2");
+        assert_null(get7(f->s, CF_COL_SESSION, "b"));
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "c"), "oldxy");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "d"), "3");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "e"), "p");
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "f"), "3");
+        assert_null(get7(f->s, CF_COL_SESSION, "r1"));
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "r2"), "new");
+        assert_null(get7(f->s, CF_COL_SESSION, "r3"));
+        assert_string_equal(get7(f->s, CF_COL_SESSION, "r4"), "q");
+        /* Emptied, it gathers again from nothing: the same commit 1 alone
+         * keeps all of its six operations. */
+        assert_int_equal(
+            cf_logbatch_add(g, log[0].p, log[0].len, f->err, sizeof(f->err)),
+            CF_OK);
+        b = cf_batch_new(f->s);
+        cf_logbatch_move(g, b);
+        assert_int_equal(cf_batch_count(b), 6);
+        cf_batch_destroy(b);
+        cf_logbatch_destroy(g);
+        for (int i = 0; i < 3; i++) {
+                cf_batch_destroy(c[i]);
+                cf_buf_free(&log[i]);
+        }
+}
+
+/* Scan callback: appends each key (less its task prefix) and value to a
+ * cf_buf, so that two tasks' states compare as bytes. */
+static int dump_kv(void *opaque, const uint8_t *key, size_t klen,
+                   const uint8_t *val, size_t vlen)
+{
+        cf_buf *b = opaque;
+        cf_buf_printf(b, "%zu:", klen - 2);
+        cf_buf_put(b, key + 2, klen - 2);
+        cf_buf_printf(b, "=%zu:", vlen);
+        cf_buf_put(b, val, vlen);
+        cf_buf_putc(b, '\n');
+        return 0;
+}
+
+/* Random commits of puts, deletes, appends and range deletes over a few
+ * keys of two column families, applied to task 8 one write per commit
+ * (cf_batch_add_log) and to task 9 through a log batch written every few
+ * commits: the two tasks' states are the same, key for key. */
+static void state_logbatch_gives_the_state_of_every_op_in_order(void **state)
+{
+        fx *f = *state;
+        static const char *const keys[] = { "a", "b", "c", "d", "e", "f" };
+        static const cf_col_t cols[] = { CF_COL_SESSION, CF_COL_BILL };
+        uint32_t rnd = 12345;
+#define RND(n) ((rnd = rnd * 1103515245u + 12345u), (rnd >> 16) % (n))
+        for (int round = 0; round < 40; round++) {
+                cf_logbatch *g = cf_logbatch_new();
+                assert_int_equal(
+                    cf_state_drop_task(f->s, 8, f->err, sizeof(f->err)), CF_OK);
+                assert_int_equal(
+                    cf_state_drop_task(f->s, 9, f->err, sizeof(f->err)), CF_OK);
+                for (int commit = 0; commit < 30; commit++) {
+                        cf_buf la, lb;
+                        cf_buf_init(&la);
+                        cf_buf_init(&lb);
+                        cf_batch *ba = cf_batch_new(f->s);
+                        cf_batch *bb = cf_batch_new(f->s);
+                        cf_batch_tee(ba, &la);
+                        cf_batch_tee(bb, &lb);
+                        int nops = 1 + (int)RND(6);
+                        for (int i = 0; i < nops; i++) {
+                                cf_col_t col = cols[RND(2)];
+                                const char *k1 = keys[RND(6)];
+                                char v[16];
+                                snprintf(v, sizeof(v), "v%u", RND(1000));
+                                int op = (int)RND(4);
+                                /* The range's end: keys[5] with a 0
+                                 * after it, or alone (excluded). */
+                                size_t hl = RND(2) ? 4 : 3;
+                                for (uint16_t t = 8; t <= 9; t++) {
+                                        cf_batch *b = t == 8 ? ba : bb;
+                                        cf_key k, hi;
+                                        cf_key_init(&k, t);
+                                        cf_key_bytes(&k, k1, 1);
+                                        if (op == 0)
+                                                cf_batch_put(b, col, k.b, k.len,
+                                                             v, strlen(v));
+                                        else if (op == 1)
+                                                cf_batch_delete(b, col, k.b,
+                                                                k.len);
+                                        else if (op == 2)
+                                                cf_batch_append(b, col, k.b,
+                                                                k.len, v,
+                                                                strlen(v));
+                                        else {
+                                                cf_key_init(&hi, t);
+                                                cf_key_bytes(&hi, keys[5], 1);
+                                                cf_key_u8(&hi, 0);
+                                                cf_batch_delete_range(
+                                                    b, col, k.b, k.len, hi.b,
+                                                    hl);
+                                        }
+                                }
+                        }
+                        cf_batch_destroy(ba);
+                        cf_batch_destroy(bb);
+                        cf_batch *w = cf_batch_new(f->s);
+                        assert_int_equal(cf_batch_add_log(w, la.p, la.len,
+                                                          f->err,
+                                                          sizeof(f->err)),
+                                         CF_OK);
+                        assert_int_equal(cf_state_write(f->s, w, false, f->err,
+                                                        sizeof(f->err)),
+                                         CF_OK);
+                        cf_batch_destroy(w);
+                        assert_int_equal(cf_logbatch_add(g, lb.p, lb.len,
+                                                         f->err,
+                                                         sizeof(f->err)),
+                                         CF_OK);
+                        if (RND(8) == 0 || commit == 29) {
+                                w = cf_batch_new(f->s);
+                                cf_logbatch_move(g, w);
+                                assert_int_equal(cf_state_write(f->s, w, false,
+                                                                f->err,
+                                                                sizeof(f->err)),
+                                                 CF_OK);
+                                cf_batch_destroy(w);
+                        }
+                        cf_buf_free(&la);
+                        cf_buf_free(&lb);
+                }
+                for (int c = 0; c < 2; c++) {
+                        cf_buf da, db;
+                        cf_buf_init(&da);
+                        cf_buf_init(&db);
+                        uint8_t p8[2] = { 0, 8 }, p9[2] = { 0, 9 };
+                        assert_int_equal(cf_state_scan(f->s, cols[c], p8, 2,
+                                                       dump_kv, &da, f->err,
+                                                       sizeof(f->err)),
+                                         CF_OK);
+                        assert_int_equal(cf_state_scan(f->s, cols[c], p9, 2,
+                                                       dump_kv, &db, f->err,
+                                                       sizeof(f->err)),
+                                         CF_OK);
+                        assert_int_equal(da.len, db.len);
+                        assert_memory_equal(da.p, db.p, da.len);
+                        cf_buf_free(&da);
+                        cf_buf_free(&db);
+                }
+                cf_logbatch_destroy(g);
+        }
+#undef RND
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1675,6 +1925,8 @@ int main(void)
                 T(store_parts_visit_and_load_read_them_whole),
                 T(store_parts_bad_value_is_corrupt),
                 T(state_append_concatenates_and_replays_from_the_log),
+                T(state_logbatch_leaves_out_what_later_ops_replace),
+                T(state_logbatch_gives_the_state_of_every_op_in_order),
 #undef T
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

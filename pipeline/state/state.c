@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hmap.h"
 #include "wire.h"
 
 #define MIB ((size_t)1 << 20)
@@ -615,6 +616,202 @@ cf_err_t cf_batch_add_log(cf_batch *b, const uint8_t *p, size_t n, char *errstr,
         }
         walk_log(b, p, n);
         return CF_OK;
+}
+
+/* ---------------------------------------------------------- log batches */
+
+/* One operation of a log batch; its key and value at offsets of g->buf
+ * (which moves as it grows). */
+typedef struct lb_op {
+        size_t koff, voff;
+        uint32_t klen, vlen;
+        uint64_t hash; /* of the column family and key (not for a range) */
+        int64_t prev;  /* the operation before it on the same key that it
+                        * keeps (it is an append), else -1 */
+        uint8_t op, col;
+        bool dead; /* made void by a later operation */
+} lb_op;
+
+/* Memory for the encodings that a log batch keeps once emptied. */
+#define LB_KEEP_BYTES ((size_t)64 << 20)
+
+struct cf_logbatch {
+        cf_buf buf; /* the encodings added */
+        lb_op *ops;
+        size_t n, cap;
+        /* Open addressing over the keys: index + 1 in ops of the last
+         * operation on a key, 0 for an empty slot; never more than half
+         * full. */
+        uint32_t *slot;
+        size_t nslot; /* a power of two */
+        size_t nkeys;
+};
+
+cf_logbatch *cf_logbatch_new(void)
+{
+        cf_logbatch *g = cf_calloc(1, sizeof(*g));
+        cf_buf_init(&g->buf);
+        return g;
+}
+
+void cf_logbatch_destroy(cf_logbatch *g)
+{
+        if (!g)
+                return;
+        cf_buf_free(&g->buf);
+        free(g->ops);
+        free(g->slot);
+        free(g);
+}
+
+size_t cf_logbatch_bytes(const cf_logbatch *g)
+{
+        return g->buf.len;
+}
+
+static int lb_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+        int c = memcmp(a, b, alen < blen ? alen : blen);
+        if (c)
+                return c;
+        return alen < blen ? -1 : alen > blen;
+}
+
+/* The slot of op i's key: the one holding an operation on the same key,
+ * else the empty one where it goes. */
+static uint32_t *lb_find(cf_logbatch *g, const lb_op *o)
+{
+        size_t mask = g->nslot - 1;
+        for (size_t at = o->hash & mask;; at = (at + 1) & mask) {
+                uint32_t s = g->slot[at];
+                if (!s)
+                        return &g->slot[at];
+                const lb_op *e = &g->ops[s - 1];
+                if (e->hash == o->hash && e->col == o->col &&
+                    e->klen == o->klen &&
+                    !memcmp(g->buf.p + e->koff, g->buf.p + o->koff, o->klen))
+                        return &g->slot[at];
+        }
+}
+
+static void lb_grow(cf_logbatch *g)
+{
+        uint32_t *old = g->slot;
+        size_t nold = g->nslot;
+        g->nslot = nold ? 2 * nold : 1024;
+        g->slot = cf_calloc(g->nslot, sizeof(*g->slot));
+        for (size_t i = 0; i < nold; i++)
+                if (old[i])
+                        *lb_find(g, &g->ops[old[i] - 1]) = old[i];
+        free(old);
+}
+
+/* Records operation i (g->ops[i], already in place), making void what it
+ * replaces. */
+static void lb_note(cf_logbatch *g, size_t i)
+{
+        lb_op *o = &g->ops[i];
+        o->prev = -1;
+        if (o->op == LOG_RANGE) {
+                /* Every earlier operation on a key of [key, value) in the
+                 * column family; the range delete itself stays (for what
+                 * is in the database already). */
+                const uint8_t *lo = g->buf.p + o->koff,
+                              *hi = g->buf.p + o->voff;
+                for (size_t j = 0; j < i; j++) {
+                        lb_op *e = &g->ops[j];
+                        const uint8_t *k = g->buf.p + e->koff;
+                        if (!e->dead && e->op != LOG_RANGE &&
+                            e->col == o->col &&
+                            lb_cmp(k, e->klen, lo, o->klen) >= 0 &&
+                            lb_cmp(k, e->klen, hi, o->vlen) < 0)
+                                e->dead = true;
+                }
+                return;
+        }
+        if (2 * (g->nkeys + 1) > g->nslot)
+                lb_grow(g);
+        uint32_t *s = lb_find(g, o);
+        if (*s) {
+                int64_t j = (int64_t)*s - 1;
+                if (o->op == LOG_APPEND) {
+                        o->prev = j;
+                } else {
+                        for (; j >= 0; j = g->ops[j].prev)
+                                g->ops[j].dead = true;
+                }
+        } else {
+                g->nkeys++;
+        }
+        *s = (uint32_t)(i + 1);
+}
+
+cf_err_t cf_logbatch_add(cf_logbatch *g, const uint8_t *p, size_t n,
+                         char *errstr, size_t errstr_size)
+{
+        if (!walk_log(NULL, p, n)) {
+                snprintf(errstr, errstr_size,
+                         "batch log: not a valid encoding");
+                return CF_ERR_STATE;
+        }
+        size_t base = g->buf.len;
+        cf_buf_put(&g->buf, p, n);
+        cf_wrd r;
+        cf_wrd_init(&r, g->buf.p + base, n);
+        while (r.p < r.end) {
+                int op = r.p[0], col = r.p[1];
+                r.p += 2;
+                uint32_t kl, vl;
+                const uint8_t *k = cf_get_bytes(&r, &kl);
+                const uint8_t *v = cf_get_bytes(&r, &vl);
+                if (g->n == g->cap) {
+                        g->cap = g->cap ? 2 * g->cap : 256;
+                        g->ops = cf_realloc(g->ops, g->cap * sizeof(*g->ops));
+                }
+                lb_op *o = &g->ops[g->n];
+                o->op = (uint8_t)op;
+                o->col = (uint8_t)col;
+                o->koff = (size_t)(k - g->buf.p);
+                o->klen = kl;
+                o->voff = (size_t)(v - g->buf.p);
+                o->vlen = vl;
+                o->dead = false;
+                o->hash = op == LOG_RANGE
+                              ? 0
+                              : cf_hash64(k, kl) ^
+                                    ((uint64_t)col * 0x9e3779b97f4a7c15ULL);
+                lb_note(g, g->n++);
+        }
+        return CF_OK;
+}
+
+void cf_logbatch_move(cf_logbatch *g, cf_batch *b)
+{
+        for (size_t i = 0; i < g->n; i++) {
+                const lb_op *o = &g->ops[i];
+                if (o->dead)
+                        continue;
+                const uint8_t *k = g->buf.p + o->koff, *v = g->buf.p + o->voff;
+                cf_col_t col = (cf_col_t)o->col;
+                if (o->op == LOG_PUT)
+                        cf_batch_put(b, col, k, o->klen, v, o->vlen);
+                else if (o->op == LOG_DELETE)
+                        cf_batch_delete(b, col, k, o->klen);
+                else if (o->op == LOG_APPEND)
+                        cf_batch_append(b, col, k, o->klen, v, o->vlen);
+                else
+                        cf_batch_delete_range(b, col, k, o->klen, v, o->vlen);
+        }
+        g->buf.len = 0;
+        /* A big commit's copy is not kept for the next ones. */
+        if (g->buf.cap > LB_KEEP_BYTES) {
+                cf_buf_free(&g->buf);
+                cf_buf_init(&g->buf);
+        }
+        g->n = 0;
+        g->nkeys = 0;
+        if (g->slot)
+                memset(g->slot, 0, g->nslot * sizeof(*g->slot));
 }
 
 void cf_batch_clear(cf_batch *b)

@@ -209,6 +209,29 @@ void cf_batch_tee(cf_batch *b, cf_buf *log);
  * operations are checked first). */
 cf_err_t cf_batch_add_log(cf_batch *b, const uint8_t *p, size_t n, char *errstr,
                           size_t errstr_size);
+/* A log batch: operations in the batch-log encoding, added one encoding
+ * (one task-log commit) after the other, that go into a cf_batch as one,
+ * less those that a later operation of the log batch makes void: a put,
+ * delete or append of a key is left out when a later put or delete of the
+ * same key, or a later range delete over it, follows; appends before a
+ * later append are kept. The batch then gives the same key/value state as
+ * every operation in order (what a replay of many commits writes, without
+ * the values that a later commit replaces). Owns a copy of what is added;
+ * one thread at a time. Never NULL (allocation failure aborts). */
+typedef struct cf_logbatch cf_logbatch;
+cf_logbatch *cf_logbatch_new(void);
+/* Frees g; cf_logbatch_destroy(NULL) is a no-op. */
+void cf_logbatch_destroy(cf_logbatch *g);
+/* Adds the operations of the encoding p. CF_ERR_STATE with errstr when p
+ * is not a valid encoding (nothing is then added), as cf_batch_add_log. */
+cf_err_t cf_logbatch_add(cf_logbatch *g, const uint8_t *p, size_t n,
+                         char *errstr, size_t errstr_size);
+/* Bytes added since g was last empty (its memory, roughly). */
+size_t cf_logbatch_bytes(const cf_logbatch *g);
+/* Adds the operations that count, in their order, to b, and empties g
+ * (keeping up to 64 MiB of its memory for what comes next). */
+void cf_logbatch_move(cf_logbatch *g, cf_batch *b);
+
 /* Number of operations in b. */
 int cf_batch_count(cf_batch *b);
 /* Bytes of b's serialized form (what the WAL receives, plus a header). */
