@@ -1153,6 +1153,30 @@ static void metrics_port_in_use_exits_2(void **state)
         free(text);
 }
 
+/* producer.fencing=transactions fences for the process that restores a
+ * task from its log: without the task log it is a configuration error
+ * (exit 2, naming the key), before anything connects. */
+static void fencing_without_task_log_exits_2(void **state)
+{
+        char out[160];
+        (void)state;
+        char *run[] = { CF_BINARY, "run",
+                        "-c",      cfg_path,
+                        "--set",   "producer.fencing=transactions",
+                        "--set",   "task.log=off",
+                        "--set",   "log.format=text",
+                        NULL };
+        path(out, sizeof(out), "fencing.out");
+        assert_int_equal(run_bounded(run, out, 60), 2);
+        char errpath[200];
+        snprintf(errpath, sizeof(errpath), "%s.err", out);
+        char *text = read_file(errpath);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "config: producer.fencing=transactions "
+                                     "needs the task log"));
+        free(text);
+}
+
 /* HTTPS: a second registry serving the same _schemas topic with a
  * self-signed certificate; the client verifies it with
  * schema.registry.ssl.ca.location and fails, naming the URL, without. */
@@ -1287,6 +1311,7 @@ int main(void)
                 cmocka_unit_test(
                     new_output_schema_versions_register_over_the_old),
                 cmocka_unit_test(metrics_port_in_use_exits_2),
+                cmocka_unit_test(fencing_without_task_log_exits_2),
                 cmocka_unit_test(registry_over_tls_verified_with_the_ca),
                 cmocka_unit_test(registry_restart_keeps_ids),
                 cmocka_unit_test(pipeline_and_registry_stop_cleanly),
