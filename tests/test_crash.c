@@ -195,6 +195,16 @@ static void assert_same_topic(const cf_test_broker *want,
         free_recs(&b);
 }
 
+/* Every output topic of got equal to the reference run's: each charge
+ * record and statement once with identical bytes, the rejected records as
+ * a multiset. */
+static void assert_same_as_ref(const cf_test_broker *got)
+{
+        assert_same_topic(&ref, got, "billing.charge-records", true);
+        assert_same_topic(&ref, got, "billing.statements", true);
+        assert_same_topic(&ref, got, "billing.rejected", false);
+}
+
 /* The brokers live in the group's setup and teardown, so that they are
  * stopped even when the test fails. */
 static int setup(void **state)
@@ -331,9 +341,7 @@ static void outputs_identical_after_kills(void **state)
                 json_integer_value(json_object_get(m, "pending")));
         json_decref(sum);
 
-        assert_same_topic(&ref, &crash, "billing.charge-records", true);
-        assert_same_topic(&ref, &crash, "billing.statements", true);
-        assert_same_topic(&ref, &crash, "billing.rejected", false);
+        assert_same_as_ref(&crash);
         /* Corrections were made (and are among the identical records). */
         size_t revised = revised_sessions(&ref);
         print_message("sessions with revisions: %zu\n", revised);
@@ -406,9 +414,7 @@ static void disk_full_stops_then_restart_reaches_reference(void **state)
         assert_true(clear);
         assert_int_equal(cf_test_run(run, &o, NULL), 0);
         free(o);
-        assert_same_topic(&ref, &disk, "billing.charge-records", true);
-        assert_same_topic(&ref, &disk, "billing.statements", true);
-        assert_same_topic(&ref, &disk, "billing.rejected", false);
+        assert_same_as_ref(&disk);
         assert_int_equal(log_records(&disk, NULL), 0);
 }
 
@@ -521,9 +527,7 @@ static void tasks_move_between_processes_exactly_once(void **state)
                             cfg[SLOTS], "--until-idle", NULL };
         assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
         free(o);
-        assert_same_topic(&ref, &moves, "billing.charge-records", true);
-        assert_same_topic(&ref, &moves, "billing.statements", true);
-        assert_same_topic(&ref, &moves, "billing.rejected", false);
+        assert_same_as_ref(&moves);
         /* The logs were cut at whole states on the peer broker; the
          * embedded one (librdkafka 2.0.2's mock) does not implement
          * DeleteRecords, and the processes say so once and go on. */
@@ -559,9 +563,7 @@ static void until_idle_finishes_tasks_taken_over(void **state)
                 assert_int_equal(cf_test_wait(pid[i], 300), 0);
                 pid[i] = 0;
         }
-        assert_same_topic(&ref, &idler, "billing.charge-records", true);
-        assert_same_topic(&ref, &idler, "billing.statements", true);
-        assert_same_topic(&ref, &idler, "billing.rejected", false);
+        assert_same_as_ref(&idler);
 }
 
 /* Whether pid is stopped (SIGSTOP): state T in /proc/pid/stat. */
@@ -580,6 +582,33 @@ static bool is_stopped(pid_t pid)
 }
 
 static int count_lines(const char *file, const char *text);
+
+/* The start of both zombie tests: process 0 (files cfg[0], out[0])
+ * freezes at CF_PAUSE_AT=pause holding all 8 tasks; process 1 then takes
+ * every task once the first's session is over. pid[0] and pid[1] are
+ * theirs, err0 and err1 their logs. */
+static void freeze_then_take_over(const char *pause, char cfg[][128],
+                                  char out[][128], pid_t *pid, char err0[160],
+                                  char err1[160])
+{
+        char *run0[] = { CF_BINARY, "run", "-c", cfg[0], NULL };
+        setenv("CF_PAUSE_AT", pause, 1);
+        pid[0] = cf_test_spawn(run0, out[0]);
+        unsetenv("CF_PAUSE_AT");
+        int waited = 0;
+        while (!is_stopped(pid[0]) && waited++ < 600)
+                usleep(100000);
+        assert_true(is_stopped(pid[0]));
+        snprintf(err0, 160, "%s.err", out[0]);
+        assert_true(count_lines(err0, " assigned") == 8);
+        char *run1[] = { CF_BINARY, "run", "-c", cfg[1], NULL };
+        pid[1] = cf_test_spawn(run1, out[1]);
+        snprintf(err1, 160, "%s.err", out[1]);
+        waited = 0;
+        while (count_lines(err1, " assigned") < 8 && waited++ < 600)
+                usleep(100000);
+        assert_true(count_lines(err1, " assigned") >= 8);
+}
 
 /* A zombie: a process freezes (SIGSTOP, at CF_PAUSE_AT=synced:5: its fifth
  * commit written to its state directory, nothing of it produced yet), the
@@ -600,29 +629,12 @@ static void zombie_writes_nothing_after_its_tasks_moved(void **state)
         pid_t *pid = moving; /* the teardown kills them if this fails */
         for (int i = 0; i < 3; i++)
                 process_files(&zombie, "zombie", i, cfg[i], st[i], out[i]);
-        char *run0[] = { CF_BINARY, "run", "-c", cfg[0], NULL };
-        setenv("CF_PAUSE_AT", "synced:5", 1);
-        pid[0] = cf_test_spawn(run0, out[0]);
-        unsetenv("CF_PAUSE_AT");
-        int waited = 0;
-        while (!is_stopped(pid[0]) && waited++ < 600)
-                usleep(100000);
-        assert_true(is_stopped(pid[0]));
         char err0[160];
-        snprintf(err0, sizeof(err0), "%s.err", out[0]);
-        assert_true(count_lines(err0, " assigned") == 8);
-        /* The second takes every task once the first's session is over. */
-        char *run1[] = { CF_BINARY, "run", "-c", cfg[1], NULL };
-        pid[1] = cf_test_spawn(run1, out[1]);
-        snprintf(err1, sizeof(err1), "%s.err", out[1]);
-        waited = 0;
-        while (count_lines(err1, " assigned") < 8 && waited++ < 600)
-                usleep(100000);
-        assert_true(count_lines(err1, " assigned") >= 8);
+        freeze_then_take_over("synced:5", cfg, out, pid, err0, err1);
         sleep(2); /* it writes for them meanwhile */
         assert_int_equal(kill(pid[0], SIGCONT), 0);
         /* It thaws, holds its writes, finds its tasks gone. */
-        waited = 0;
+        int waited = 0;
         while (!log_has(err0, "assignment lost") && waited++ < 300)
                 usleep(100000);
         assert_true(log_has(err0, "stood still"));
@@ -639,9 +651,7 @@ static void zombie_writes_nothing_after_its_tasks_moved(void **state)
         };
         assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
         free(o);
-        assert_same_topic(&ref, &zombie, "billing.charge-records", true);
-        assert_same_topic(&ref, &zombie, "billing.statements", true);
-        assert_same_topic(&ref, &zombie, "billing.rejected", false);
+        assert_same_as_ref(&zombie);
 }
 
 /* producer.fencing=transactions closes the window the hold above leaves
@@ -675,23 +685,7 @@ static void fenced_zombie_writes_nothing(void **state)
                 fprintf(f, "producer.fencing=transactions\n");
                 fclose(f);
         }
-        char *run0[] = { CF_BINARY, "run", "-c", cfg[0], NULL };
-        setenv("CF_PAUSE_AT", "produced:5", 1);
-        pid[0] = cf_test_spawn(run0, out[0]);
-        unsetenv("CF_PAUSE_AT");
-        int waited = 0;
-        while (!is_stopped(pid[0]) && waited++ < 600)
-                usleep(100000);
-        assert_true(is_stopped(pid[0]));
-        snprintf(err0, sizeof(err0), "%s.err", out[0]);
-        assert_true(count_lines(err0, " assigned") == 8);
-        char *run1[] = { CF_BINARY, "run", "-c", cfg[1], NULL };
-        pid[1] = cf_test_spawn(run1, out[1]);
-        snprintf(err1, sizeof(err1), "%s.err", out[1]);
-        waited = 0;
-        while (count_lines(err1, " assigned") < 8 && waited++ < 600)
-                usleep(100000);
-        assert_true(count_lines(err1, " assigned") >= 8);
+        freeze_then_take_over("produced:5", cfg, out, pid, err0, err1);
         assert_true(log_has(err1, "earlier owners fenced"));
         sleep(2); /* it writes for them meanwhile */
         assert_int_equal(kill(pid[0], SIGCONT), 0);
@@ -709,9 +703,7 @@ static void fenced_zombie_writes_nothing(void **state)
         };
         assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
         free(o);
-        assert_same_topic(&ref, &fence, "billing.charge-records", true);
-        assert_same_topic(&ref, &fence, "billing.statements", true);
-        assert_same_topic(&ref, &fence, "billing.rejected", false);
+        assert_same_as_ref(&fence);
 }
 
 /* Lines of file, from byte offset from on, that contain text. */
@@ -802,9 +794,7 @@ static void standby_copy_takes_over_without_replay(void **state)
         };
         assert_int_equal(cf_test_run(run_end, &o, NULL), 0);
         free(o);
-        assert_same_topic(&ref, &standby, "billing.charge-records", true);
-        assert_same_topic(&ref, &standby, "billing.statements", true);
-        assert_same_topic(&ref, &standby, "billing.rejected", false);
+        assert_same_as_ref(&standby);
 }
 
 /* Commits in the task log topic whose records stop part-way (read in
@@ -913,9 +903,7 @@ static void torn_task_log_commit_is_never_applied(void **state)
         char *run3[] = { CF_BINARY, "run", "-c", cfg3, "--until-idle", NULL };
         assert_int_equal(cf_test_run(run3, &o, NULL), 0);
         free(o);
-        assert_same_topic(&ref, &torn, "billing.charge-records", true);
-        assert_same_topic(&ref, &torn, "billing.statements", true);
-        assert_same_topic(&ref, &torn, "billing.rejected", false);
+        assert_same_as_ref(&torn);
 }
 
 /* Kafka API keys (the protocol's numbers). */
@@ -1004,9 +992,7 @@ static void mock_broker_faults_then_restart_reach_reference(void **state)
                 free(o);
         }
         print_message("first run exit %d\n", rc);
-        assert_same_topic(&ref, &mb, "billing.charge-records", true);
-        assert_same_topic(&ref, &mb, "billing.statements", true);
-        assert_same_topic(&ref, &mb, "billing.rejected", false);
+        assert_same_as_ref(&mb);
         rd_kafka_mock_cluster_destroy(mc);
         rd_kafka_destroy(mrk);
 }
@@ -1090,9 +1076,7 @@ static void unreadable_tails_stop_without_repeating(void **state)
         rd_kafka_mock_clear_request_errors(mc, API_LIST_OFFSETS);
         assert_int_equal(cf_test_run(run, &o, NULL), 0);
         free(o);
-        assert_same_topic(&ref, &mb, "billing.charge-records", true);
-        assert_same_topic(&ref, &mb, "billing.statements", true);
-        assert_same_topic(&ref, &mb, "billing.rejected", false);
+        assert_same_as_ref(&mb);
         rd_kafka_mock_cluster_destroy(mc);
         rd_kafka_destroy(mrk);
 }
@@ -1179,9 +1163,7 @@ static void peer_broker_faults_then_restart_reach_reference(void)
                 free(o);
         }
         print_message("first run exit %d\n", rc);
-        assert_same_topic(&ref, &pb, "billing.charge-records", true);
-        assert_same_topic(&ref, &pb, "billing.statements", true);
-        assert_same_topic(&ref, &pb, "billing.rejected", false);
+        assert_same_as_ref(&pb);
         assert_int_equal(cf_test_signal_wait(bp, SIGTERM, 10), 0);
 }
 

@@ -1136,21 +1136,35 @@ static void new_output_schema_versions_register_over_the_old(void **state)
         }
 }
 
-static void metrics_port_in_use_exits_2(void **state)
+/* `chargeflow run -c cfg_path --set s1 --set log.format=text --set s2`
+ * (s2 may be NULL) must stop with exit code 2 and say want on stderr
+ * (its output in name.out.err). */
+static void run_exits_2(const char *s1, const char *s2, const char *name,
+                        const char *want)
 {
-        char out[160], set[64];
-        (void)state;
-        snprintf(set, sizeof(set), "metrics.listen=127.0.0.1:%d", metrics_port);
-        char *run[] = { CF_BINARY, "run", "-c",    cfg_path,
-                        "--set",   set,   "--set", "log.format=text",
-                        NULL };
-        path(out, sizeof(out), "inuse.out");
+        char out[160], file[64], errpath[200];
+        char *run[] = { CF_BINARY, "run",      "-c",    cfg_path,
+                        "--set",   (char *)s1, "--set", "log.format=text",
+                        "--set",   (char *)s2, NULL };
+        if (!s2)
+                run[8] = NULL; /* ends after log.format */
+        snprintf(file, sizeof(file), "%s.out", name);
+        path(out, sizeof(out), file);
         assert_int_equal(run_bounded(run, out, 60), 2);
-        char errpath[200];
         snprintf(errpath, sizeof(errpath), "%s.err", out);
         char *text = read_file(errpath);
-        assert_non_null(strstr(text, "metrics.listen: 127.0.0.1:"));
+        assert_non_null(text);
+        if (!strstr(text, want))
+                fail_msg("%s: no \"%s\" in %s", name, want, errpath);
         free(text);
+}
+
+static void metrics_port_in_use_exits_2(void **state)
+{
+        char set[64];
+        (void)state;
+        snprintf(set, sizeof(set), "metrics.listen=127.0.0.1:%d", metrics_port);
+        run_exits_2(set, NULL, "inuse", "metrics.listen: 127.0.0.1:");
 }
 
 /* producer.fencing=transactions fences for the process that restores a
@@ -1158,23 +1172,10 @@ static void metrics_port_in_use_exits_2(void **state)
  * (exit 2, naming the key), before anything connects. */
 static void fencing_without_task_log_exits_2(void **state)
 {
-        char out[160];
         (void)state;
-        char *run[] = { CF_BINARY, "run",
-                        "-c",      cfg_path,
-                        "--set",   "producer.fencing=transactions",
-                        "--set",   "task.log=off",
-                        "--set",   "log.format=text",
-                        NULL };
-        path(out, sizeof(out), "fencing.out");
-        assert_int_equal(run_bounded(run, out, 60), 2);
-        char errpath[200];
-        snprintf(errpath, sizeof(errpath), "%s.err", out);
-        char *text = read_file(errpath);
-        assert_non_null(text);
-        assert_non_null(strstr(text, "config: producer.fencing=transactions "
-                                     "needs the task log"));
-        free(text);
+        run_exits_2("producer.fencing=transactions", "task.log=off", "fencing",
+                    "config: producer.fencing=transactions needs the task "
+                    "log");
 }
 
 /* HTTPS: a second registry serving the same _schemas topic with a

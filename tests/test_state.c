@@ -1647,6 +1647,22 @@ static void put7(cf_batch *b, cf_col_t col, const char *s, const char *v)
         cf_batch_put(b, col, k.b, k.len, v, strlen(v));
 }
 
+static void append7(cf_batch *b, cf_col_t col, const char *s, const char *v)
+{
+        cf_key k;
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, s, strlen(s));
+        cf_batch_append(b, col, k.b, k.len, v, strlen(v));
+}
+
+static void delete7(cf_batch *b, cf_col_t col, const char *s)
+{
+        cf_key k;
+        cf_key_init(&k, 7);
+        cf_key_bytes(&k, s, strlen(s));
+        cf_batch_delete(b, col, k.b, k.len);
+}
+
 static const char *get7(cf_state *s, cf_col_t col, const char *key)
 {
         cf_key k;
@@ -1662,7 +1678,7 @@ static const char *get7(cf_state *s, cf_col_t col, const char *key)
 static void state_logbatch_leaves_out_what_later_ops_replace(void **state)
 {
         fx *f = *state;
-        cf_key k, lo, hi;
+        cf_key lo, hi;
         cf_batch *b = cf_batch_new(f->s);
         put7(b, CF_COL_SESSION, "a", "old");
         put7(b, CF_COL_SESSION, "b", "old");
@@ -1682,25 +1698,15 @@ static void state_logbatch_leaves_out_what_later_ops_replace(void **state)
         put7(c[0], CF_COL_SESSION, "a", "1");
         put7(c[0], CF_COL_META, "a", "m");
         put7(c[0], CF_COL_SESSION, "b", "1");
-        cf_key_init(&k, 7);
-        cf_key_bytes(&k, "c", 1);
-        cf_batch_append(c[0], CF_COL_SESSION, k.b, k.len, "x", 1);
+        append7(c[0], CF_COL_SESSION, "c", "x");
         put7(c[0], CF_COL_SESSION, "d", "1");
         put7(c[0], CF_COL_SESSION, "f", "1");
         /* Commit 2. */
         put7(c[1], CF_COL_SESSION, "a", "2");
-        cf_key_init(&k, 7);
-        cf_key_bytes(&k, "b", 1);
-        cf_batch_delete(c[1], CF_COL_SESSION, k.b, k.len);
-        cf_key_init(&k, 7);
-        cf_key_bytes(&k, "c", 1);
-        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "y", 1);
-        cf_key_init(&k, 7);
-        cf_key_bytes(&k, "e", 1);
-        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "p", 1);
-        cf_key_init(&k, 7);
-        cf_key_bytes(&k, "f", 1);
-        cf_batch_append(c[1], CF_COL_SESSION, k.b, k.len, "z", 1);
+        delete7(c[1], CF_COL_SESSION, "b");
+        append7(c[1], CF_COL_SESSION, "c", "y");
+        append7(c[1], CF_COL_SESSION, "e", "p");
+        append7(c[1], CF_COL_SESSION, "f", "z");
         put7(c[1], CF_COL_SESSION, "r4", "1");
         /* Commit 3: r3 before the range delete of [r, s), r2 and an
          * append to r4 after it. */
@@ -1712,9 +1718,7 @@ static void state_logbatch_leaves_out_what_later_ops_replace(void **state)
         cf_batch_delete_range(c[2], CF_COL_SESSION, lo.b, lo.len, hi.b, hi.len);
         put7(c[2], CF_COL_SESSION, "d", "3");
         put7(c[2], CF_COL_SESSION, "r2", "new");
-        cf_key_init(&k, 7);
-        cf_key_bytes(&k, "r4", 2);
-        cf_batch_append(c[2], CF_COL_SESSION, k.b, k.len, "q", 1);
+        append7(c[2], CF_COL_SESSION, "r4", "q");
         put7(c[2], CF_COL_SESSION, "f", "3");
 
         cf_logbatch *g = cf_logbatch_new();

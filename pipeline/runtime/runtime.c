@@ -1211,11 +1211,7 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
          * same settings; a transaction is whole or absent, so neither the
          * gapless guarantee nor an unlimited delivery time is theirs. */
         if (rt->fencing) {
-                cf_err_t ferr = cf_fence_setup(rt, pc, errstr, errstr_size);
-                if (ferr) {
-                        rd_kafka_conf_destroy(pc);
-                        return ferr;
-                }
+                cf_fence_setup(rt, pc);
                 rt->on_delivered = on_txn_delivered;
                 rt->on_delivered_opaque = s;
         }

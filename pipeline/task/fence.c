@@ -19,13 +19,9 @@ void cf_fence_txn_id(const cf_runtime *rt, char sub, int32_t id, char *dst,
         snprintf(dst, size, "%s.%c-%d", rt->cfg->group_id, sub, (int)id);
 }
 
-cf_err_t cf_fence_setup(cf_runtime *rt, const rd_kafka_conf_t *conf,
-                        char *errstr, size_t errstr_size)
+void cf_fence_setup(cf_runtime *rt, const rd_kafka_conf_t *conf)
 {
-        (void)errstr;
-        (void)errstr_size;
         rt->txn_conf = rd_kafka_conf_dup(conf);
-        return CF_OK;
 }
 
 /* Index of task sub-id in rt->tasks (task.h). */

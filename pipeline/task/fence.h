@@ -41,8 +41,7 @@ struct cf_task;
 
 /* Keeps a copy of conf (the runtime's producer configuration, with its
  * delivery callback and opaque) for the tasks' producers. */
-cf_err_t cf_fence_setup(struct cf_runtime *rt, const rd_kafka_conf_t *conf,
-                        char *errstr, size_t errstr_size);
+void cf_fence_setup(struct cf_runtime *rt, const rd_kafka_conf_t *conf);
 
 /* For each task index i with want[i]: a new transactional producer for it,
  * its id initialised (which fences every earlier producer of the id). The
