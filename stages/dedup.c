@@ -15,6 +15,9 @@
  *    are kept in a ring of EXTRA per charger.
  * So the state is bounded per charger, exact within those windows, and
  * survives restarts through the task's store; no RocksDB read on a hit.
+ * It is stored in parts (store.h): a commit stores what the charger's
+ * records changed (each new number, each new event id), not the windows
+ * again, and a read replays those changes on the whole state.
  *
  * In billing tasks the input is the repartition topic, written by every
  * rating task: per source task ("src" + its number) the entry keeps the
@@ -48,7 +51,13 @@ typedef struct charger_dedup {
          * repeat of it is: those ids are kept here, in a ring. */
         uint32_t next_extra;
         uint64_t extra[EXTRA];
+        /* What changed since the store took it, as operations to replay
+         * (OP_*), and whether the store has it at all. */
+        cf_buf ops;
+        bool stored;
 } charger_dedup;
+
+enum { OP_SEQ = 1, OP_EVENT = 2, OP_HWM = 3 };
 
 typedef struct dd_ctx {
         cf_store *chargers;
@@ -120,17 +129,96 @@ static void cd_free(void *opaque, void *obj)
         charger_dedup *d = obj;
         (void)opaque;
         free(d->bits);
+        cf_buf_free(&d->ops);
         free(d);
 }
 
 static size_t cd_size(void *opaque, const void *obj)
 {
         const dd_ctx *c = opaque;
-        (void)obj;
-        return sizeof(charger_dedup) + c->words * sizeof(uint64_t) + 32;
+        const charger_dedup *d = obj;
+        return sizeof(charger_dedup) + c->words * sizeof(uint64_t) + 32 +
+               d->ops.cap;
+}
+
+static int seen_seq(dd_ctx *c, charger_dedup *d, int64_t seq);
+static bool seen_hashed(charger_dedup *d, uint64_t sid, int k, uint64_t eid);
+
+static bool cd_encode_delta(void *opaque, const void *obj, cf_buf *out)
+{
+        const charger_dedup *d = obj;
+        (void)opaque;
+        if (!d->stored)
+                return false;
+        cf_buf_put(out, d->ops.p, d->ops.len);
+        return true;
+}
+
+static uint64_t get_u64(cf_wrd *r)
+{
+        uint64_t v = 0;
+        if (r->end - r->p < 8) {
+                r->ok = false;
+                return 0;
+        }
+        memcpy(&v, r->p, 8);
+        r->p += 8;
+        return v;
+}
+
+/* Replays the operations of a part: the same calls, in the same order, as
+ * when the records came, so they give the same state. */
+static bool cd_apply_delta(void *opaque, void *obj, const uint8_t *p,
+                           size_t len)
+{
+        dd_ctx *c = opaque;
+        charger_dedup *d = obj;
+        cf_wrd r;
+        cf_wrd_init(&r, p, len);
+        while (r.ok && r.p < r.end) {
+                int64_t op = cf_get_varint(&r);
+                if (op == OP_SEQ || op == OP_HWM) {
+                        int64_t seq = cf_get_varint(&r);
+                        if (!r.ok || seq < 0)
+                                return false;
+                        if (op == OP_SEQ)
+                                seen_seq(c, d, seq);
+                        else
+                                d->hwm = seq;
+                } else if (op == OP_EVENT) {
+                        uint64_t sid = get_u64(&r);
+                        int64_t k = cf_get_varint(&r);
+                        uint64_t eid = get_u64(&r);
+                        if (!r.ok || k < 0 || k > 2)
+                                return false;
+                        seen_hashed(d, sid, (int)k, eid);
+                } else {
+                        return false;
+                }
+        }
+        return r.ok;
+}
+
+static void cd_stored(void *opaque, void *obj)
+{
+        charger_dedup *d = obj;
+        (void)opaque;
+        cf_buf_free(&d->ops);
+        d->stored = true;
 }
 
 static const cf_store_ops cd_ops = {
+        .encode = cd_encode,
+        .decode = cd_decode,
+        .free = cd_free,
+        .size = cd_size,
+        .encode_delta = cd_encode_delta,
+        .apply_delta = cd_apply_delta,
+        .stored = cd_stored,
+};
+
+/* As an earlier version stored it (whole, in column family dedup). */
+static const cf_store_ops cd_whole_ops = {
         .encode = cd_encode,
         .decode = cd_decode,
         .free = cd_free,
@@ -185,11 +273,21 @@ static int seen_seq(dd_ctx *c, charger_dedup *d, int64_t seq)
         return false;
 }
 
-/* True if the event was seen; records it otherwise. */
-static bool seen_event(charger_dedup *d, const cf_session_event *e)
+/* seen_seq, recording a change for the store. */
+static int seen_seq_rec(dd_ctx *c, charger_dedup *d, int64_t seq)
 {
-        uint64_t sid = h64(e->session_id), eid = h64(e->event_id);
-        int k = e->kind >= 0 && e->kind < 3 ? e->kind : 0;
+        int r = seen_seq(c, d, seq);
+        if (r == 0) {
+                cf_put_varint(&d->ops, OP_SEQ);
+                cf_put_varint(&d->ops, seq);
+        }
+        return r;
+}
+
+/* True if the event (its session's and its own id hashed, its kind k) was
+ * seen; records it otherwise. */
+static bool seen_hashed(charger_dedup *d, uint64_t sid, int k, uint64_t eid)
+{
         for (int i = 0; i < RECENT; i++) {
                 recent_session *r = &d->recent[i];
                 if (r->sid != sid)
@@ -216,6 +314,19 @@ static bool seen_event(charger_dedup *d, const cf_session_event *e)
         return false;
 }
 
+static bool seen_event(charger_dedup *d, const cf_session_event *e)
+{
+        uint64_t sid = h64(e->session_id), eid = h64(e->event_id);
+        int k = e->kind >= 0 && e->kind < 3 ? e->kind : 0;
+        if (seen_hashed(d, sid, k, eid))
+                return true;
+        cf_put_varint(&d->ops, OP_EVENT);
+        cf_buf_put(&d->ops, &sid, 8);
+        cf_put_varint(&d->ops, k);
+        cf_buf_put(&d->ops, &eid, 8);
+        return false;
+}
+
 static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
 {
         dd_ctx *c = ctx;
@@ -231,7 +342,7 @@ static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
                         return CF_STAGE_PASS;
                 charger_id = m->charger_id;
                 charger_dedup *d = charger(c, charger_id);
-                int seen = seen_seq(c, d, m->seq_no);
+                int seen = seen_seq_rec(c, d, m->seq_no);
                 if (seen == 2) {
                         /* Too far behind to tell: later stages decide. */
                         it->maybe_repeat = true;
@@ -254,6 +365,8 @@ static cf_stage_rc dd_process(cf_task *t, void *ctx, cf_item *it)
                 if (dup)
                         return CF_STAGE_DUP;
                 d->hwm = ev->seq;
+                cf_put_varint(&d->ops, OP_HWM);
+                cf_put_varint(&d->ops, ev->seq);
                 cf_store_dirty(c->chargers, key, strlen(key));
                 return CF_STAGE_PASS;
         } else {
@@ -270,12 +383,17 @@ static cf_err_t dd_init(cf_task *t, void **ctxp, char *errstr,
 {
         const cf_config *cfg = cf_task_config(t);
         dd_ctx *c = cf_calloc(1, sizeof(*c));
-        (void)errstr;
-        (void)errstr_size;
         c->words = (uint32_t)((cfg->dedup_window + 63) / 64);
         /* Its share of the task's budget (cf_task_cache_budget): 1/4. */
-        c->chargers = cf_task_store(t, CF_COL_DEDUP, &cd_ops, c,
+        c->chargers = cf_task_store(t, CF_COL_DEDUP_PARTS, &cd_ops, c,
                                     cf_task_cache_budget(t) / 4, true);
+        cf_err_t err =
+            cf_task_store_move(t, c->chargers, CF_COL_DEDUP, &cd_whole_ops,
+                               NULL, c, errstr, errstr_size);
+        if (err) {
+                free(c);
+                return err;
+        }
         *ctxp = c;
         return CF_OK;
 }

@@ -58,6 +58,19 @@ typedef struct cf_cpoint {
 
 #define CF_CP_NONE UINT32_MAX
 
+/* What the state store holds of a session, so that a commit stores only
+ * what changed: its numbers (CF_SESS_NSCALARS, in the order of
+ * sessionize's encoding), a hash of the rest but its readings (ids, the
+ * STARTED record, held records), and how many readings. */
+#define CF_SESS_NSCALARS 19
+
+typedef struct cf_session_stored {
+        int64_t v[CF_SESS_NSCALARS];
+        uint64_t fixed;
+        uint32_t n_points;
+        bool valid; /* false: never stored, store it whole */
+} cf_session_stored;
+
 typedef struct cf_session {
         char *session_id;
         char *site_id;
@@ -93,6 +106,10 @@ typedef struct cf_session {
         /* Records held until STARTED arrives (copies, owned). */
         cf_src **held;
         uint32_t n_held;
+        /* The lowest reading inserted since the store last took the
+         * session (UINT32_MAX: none), and what it took. */
+        uint32_t changed_from;
+        cf_session_stored stored;
 } cf_session;
 
 /* Reading i's time and register, and the whole reading. */

@@ -55,6 +55,7 @@ typedef struct sz_ctx {
         cf_store *chargers; /* charger id -> charger_st */
         cf_dheap timers;    /* session deadlines */
         int64_t lateness, timeout, offline, orphan_wait, window;
+        cf_buf tmp;
 } sz_ctx;
 
 /* ---- sessions and their encoding ---------------------------------------- */
@@ -160,6 +161,8 @@ void cf_session_insert(cf_session *s, uint32_t pos, cf_meter_point p)
         else
                 ((cf_cpoint *)s->points)[pos] = q;
         s->n_points++;
+        if (pos < s->changed_from)
+                s->changed_from = pos;
 }
 
 static char *dup_or_null(const char *s)
@@ -331,7 +334,184 @@ static size_t sess_size(void *opaque, const void *obj)
         return n;
 }
 
+/* ---- storing what changed ---------------------------------------------- *
+ * A session is stored in parts (store.h): part 0 the whole session as
+ * above, then one part per commit that changed it, as long as that commit
+ * only changed its numbers and added readings after those stored (a late
+ * reading inserted between them, a new user or held record: whole). A
+ * part: version 4, a bit mask of the numbers that changed and each one's
+ * difference, then the readings added, each from the one before as in the
+ * whole encoding. At country scale a session takes a reading every minute
+ * for hours: this stores each reading once, not the session again with
+ * every reading. */
+
+/* The numbers of s, in the order of sess_encode. */
+static void sess_scalars(const cf_session *s, int64_t v[CF_SESS_NSCALARS])
+{
+        const int64_t x[CF_SESS_NSCALARS] = {
+                s->connector_id,     s->flags,           s->start_ms,
+                s->start_wh,         s->stop_ms,         s->stop_wh,
+                s->stop_reason,      s->first_ts,        s->last_ts,
+                s->stop_ts,          s->billed.revision, s->billed.stop_ms,
+                s->billed.energy_wh, s->billed.excl,     s->billed.vat,
+                s->billed.incl,      (int64_t)s->eid[0], (int64_t)s->eid[1],
+                (int64_t)s->eid[2],
+        };
+        memcpy(v, x, sizeof(x));
+}
+
+static void sess_set_scalars(cf_session *s, const int64_t v[CF_SESS_NSCALARS])
+{
+        s->connector_id = (int32_t)v[0];
+        s->flags = (uint32_t)v[1];
+        s->start_ms = v[2];
+        s->start_wh = v[3];
+        s->stop_ms = v[4];
+        s->stop_wh = v[5];
+        s->stop_reason = (int32_t)v[6];
+        s->first_ts = v[7];
+        s->last_ts = v[8];
+        s->stop_ts = v[9];
+        s->billed.revision = (int32_t)v[10];
+        s->billed.stop_ms = v[11];
+        s->billed.energy_wh = v[12];
+        s->billed.excl = v[13];
+        s->billed.vat = v[14];
+        s->billed.incl = v[15];
+        for (int k = 0; k < 3; k++)
+                s->eid[k] = (uint64_t)v[16 + k];
+}
+
+/* A hash of what a part never carries: the ids, the STARTED record, the
+ * held records (their encodings; a session has one or two of them, small
+ * beside its readings). */
+static uint64_t sess_fixed(const cf_session *s, cf_buf *tmp)
+{
+        tmp->len = 0;
+        cf_put_str(tmp, s->session_id);
+        cf_put_str(tmp, s->site_id);
+        cf_put_str(tmp, s->charger_id);
+        cf_put_str(tmp, s->user_id);
+        cf_put_str(tmp, s->badge_id);
+        cf_put_varint(tmp, s->start_src != NULL);
+        if (s->start_src)
+                cf_src_encode(s->start_src, tmp);
+        cf_put_varint(tmp, s->n_held);
+        for (uint32_t i = 0; i < s->n_held; i++)
+                cf_src_encode(s->held[i], tmp);
+        return cf_fnv1a64(CF_FNV1A64_BASIS, tmp->p, tmp->len);
+}
+
+static bool sess_encode_delta(void *opaque, const void *obj, cf_buf *b)
+{
+        const cf_session *s = obj;
+        sz_ctx *c = opaque;
+        const cf_session_stored *st = &s->stored;
+        if (!st->valid || s->n_points < st->n_points ||
+            s->changed_from < st->n_points)
+                return false;
+        int64_t v[CF_SESS_NSCALARS];
+        sess_scalars(s, v);
+        /* The readings are stored from the start's time and register. */
+        if (st->n_points && (v[2] != st->v[2] || v[3] != st->v[3]))
+                return false;
+        if (sess_fixed(s, &c->tmp) != st->fixed)
+                return false;
+        int64_t mask = 0;
+        for (int i = 0; i < CF_SESS_NSCALARS; i++)
+                if (v[i] != st->v[i])
+                        mask |= (int64_t)1 << i;
+        cf_put_varint(b, 4); /* a part, not a whole session */
+        cf_put_varint(b, mask);
+        for (int i = 0; i < CF_SESS_NSCALARS; i++)
+                if (mask & ((int64_t)1 << i))
+                        cf_put_varint(
+                            b, (int64_t)((uint64_t)v[i] - (uint64_t)st->v[i]));
+        cf_put_varint(b, s->n_points - st->n_points);
+        int64_t pt = 0, pe = 0;
+        if (st->n_points) {
+                cf_meter_point last = cf_session_point(s, st->n_points - 1);
+                pt = last.t_ms;
+                pe = last.energy_wh;
+        }
+        for (uint32_t i = st->n_points; i < s->n_points; i++) {
+                const cf_meter_point p = cf_session_point(s, i);
+                cf_put_varint(b, p.t_ms - pt);
+                cf_put_varint(b, p.energy_wh - pe);
+                cf_put_varint(b, p.power_w);
+                cf_put_varint(b, p.current_ma);
+                pt = p.t_ms;
+                pe = p.energy_wh;
+        }
+        return true;
+}
+
+static bool sess_apply_delta(void *opaque, void *obj, const uint8_t *p,
+                             size_t len)
+{
+        cf_session *s = obj;
+        (void)opaque;
+        cf_wrd r;
+        cf_wrd_init(&r, p, len);
+        if (cf_get_varint(&r) != 4)
+                return false;
+        int64_t mask = cf_get_varint(&r);
+        if (!r.ok || mask < 0 || mask >= ((int64_t)1 << CF_SESS_NSCALARS))
+                return false;
+        int64_t v[CF_SESS_NSCALARS];
+        sess_scalars(s, v);
+        for (int i = 0; i < CF_SESS_NSCALARS; i++)
+                if (mask & ((int64_t)1 << i))
+                        v[i] = (int64_t)((uint64_t)v[i] +
+                                         (uint64_t)cf_get_varint(&r));
+        if (s->n_points && (v[2] != s->start_ms || v[3] != s->start_wh))
+                return false;
+        sess_set_scalars(s, v);
+        int64_t n = cf_get_varint(&r);
+        if (!r.ok || n < 0 || n > (int64_t)len)
+                return false;
+        int64_t pt = 0, pe = 0;
+        if (s->n_points) {
+                cf_meter_point last = cf_session_point(s, s->n_points - 1);
+                pt = last.t_ms;
+                pe = last.energy_wh;
+        }
+        for (int64_t i = 0; i < n && r.ok; i++) {
+                cf_meter_point q;
+                q.t_ms = pt += cf_get_varint(&r);
+                q.energy_wh = pe += cf_get_varint(&r);
+                q.power_w = cf_get_varint(&r);
+                q.current_ma = cf_get_varint(&r);
+                if (r.ok)
+                        cf_session_insert(s, s->n_points, q);
+        }
+        return r.ok && r.p == r.end;
+}
+
+static void sess_stored(void *opaque, void *obj)
+{
+        cf_session *s = obj;
+        sz_ctx *c = opaque;
+        sess_scalars(s, s->stored.v);
+        s->stored.fixed = sess_fixed(s, &c->tmp);
+        s->stored.n_points = s->n_points;
+        s->stored.valid = true;
+        s->changed_from = UINT32_MAX;
+}
+
 static const cf_store_ops sess_ops = {
+        .encode = sess_encode,
+        .decode = sess_decode,
+        .free = sess_free,
+        .size = sess_size,
+        .encode_delta = sess_encode_delta,
+        .apply_delta = sess_apply_delta,
+        .stored = sess_stored,
+};
+
+/* Sessions as stored before parts (a whole session per key, column
+ * family "session"): read once at a task's start and moved over. */
+static const cf_store_ops sess_whole_ops = {
         .encode = sess_encode,
         .decode = sess_decode,
         .free = sess_free,
@@ -1093,6 +1273,16 @@ static int load_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
         return 0;
 }
 
+/* A session moved from the column family an earlier version stored it
+ * whole in (cf_task_store_move): its deadline. */
+static int moved_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
+{
+        (void)key;
+        (void)klen;
+        schedule(opaque, obj);
+        return 0;
+}
+
 static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
                         size_t errstr_size)
 {
@@ -1105,8 +1295,9 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
         c->orphan_wait = cfg->orphan_wait_ms;
         c->window = cfg->correction_window_ms;
         /* Its share of the task's budget (cf_task_cache_budget): 5/8. */
-        c->sessions = cf_task_store(t, CF_COL_SESSION, &sess_ops, c,
+        c->sessions = cf_task_store(t, CF_COL_SESSION_PARTS, &sess_ops, c,
                                     cf_task_cache_budget(t) / 2, true);
+        cf_buf_init(&c->tmp);
         c->chargers = cf_task_store(t, CF_COL_INDEX, &ch_ops, c,
                                     cf_task_cache_budget(t) / 8, true);
         /* Deadlines are rebuilt from every stored session, also those
@@ -1115,8 +1306,13 @@ static cf_err_t sz_init(cf_task *t, void **ctxp, char *errstr,
         if (!err)
                 err = cf_store_visit_all(c->sessions, load_one, c, errstr,
                                          errstr_size);
+        if (!err)
+                err = cf_task_store_move(t, c->sessions, CF_COL_SESSION,
+                                         &sess_whole_ops, moved_one, c, errstr,
+                                         errstr_size);
         if (err) {
                 cf_dheap_free(&c->timers);
+                cf_buf_free(&c->tmp);
                 free(c);
                 return err;
         }
@@ -1180,6 +1376,7 @@ static void run_timers(cf_task *t, sz_ctx *c, int64_t now, bool drain)
                         free(s->points);
                         s->points = NULL;
                         s->n_points = s->cap_points = 0;
+                        s->changed_from = 0;
                         s->wide_points = false;
                         free(s->start_src);
                         s->start_src = NULL;
@@ -1218,6 +1415,7 @@ static void sz_destroy(void *ctx)
         if (!c)
                 return;
         cf_dheap_free(&c->timers);
+        cf_buf_free(&c->tmp);
         free(c);
 }
 

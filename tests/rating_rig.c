@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "inproc.h"
 #include "tables.h"
 
 const cf_counts *counts(cf_rig *r, int input)
@@ -219,4 +220,37 @@ void assert_reject(const cf_rejected *rj, int32_t reason, const char *stage,
         assert_int_equal(rj->offset, offset);
         if (detail)
                 assert_string_equal(rj->detail, detail);
+}
+
+parts_seen stored_parts(cf_rig *r, cf_col_t col, const char *key)
+{
+        cf_key k;
+        cf_key_init(&k, cf_task_state_id('A', 0));
+        cf_key_bytes(&k, key, strlen(key));
+        cf_buf v;
+        cf_buf_init(&v);
+        char err[256];
+        parts_seen ps;
+        memset(&ps, 0, sizeof(ps));
+        cf_err_t e = cf_state_get(cf_inproc_state(r->ip), col, k.b, k.len, &v,
+                                  err, sizeof(err));
+        assert_true(e == CF_OK || e == CF_ERR_NOT_FOUND);
+        for (size_t at = 0; e == CF_OK && at < v.len;) {
+                uint64_t z = 0;
+                for (int shift = 0; at < v.len; shift += 7) {
+                        z |= (uint64_t)(v.p[at] & 0x7f) << shift;
+                        if (!(v.p[at++] & 0x80))
+                                break;
+                }
+                size_t n = (size_t)(z >> 1); /* lengths are never negative */
+                assert_true(at + n <= v.len);
+                if (ps.n < 16) {
+                        ps.len[ps.n] = n;
+                        memcpy(ps.head[ps.n], v.p + at, n < 64 ? n : 64);
+                }
+                ps.n++;
+                at += n;
+        }
+        cf_buf_free(&v);
+        return ps;
 }

@@ -113,4 +113,16 @@ void assert_energy_only(const cf_charge_record *cr, int64_t wh, int64_t excl,
 void assert_reject(const cf_rejected *rj, int32_t reason, const char *stage,
                    int32_t input, int64_t offset, const char *detail);
 
+/* The parts (pipeline/state/store.h: one RocksDB value, each part its
+ * length as a zigzag varint and its bytes) of key (without the task prefix)
+ * in column family col of the rating task: their number, each one's size
+ * and first 64 bytes. */
+typedef struct parts_seen {
+        int n;
+        size_t len[16];
+        uint8_t head[16][64];
+} parts_seen;
+
+parts_seen stored_parts(cf_rig *r, cf_col_t col, const char *key);
+
 #endif

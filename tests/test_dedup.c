@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "inproc.h"
 #include "rating_rig.h"
 
 static void dedup_drops_repeat_reading(void **state)
@@ -168,6 +169,108 @@ static void dedup_drops_repeat_after_restart(void **state)
 
 #define T(f) cmocka_unit_test_teardown(f, cf_rig_cleanup)
 
+/* A commit stores what the charger's records changed, appended to its
+ * state (store.h, parts), and a restart replays it. By hand from dedup.c:
+ * a new reading number is OP_SEQ (1) and the number, zigzag varints (1 ->
+ * 02, 3 -> 06); a new event is OP_EVENT (2 -> 04), its session id's hash
+ * (8 bytes), its kind (STOPPED: 2 -> 04), its id's hash (8 bytes). */
+static void dedup_stores_what_changed_and_replays_it(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_rig_commit(r);
+        parts_seen ps = stored_parts(r, CF_COL_DEDUP_PARTS, "CH-1");
+        assert_int_equal(ps.n, 1);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 5 * MIN, 100800);
+        feed_rd(r, &m1);
+        cf_rig_commit(r);
+        cf_meter_reading m2 = rd("r2", "S-1", 2, T0 + 10 * MIN, 101600);
+        cf_meter_reading m3 = rd("r3", "S-1", 3, T0 + 15 * MIN, 102400);
+        feed_rd(r, &m2);
+        feed_rd(r, &m3);
+        cf_rig_commit(r);
+        cf_session_event stop =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 20 * MIN, 103200);
+        feed_ev(r, &stop);
+        cf_rig_commit(r);
+        ps = stored_parts(r, CF_COL_DEDUP_PARTS, "CH-1");
+        assert_int_equal(ps.n, 4);
+        assert_int_equal(ps.len[1], 2);
+        assert_memory_equal(ps.head[1], "\x02\x02", 2);
+        assert_int_equal(ps.len[2], 4);
+        assert_memory_equal(ps.head[2], "\x02\x04\x02\x06", 4);
+        assert_int_equal(ps.len[3], 18);
+        assert_int_equal(ps.head[3][0], 0x04);
+        assert_int_equal(ps.head[3][9], 0x04);
+        /* After a restart, from the parts: reading 3 and the stop again
+         * (other event ids for the reading) are repeats, reading 4 is
+         * new. */
+        cf_rig_restart(r);
+        cf_meter_reading m3b = rd("r3-bis", "S-1", 3, T0 + 15 * MIN, 102400);
+        feed_rd(r, &m3b);
+        feed_ev(r, &stop);
+        cf_meter_reading m4 = rd("r4", "S-1", 4, T0 + 18 * MIN, 102800);
+        feed_rd(r, &m4);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 5, 4, 1, 0, 0);
+        assert_counts(r, CF_IN_SESSIONS, 3, 2, 1, 0, 0);
+        cf_rig_done(r);
+}
+
+/* A state directory of a version before parts holds a charger's dedup
+ * state whole, unframed, in column family DEDUP. A task's start moves it:
+ * its numbers and event ids still make repeats, and the old key is gone
+ * after the next commit. */
+static void dedup_moves_state_stored_whole_to_parts(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_meter_reading m1 = rd("r1", "S-1", 1, T0 + 5 * MIN, 100800);
+        feed_rd(r, &m1);
+        cf_rig_commit(r);
+        assert_int_equal(stored_parts(r, CF_COL_DEDUP_PARTS, "CH-1").n, 1);
+        /* The old layout: the whole part's bytes, without their length. */
+        cf_state *db = cf_inproc_state(r->ip);
+        cf_key k;
+        cf_key_init(&k, cf_task_state_id('A', 0));
+        cf_key_bytes(&k, "CH-1", 4);
+        cf_buf v;
+        cf_buf_init(&v);
+        char err[256];
+        assert_int_equal(cf_state_get(db, CF_COL_DEDUP_PARTS, k.b, k.len, &v,
+                                      err, sizeof(err)),
+                         CF_OK);
+        size_t hdr = 0;
+        while (v.p[hdr++] & 0x80)
+                ;
+        cf_batch *b = cf_batch_new(db);
+        cf_batch_delete(b, CF_COL_DEDUP_PARTS, k.b, k.len);
+        cf_batch_put(b, CF_COL_DEDUP, k.b, k.len, v.p + hdr, v.len - hdr);
+        assert_int_equal(cf_state_write(db, b, true, err, sizeof(err)), CF_OK);
+        cf_batch_destroy(b);
+
+        cf_rig_restart(r);
+        cf_rig_commit(r);
+        db = cf_inproc_state(r->ip);
+        assert_int_equal(stored_parts(r, CF_COL_DEDUP_PARTS, "CH-1").n, 1);
+        assert_int_equal(
+            cf_state_get(db, CF_COL_DEDUP, k.b, k.len, &v, err, sizeof(err)),
+            CF_ERR_NOT_FOUND);
+        cf_buf_free(&v);
+        /* Reading 1 (another id) and the start again: repeats. */
+        cf_meter_reading m1b = rd("r1-bis", "S-1", 1, T0 + 5 * MIN, 100800);
+        feed_rd(r, &m1b);
+        feed_ev(r, &s);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 2, 1, 1, 0, 0);
+        assert_counts(r, CF_IN_SESSIONS, 2, 1, 1, 0, 0);
+        cf_rig_done(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -178,6 +281,8 @@ int main(void)
                 T(dedup_keeps_second_event_of_same_kind_with_new_id),
                 T(dedup_drops_repeat_of_second_event_of_same_kind),
                 T(dedup_drops_repeat_after_restart),
+                T(dedup_stores_what_changed_and_replays_it),
+                T(dedup_moves_state_stored_whole_to_parts),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

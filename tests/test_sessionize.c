@@ -829,6 +829,146 @@ static void sessionize_restart_with_sessions_beyond_the_cache(void **state)
         cf_rig_done(r);
 }
 
+static parts_seen session_parts(cf_rig *r, const char *sid)
+{
+        return stored_parts(r, CF_COL_SESSION_PARTS, sid);
+}
+
+static void feed_reading(cf_rig *r, const char *eid, int64_t t, int64_t wh)
+{
+        cf_meter_reading m = rd(eid, "S-1", ++r->next_seq, t, wh);
+        feed_rd(r, &m);
+}
+
+/* A commit stores what changed in a session, not the session again: each
+ * commit that adds readings writes one part with those readings; a late
+ * reading between stored ones makes the session whole again. Sizes by hand
+ * from the encoding (sessionize.c, "storing what changed"; varints are
+ * zigzag, 7 bits a byte): a reading without power or current takes 3
+ * bytes of time (60,000 ms), 2 of energy (100 Wh) and 10 + 10 for the two
+ * unknowns (CF_NONE, INT64_MIN): 25 bytes; the first one after the start is
+ * from zero: 6 + 3 + 20 = 29. A part's head: version 1, the mask (only
+ * last_ts, bit 8: 512 zigzagged) 2, last_ts's difference (600,000 ms) 3,
+ * the count 1: 7 bytes. */
+static void sessionize_commit_stores_only_what_changed(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        char eid[32];
+        cf_session_event st =
+            ev("e-start", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &st);
+        cf_rig_commit(r);
+        parts_seen ps = session_parts(r, "S-1");
+        assert_int_equal(ps.n, 1);
+        size_t whole0 = ps.len[0];
+        for (int k = 1; k <= 10; k++) {
+                snprintf(eid, sizeof(eid), "r%d", k);
+                feed_reading(r, eid, T0 + k * MIN, 100000 + 100 * k);
+        }
+        cf_rig_commit(r);
+        ps = session_parts(r, "S-1");
+        assert_int_equal(ps.n, 2);
+        assert_int_equal(ps.len[0], whole0); /* not written again */
+        assert_int_equal(ps.len[1], 7 + 29 + 9 * 25);
+        for (int k = 11; k <= 20; k++) {
+                snprintf(eid, sizeof(eid), "r%d", k);
+                feed_reading(r, eid, T0 + k * MIN, 100000 + 100 * k);
+        }
+        cf_rig_commit(r);
+        ps = session_parts(r, "S-1");
+        assert_int_equal(ps.n, 3);
+        assert_int_equal(ps.len[2], 7 + 10 * 25);
+        /* A late reading between 5 and 6: whole again, one part, which
+         * holds all 21 readings (more than the three parts' readings). */
+        feed_reading(r, "late", T0 + 5 * MIN + MIN / 2, 100550);
+        cf_rig_commit(r);
+        ps = session_parts(r, "S-1");
+        assert_int_equal(ps.n, 1);
+        assert_true(ps.len[0] > whole0 + 20 * 25);
+        feed_reading(r, "r21", T0 + 21 * MIN, 102100);
+        cf_rig_commit(r);
+        assert_int_equal(session_parts(r, "S-1").n, 2);
+
+        /* Read back from the parts after a restart: a reading resent with
+         * another id, identical to one of part 0 (reading 3) or of part 1
+         * (reading 21), is a duplicate of what the session holds. */
+        cf_rig_restart(r);
+        feed_reading(r, "r3-again", T0 + 3 * MIN, 100300);
+        feed_reading(r, "r21-again", T0 + 21 * MIN, 102100);
+        cf_session_event sp =
+            ev("e-stop", CF_SESSION_STOPPED, "S-1", T0 + 22 * MIN, 102200);
+        feed_ev(r, &sp);
+        cf_rig_tick(r, T0 + 22 * MIN + LATENESS + 1);
+        cf_rig_commit(r);
+        /* 22 readings fed before, 2 again now: 22 accepted, 2 duplicates. */
+        assert_counts(r, CF_IN_METER, 24, 22, 2, 0, 0);
+        assert_int_equal(r->n_charges, 1);
+        assert_int_equal(r->charges[0]->energy_wh, 2200);
+        cf_rig_done(r);
+}
+
+/* A state directory of a version before parts holds each session whole
+ * under its plain key in column family SESSION (the same encoding as a
+ * part 0). A task's start moves them over: the session goes on, and the
+ * old key is gone after the next commit. */
+static void sessionize_moves_sessions_stored_whole_to_parts(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event st =
+            ev("e-start", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &st);
+        feed_reading(r, "r1", T0 + MIN, 100100);
+        cf_rig_commit(r);
+        assert_int_equal(session_parts(r, "S-1").n, 1);
+        /* Make it the old layout: the whole part's bytes, without their
+         * length, in column family SESSION. */
+        cf_state *db = cf_inproc_state(r->ip);
+        uint16_t id = cf_task_state_id('A', 0);
+        const uint8_t key[] = { (uint8_t)(id >> 8), (uint8_t)id, 'S', '-',
+                                '1' };
+        cf_buf v;
+        cf_buf_init(&v);
+        char err[256];
+        assert_int_equal(cf_state_get(db, CF_COL_SESSION_PARTS, key,
+                                      sizeof(key), &v, err, sizeof(err)),
+                         CF_OK);
+        size_t hdr = 0; /* the varint length */
+        while (v.p[hdr++] & 0x80)
+                ;
+        cf_batch *b = cf_batch_new(db);
+        cf_batch_delete(b, CF_COL_SESSION_PARTS, key, sizeof(key));
+        cf_batch_put(b, CF_COL_SESSION, key, sizeof(key), v.p + hdr,
+                     v.len - hdr);
+        assert_int_equal(cf_state_write(db, b, true, err, sizeof(err)), CF_OK);
+        cf_batch_destroy(b);
+        assert_int_equal(session_parts(r, "S-1").n, 0);
+
+        cf_rig_restart(r); /* commits (nothing), reopens: moved */
+        cf_rig_commit(r);
+        db = cf_inproc_state(r->ip);
+        assert_int_equal(session_parts(r, "S-1").n, 1);
+        assert_int_equal(
+            cf_state_get(db, CF_COL_SESSION, key, 5, &v, err, sizeof(err)),
+            CF_ERR_NOT_FOUND);
+        cf_buf_free(&v);
+        /* The session goes on from what it had: the start's register. */
+        feed_reading(r, "r2", T0 + 2 * MIN, 100200);
+        cf_session_event sp =
+            ev("e-stop", CF_SESSION_STOPPED, "S-1", T0 + 3 * MIN, 100300);
+        feed_ev(r, &sp);
+        cf_rig_tick(r, T0 + 3 * MIN + LATENESS + 1);
+        cf_rig_commit(r);
+        assert_int_equal(r->n_charges, 1);
+        assert_int_equal(r->charges[0]->energy_wh, 300);
+        /* r1 was in the moved session: sent again, a duplicate. */
+        feed_reading(r, "r1-again", T0 + MIN, 100100);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 3, 2, 1, 0, 0);
+        cf_rig_done(r);
+}
+
 /* The compact form of a session's readings (session.h), directly: exact
  * values at the edges of its ranges, the switch to full readings, and the
  * growth of the array. */
@@ -1032,6 +1172,8 @@ int main(void)
                 T(sessionize_beyond_correction_window_is_too_late),
                 T(sessionize_state_survives_restart),
                 T(sessionize_restart_with_sessions_beyond_the_cache),
+                T(sessionize_commit_stores_only_what_changed),
+                T(sessionize_moves_sessions_stored_whole_to_parts),
                 T(sessionize_compact_readings_exact_at_edges),
                 T(sessionize_long_session_with_extreme_readings),
         };

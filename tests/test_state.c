@@ -1404,7 +1404,7 @@ static void plog_add(cf_store *st, const char *key, const char *vals)
         assert_true(cf_store_dirty(st, key, strlen(key)));
 }
 
-/* The value of key k of task 5 in CF_COL_SESSION, as hex ("" when
+/* The value of key k of task 5 in CF_COL_SESSION_PARTS, as hex ("" when
  * absent). */
 static const char *value_hex(fx *f, const char *k, char *out, size_t size)
 {
@@ -1414,8 +1414,8 @@ static const char *value_hex(fx *f, const char *k, char *out, size_t size)
         cf_buf v;
         cf_buf_init(&v);
         out[0] = 0;
-        cf_err_t err = cf_state_get(f->s, CF_COL_SESSION, key.b, key.len, &v,
-                                    f->err, sizeof(f->err));
+        cf_err_t err = cf_state_get(f->s, CF_COL_SESSION_PARTS, key.b, key.len,
+                                    &v, f->err, sizeof(f->err));
         assert_true(err == CF_OK || err == CF_ERR_NOT_FOUND);
         size_t at = 0;
         for (size_t i = 0; err == CF_OK && i < v.len; i++)
@@ -1434,8 +1434,8 @@ static void store_parts_store_changes_and_read_back_whole(void **state)
         fx *f = *state;
         tctx c = { 0 };
         char h[512];
-        cf_store *st =
-            cf_store_new(f->s, CF_COL_SESSION, 5, &plops, &c, 1 << 20, true);
+        cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
+                                    1 << 20, true);
         assert_null(cf_store_get(st, "k", 1));
         cf_store_put(st, "k", 1, plog_new(&c, "\x01\x02"));
         write_flush(f, st, 1);
@@ -1451,7 +1451,8 @@ static void store_parts_store_changes_and_read_back_whole(void **state)
         cf_store_destroy(st);
 
         /* Read back: the three parts in one object. */
-        st = cf_store_new(f->s, CF_COL_SESSION, 5, &plops, &c, 1 << 20, true);
+        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 1 << 20,
+                          true);
         plog *p = cf_store_get(st, "k", 1);
         assert_non_null(p);
         assert_int_equal(p->n, 5);
@@ -1520,8 +1521,8 @@ static void store_parts_visit_and_load_read_them_whole(void **state)
         fx *f = *state;
         tctx c = { 0 };
         char h[512];
-        cf_store *st =
-            cf_store_new(f->s, CF_COL_SESSION, 5, &plops, &c, 1 << 20, true);
+        cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c,
+                                    1 << 20, true);
         cf_store_put(st, "ab", 2, plog_new(&c, "\x03"));
         cf_store_put(st, "a", 1, plog_new(&c, "\x01"));
         write_flush(f, st, 2);
@@ -1532,7 +1533,7 @@ static void store_parts_visit_and_load_read_them_whole(void **state)
         cf_store_destroy(st);
 
         /* A store that holds nothing in memory visits both whole. */
-        st = cf_store_new(f->s, CF_COL_SESSION, 5, &plops, &c, 0, true);
+        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 0, true);
         seen sn = { { 0 }, { 0 } };
         assert_int_equal(
             cf_store_visit_all(st, collect_plog, &sn, f->err, sizeof(f->err)),
@@ -1541,7 +1542,8 @@ static void store_parts_visit_and_load_read_them_whole(void **state)
         assert_string_equal(sn.vals, "0107 03");
         assert_int_equal(c.live, 0); /* nothing cached */
         cf_store_destroy(st);
-        st = cf_store_new(f->s, CF_COL_SESSION, 5, &plops, &c, 1 << 20, true);
+        st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5, &plops, &c, 1 << 20,
+                          true);
         assert_int_equal(cf_store_load_all(st, f->err, sizeof(f->err)), CF_OK);
         assert_true(cf_store_complete(st));
         plog *p = cf_store_get(st, "a", 1);
@@ -1579,13 +1581,14 @@ static void store_parts_bad_value_is_corrupt(void **state)
                 cf_key_init(&k, 5);
                 cf_key_bytes(&k, "y", 1);
                 cf_batch *b = cf_batch_new(f->s);
-                cf_batch_put(b, CF_COL_SESSION, k.b, k.len, bad[i], len[i]);
+                cf_batch_put(b, CF_COL_SESSION_PARTS, k.b, k.len, bad[i],
+                             len[i]);
                 assert_int_equal(
                     cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
                     CF_OK);
                 cf_batch_destroy(b);
-                cf_store *st = cf_store_new(f->s, CF_COL_SESSION, 5, &plops, &c,
-                                            1 << 20, true);
+                cf_store *st = cf_store_new(f->s, CF_COL_SESSION_PARTS, 5,
+                                            &plops, &c, 1 << 20, true);
                 assert_null(cf_store_get(st, "y", 1));
                 assert_int_equal(cf_store_error(st, NULL, 0), CF_ERR_CORRUPT);
                 cf_store_destroy(st);
@@ -1605,36 +1608,36 @@ static void state_append_concatenates_and_replays_from_the_log(void **state)
         cf_buf_init(&log);
         cf_batch *b = cf_batch_new(f->s);
         cf_batch_tee(b, &log);
-        cf_batch_append(b, CF_COL_SESSION, k.b, k.len, "ab", 2);
-        cf_batch_append(b, CF_COL_SESSION, k.b, k.len, "c", 1);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "ab", 2);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "c", 1);
         assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
                          CF_OK);
         cf_batch_destroy(b);
         b = cf_batch_new(f->s);
-        cf_batch_append(b, CF_COL_SESSION, k.b, k.len, "d", 1);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "d", 1);
         assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
                          CF_OK);
         cf_batch_destroy(b);
-        assert_string_equal(get_str(f->s, CF_COL_SESSION, &k), "abcd");
+        assert_string_equal(get_str(f->s, CF_COL_SESSION_PARTS, &k), "abcd");
         /* A put replaces the parts; appends go on from it. */
         b = cf_batch_new(f->s);
-        cf_batch_put(b, CF_COL_SESSION, k.b, k.len, "X", 1);
-        cf_batch_append(b, CF_COL_SESSION, k.b, k.len, "y", 1);
+        cf_batch_put(b, CF_COL_SESSION_PARTS, k.b, k.len, "X", 1);
+        cf_batch_append(b, CF_COL_SESSION_PARTS, k.b, k.len, "y", 1);
         assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
                          CF_OK);
         cf_batch_destroy(b);
-        assert_string_equal(get_str(f->s, CF_COL_SESSION, &k), "Xy");
+        assert_string_equal(get_str(f->s, CF_COL_SESSION_PARTS, &k), "Xy");
         /* The log of the first batch, replayed on another task's key
          * space after a delete: "abc" again. */
         b = cf_batch_new(f->s);
-        cf_batch_delete(b, CF_COL_SESSION, k.b, k.len);
+        cf_batch_delete(b, CF_COL_SESSION_PARTS, k.b, k.len);
         assert_int_equal(
             cf_batch_add_log(b, log.p, log.len, f->err, sizeof(f->err)), CF_OK);
         assert_int_equal(cf_batch_count(b), 3);
         assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
                          CF_OK);
         cf_batch_destroy(b);
-        assert_string_equal(get_str(f->s, CF_COL_SESSION, &k), "abc");
+        assert_string_equal(get_str(f->s, CF_COL_SESSION_PARTS, &k), "abc");
         cf_buf_free(&log);
 }
 

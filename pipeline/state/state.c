@@ -74,10 +74,16 @@ static void tee_op(cf_batch *b, int op, cf_col_t col, const void *k,
 }
 
 static const char *const cf_col_names[CF_COL__CNT] = {
-        [CF_COL_META] = "meta",       [CF_COL_DEDUP] = "dedup",
-        [CF_COL_SESSION] = "session", [CF_COL_PENDING] = "pending",
-        [CF_COL_OUTBOX] = "outbox",   [CF_COL_TABLE] = "table",
-        [CF_COL_BILL] = "bill",       [CF_COL_INDEX] = "index",
+        [CF_COL_META] = "meta",
+        [CF_COL_DEDUP] = "dedup",
+        [CF_COL_SESSION] = "session",
+        [CF_COL_PENDING] = "pending",
+        [CF_COL_OUTBOX] = "outbox",
+        [CF_COL_TABLE] = "table",
+        [CF_COL_BILL] = "bill",
+        [CF_COL_INDEX] = "index",
+        [CF_COL_SESSION_PARTS] = "session_parts",
+        [CF_COL_DEDUP_PARTS] = "dedup_parts",
 };
 
 const char *cf_state_col_name(cf_col_t col)

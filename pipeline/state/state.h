@@ -36,15 +36,17 @@
 /* Column families, one per kind of state. The names in the database are
  * those of cf_state_col_name(); CF_COL__CNT is not a column family. */
 typedef enum cf_col {
-        CF_COL_META = 0, /* input offsets, output sequence numbers, task
-                          * metadata */
-        CF_COL_DEDUP,    /* dedup high-water marks and id windows */
-        CF_COL_SESSION,  /* open sessions per charger and connector */
-        CF_COL_PENDING,  /* records waiting (orphans, unknown sites) */
-        CF_COL_OUTBOX,   /* outputs committed but not known as delivered */
-        CF_COL_TABLE,    /* sites and users tables */
-        CF_COL_BILL,     /* statement aggregates per party and period */
-        CF_COL_INDEX,    /* secondary indexes (e.g. time-ordered timers) */
+        CF_COL_META = 0,      /* input offsets, output sequence numbers, task
+                               * metadata */
+        CF_COL_DEDUP,         /* dedup high-water marks and id windows */
+        CF_COL_SESSION,       /* open sessions per charger and connector */
+        CF_COL_PENDING,       /* records waiting (orphans, unknown sites) */
+        CF_COL_OUTBOX,        /* outputs committed but not known as delivered */
+        CF_COL_TABLE,         /* sites and users tables */
+        CF_COL_BILL,          /* statement aggregates per party and period */
+        CF_COL_INDEX,         /* secondary indexes (e.g. time-ordered timers) */
+        CF_COL_SESSION_PARTS, /* sessions, stored in parts (store.h) */
+        CF_COL_DEDUP_PARTS,   /* dedup windows, stored in parts */
         CF_COL__CNT
 } cf_col_t;
 

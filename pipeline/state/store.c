@@ -693,6 +693,11 @@ void cf_store_foreach(cf_store *st, int flags, cf_store_foreach_cb *cb,
         st->iterating--;
 }
 
+void *cf_store_decode(cf_store *st, const uint8_t *p, size_t len)
+{
+        return st->ops->decode(st->opaque, p, len);
+}
+
 cf_err_t cf_store_error(const cf_store *st, char *errstr, size_t errstr_size)
 {
         if (errstr && errstr_size)

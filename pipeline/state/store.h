@@ -88,9 +88,10 @@ typedef struct cf_store_ops {
 
 typedef struct cf_store cf_store;
 
-/* Parts (above): written whole again when the changes stored would
- * exceed this many times the whole part. */
+/* Parts (above): rewrite whole when the changes stored exceed this many
+ * times the whole part, or at this many parts. */
 #define CF_STORE_PART_RATIO 4
+#define CF_STORE_MAX_PARTS  1024
 
 /* Counters; entries and bytes are current values, the rest totals since
  * cf_store_new(). */
@@ -191,6 +192,10 @@ void cf_store_foreach(cf_store *st, int flags, cf_store_foreach_cb *cb,
  * for cf_store_foreach. Returns the sticky error, with errstr, or CF_OK. */
 cf_err_t cf_store_visit_all(cf_store *st, cf_store_foreach_cb *cb, void *opaque,
                             char *errstr, size_t errstr_size);
+
+/* A new object from the whole encoding p[0..len) (the ops' decode; NULL
+ * when it does not decode), owned by the caller until put. */
+void *cf_store_decode(cf_store *st, const uint8_t *p, size_t len);
 
 /* Returns the sticky error (CF_OK when none) and, if errstr is not NULL,
  * copies its message. */

@@ -154,6 +154,17 @@ cf_arena *cf_task_scratch(cf_task *t);
 cf_store *cf_task_store(cf_task *t, cf_col_t col, const cf_store_ops *ops,
                         void *opaque, size_t budget_bytes, bool load_on_miss);
 
+/* Moves what an earlier version of the stage stored in column family
+ * `from` (whole objects, decoded with from_ops) into store st (which keeps
+ * the same objects, e.g. in parts): each object is put into st, its old key
+ * deleted, both in the task's next commit; moved (may be NULL) is called
+ * with each new object. For a stage's init, after its other loading.
+ * CF_OK, or the read error with errstr. */
+cf_err_t cf_task_store_move(cf_task *t, cf_store *st, cf_col_t from,
+                            const cf_store_ops *from_ops,
+                            cf_store_foreach_cb *moved, void *opaque,
+                            char *errstr, size_t errstr_size);
+
 /* The memory budget of this task's write-back stores (its share of
  * state.cache.max.bytes, which bounds all of the process's tasks together).
  * Each stage gives its stores a fixed share of it; the shares of the stages

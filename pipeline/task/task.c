@@ -103,6 +103,45 @@ cf_store *cf_task_store(cf_task *t, cf_col_t col, const cf_store_ops *ops,
         return st;
 }
 
+typedef struct move_ctx {
+        cf_store *to, *from;
+        const cf_store_ops *from_ops;
+        cf_store_foreach_cb *moved;
+        void *opaque;
+        cf_buf tmp;
+} move_ctx;
+
+static int move_one(void *opaque, const uint8_t *key, size_t klen, void *obj)
+{
+        move_ctx *m = opaque;
+        /* A copy (the old store owns obj): its whole encoding, which the
+         * new store's decode reads as well. */
+        m->tmp.len = 0;
+        m->from_ops->encode(m->opaque, obj, &m->tmp);
+        void *copy = cf_store_decode(m->to, m->tmp.p, m->tmp.len);
+        if (!copy)
+                abort(); /* the two encodings disagree: a programming error */
+        cf_store_put(m->to, key, klen, copy);
+        cf_store_del(m->from, key, klen);
+        return m->moved ? m->moved(m->opaque, key, klen, copy) : 0;
+}
+
+cf_err_t cf_task_store_move(cf_task *t, cf_store *st, cf_col_t from,
+                            const cf_store_ops *from_ops,
+                            cf_store_foreach_cb *moved, void *opaque,
+                            char *errstr, size_t errstr_size)
+{
+        move_ctx m = {
+                .to = st, .from_ops = from_ops, .moved = moved, .opaque = opaque
+        };
+        m.from = cf_task_store(t, from, from_ops, opaque, 0, false);
+        cf_buf_init(&m.tmp);
+        cf_err_t err =
+            cf_store_visit_all(m.from, move_one, &m, errstr, errstr_size);
+        cf_buf_free(&m.tmp);
+        return err;
+}
+
 static size_t stage_index(const cf_task *t, const cf_stage *s)
 {
         for (size_t i = 0; i < t->n_stages; i++)
