@@ -42,15 +42,19 @@ typedef struct recent_session {
 
 #define EXTRA 16 /* ids of events that were not the first of their kind */
 
+/* Sized by use: a charger at country scale starts a session or two a day,
+ * so the rings hold what was seen, up to RECENT and EXTRA, not empty
+ * slots (1.3 KB a charger otherwise, 130 MB for 100,000 chargers). */
 typedef struct charger_dedup {
         int64_t hwm;    /* highest seq_no seen, -1: none */
         uint64_t *bits; /* bit i: hwm - i seen (i < window) */
         uint32_t next;  /* ring position of the next new session */
-        recent_session recent[RECENT];
+        uint32_t n_recent, cap_recent;
+        recent_session *recent; /* n_recent used, filled from 0 */
         /* A second STARTED (say) with a new id is not a repeat, but a
          * repeat of it is: those ids are kept here, in a ring. */
-        uint32_t next_extra;
-        uint64_t extra[EXTRA];
+        uint32_t next_extra, n_extra;
+        uint64_t *extra; /* EXTRA of them once the first is kept */
         /* What changed since the store took it, as operations to replay
          * (OP_*), and whether the store has it at all. */
         cf_buf ops;
@@ -77,6 +81,40 @@ static charger_dedup *cd_new(const dd_ctx *c)
         return d;
 }
 
+/* The ring slot for a new session, grown while not full. */
+static recent_session *recent_slot(charger_dedup *d)
+{
+        if (d->next == d->n_recent) {
+                if (d->n_recent == d->cap_recent) {
+                        d->cap_recent = d->cap_recent ? 2 * d->cap_recent : 2;
+                        if (d->cap_recent > RECENT)
+                                d->cap_recent = RECENT;
+                        d->recent = cf_realloc(
+                            d->recent, d->cap_recent * sizeof(*d->recent));
+                }
+                d->n_recent++;
+        }
+        recent_session *r = &d->recent[d->next];
+        d->next = (d->next + 1) % RECENT;
+        return r;
+}
+
+static void extra_add(charger_dedup *d, uint64_t eid)
+{
+        if (!d->extra)
+                d->extra = cf_calloc(EXTRA, sizeof(uint64_t));
+        d->extra[d->next_extra] = eid;
+        if (d->next_extra == d->n_extra)
+                d->n_extra++;
+        d->next_extra = (d->next_extra + 1) % EXTRA;
+}
+
+/* Version 2 (sized by use): hwm, words, bits, then 64 + the sessions
+ * kept (where version 1 had the ring position, below RECENT), the ring
+ * position, the sessions (32 bytes each), the extra ids kept, their ring
+ * position, the ids (8 bytes each). */
+#define CD_V2_MARK 64
+
 static void cd_encode(void *opaque, const void *obj, cf_buf *b)
 {
         const dd_ctx *c = opaque;
@@ -84,10 +122,54 @@ static void cd_encode(void *opaque, const void *obj, cf_buf *b)
         cf_put_varint(b, d->hwm);
         cf_put_varint(b, c->words);
         cf_buf_put(b, d->bits, c->words * sizeof(uint64_t));
+        cf_put_varint(b, CD_V2_MARK + d->n_recent);
         cf_put_varint(b, d->next);
-        cf_buf_put(b, d->recent, sizeof(d->recent));
+        cf_buf_put(b, d->recent, d->n_recent * sizeof(*d->recent));
+        cf_put_varint(b, d->n_extra);
         cf_put_varint(b, d->next_extra);
-        cf_buf_put(b, d->extra, sizeof(d->extra));
+        if (d->n_extra)
+                cf_buf_put(b, d->extra, d->n_extra * sizeof(uint64_t));
+}
+
+/* Version 1's fixed rings (every slot, empty ones zero) into d: the slots
+ * from the ring position on are unused while all of them are empty. */
+static bool cd_decode_v1(charger_dedup *d, cf_wrd *r, uint32_t next)
+{
+        recent_session rs[RECENT];
+        uint64_t ex[EXTRA];
+        if (next >= RECENT || (size_t)(r->end - r->p) < sizeof(rs))
+                return false;
+        memcpy(rs, r->p, sizeof(rs));
+        r->p += sizeof(rs);
+        uint32_t next_extra = (uint32_t)cf_get_varint(r);
+        if (!r->ok || next_extra >= EXTRA ||
+            (size_t)(r->end - r->p) != sizeof(ex))
+                return false;
+        memcpy(ex, r->p, sizeof(ex));
+        r->p += sizeof(ex);
+        uint32_t n = RECENT;
+        bool tail_empty = true;
+        for (uint32_t i = next; i < RECENT; i++)
+                tail_empty &= rs[i].sid == 0;
+        if (tail_empty)
+                n = next;
+        d->recent = cf_malloc((n ? n : 1) * sizeof(*d->recent));
+        memcpy(d->recent, rs, n * sizeof(*d->recent));
+        d->n_recent = d->cap_recent = n;
+        d->next = next;
+        uint32_t ne = EXTRA;
+        tail_empty = true;
+        for (uint32_t i = next_extra; i < EXTRA; i++)
+                tail_empty &= ex[i] == 0;
+        if (tail_empty)
+                ne = next_extra;
+        if (ne) {
+                d->extra = cf_calloc(EXTRA, sizeof(uint64_t));
+                memcpy(d->extra, ex, ne * sizeof(uint64_t));
+        }
+        d->n_extra = ne;
+        d->next_extra = next_extra;
+        return true;
 }
 
 static void *cd_decode(void *opaque, const uint8_t *p, size_t len)
@@ -106,20 +188,42 @@ static void *cd_decode(void *opaque, const uint8_t *p, size_t len)
                (words < c->words ? (size_t)words : c->words) *
                    sizeof(uint64_t));
         r.p += wbytes;
-        d->next = (uint32_t)cf_get_varint(&r);
-        if (!r.ok || d->next >= RECENT ||
-            (size_t)(r.end - r.p) < sizeof(d->recent))
+        int64_t mark = cf_get_varint(&r);
+        if (!r.ok || mark < 0)
                 goto fail;
-        memcpy(d->recent, r.p, sizeof(d->recent));
-        r.p += sizeof(d->recent);
-        d->next_extra = (uint32_t)cf_get_varint(&r);
-        if (!r.ok || d->next_extra >= EXTRA ||
-            (size_t)(r.end - r.p) != sizeof(d->extra))
+        if (mark < CD_V2_MARK) {
+                if (!cd_decode_v1(d, &r, (uint32_t)mark))
+                        goto fail;
+                return d;
+        }
+        int64_t n = mark - CD_V2_MARK;
+        int64_t next = cf_get_varint(&r);
+        if (!r.ok || n > RECENT || next < 0 || next >= RECENT ||
+            (n < RECENT && next != n) ||
+            (size_t)(r.end - r.p) < (size_t)n * sizeof(recent_session))
                 goto fail;
-        memcpy(d->extra, r.p, sizeof(d->extra));
+        d->n_recent = d->cap_recent = (uint32_t)n;
+        d->next = (uint32_t)next;
+        d->recent = cf_malloc((n ? (size_t)n : 1) * sizeof(recent_session));
+        memcpy(d->recent, r.p, (size_t)n * sizeof(recent_session));
+        r.p += (size_t)n * sizeof(recent_session);
+        int64_t ne = cf_get_varint(&r);
+        int64_t next_extra = cf_get_varint(&r);
+        if (!r.ok || ne < 0 || ne > EXTRA || next_extra < 0 ||
+            next_extra >= EXTRA || (ne < EXTRA && next_extra != ne) ||
+            (size_t)(r.end - r.p) != (size_t)ne * sizeof(uint64_t))
+                goto fail;
+        if (ne) {
+                d->extra = cf_calloc(EXTRA, sizeof(uint64_t));
+                memcpy(d->extra, r.p, (size_t)ne * sizeof(uint64_t));
+        }
+        d->n_extra = (uint32_t)ne;
+        d->next_extra = (uint32_t)next_extra;
         return d;
 fail:
         free(d->bits);
+        free(d->recent);
+        free(d->extra);
         free(d);
         return NULL;
 }
@@ -129,6 +233,8 @@ static void cd_free(void *opaque, void *obj)
         charger_dedup *d = obj;
         (void)opaque;
         free(d->bits);
+        free(d->recent);
+        free(d->extra);
         cf_buf_free(&d->ops);
         free(d);
 }
@@ -138,7 +244,8 @@ static size_t cd_size(void *opaque, const void *obj)
         const dd_ctx *c = opaque;
         const charger_dedup *d = obj;
         return sizeof(charger_dedup) + c->words * sizeof(uint64_t) + 32 +
-               d->ops.cap;
+               d->cap_recent * sizeof(recent_session) +
+               (d->extra ? EXTRA * sizeof(uint64_t) : 0) + d->ops.cap;
 }
 
 static int seen_seq(dd_ctx *c, charger_dedup *d, int64_t seq);
@@ -288,7 +395,7 @@ static int seen_seq_rec(dd_ctx *c, charger_dedup *d, int64_t seq)
  * seen; records it otherwise. */
 static bool seen_hashed(charger_dedup *d, uint64_t sid, int k, uint64_t eid)
 {
-        for (int i = 0; i < RECENT; i++) {
+        for (uint32_t i = 0; i < d->n_recent; i++) {
                 recent_session *r = &d->recent[i];
                 if (r->sid != sid)
                         continue;
@@ -299,15 +406,13 @@ static bool seen_hashed(charger_dedup *d, uint64_t sid, int k, uint64_t eid)
                         return false;
                 }
                 /* Not the first of its kind in this session. */
-                for (int x = 0; x < EXTRA; x++)
+                for (uint32_t x = 0; x < d->n_extra; x++)
                         if (d->extra[x] == eid)
                                 return true;
-                d->extra[d->next_extra] = eid;
-                d->next_extra = (d->next_extra + 1) % EXTRA;
+                extra_add(d, eid);
                 return false;
         }
-        recent_session *r = &d->recent[d->next];
-        d->next = (d->next + 1) % RECENT;
+        recent_session *r = recent_slot(d);
         memset(r, 0, sizeof(*r));
         r->sid = sid;
         r->eid[k] = eid;

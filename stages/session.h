@@ -87,8 +87,15 @@ typedef struct cf_session {
         int64_t charging_end_ms; /* last time the register grew */
         /* Readings in time order: cf_cpoint (relative to start_ms and
          * start_wh, which are set before any reading is taken), or
-         * cf_meter_point when wide_points. Use the accessors below. */
+         * cf_meter_point when wide_points. Use the accessors below.
+         * Readings 0..base-1 are only in the state store: once the store
+         * holds a session, sessionize keeps in memory only its last reading
+         * and those taken since, and reads the others back when it needs
+         * them (pricing, a reading that arrives out of order); points[0]
+         * is reading base. n_points counts them all, cap_points is the
+         * array's capacity. */
         void *points;
+        uint32_t base;
         uint32_t n_points;
         uint32_t cap_points;
         bool wide_points;
@@ -112,9 +119,11 @@ typedef struct cf_session {
         cf_session_stored stored;
 } cf_session;
 
-/* Reading i's time and register, and the whole reading. */
+/* Reading i's time and register, and the whole reading (base <= i <
+ * n_points). */
 static inline int64_t cf_session_t(const cf_session *s, uint32_t i)
 {
+        i -= s->base;
         return s->wide_points
                    ? ((const cf_meter_point *)s->points)[i].t_ms
                    : s->start_ms + ((const cf_cpoint *)s->points)[i].dt_ms;
@@ -122,6 +131,7 @@ static inline int64_t cf_session_t(const cf_session *s, uint32_t i)
 
 static inline int64_t cf_session_wh(const cf_session *s, uint32_t i)
 {
+        i -= s->base;
         return s->wide_points
                    ? ((const cf_meter_point *)s->points)[i].energy_wh
                    : s->start_wh + ((const cf_cpoint *)s->points)[i].de_wh;
@@ -129,7 +139,7 @@ static inline int64_t cf_session_wh(const cf_session *s, uint32_t i)
 
 cf_meter_point cf_session_point(const cf_session *s, uint32_t i);
 
-/* Inserts p as reading pos (0..n_points), moving the later ones up
+/* Inserts p as reading pos (base..n_points), moving the later ones up
  * (start_ms and start_wh must be set). A reading the compact form cannot
  * hold switches the session to full readings for good. The array starts at
  * 16 and grows by half. */

@@ -56,6 +56,7 @@ typedef struct sz_ctx {
         cf_dheap timers;    /* session deadlines */
         int64_t lateness, timeout, offline, orphan_wait, window;
         cf_buf tmp;
+        bool reading_back; /* in sess_load: keep what is decoded whole */
 } sz_ctx;
 
 /* ---- sessions and their encoding ---------------------------------------- */
@@ -105,6 +106,7 @@ static bool cp_make(const cf_session *s, const cf_meter_point *p, cf_cpoint *q)
 
 cf_meter_point cf_session_point(const cf_session *s, uint32_t i)
 {
+        i -= s->base;
         if (s->wide_points)
                 return ((const cf_meter_point *)s->points)[i];
         const cf_cpoint *q = &((const cf_cpoint *)s->points)[i];
@@ -131,8 +133,8 @@ static void widen(cf_session *s)
 {
         cf_meter_point *w =
             cf_malloc((size_t)s->cap_points * sizeof(cf_meter_point) + 1);
-        for (uint32_t i = 0; i < s->n_points; i++)
-                w[i] = cf_session_point(s, i);
+        for (uint32_t i = s->base; i < s->n_points; i++)
+                w[i - s->base] = cf_session_point(s, i);
         free(s->points);
         s->points = w;
         s->wide_points = true;
@@ -144,7 +146,9 @@ void cf_session_insert(cf_session *s, uint32_t pos, cf_meter_point p)
         bool fits = !s->wide_points && cp_make(s, &p, &q);
         if (!s->wide_points && !fits)
                 widen(s);
-        if (s->n_points == s->cap_points) {
+        if (pos < s->base)
+                abort(); /* a caller did not read the readings back */
+        if (s->n_points - s->base == s->cap_points) {
                 /* 1.5x from 16: at most half the readings again as slack
                  * (a session decoded from the store is sized exactly). */
                 uint32_t cap =
@@ -154,12 +158,13 @@ void cf_session_insert(cf_session *s, uint32_t pos, cf_meter_point p)
         }
         size_t sz = point_size(s);
         uint8_t *base = s->points;
-        memmove(base + (pos + 1) * sz, base + pos * sz,
+        uint32_t at = pos - s->base;
+        memmove(base + (at + 1) * sz, base + at * sz,
                 (size_t)(s->n_points - pos) * sz);
         if (s->wide_points)
-                ((cf_meter_point *)s->points)[pos] = p;
+                ((cf_meter_point *)s->points)[at] = p;
         else
-                ((cf_cpoint *)s->points)[pos] = q;
+                ((cf_cpoint *)s->points)[at] = q;
         s->n_points++;
         if (pos < s->changed_from)
                 s->changed_from = pos;
@@ -194,10 +199,13 @@ static cf_session *session_new(const char *sid, const char *site,
  * decoded session's array is sized exactly, compact unless a reading does
  * not fit. Version 1 (before corrections) lacked what price billed; its
  * closed sessions had dropped their readings, so they stay final. */
+static void sess_load(sz_ctx *c, cf_session *s);
+
 static void sess_encode(void *opaque, const void *obj, cf_buf *b)
 {
         const cf_session *s = obj;
-        (void)opaque;
+        if (s->base) /* written whole: every reading, read back first */
+                sess_load(opaque, (cf_session *)obj);
         cf_put_varint(b, 2); /* encoding version */
         cf_put_str(b, s->session_id);
         cf_put_str(b, s->site_id);
@@ -488,6 +496,85 @@ static bool sess_apply_delta(void *opaque, void *obj, const uint8_t *p,
         return r.ok && r.p == r.end;
 }
 
+/* ---- readings out of memory -------------------------------------------- *
+ * Once the store holds a session, memory keeps only its last reading (the
+ * next one is checked against it and stored after it) and those taken
+ * since: at country scale thousands of sessions are open at once, each
+ * with hundreds of readings, and only pricing and a reading that arrives
+ * out of order need the earlier ones. sess_load reads them back from the
+ * store (one point read), which happens about once per session. */
+
+/* Keeps only the last reading in memory (the store holds them all). */
+static void sess_drop(cf_session *s)
+{
+        if (s->n_points - s->base <= 1)
+                return;
+        size_t sz = point_size(s);
+        uint8_t *keep = cf_malloc(4 * sz);
+        memcpy(keep, (uint8_t *)s->points + (s->n_points - 1 - s->base) * sz,
+               sz);
+        free(s->points);
+        s->points = keep;
+        s->cap_points = 4;
+        s->base = s->n_points - 1;
+}
+
+/* Writes reading p as element i of the array a of s's width, widening s
+ * (and a, through the caller's restart) when p does not fit compact;
+ * false then. */
+static bool put_point(cf_session *s, void *a, uint32_t i,
+                      const cf_meter_point *p)
+{
+        if (s->wide_points) {
+                ((cf_meter_point *)a)[i] = *p;
+                return true;
+        }
+        return cp_make(s, p, &((cf_cpoint *)a)[i]);
+}
+
+/* Brings readings 0..base-1 back from the store. On a read error (which
+ * the store keeps, so that no commit includes what follows) the missing
+ * readings are copies of the first one kept, only so that what runs until
+ * the task is rebuilt has readings to look at. */
+static void sess_load(sz_ctx *c, cf_session *s)
+{
+        if (!s->base)
+                return;
+        c->reading_back = true;
+        cf_session *all =
+            cf_store_read(c->sessions, s->session_id, strlen(s->session_id));
+        c->reading_back = false;
+        if (all && (all->n_points < s->base || all->start_ms != s->start_ms ||
+                    all->start_wh != s->start_wh)) {
+                cf_session_free(all);
+                all = NULL;
+        }
+        for (;;) {
+                uint32_t n = s->n_points, b = s->base;
+                size_t sz = point_size(s);
+                uint32_t cap = n + n / 2 + 4;
+                uint8_t *a = cf_malloc((size_t)cap * sz + 1);
+                bool ok = true;
+                for (uint32_t i = 0; i < b && ok; i++) {
+                        cf_meter_point p = all ? cf_session_point(all, i)
+                                               : cf_session_point(s, b);
+                        ok = put_point(s, a, i, &p);
+                }
+                if (!ok) {
+                        free(a);
+                        widen(s);
+                        continue;
+                }
+                memcpy(a + (size_t)b * sz, s->points, (size_t)(n - b) * sz);
+                free(s->points);
+                s->points = a;
+                s->cap_points = cap;
+                s->base = 0;
+                break;
+        }
+        cf_session_free(all);
+}
+
 static void sess_stored(void *opaque, void *obj)
 {
         cf_session *s = obj;
@@ -497,6 +584,8 @@ static void sess_stored(void *opaque, void *obj)
         s->stored.n_points = s->n_points;
         s->stored.valid = true;
         s->changed_from = UINT32_MAX;
+        if (!c->reading_back)
+                sess_drop(s);
 }
 
 static const cf_store_ops sess_ops = {
@@ -709,6 +798,7 @@ static void close_session(cf_task *t, sz_ctx *c, cf_session *s, bool estimated,
          * stream past several deadlines must not make the sessions it
          * closes look later than they were. */
         s->due_ts = due < now ? due : now;
+        sess_load(c, s); /* price takes every reading */
         uint32_t n = s->n_points;
         s->flags &= ~(CF_SESS_GAP | CF_SESS_ESTIMATED | CF_SESS_REOPENED);
         if (estimated) {
@@ -1170,8 +1260,14 @@ static cf_stage_rc on_reading(cf_task *t, sz_ctx *c, const cf_src *src,
         /* Neighbours in time: the start (or the reading before) and the
          * reading after (or the stop). */
         uint32_t n = s->n_points, pos = n;
-        while (pos > 0 && cf_session_t(s, pos - 1) > m->time_ms)
+        while (pos > s->base && cf_session_t(s, pos - 1) > m->time_ms)
                 pos--;
+        if (pos && pos == s->base) {
+                /* Out of order, before the readings kept in memory. */
+                sess_load(c, s);
+                while (pos > 0 && cf_session_t(s, pos - 1) > m->time_ms)
+                        pos--;
+        }
         int64_t pt = pos ? cf_session_t(s, pos - 1) : s->start_ms;
         int64_t pe = pos ? cf_session_wh(s, pos - 1) : s->start_wh;
         /* The same time and register as a reading the session has: a
@@ -1375,7 +1471,7 @@ static void run_timers(cf_task *t, sz_ctx *c, int64_t now, bool drain)
                         touch(c, s);
                         free(s->points);
                         s->points = NULL;
-                        s->n_points = s->cap_points = 0;
+                        s->n_points = s->cap_points = s->base = 0;
                         s->changed_from = 0;
                         s->wide_points = false;
                         free(s->start_src);

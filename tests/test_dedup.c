@@ -9,9 +9,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
+#include "hmap.h"
 #include "inproc.h"
 #include "rating_rig.h"
 
@@ -271,6 +273,87 @@ static void dedup_moves_state_stored_whole_to_parts(void **state)
         cf_rig_done(r);
 }
 
+/* A charger's state is sized by what it saw (dedup.c, version 2): with
+ * one session started and no reading, by hand: hwm -1 (zigzag 01), the
+ * window's words (DEDUP_WINDOW 64 bits: 1, zigzag 02), 8 bytes of bits,
+ * 64 + 1 session kept (65, zigzag 130: 2 bytes), the ring position 1 (02),
+ * that session's 32 bytes, no extra id (00) at position 0 (00): 47 bytes,
+ * where version 1's fixed rings took 1 + 1 + 8 + 1 + 1024 + 1 + 128 =
+ * 1,164. */
+static void dedup_state_is_sized_by_use(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_rig_commit(r);
+        parts_seen ps = stored_parts(r, CF_COL_DEDUP_PARTS, "CH-1");
+        assert_int_equal(ps.n, 1);
+        assert_int_equal(ps.len[0], 47);
+        assert_memory_equal(ps.head[0], "\x01\x02", 2);
+        cf_rig_done(r);
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+        memcpy(p, &v, 8);
+}
+
+/* A state directory written before dedup was sized by use holds version
+ * 1, whole, in column family DEDUP: every ring slot, empty ones zero.
+ * Built here by hand: readings 1 to 3 seen (hwm 3, zigzag 06; bits 0-2 of
+ * the first word), the ring position 1 after session S-1 (its STARTED
+ * e1), next extra position 0, no extra id. After the move, reading 2 and
+ * e1 again are repeats, reading 4 and S-1's stop are new. */
+static void dedup_reads_state_of_the_fixed_ring_version(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        uint8_t v1[1 + 1 + 8 + 1 + 32 * 32 + 1 + 16 * 8];
+        memset(v1, 0, sizeof(v1));
+        size_t o = 0;
+        v1[o++] = 0x06; /* hwm 3 */
+        v1[o++] = 0x02; /* 1 word */
+        v1[o] = 0x07;   /* hwm, hwm - 1, hwm - 2 seen */
+        o += 8;
+        v1[o++] = 0x02; /* ring position 1 */
+        put_u64(v1 + o, cf_hash64("S-1", 3));
+        put_u64(v1 + o + 8, cf_hash64("e1", 2)); /* kind STARTED (0) */
+        o += 32 * 32;
+        v1[o++] = 0x00; /* next extra 0 */
+        o += 16 * 8;
+        assert_int_equal(o, sizeof(v1));
+        cf_state *db = cf_inproc_state(r->ip);
+        cf_key k;
+        cf_key_init(&k, cf_task_state_id('A', 0));
+        cf_key_bytes(&k, "CH-1", 4);
+        char err[256];
+        cf_batch *b = cf_batch_new(db);
+        cf_batch_put(b, CF_COL_DEDUP, k.b, k.len, v1, sizeof(v1));
+        assert_int_equal(cf_state_write(db, b, true, err, sizeof(err)), CF_OK);
+        cf_batch_destroy(b);
+        cf_rig_restart(r);
+        cf_rig_commit(r);
+        /* Moved, and stored as version 2: one session kept, 47 bytes as
+         * in dedup_state_is_sized_by_use (hwm 3 is one byte as well). */
+        parts_seen ps = stored_parts(r, CF_COL_DEDUP_PARTS, "CH-1");
+        assert_int_equal(ps.n, 1);
+        assert_int_equal(ps.len[0], 47);
+        cf_meter_reading m2 = rd("r2-bis", "S-1", 2, T0 + 5 * MIN, 100800);
+        feed_rd(r, &m2);
+        cf_session_event s = ev("e1", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &s);
+        cf_meter_reading m4 = rd("r4", "S-1", 4, T0 + 10 * MIN, 101600);
+        feed_rd(r, &m4);
+        cf_session_event stop =
+            ev("e2", CF_SESSION_STOPPED, "S-1", T0 + 20 * MIN, 103200);
+        feed_ev(r, &stop);
+        cf_rig_commit(r);
+        assert_int_equal(counts(r, CF_IN_METER)->dup, 1);
+        assert_int_equal(counts(r, CF_IN_SESSIONS)->dup, 1);
+        cf_rig_done(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -283,6 +366,8 @@ int main(void)
                 T(dedup_drops_repeat_after_restart),
                 T(dedup_stores_what_changed_and_replays_it),
                 T(dedup_moves_state_stored_whole_to_parts),
+                T(dedup_state_is_sized_by_use),
+                T(dedup_reads_state_of_the_fixed_ring_version),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

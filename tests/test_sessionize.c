@@ -908,6 +908,53 @@ static void sessionize_commit_stores_only_what_changed(void **state)
         cf_rig_done(r);
 }
 
+/* Once stored, a session keeps only its last reading in memory; pricing
+ * and a reading that arrives out of order read the others back. Each
+ * reading is committed on its own, so each is stored and dropped before
+ * the next. By hand: the register climbs 100 Wh a minute to 100,300 at
+ * minute 3, then stays at 100,400 from minute 5 to 8; a late reading at
+ * minute 4 (100,400) sorts before every reading still in memory. The stop
+ * at minute 10 is 100,400, so charging ended at the first reading at
+ * 100,400: minute 4 (without the late one it would be minute 5). Charging
+ * 4 min, parking 6 min, 400 Wh. */
+static void
+sessionize_readings_read_back_for_pricing_and_late_ones(void **state)
+{
+        (void)state;
+        cf_rig *r = rating_rig_new();
+        cf_session_event st =
+            ev("e-start", CF_SESSION_STARTED, "S-1", T0, 100000);
+        feed_ev(r, &st);
+        cf_rig_commit(r);
+        const struct {
+                const char *id;
+                int min;
+                int64_t wh;
+        } in[] = { { "r1", 1, 100100 }, { "r2", 2, 100200 },
+                   { "r3", 3, 100300 }, { "r5", 5, 100400 },
+                   { "r6", 6, 100400 }, { "r7", 7, 100400 },
+                   { "r8", 8, 100400 }, { "r4-late", 4, 100400 } };
+        for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+                feed_reading(r, in[i].id, T0 + in[i].min * MIN, in[i].wh);
+                cf_rig_commit(r);
+        }
+        /* A repeat of reading 2 (another id): found among the readings read
+         * back, a duplicate. */
+        feed_reading(r, "r2-again", T0 + 2 * MIN, 100200);
+        cf_rig_commit(r);
+        cf_session_event sp =
+            ev("e-stop", CF_SESSION_STOPPED, "S-1", T0 + 10 * MIN, 100400);
+        feed_ev(r, &sp);
+        cf_rig_tick(r, T0 + 10 * MIN + LATENESS + 1);
+        cf_rig_commit(r);
+        assert_counts(r, CF_IN_METER, 9, 8, 1, 0, 0);
+        assert_int_equal(r->n_charges, 1);
+        assert_int_equal(r->charges[0]->energy_wh, 400);
+        assert_int_equal(r->charges[0]->charging_ms, 4 * MIN);
+        assert_int_equal(r->charges[0]->parking_ms, 6 * MIN);
+        cf_rig_done(r);
+}
+
 /* A state directory of a version before parts holds each session whole
  * under its plain key in column family SESSION (the same encoding as a
  * part 0). A task's start moves them over: the session goes on, and the
@@ -1174,6 +1221,7 @@ int main(void)
                 T(sessionize_restart_with_sessions_beyond_the_cache),
                 T(sessionize_commit_stores_only_what_changed),
                 T(sessionize_moves_sessions_stored_whole_to_parts),
+                T(sessionize_readings_read_back_for_pricing_and_late_ones),
                 T(sessionize_compact_readings_exact_at_edges),
                 T(sessionize_long_session_with_extreme_readings),
         };

@@ -425,6 +425,33 @@ void *cf_store_get(cf_store *st, const void *key, size_t klen)
         return obj;
 }
 
+void *cf_store_read(cf_store *st, const void *key, size_t klen)
+{
+        if (st->err)
+                return NULL;
+        st->kbuf.len = 0;
+        cf_buf_putc(&st->kbuf, (uint8_t)(st->task >> 8));
+        cf_buf_putc(&st->kbuf, (uint8_t)st->task);
+        cf_buf_put(&st->kbuf, key, klen);
+        st->reads++;
+        char msg[256];
+        cf_err_t err = cf_state_get(st->s, st->col, st->kbuf.p, st->kbuf.len,
+                                    &st->vbuf, msg, sizeof(msg));
+        if (err == CF_ERR_NOT_FOUND) {
+                snprintf(msg, sizeof(msg),
+                         "column family %s: a key the store wrote is absent",
+                         cf_state_col_name(st->col));
+                store_fail(st, CF_ERR_CORRUPT, msg);
+                return NULL;
+        }
+        if (err) {
+                store_fail(st, err, msg);
+                return NULL;
+        }
+        return store_decode(st, st->kbuf.p, st->kbuf.len, st->vbuf.p,
+                            st->vbuf.len);
+}
+
 void cf_store_put(cf_store *st, const void *key, size_t klen, void *obj)
 {
         if (!obj) {
@@ -543,7 +570,9 @@ cf_err_t cf_store_flush(cf_store *st, cf_batch *b, size_t *nwrites)
         if (nwrites)
                 *nwrites = n;
         store_evict(st, NULL);
-        return CF_OK;
+        /* An encode may read back what memory does not keep
+         * (cf_store_read); if that failed, the batch must not be written. */
+        return st->err;
 }
 
 typedef struct load_ctx {

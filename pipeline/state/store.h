@@ -144,7 +144,9 @@ void cf_store_del(cf_store *st, const void *key, size_t klen);
 /* Adds a put (encoded object) or delete for every dirty entry to b, marks
  * them clean and then evicts down to the budget. *nwrites (may be NULL)
  * receives the number of operations added. Returns the sticky error, adding
- * nothing, if there is one; CF_OK otherwise.
+ * nothing, if there is one; the error of a read an encode made during the
+ * flush (cf_store_read), after adding to b, which must then not be written;
+ * CF_OK otherwise.
  *
  * After a flush the store assumes b will be written: if cf_state_write()
  * fails, the store no longer matches RocksDB and must be destroyed. */
@@ -192,6 +194,14 @@ void cf_store_foreach(cf_store *st, int flags, cf_store_foreach_cb *cb,
  * for cf_store_foreach. Returns the sticky error, with errstr, or CF_OK. */
 cf_err_t cf_store_visit_all(cf_store *st, cf_store_foreach_cb *cb, void *opaque,
                             char *errstr, size_t errstr_size);
+
+/* A new object decoded from what RocksDB holds for key (parts applied;
+ * the ops' stored() is called on it), owned by the caller and not cached:
+ * for an object whose owner keeps only part of it in memory and needs the
+ * rest back. Only for keys the store has written and flushed (the commit
+ * written): an absent key, like a read error or a value that does not
+ * decode, is a sticky error (cf_store_error()) and gives NULL. */
+void *cf_store_read(cf_store *st, const void *key, size_t klen);
 
 /* A new object from the whole encoding p[0..len) (the ops' decode; NULL
  * when it does not decode), owned by the caller until put. */
