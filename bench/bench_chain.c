@@ -10,11 +10,14 @@
  *   build/chargeflow gen --preset small --seed 1 --faults --days 45 \
  *       --out /tmp/small.cfgen --partitions 8
  *   build/bench/bench_chain /tmp/small.cfgen [runs] [commit_ms] [guarantee]
- *       [--set key=value ...]
+ *       [--set key=value ...] [--part I/N]
  *
  * With at_least_once the outbox is not written (outputs are handed on at
  * the commit all the same): the difference is the outbox's cost in the
- * state store.
+ * state store. With --part I/N it takes only the input partitions p with
+ * p % N == I, as one of N processes of a group: N of them started together
+ * measure the chain on N cores (`chargeflow bench --cores`). Each loads
+ * the tables whole, as each process of a group does.
  *
  * Prints per run and the median: input events/s (wall, from the first
  * event: loading the tables is timed apart), CPU seconds per million events
@@ -39,6 +42,8 @@
 
 typedef struct result {
         double eps, cpu_per_m, writes_per_event, secs, table_secs;
+        double mono_first, mono_end; /* CLOCK_MONOTONIC, s: one clock for
+                                        every process of --part */
         uint64_t events, outputs, state_bytes;
         int64_t disk_bytes; /* -1: unknown */
 } result;
@@ -63,6 +68,10 @@ static int cmp_d(const void *a, const void *b)
 }
 
 static const char *guarantee = "exactly_once";
+/* --part I/N: this process takes the input partitions p with p % N == I,
+ * as one of N processes in one group would (tables whole, as every
+ * process of a group loads them). */
+static int part_i = 0, part_n = 1;
 /* --set key=value options, applied to every run's configuration. */
 static const char *sets[16];
 static int n_sets;
@@ -185,6 +194,8 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
                 }
                 if (t != ti_sessions && t != ti_meter)
                         continue;
+                if (rec.partition % part_n != part_i)
+                        continue;
                 if (!events) {
                         if (cf_inproc_commit(ip, err, sizeof(err))) {
                                 fprintf(stderr, "bench_chain: %s\n", err);
@@ -230,6 +241,8 @@ static int run_once(const char *path, int64_t commit_ms, int run, result *res)
         res->events = events;
         res->outputs = outputs;
         res->secs = w1 - w0;
+        res->mono_first = w0;
+        res->mono_end = w1;
         res->eps = (double)events / (w1 - w0);
         res->cpu_per_m = (c1 - c0) / ((double)events / 1e6);
         res->writes_per_event =
@@ -259,8 +272,18 @@ int main(int argc, char **argv)
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--json"))
                         json = true;
-                else if (!strcmp(argv[i], "--set") && i + 1 < argc &&
-                         n_sets < 16)
+                else if (!strcmp(argv[i], "--part") && i + 1 < argc) {
+                        if (sscanf(argv[++i], "%d/%d", &part_i, &part_n) != 2 ||
+                            part_n < 1 || part_i < 0 || part_i >= part_n) {
+                                fprintf(stderr,
+                                        "bench_chain: --part %s: "
+                                        "expected I/N with 0 <= I "
+                                        "< N\n",
+                                        argv[i]);
+                                return 2;
+                        }
+                } else if (!strcmp(argv[i], "--set") && i + 1 < argc &&
+                           n_sets < 16)
                         sets[n_sets++] = argv[++i];
                 else if (np < 5)
                         pos[np++] = argv[i];
@@ -269,7 +292,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: bench_chain [--json] FILE [runs (3)] "
                                 "[commit_ms (1000)] "
                                 "[exactly_once|at_least_once] "
-                                "[--set key=value ...]\n");
+                                "[--set key=value ...] [--part I/N]\n");
                 return 2;
         }
         int runs = np > 1 ? atoi(pos[1]) : 3;
@@ -297,14 +320,16 @@ int main(int argc, char **argv)
                                "\"cpu_s_per_m\":%.4f,\"writes_per_event\":%.5f,"
                                "\"state_bytes_per_event\":%.2f,"
                                "\"disk_bytes_per_event\":%.2f,"
-                               "\"table_secs\":%.4f,\"outputs\":%llu}\n",
+                               "\"table_secs\":%.4f,\"outputs\":%llu,"
+                               "\"mono_first\":%.6f,\"mono_end\":%.6f}\n",
                                (unsigned long long)res.events, res.secs,
                                res.eps, res.cpu_per_m, res.writes_per_event,
                                (double)res.state_bytes / (double)res.events,
                                res.disk_bytes < 0 ? -1.0
                                                   : (double)res.disk_bytes /
                                                         (double)res.events,
-                               res.table_secs, (unsigned long long)res.outputs);
+                               res.table_secs, (unsigned long long)res.outputs,
+                               res.mono_first, res.mono_end);
                 } else {
                         printf("%-4d %12llu %10.2f %14.0f %12.3f %10.4f "
                                "%10.1f (tables %.2f s, outputs %llu)\n",

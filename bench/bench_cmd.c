@@ -21,7 +21,9 @@
  * without it, task.log=off) and at-least-once at commit.interval.ms 100 and
  * 1000 (the cost of the guarantee, and of the task log);
  * with --scale the stage chain at the small, city and country presets'
- * state sizes (memory bounded while users grow 1,000-fold).
+ * state sizes (memory bounded while users grow 1,000-fold); with --cores
+ * also, after each of those runs, the chain as one process per core, each
+ * taking its share of the partitions as the processes of a group do.
  *
  * Every child is a separate process: its CPU time and peak RSS come from
  * wait4(). Results: a table on stdout, and in --out (bench/results of the
@@ -236,7 +238,7 @@ typedef struct opts {
         const char *preset;
         int runs, days, partitions, lat_days;
         double lat_rate;
-        bool quick, cost, scale, keep;
+        bool quick, cost, scale, cores, keep;
         const char *out_dir;
 } opts;
 
@@ -535,23 +537,80 @@ static int child_json(char *const argv[], const char *tag, json_t **out,
         return 0;
 }
 
+/* The stage chain as n processes started together, the k-th taking the
+ * input partitions p with p % n == k (bench_chain --part k/n), as the
+ * processes of one group would: events/s over the window from the first
+ * one's first event to the last one's end (one monotonic clock), and the
+ * sum of their peak RSS. */
+static int chain_group(const char *hbin, const char *file, int n,
+                       const char *tag, double *eps, double *rss_sum)
+{
+        pid_t pid[64];
+        char o[64][PATH_MAX], e[PATH_MAX], part[64][16];
+        double first = 0, end = 0, events = 0;
+        int rc = 0;
+        *rss_sum = 0;
+        for (int k = 0; k < n; k++) {
+                snprintf(part[k], sizeof(part[k]), "%d/%d", k, n);
+                path(o[k], sizeof(o[k]), "%s-%d.json", tag, k);
+                path(e, sizeof(e), "%s-%d.log", tag, k);
+                char *argv[] = { (char *)hbin, "--json", (char *)file,
+                                 "1",          "1000",   "exactly_once",
+                                 "--part",     part[k],  NULL };
+                pid[k] = cf_spawn(argv, o[k], e);
+        }
+        for (int k = 0; k < n; k++) {
+                double rss = 0;
+                if (wait_child(pid[k], NULL, &rss) != 0)
+                        rc = 1;
+                *rss_sum += rss;
+        }
+        for (int k = 0; k < n && !rc; k++) {
+                json_t *j = last_json(o[k]);
+                if (!j) {
+                        rc = 1;
+                        break;
+                }
+                double ev = jnum(j, "events", NULL);
+                double f = jnum(j, "mono_first", NULL);
+                double t = jnum(j, "mono_end", NULL);
+                json_decref(j);
+                if (ev <= 0)
+                        continue; /* no partition of its own */
+                events += ev;
+                if (first == 0 || f < first)
+                        first = f;
+                if (t > end)
+                        end = t;
+        }
+        if (rc || end <= first) {
+                fprintf(stderr,
+                        "chargeflow bench: %s failed (see %s/%s-*.log)\n", tag,
+                        work, tag);
+                return 1;
+        }
+        *eps = events / (end - first);
+        return 0;
+}
+
 typedef struct lat_res {
         double p50, p99;
         int64_t samples;
 } lat_res;
 
-/* A live run on a broker of its own: the latency consumer, the pipeline and
- * the paced generator together. */
-static int latency_run(const opts *o, int i, double rate, lat_res *r)
+/* A live run on a broker of its own: the latency consumer, the pipeline
+ * (committing every commit_ms) and the paced generator together. */
+static int latency_run(const opts *o, int i, int commit_ms, double rate,
+                       lat_res *r)
 {
-        char name[32], tag[64], glog[PATH_MAX];
-        snprintf(name, sizeof(name), "lat%d-broker", i);
+        char name[48], tag[64], glog[PATH_MAX], extra[128];
+        snprintf(name, sizeof(name), "lat%d-%d-broker", i, commit_ms);
         cf_broker b;
         if (!broker_start(o, name, &b))
                 return 1;
         char *bootstrap = b.bootstrap;
         char lo[PATH_MAX], le[PATH_MAX];
-        snprintf(tag, sizeof(tag), "lat%d-consumer", i);
+        snprintf(tag, sizeof(tag), "lat%d-%d-consumer", i, commit_ms);
         path(lo, sizeof(lo), "%s.json", tag);
         path(le, sizeof(le), "%s.log", tag);
         char lbin[PATH_MAX];
@@ -560,10 +619,13 @@ static int latency_run(const opts *o, int i, double rate, lat_res *r)
         pid_t lc = cf_spawn(largv, lo, le);
         /* The pipeline first (it waits for the topics' data), then the
          * generator. */
-        snprintf(tag, sizeof(tag), "lat%d-run", i);
+        snprintf(tag, sizeof(tag), "lat%d-%d-run", i, commit_ms);
+        snprintf(extra, sizeof(extra),
+                 "stats.interval.ms=1000\nidle.exit.ms=5000\n"
+                 "commit.interval.ms=%d\n",
+                 commit_ms);
         run_files rf;
-        if (run_config(tag, bootstrap,
-                       "stats.interval.ms=1000\nidle.exit.ms=5000\n", &rf))
+        if (run_config(tag, bootstrap, extra, &rf))
                 return 1;
         char *cfg = rf.cfg, *sd = rf.sd, *out = rf.out, *log = rf.log;
         char *rargv[] = { self, "run", "-c", cfg, "--until-idle", NULL };
@@ -572,7 +634,7 @@ static int latency_run(const opts *o, int i, double rate, lat_res *r)
          * not latency (it is reported apart). */
         for (int w = 0; w < 600 && !file_has(log, "assigned"); w++)
                 usleep(100000);
-        path(glog, sizeof(glog), "lat%d-gen.log", i);
+        path(glog, sizeof(glog), "lat%d-%d-gen.log", i, commit_ms);
         int rc = gen(o->preset, 2, o->lat_days, bootstrap, NULL, 0, rate, glog);
         int rrc = wait_child(run, NULL, NULL);
         sleep(1);
@@ -681,6 +743,7 @@ static void usage(FILE *f)
                 "                        "
                 "[--runs N] [--quick]\n"
                 "                        [--days D] [--partitions P] [--cost] "
+                "[--cores] "
                 "[--scale] [--out DIR]\n"
                 "                        [--keep]\n\n"
                 "Measures, in one run on this machine: the ceiling (a plain "
@@ -717,6 +780,12 @@ static void usage(FILE *f)
                 "and country\n"
                 "                  presets' state sizes (throughput and peak "
                 "RSS)\n"
+                "  --cores         also (implies --scale): after each of those "
+                "runs, the\n"
+                "                  chain as one process per core, each taking "
+                "its share of\n"
+                "                  the partitions as in a group, started "
+                "together\n"
                 "  --out DIR       results directory (default %s/bench/"
                 "results)\n"
                 "  --keep          keep the work directory (state, logs, "
@@ -758,6 +827,8 @@ int cf_cmd_bench(int argc, char **argv)
                         o.cost = true;
                 else if (!strcmp(a, "--scale"))
                         o.scale = true;
+                else if (!strcmp(a, "--cores"))
+                        o.scale = o.cores = true;
                 else if (!strcmp(a, "--keep"))
                         o.keep = true;
                 else if (!strcmp(a, "--broker") && v) {
@@ -891,10 +962,18 @@ int cf_cmd_bench(int argc, char **argv)
         samples h_eps = { 0 }, h_cpu = { 0 }, h_rss = { 0 }, h_wpe = { 0 },
                 h_bpe = { 0 };
         samples r_puts = { 0 }, r_bps = { 0 };
-        samples l_p50 = { 0 }, l_p99 = { 0 };
+        /* Latency at commit.interval.ms 1000 ([1]) and 100 ([0]). */
+        samples l_p50[2], l_p99[2];
+        memset(l_p50, 0, sizeof(l_p50));
+        memset(l_p99, 0, sizeof(l_p99));
         samples cost[2][4];
         memset(cost, 0, sizeof(cost));
         double lat_rate = 0, scale_eps[3] = { 0 }, scale_rss[3] = { 0 };
+        double group_eps[3] = { 0 }, group_ratio[3] = { 0 },
+               group_rss[3] = { 0 };
+        int ncores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (ncores > 64)
+                ncores = 64;
         int64_t events = 0;
         pipe_res chart = { 0 };
         cf_broker broker;
@@ -1134,20 +1213,22 @@ int cf_cmd_bench(int argc, char **argv)
                 double per_day = (double)events / o.days;
                 o.lat_days = (int)fmax(
                     1, round((o.quick ? 12 : 20) * lat_rate / per_day));
-                for (int i = 0; i < o.runs; i++) {
+                /* At commit.interval.ms 1000 and 100 in turn. */
+                for (int i = 0; i < o.runs * 2; i++) {
                         lat_res lr;
+                        int c = i % 2 ? 0 : 1, cms = c ? 1000 : 100;
                         progress("latency run %d/%d: %d day(s) at %.0f "
-                                 "events/s",
-                                 i + 1, o.runs, o.lat_days, lat_rate);
-                        if (latency_run(&o, i, lat_rate, &lr)) {
+                                 "events/s, commit.interval.ms %d",
+                                 i / 2 + 1, o.runs, o.lat_days, lat_rate, cms);
+                        if (latency_run(&o, i / 2, cms, lat_rate, &lr)) {
                                 rc = 1;
                                 goto out;
                         }
-                        add(&l_p50, lr.p50);
-                        add(&l_p99, lr.p99);
+                        add(&l_p50[c], lr.p50);
+                        add(&l_p99[c], lr.p99);
                         progress("latency run %d/%d: p50 %.0f ms, p99 %.0f ms "
                                  "(%lld charge records)",
-                                 i + 1, o.runs, lr.p50, lr.p99,
+                                 i / 2 + 1, o.runs, lr.p50, lr.p99,
                                  (long long)lr.samples);
                 }
                 if (!o.keep)
@@ -1182,10 +1263,11 @@ int cf_cmd_bench(int argc, char **argv)
                                 goto out;
                         }
                         samples se = { 0 }, sr = { 0 }, st = { 0 };
+                        samples ge = { 0 }, gr = { 0 }, gq = { 0 };
                         double nev = 0;
-                        /* Up to 3 runs; country's one (12M events at
-                         * about 100k events/s: minutes per run). */
-                        int sruns = k == 2 ? 1 : o.runs < 3 ? o.runs : 3;
+                        /* Up to 3 runs (country: 12M events at about
+                         * 175k events/s, a minute and a half each). */
+                        int sruns = o.runs < 3 ? o.runs : 3;
                         for (int i = 0; i < sruns; i++) {
                                 char tag[48];
                                 json_t *j;
@@ -1208,26 +1290,65 @@ int cf_cmd_bench(int argc, char **argv)
                                 progress("scale: %s run %d/%d: %.0f events/s, "
                                          "peak RSS %.0f MiB",
                                          ps[k], i + 1, sruns, se.v[i], rss);
+                                if (!o.cores || ncores < 2)
+                                        continue;
+                                /* Right after, in the same round: the
+                                 * chain as ncores processes of a group. */
+                                double geps, grss;
+                                snprintf(tag, sizeof(tag), "cores-%s-%d", ps[k],
+                                         i);
+                                if (chain_group(hbin, sf, ncores, tag, &geps,
+                                                &grss)) {
+                                        rc = 1;
+                                        goto out;
+                                }
+                                add(&ge, geps);
+                                add(&gr, grss);
+                                add(&gq, geps / se.v[i]);
+                                progress("cores: %s run %d/%d: %d processes "
+                                         "%.0f events/s, %.2f x one, peak "
+                                         "RSS %.0f MiB together",
+                                         ps[k], i + 1, sruns, ncores, geps,
+                                         geps / se.v[i], grss);
                         }
                         if (!o.keep)
                                 unlink(sf);
-                        json_array_append_new(
-                            js,
-                            json_pack("{s:s,s:i,s:i,s:f,s:o,s:o,s:o}", "preset",
-                                      ps[k], "users", users[k], "days",
-                                      pdays[k], "events", nev, "events_per_s",
-                                      jstats(&se), "peak_rss_mib", jstats(&sr),
-                                      "table_load_s", jstats(&st)));
+                        json_t *jk = json_pack(
+                            "{s:s,s:i,s:i,s:f,s:o,s:o,s:o}", "preset", ps[k],
+                            "users", users[k], "days", pdays[k], "events", nev,
+                            "events_per_s", jstats(&se), "peak_rss_mib",
+                            jstats(&sr), "table_load_s", jstats(&st));
+                        if (ge.n)
+                                json_object_set_new(
+                                    jk, "processes",
+                                    json_pack("{s:i,s:o,s:o,s:o}", "n", ncores,
+                                              "events_per_s", jstats(&ge),
+                                              "ratio_to_one", jstats(&gq),
+                                              "peak_rss_mib_sum", jstats(&gr)));
+                        json_array_append_new(js, jk);
                         if (dat)
-                                fprintf(dat, "%d %.0f %.1f\n", users[k],
-                                        median(&se), median(&sr));
+                                fprintf(dat, "%d %.0f %.1f %.0f\n", users[k],
+                                        median(&se), median(&sr),
+                                        ge.n ? median(&ge) : 0.0);
                         scale_eps[k] = median(&se);
                         scale_rss[k] = median(&sr);
+                        if (ge.n) {
+                                group_eps[k] = median(&ge);
+                                group_ratio[k] = median(&gq);
+                                group_rss[k] = median(&gr);
+                        }
                 }
                 json_object_set_new(res, "scale", js);
                 if (dat) {
                         fclose(dat);
-                        char gp[8192], sbase[PATH_MAX];
+                        char gp[8192], sbase[PATH_MAX],
+                            more[PATH_MAX + 128] = "";
+                        if (group_eps[0] > 0)
+                                sfmt(more, sizeof(more),
+                                     ", '%s' using 1:4 with linespoints lw 2 "
+                                     "title 'events/s, %d processes' axes "
+                                     "x1y1",
+                                     sdat, ncores);
                         sfmt(sbase, sizeof(sbase), "%s/%s-%s-scale", o.out_dir,
                              o.preset, stamp);
                         sfmt(gp, sizeof(gp),
@@ -1238,9 +1359,10 @@ int cf_cmd_bench(int argc, char **argv)
                              "(MiB)'\nset ytics nomirror\nset y2tics\n"
                              "set yrange [0:*]\nset y2range [0:*]\n"
                              "plot '%s' using 1:2 with linespoints lw 2 "
-                             "title 'events/s' axes x1y1, '%s' using 1:3 with "
-                             "linespoints lw 2 title 'peak RSS' axes x1y2\n",
-                             sdat, sdat);
+                             "title 'events/s, 1 process' axes x1y1, '%s' "
+                             "using 1:3 with linespoints lw 2 title 'peak "
+                             "RSS, 1 process' axes x1y2%s\n",
+                             sdat, sdat, more);
                         plot(sbase, sdat, gp);
                 }
         }
@@ -1266,9 +1388,12 @@ int cf_cmd_bench(int argc, char **argv)
                               "startup_s", jstats(&p_start)));
                 json_object_set_new(
                     res, "latency",
-                    json_pack("{s:f,s:i,s:o,s:o}", "rate_events_per_s",
-                              lat_rate, "days", o.lat_days, "p50_ms",
-                              jstats(&l_p50), "p99_ms", jstats(&l_p99)));
+                    json_pack("{s:f,s:i,s:i,s:o,s:o,s:{s:o,s:o}}",
+                              "rate_events_per_s", lat_rate, "days", o.lat_days,
+                              "commit_interval_ms", 1000, "p50_ms",
+                              jstats(&l_p50[1]), "p99_ms", jstats(&l_p99[1]),
+                              "commit_interval_100_ms", "p50_ms",
+                              jstats(&l_p50[0]), "p99_ms", jstats(&l_p99[0])));
                 json_object_set_new(
                     res, "chain",
                     json_pack("{s:o,s:o,s:o,s:o,s:o}", "events_per_s_per_core",
@@ -1354,13 +1479,13 @@ out:
                 fprintf(out,
                         "\n%s, commit %s, %d cores (%s), `chargeflow bench "
                         "--broker %s --preset %s --days %d --runs "
-                        "%d%s%s%s`\n",
+                        "%d%s%s%s%s`\n",
                         iso, json_string_value(json_object_get(res, "commit")),
                         (int)json_integer_value(json_object_get(mj, "cores")),
                         json_string_value(json_object_get(mj, "model")),
                         cf_broker_kind_name(o.broker), o.preset, o.days, o.runs,
                         o.quick ? " --quick" : "", o.cost ? " --cost" : "",
-                        o.scale ? " --scale" : "");
+                        o.scale ? " --scale" : "", o.cores ? " --cores" : "");
                 if (rc == 0 && !chain_only) {
                         char e1[64], e2[64], e3[64];
                         fmt_eps(e1, sizeof(e1), &c_eps);
@@ -1396,9 +1521,11 @@ out:
                                 median(&h_wpe), median(&h_bpe));
                         fprintf(out,
                                 "\nlatency, session input to charge record, "
-                                "live at "
-                                "%.0f events/s: p50 %.0f ms, p99 %.0f ms\n",
-                                lat_rate, median(&l_p50), median(&l_p99));
+                                "live at %.0f events/s: p50 %.0f ms, p99 "
+                                "%.0f ms at commit.interval.ms 1000; p50 "
+                                "%.0f ms, p99 %.0f ms at 100\n",
+                                lat_rate, median(&l_p50[1]), median(&l_p99[1]),
+                                median(&l_p50[0]), median(&l_p99[0]));
                         fprintf(
                             out,
                             "RocksDB alone: %.0f puts/s (%.1f MB/s) in batches "
@@ -1462,6 +1589,23 @@ out:
                                 fprintf(out, "| %s | %d | %.0f | %.0f |\n",
                                         ps[k], users[k], scale_eps[k],
                                         scale_rss[k]);
+                        if (group_eps[0] > 0) {
+                                fprintf(out,
+                                        "\nthe stage chain as %d processes "
+                                        "of a group, each 1/%d of the "
+                                        "partitions, right after each run "
+                                        "above (medians):\n\n"
+                                        "| preset | events/s | ÷ one process "
+                                        "| peak RSS MiB, summed |\n"
+                                        "|---|---|---|---|\n",
+                                        ncores, ncores);
+                                for (int k = 0; k < 3; k++)
+                                        fprintf(out,
+                                                "| %s | %.0f | %.2f | %.0f "
+                                                "|\n",
+                                                ps[k], group_eps[k],
+                                                group_ratio[k], group_rss[k]);
+                        }
                 }
                 if (pass) {
                         fclose(out);
