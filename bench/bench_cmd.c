@@ -546,7 +546,7 @@ static int chain_group(const char *hbin, const char *file, int n,
                        const char *tag, double *eps, double *rss_sum)
 {
         pid_t pid[64];
-        char o[64][PATH_MAX], e[PATH_MAX], part[64][16];
+        char o[64][PATH_MAX], e[PATH_MAX], part[64][32];
         double first = 0, end = 0, events = 0;
         int rc = 0;
         *rss_sum = 0;
