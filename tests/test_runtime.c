@@ -41,6 +41,47 @@ static void runtime_splits_state_cache_among_tasks(void **state)
         cf_rig_done(r);
 }
 
+/* state.block.cache.bytes and state.write.buffer.bytes reach RocksDB: the
+ * OPTIONS file it writes in the state directory names the memtables' sizes
+ * (8 MiB in all, a quarter of it, 2 MiB, per column family), and its LOG
+ * the block cache's capacity (2 MiB) in every column family's table
+ * options. file: "OPTIONS" (the newest OPTIONS-*) or "LOG". */
+static bool state_file_has(const char *dir, const char *file,
+                           const char *needle)
+{
+        char cmd[512], line[4096];
+        if (!strcmp(file, "OPTIONS"))
+                snprintf(cmd, sizeof(cmd),
+                         "cat \"$(ls -1 %s/OPTIONS-* | tail -1)\"", dir);
+        else
+                snprintf(cmd, sizeof(cmd), "cat %s/%s", dir, file);
+        FILE *f = popen(cmd, "r");
+        bool found = false;
+        while (f && fgets(line, sizeof(line), f))
+                if (strstr(line, needle))
+                        found = true;
+        if (f)
+                pclose(f);
+        return found;
+}
+
+static void runtime_sizes_rocksdb_by_its_keys(void **state)
+{
+        (void)state;
+        cf_rig *r = cf_rig_new("rocksdb-sizes");
+        cf_rig_set(r, "state.block.cache.bytes", "2097152");
+        cf_rig_set(r, "state.write.buffer.bytes", "8388608");
+        cf_rig_open(r, 1);
+        assert_true(
+            state_file_has(r->dir, "OPTIONS", "db_write_buffer_size=8388608"));
+        assert_true(
+            state_file_has(r->dir, "OPTIONS", "  write_buffer_size=2097152"));
+        assert_true(state_file_has(r->dir, "LOG", "capacity : 2097152"));
+        assert_false(state_file_has(r->dir, "LOG", "capacity : 16777216"));
+        assert_false(state_file_has(r->dir, "LOG", "capacity : 67108864"));
+        cf_rig_done(r);
+}
+
 /* ---- timestamp.source ---------------------------------------------------
  *
  * The backfill: a backend publishes two October sessions of u-anna
@@ -439,6 +480,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 T(runtime_splits_state_cache_among_tasks),
+                T(runtime_sizes_rocksdb_by_its_keys),
                 T(event_time_bills_a_backfill_in_its_own_period),
                 T(kafka_time_turns_a_backfill_into_adjustments),
                 T(event_time_outputs_do_not_depend_on_commits),

@@ -144,8 +144,19 @@ static const cf_config_entry cf_config_table[] = {
           "process's tasks together: 3/4 for the rating tasks, 1/4 for the "
           "billing tasks, each part split evenly among the partitions of "
           "its kind. Only clean entries are evicted, so state changed since "
-          "the last commit comes on top. Also the size of RocksDB's block "
-          "cache."),
+          "the last commit comes on top."),
+        I("state.block.cache.bytes", state_block_cache_bytes, "16777216",
+          1048576, INT64_MAX,
+          "RocksDB's block cache, shared by every task and column family of "
+          "the process: what the write-back caches miss (and the users "
+          "table's cache misses) is read through it, with the index and "
+          "filter blocks of the files."),
+        I("state.write.buffer.bytes", state_write_buffer_bytes, "33554432",
+          4194304, INT64_MAX,
+          "Upper bound of RocksDB's memtables over all column families "
+          "together (db_write_buffer_size): what commits wrote and is not "
+          "yet flushed to files. Smaller flushes more often and writes "
+          "more to disk."),
         I("num.standby.replicas", num_standby_replicas, "0", 0, 1000,
           "Standby copies (Kafka Streams' name; exactly_once with task.log=on "
           "only). 1: the process keeps a copy of each task it would be "

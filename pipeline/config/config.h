@@ -58,6 +58,8 @@ typedef struct cf_config {
         /* State */
         char *state_dir;
         int64_t state_cache_max_bytes;
+        int64_t state_block_cache_bytes;
+        int64_t state_write_buffer_bytes;
         int64_t task_log_snapshot_bytes;
         int64_t num_standby_replicas;
         int64_t tables_cache_max_bytes;

@@ -35,8 +35,9 @@ cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
         if ((err = cf_registry_new(&rt->reg, errstr, errstr_size)))
                 goto fail;
         cf_state_conf sc = { .block_cache_bytes =
-                                 (size_t)cfg->state_cache_max_bytes,
-                             .write_buffer_bytes = 64u << 20 };
+                                 (size_t)cfg->state_block_cache_bytes,
+                             .write_buffer_bytes =
+                                 (size_t)cfg->state_write_buffer_bytes };
         if ((err = cf_state_open(cfg->state_dir, &sc, &rt->st, errstr,
                                  errstr_size)))
                 goto fail;

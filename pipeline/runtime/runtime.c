@@ -1412,8 +1412,9 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         }
         int64_t t_open = cf_mono_ms();
         cf_state_conf sc = { .block_cache_bytes =
-                                 (size_t)cfg->state_cache_max_bytes,
-                             .write_buffer_bytes = 64u << 20 };
+                                 (size_t)cfg->state_block_cache_bytes,
+                             .write_buffer_bytes =
+                                 (size_t)cfg->state_write_buffer_bytes };
         if (cf_state_open(cfg->state_dir, &sc, &rt->st, errstr,
                           sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "state.dir %s: %s", cfg->state_dir,
