@@ -1470,7 +1470,12 @@ out:
                 }
         }
         char mdpath[PATH_MAX];
-        sfmt(mdpath, sizeof(mdpath), "%s/%s-%s.md", o.out_dir, o.preset, stamp);
+        /* Named like the JSON: the broker's name after the preset's when
+         * it is not the embedded one. */
+        sfmt(mdpath, sizeof(mdpath), "%s/%s%s%s-%s.md", o.out_dir, o.preset,
+             o.broker == CF_BROKER_MOCK ? "" : "-",
+             o.broker == CF_BROKER_MOCK ? "" : cf_broker_kind_name(o.broker),
+             stamp);
         for (int pass = 0; pass < 2 && rc == 0; pass++) {
                 FILE *out = pass ? fopen(mdpath, "w") : stdout;
                 if (!out)
