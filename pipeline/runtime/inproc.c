@@ -34,10 +34,7 @@ cf_err_t cf_inproc_new(const cf_config *cfg, int32_t partitions,
         ip->next_rp = cf_calloc((size_t)ip->nb, sizeof(int64_t));
         if ((err = cf_registry_new(&rt->reg, errstr, errstr_size)))
                 goto fail;
-        cf_state_conf sc = { .block_cache_bytes =
-                                 (size_t)cfg->state_block_cache_bytes,
-                             .write_buffer_bytes =
-                                 (size_t)cfg->state_write_buffer_bytes };
+        cf_state_conf sc = cf_runtime_state_conf(cfg);
         if ((err = cf_state_open(cfg->state_dir, &sc, &rt->st, errstr,
                                  errstr_size)))
                 goto fail;

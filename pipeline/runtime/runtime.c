@@ -1080,6 +1080,14 @@ static void placement_poll(rt_state *s)
         s->place_asked = true;
 }
 
+cf_state_conf cf_runtime_state_conf(const cf_config *cfg)
+{
+        return (cf_state_conf){
+                .block_cache_bytes = (size_t)cfg->state_block_cache_bytes,
+                .write_buffer_bytes = (size_t)cfg->state_write_buffer_bytes,
+        };
+}
+
 /* ---- main loop ------------------------------------------------------------
  */
 
@@ -1423,10 +1431,7 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
                 goto done;
         }
         int64_t t_open = cf_mono_ms();
-        cf_state_conf sc = { .block_cache_bytes =
-                                 (size_t)cfg->state_block_cache_bytes,
-                             .write_buffer_bytes =
-                                 (size_t)cfg->state_write_buffer_bytes };
+        cf_state_conf sc = cf_runtime_state_conf(cfg);
         if (cf_state_open(cfg->state_dir, &sc, &rt->st, errstr,
                           sizeof(errstr))) {
                 cf_log(CF_LOG_ERROR, "state.dir %s: %s", cfg->state_dir,

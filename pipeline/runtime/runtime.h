@@ -13,6 +13,10 @@
  * stage chains its tasks run (chains.c). Call it before cf_task_new. */
 void cf_runtime_init(cf_runtime *rt, const cf_config *cfg);
 
+/* RocksDB's sizes from cfg (state.block.cache.bytes,
+ * state.write.buffer.bytes), for cf_state_open. */
+cf_state_conf cf_runtime_state_conf(const cf_config *cfg);
+
 /* Runs the pipeline with cfg until SIGINT/SIGTERM (or, with until_idle,
  * until every input partition is read to its end and nothing is pending).
  * Returns the process exit code: 0 after a clean stop, 1 on a runtime
