@@ -6,10 +6,14 @@
  * charging.sessions, charging.meter and billing.charge-records of the same
  * broker while a live run goes on, and notes the wall time at which each
  * record arrives. For every charge record: latency = its arrival - the
- * arrival of the last input record of its session (session event or meter
- * reading with that session id, the latest in event time, so a repeated
- * old record does not count), i.e. from the record that let the session
- * close to the record it produced. Arrival stands in for append time: both
+ * arrival of the last input record of its session, i.e. from the record
+ * that let the session close to the record it produced. That record is
+ * the session's input (session event or meter reading with its id) with the
+ * latest event time within the charged session (at or before its stop), at
+ * its first arrival: a repeat of an older record does not count, and
+ * neither does a record whose clock is off past the stop (the generator's
+ * clock faults put some days ahead; the pipeline rejects them as CLOCK).
+ * Arrival stands in for append time: both
  * sides are fetched by this one consumer with fetch.wait.max.ms=5, so the
  * fetch delay is within a few ms on each side and the difference holds.
  * Sessions closed by timeout (STOP_ESTIMATED: their stop was lost) are
@@ -23,7 +27,9 @@
  *   build/bench/bench_latency --bootstrap HOST:PORT
  *
  * Runs until SIGTERM or SIGINT, then prints one JSON object: samples, p50,
- * p90, p99 and max in ms, and what was left out.
+ * p90, p99 and max in ms, and what was left out. With --dump FILE, one line
+ * per charge record timed as well: session id, revision, arrival of its
+ * last input and latency (s); its last line says where the tail begins.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -59,24 +65,59 @@ static int cmp_i64(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-/* Per session: the latest input record in event time, and when it came. */
+/* One input record of a session: its event time and when it came. */
 typedef struct seen {
         int64_t ev_ms, at_us;
 } seen;
+
+/* Per session: every input record, in arrival order. */
+typedef struct history {
+        seen *v;
+        size_t n, cap;
+} history;
+
+static int cmp_seen(const void *a, const void *b)
+{
+        const seen *x = a, *y = b;
+        if (x->ev_ms != y->ev_ms)
+                return (x->ev_ms > y->ev_ms) - (x->ev_ms < y->ev_ms);
+        return (x->at_us > y->at_us) - (x->at_us < y->at_us);
+}
+
+/* The arrival of the record that let a session stopped at stop_ms close:
+ * of its records at or before the stop, the latest in event time, at its
+ * first arrival. -1 if it has none. Sorts h. */
+static int64_t closing_arrival(history *h, int64_t stop_ms)
+{
+        qsort(h->v, h->n, sizeof(*h->v), cmp_seen);
+        int64_t at = -1;
+        for (size_t i = 0; i < h->n && h->v[i].ev_ms <= stop_ms; i++)
+                if (i == 0 || h->v[i].ev_ms != h->v[i - 1].ev_ms)
+                        at = h->v[i].at_us;
+        return at;
+}
 
 static const char *const topics[3] = { "charging.sessions", "charging.meter",
                                        "billing.charge-records" };
 
 int main(int argc, char **argv)
 {
-        const char *bootstrap = NULL;
+        const char *bootstrap = NULL, *dump_path = NULL;
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--bootstrap") && i + 1 < argc)
                         bootstrap = argv[++i];
+                else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
+                        dump_path = argv[++i];
                 else {
-                        fprintf(stderr, "usage: bench_latency --bootstrap B\n");
+                        fprintf(stderr, "usage: bench_latency --bootstrap B "
+                                        "[--dump FILE]\n");
                         return 2;
                 }
+        }
+        FILE *dump = NULL;
+        if (dump_path && !(dump = fopen(dump_path, "w"))) {
+                perror(dump_path);
+                return 1;
         }
         if (!bootstrap) {
                 fprintf(stderr, "usage: bench_latency --bootstrap B\n");
@@ -133,7 +174,7 @@ int main(int argc, char **argv)
         }
         rd_kafka_topic_partition_list_destroy(l);
 
-        /* session id -> arrival (us since t0) of its last input record */
+        /* session id -> its input records (history) */
         cf_hmap last;
         cf_hmap_init(&last);
         int64_t t0 = now_us();
@@ -178,17 +219,21 @@ int main(int argc, char **argv)
                                 int64_t ev =
                                     k == 0 ? ((cf_session_event *)rec)->time_ms
                                            : ((cf_meter_reading *)rec)->time_ms;
-                                seen *x = sid ? cf_hmap_sget(&last, sid) : NULL;
-                                if (sid && !x) {
-                                        x = cf_malloc(sizeof(*x));
-                                        x->ev_ms = INT64_MIN;
-                                        cf_hmap_sput(&last, sid, x);
+                                history *h =
+                                    sid ? cf_hmap_sget(&last, sid) : NULL;
+                                if (sid && !h) {
+                                        h = cf_calloc(1, sizeof(*h));
+                                        cf_hmap_sput(&last, sid, h);
                                 }
-                                /* The latest in event time: a repeat of an
-                                 * older record does not move it. */
-                                if (x && ev >= x->ev_ms) {
-                                        x->ev_ms = ev;
-                                        x->at_us = t;
+                                if (h) {
+                                        if (h->n == h->cap) {
+                                                h->cap =
+                                                    h->cap ? h->cap * 2 : 16;
+                                                h->v = cf_realloc(
+                                                    h->v,
+                                                    h->cap * sizeof(*h->v));
+                                        }
+                                        h->v[h->n++] = (seen){ ev, t };
                                 }
                         } else {
                                 const cf_charge_record *cr = rec;
@@ -197,11 +242,14 @@ int main(int argc, char **argv)
                                         if (cr->flags[f] ==
                                             CF_FLAG_STOP_ESTIMATED)
                                                 est = true;
-                                const seen *x =
+                                history *h =
                                     sid ? cf_hmap_sget(&last, sid) : NULL;
+                                int64_t at =
+                                    h && !est ? closing_arrival(h, cr->stop_ms)
+                                              : -1;
                                 if (est)
                                         estimated++;
-                                else if (!x)
+                                else if (at < 0)
                                         unmatched++;
                                 else {
                                         if (n == cap) {
@@ -212,8 +260,14 @@ int main(int argc, char **argv)
                                                     lat_in,
                                                     cap * sizeof(*lat_in));
                                         }
-                                        lat_in[n] = x->at_us;
-                                        lat[n++] = t - x->at_us;
+                                        lat_in[n] = at;
+                                        lat[n++] = t - at;
+                                        if (dump)
+                                                fprintf(dump,
+                                                        "%s %d %.3f %.3f\n",
+                                                        sid, cr->revision,
+                                                        (double)at / 1e6,
+                                                        (double)(t - at) / 1e6);
                                 }
                         }
                         rd_kafka_message_destroy(m);
@@ -223,6 +277,11 @@ int main(int argc, char **argv)
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
         /* The tail: last input within the last second of the traffic. */
+        if (dump) {
+                fprintf(dump, "# tail: last input after %.3f s\n",
+                        (double)(last_in - 1000000) / 1e6);
+                fclose(dump);
+        }
         size_t all = n, kept = 0;
         int64_t *with_tail = cf_malloc((all ? all : 1) * sizeof(*lat));
         memcpy(with_tail, lat, all * sizeof(*lat));
@@ -247,8 +306,11 @@ int main(int argc, char **argv)
         free(lat_in);
         size_t it = 0;
         cf_hmap_slot *slot;
-        while (cf_hmap_next(&last, &it, &slot))
-                free(slot->value);
+        while (cf_hmap_next(&last, &it, &slot)) {
+                history *h = slot->value;
+                free(h->v);
+                free(h);
+        }
         cf_hmap_free(&last);
         free(lat);
         free(rec);
