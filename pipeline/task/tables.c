@@ -475,7 +475,7 @@ static void write_chunk(cf_tables *tb)
                 tb->own = cf_batch_new(tb->st);
         cf_batch_clear(tb->own);
         cf_err_t err = tables_flush(tb, tb->own);
-        if (!err)
+        if (!err && cf_batch_count(tb->own) > 0)
                 err = cf_state_write(tb->st, tb->own, false, tb->errstr,
                                      sizeof(tb->errstr));
         else
@@ -609,6 +609,17 @@ cf_err_t cf_tables_flush(cf_tables *tb, cf_batch *b, char *errstr,
                 snprintf(errstr, errstr_size, "tables: %s", msg);
         }
         return err;
+}
+
+cf_err_t cf_tables_write(cf_tables *tb, char *errstr, size_t errstr_size)
+{
+        if (tb->st)
+                write_chunk(tb);
+        if (tb->err) {
+                snprintf(errstr, errstr_size, "%s", tb->errstr);
+                return tb->err;
+        }
+        return CF_OK;
 }
 
 /* ---- load ---------------------------------------------------------------

@@ -103,6 +103,13 @@ bool cf_tables_apply(cf_tables *tb, cf_table_kind k, int32_t partition,
 cf_err_t cf_tables_flush(cf_tables *tb, cf_batch *b, char *errstr,
                          size_t errstr_size);
 
+/* Writes the changes since the last flush to the state store in a batch
+ * of their own (not synced), as apply does when they outgrow their share:
+ * the runtime calls it once the tables are read to their end at start, so
+ * that the whole load is written before any input is consumed. Returns
+ * what cf_tables_flush would. */
+cf_err_t cf_tables_write(cf_tables *tb, char *errstr, size_t errstr_size);
+
 /* Counts: sites, users, badges (kept as numbers and persisted: no scan),
  * records skipped by this process. */
 void cf_tables_counts(const cf_tables *tb, size_t *sites, size_t *users,
