@@ -4,7 +4,11 @@
  * records (no decode).
  *
  * Same client settings as `chargeflow run`'s consumer (cf_kafka_conf_new,
- * cf_kafka_consumer_defaults, auto commit off, partition EOF on), the
+ * cf_kafka_consumer_defaults, auto commit off, partition EOF on), except
+ * the fetch sizes: librdkafka's own (fetch.max.bytes 50 MiB, 1 MiB per
+ * partition) and a 32 MiB queue, as the ceiling had before the pipeline's
+ * became smaller (a consumer that discards what it reads needs no bound,
+ * and the ceiling must not fall with the pipeline's settings), the
  * same batch call (rd_kafka_consume_batch_queue, 1024 messages), every
  * partition of the topics assigned from its oldest offset and read up to the
  * high watermark as of the start. The clock starts before the assignment,
@@ -85,7 +89,13 @@ int main(int argc, char **argv)
             cf_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
                               sizeof(errstr)) ||
             cf_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
-                              sizeof(errstr))) {
+                              sizeof(errstr)) ||
+            cf_kafka_conf_set(conf, "fetch.max.bytes", "52428800", errstr,
+                              sizeof(errstr)) ||
+            cf_kafka_conf_set(conf, "max.partition.fetch.bytes", "1048576",
+                              errstr, sizeof(errstr)) ||
+            cf_kafka_conf_set(conf, "queued.max.messages.kbytes", "32768",
+                              errstr, sizeof(errstr))) {
                 fprintf(stderr, "bench_ceiling: %s\n", errstr);
                 return 1;
         }

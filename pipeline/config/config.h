@@ -49,6 +49,7 @@ typedef struct cf_config {
         char *producer_fencing;     /* none | transactions */
         int64_t commit_interval_ms;
         int64_t max_task_idle_ms;
+        int64_t input_buffer_max_bytes;
         char *timestamp_source; /* event | kafka */
         int64_t stats_interval_ms;
         int64_t idle_exit_ms;

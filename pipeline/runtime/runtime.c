@@ -51,9 +51,8 @@
 #include "task.h"
 #include "topics.h"
 
-#define QUEUE_PAUSE  20000 /* messages queued per input before pausing */
-#define QUEUE_RESUME 2000  /* ... and resuming */
-#define BATCH        1024  /* messages per fetch call */
+#define BATCH 1024 /* messages per fetch call */
+#define ROUND 1024 /* records a task processes per turn at most */
 /* ms from an assignment to the first commit (rebalance_cb) */
 #define FIRST_COMMIT_MS 250
 
@@ -72,11 +71,11 @@ static void on_signal(int sig)
 
 /* ---- queues -------------------------------------------------------------- */
 
-static void q_push(cf_inq *q, rd_kafka_message_t *m)
+static void q_push(cf_inq *q, cf_inrec *r)
 {
         if (q->n == q->cap) {
                 size_t cap = q->cap ? q->cap * 2 : 1024;
-                rd_kafka_message_t **v = cf_malloc(cap * sizeof(*v));
+                cf_inrec **v = cf_malloc(cap * sizeof(*v));
                 for (size_t i = 0; i < q->n; i++)
                         v[i] = q->v[(q->head + i) % q->cap];
                 free(q->v);
@@ -84,23 +83,25 @@ static void q_push(cf_inq *q, rd_kafka_message_t *m)
                 q->head = 0;
                 q->cap = cap;
         }
-        q->v[(q->head + q->n++) % q->cap] = m;
+        q->v[(q->head + q->n++) % q->cap] = r;
+        q->bytes += cf_inrec_size(r);
         q->at_end = false;
         q->idle_since = -1;
 }
 
-static rd_kafka_message_t *q_peek(const cf_inq *q)
+static cf_inrec *q_peek(const cf_inq *q)
 {
         return q->n ? q->v[q->head] : NULL;
 }
 
-static rd_kafka_message_t *q_pop(cf_inq *q)
+static cf_inrec *q_pop(cf_inq *q)
 {
-        rd_kafka_message_t *m = q->v[q->head];
+        cf_inrec *r = q->v[q->head];
         q->head = (q->head + 1) % q->cap;
         q->n--;
+        q->bytes -= cf_inrec_size(r);
         q->head_time_ok = false;
-        return m;
+        return r;
 }
 
 /* The tie time (cf_task_tie_time) of the head of t's queue of input. */
@@ -112,11 +113,6 @@ static int64_t head_time(cf_task *t, int input)
                 q->head_time_ok = true;
         }
         return q->head_time;
-}
-
-static int64_t ts_of(const rd_kafka_message_t *m)
-{
-        return rd_kafka_message_timestamp(m, NULL);
 }
 
 /* ---- the runtime ----------------------------------------------------------
@@ -143,6 +139,10 @@ typedef struct rt_state {
         int64_t disk_start;
         int64_t commits;
         int64_t commit_ms_last, commit_ms_max;
+        /* input.buffer.max.bytes: the most the tasks' queues held, and the
+         * turns that took no input because they held that much. */
+        size_t inbuf_peak;
+        int64_t inbuf_full_turns;
         cf_batch *batch;
         bool state_failed;      /* a commit's write failed: commit no more */
         cf_metrics *metrics;    /* metrics.listen, or NULL */
@@ -186,19 +186,6 @@ static void topic_limits(rt_state *s)
         }
 }
 
-static void pause_input(rt_state *s, cf_task *t, int input, bool pause)
-{
-        rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, s->rt.in_topic[input], t->id);
-        if (pause)
-                rd_kafka_pause_partitions(s->rt.consumer, l);
-        else
-                rd_kafka_resume_partitions(s->rt.consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        t->in[input].paused = pause;
-}
-
 /* True when the broker is known (from the last fetch) to hold records of
  * the task's input that are not queued yet, or when that is not known yet
  * (no fetch response so far). */
@@ -218,7 +205,9 @@ static bool has_lag(rt_state *s, const cf_task *t, int input)
         return hi > pos;
 }
 
-/* Processes what the merge rule allows of one task's queues: the record
+/* Processes what the merge rule allows of one task's queues, at most ROUND
+ * records per turn (so that the loop takes input again soon; see
+ * take_input), and returns how many: the record
  * with the smaller Kafka timestamp first; on a tie, with
  * timestamp.source=event the one with the smaller own time (both heads
  * decoded once more, cf_task_tie_time: a backlog published within one
@@ -229,27 +218,27 @@ static bool has_lag(rt_state *s, const cf_task *t, int input)
  * max.task.idle.ms from when it went idle (as Kafka Streams does). So the
  * order does not depend on fetch timing, within that bound for live
  * input. */
-static void run_task(rt_state *s, cf_task *t, int64_t now)
+static size_t run_task(rt_state *s, cf_task *t, int64_t now)
 {
         if (t->sub == 'B') {
                 /* One input: in order. */
                 cf_inq *q = &t->in[CF_IN_REPARTITION];
-                while (q->n) {
-                        rd_kafka_message_t *m = q_pop(q);
-                        cf_task_process(t, CF_IN_REPARTITION, m);
-                        rd_kafka_message_destroy(m);
+                size_t done = 0;
+                for (; q->n && done < ROUND; done++) {
+                        cf_inrec *r = q_pop(q);
+                        cf_task_process(t, CF_IN_REPARTITION, r);
+                        free(r);
                 }
-                if (q->paused)
-                        pause_input(s, t, CF_IN_REPARTITION, false);
-                return;
+                return done;
         }
         cf_inq *qs = &t->in[CF_IN_SESSIONS], *qm = &t->in[CF_IN_METER];
         int64_t idle = s->rt.cfg->max_task_idle_ms;
-        for (;;) {
-                rd_kafka_message_t *ms = q_peek(qs), *mm = q_peek(qm);
+        size_t done = 0;
+        while (done < ROUND) {
+                cf_inrec *ms = q_peek(qs), *mm = q_peek(qm);
                 int input;
                 if (ms && mm) {
-                        int64_t tm = ts_of(mm), ts = ts_of(ms);
+                        int64_t tm = mm->ts, ts = ms->ts;
                         if (tm == ts && s->rt.ts_event)
                                 input = head_time(t, CF_IN_METER) <
                                                 head_time(t, CF_IN_SESSIONS)
@@ -276,14 +265,13 @@ static void run_task(rt_state *s, cf_task *t, int64_t now)
                 } else {
                         break;
                 }
-                cf_inq *q = &t->in[input];
-                rd_kafka_message_t *m = q_pop(q);
-                cf_task_process(t, input, m);
-                rd_kafka_message_destroy(m);
+                cf_inrec *r = q_pop(&t->in[input]);
+                cf_task_process(t, input, r);
+                free(r);
                 s->t_last_processed = now;
-                if (q->paused && q->n < QUEUE_RESUME)
-                        pause_input(s, t, input, false);
+                done++;
         }
+        return done;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -501,6 +489,10 @@ static void print_summary(rt_state *s)
         printf("},\"produced\":%" PRId64 ",\"delivered\":%" PRId64
                ",\"outputs_skipped\":%" PRId64 ",\"commits\":%" PRId64,
                rt->produced, rt->delivered, skipped, s->commits);
+        printf(",\"input_buffer\":{\"max_bytes\":%" PRId64
+               ",\"peak_bytes\":%zu,\"full_turns\":%" PRId64 "}",
+               rt->cfg->input_buffer_max_bytes, s->inbuf_peak,
+               s->inbuf_full_turns);
         /* For benchmarks: when consuming began and when the last input
          * record arrived (ms since start), what went to disk, and the
          * state's writes in all and before consuming began (the tables
@@ -1189,15 +1181,55 @@ static void route(rt_state *s, rd_kafka_message_t *m)
                 rd_kafka_message_destroy(m);
                 return;
         }
-        q_push(&t->in[input], m);
+        q_push(&t->in[input], cf_inrec_new(m));
+        rd_kafka_message_destroy(m);
         s->last_msg = s->t_last_record = cf_mono_ms();
         if (input != CF_IN_REPARTITION) {
                 if (!s->t_first_input)
                         s->t_first_input = s->last_msg;
                 s->t_last_input = s->last_msg;
         }
-        if (!t->in[input].paused && t->in[input].n >= QUEUE_PAUSE)
-                pause_input(s, t, input, true);
+}
+
+/* The bytes of the records waiting in the tasks' queues. */
+static size_t queued_bytes(const cf_runtime *rt)
+{
+        size_t b = 0;
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                for (int i = 0; rt->tasks[p] && i < CF_IN__CNT; i++)
+                        b += rt->tasks[p]->in[i].bytes;
+        return b;
+}
+
+/* Takes what librdkafka has fetched into the tasks' queues, up to
+ * input.buffer.max.bytes waiting there. Past it, takes nothing while the
+ * tasks work the queues down; when they could not (stuck is true: each
+ * waits for an input whose records are still in librdkafka's queue),
+ * takes one batch all the same. When they did nothing in the last turn,
+ * waits up to 20 ms for a first record (no busy loop while waiting). */
+static void take_input(rt_state *s, rd_kafka_queue_t *cq, bool stuck)
+{
+        cf_runtime *rt = &s->rt;
+        rd_kafka_message_t *msgs[BATCH];
+        size_t queued = queued_bytes(rt);
+        size_t max = (size_t)rt->cfg->input_buffer_max_bytes;
+        if (queued >= max && !stuck) {
+                s->inbuf_full_turns++;
+                return;
+        }
+        int timeout = stuck ? 20 : 0;
+        for (;;) {
+                ssize_t n =
+                    rd_kafka_consume_batch_queue(cq, timeout, msgs, BATCH);
+                for (ssize_t i = 0; i < n; i++)
+                        route(s, msgs[i]);
+                queued = queued_bytes(rt);
+                if (queued > s->inbuf_peak)
+                        s->inbuf_peak = queued;
+                if (n < BATCH || queued >= max)
+                        break;
+                timeout = 0;
+        }
 }
 
 static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
@@ -1494,17 +1526,16 @@ int cf_runtime_run(const cf_config *cfg, bool until_idle)
         running = true;
 
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->consumer);
-        rd_kafka_message_t *msgs[BATCH];
-        bool failed = false;
+        bool failed = false, stuck = true;
         while (!rt_stop && !rt->fatal) {
                 (void)cf_outbox_may_write(rt); /* a sign of life */
-                ssize_t n = rd_kafka_consume_batch_queue(cq, 20, msgs, BATCH);
-                for (ssize_t i = 0; i < n; i++)
-                        route(&s, msgs[i]);
+                take_input(&s, cq, stuck);
                 int64_t now = cf_mono_ms();
+                size_t done = 0;
                 for (int32_t p = 0; p < rt->n_tasks; p++)
                         if (rt->tasks[p])
-                                run_task(&s, rt->tasks[p], now);
+                                done += run_task(&s, rt->tasks[p], now);
+                stuck = done == 0;
                 cf_fence_poll(rt, 0);
                 cf_outbox_produce_ready(rt);
                 if (s.sb) {

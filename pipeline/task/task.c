@@ -538,7 +538,7 @@ void cf_task_destroy(cf_task *t)
         for (int i = 0; i < CF_IN__CNT; i++) {
                 cf_inq *q = &t->in[i];
                 for (size_t k = 0; k < q->n; k++)
-                        rd_kafka_message_destroy(q->v[(q->head + k) % q->cap]);
+                        free(q->v[(q->head + k) % q->cap]);
                 free(q->v);
         }
         cf_outbox_free(t);
@@ -667,30 +667,53 @@ void cf_task_process_src(cf_task *t, const cf_src *src)
         cf_arena_reset(&t->scratch);
 }
 
-/* A message as a cf_src (valid while m is). */
-static cf_src src_of(int32_t input, const rd_kafka_message_t *m)
+cf_inrec *cf_inrec_new(const rd_kafka_message_t *m)
+{
+        size_t kl = m->key ? m->key_len : 0, vl = m->payload ? m->len : 0;
+        cf_inrec *r = cf_malloc(sizeof(*r) + kl + vl);
+        r->offset = m->offset;
+        r->ts = rd_kafka_message_timestamp(m, NULL);
+        r->partition = m->partition;
+        r->key_len = (uint32_t)kl;
+        r->value_len = (uint32_t)vl;
+        r->has_key = m->key != NULL;
+        r->has_value = m->payload != NULL;
+        if (kl)
+                memcpy(r->data, m->key, kl);
+        if (vl)
+                memcpy(r->data + kl, m->payload, vl);
+        return r;
+}
+
+size_t cf_inrec_size(const cf_inrec *r)
+{
+        return sizeof(*r) + r->key_len + r->value_len;
+}
+
+/* A record as a cf_src (valid while r is). */
+static cf_src src_of(int32_t input, const cf_inrec *r)
 {
         return (cf_src){
                 .input = input,
-                .partition = m->partition,
-                .offset = m->offset,
-                .ts = rd_kafka_message_timestamp(m, NULL),
-                .key = m->key,
-                .key_len = (uint32_t)m->key_len,
-                .value = m->payload,
-                .value_len = (uint32_t)m->len,
+                .partition = r->partition,
+                .offset = r->offset,
+                .ts = r->ts,
+                .key = r->has_key ? r->data : NULL,
+                .key_len = r->key_len,
+                .value = r->has_value ? r->data + r->key_len : NULL,
+                .value_len = r->value_len,
         };
 }
 
-int64_t cf_task_tie_time(cf_task *t, int32_t input, const rd_kafka_message_t *m)
+int64_t cf_task_tie_time(cf_task *t, int32_t input, const cf_inrec *r)
 {
-        cf_src src = src_of(input, m);
+        cf_src src = src_of(input, r);
         return cf_task_tie_time_src(t, &src);
 }
 
-void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m)
+void cf_task_process(cf_task *t, int32_t input, const cf_inrec *r)
 {
-        cf_src src = src_of(input, m);
+        cf_src src = src_of(input, r);
         cf_task_process_src(t, &src);
 }
 

@@ -24,14 +24,32 @@
 
 #define CF_TASK_MAX_STORES 8
 
-/* A FIFO of fetched messages of one input partition. */
+/* A fetched input record, copied out of librdkafka's message, which is
+ * then freed at once: librdkafka's queue stays short, and a record waiting
+ * here costs its bytes and this header, not librdkafka's structures per
+ * message and the whole fetch response it points into. */
+typedef struct cf_inrec {
+        int64_t offset, ts; /* ts: the Kafka timestamp */
+        int32_t partition;
+        uint32_t key_len, value_len;
+        bool has_key, has_value; /* false: a null key or value */
+        uint8_t data[];          /* the key, then the value */
+} cf_inrec;
+
+/* A copy of m's record (malloc'd: free() it). */
+cf_inrec *cf_inrec_new(const rd_kafka_message_t *m);
+
+/* The memory a record takes, header included. */
+size_t cf_inrec_size(const cf_inrec *r);
+
+/* A FIFO of fetched records of one input partition. */
 typedef struct cf_inq {
-        rd_kafka_message_t **v;
+        cf_inrec **v;
         size_t head, n, cap;
+        size_t bytes;        /* cf_inrec_size of the records queued */
         bool at_end;         /* fetched up to the partition's end */
         int64_t idle_since;  /* wall ms it was found empty and caught up */
         int64_t next_offset; /* next offset to process (committed) */
-        bool paused;
         /* The head's cf_task_tie_time, once asked (the same whenever it is
          * asked). */
         bool head_time_ok;
@@ -183,14 +201,13 @@ uint16_t cf_task_state_id(char sub, int32_t id);
  * timestamp, a function of the record alone. CF_NONE (first) for a record
  * that does not decode, or whose time is further than max.clock.skew.ms
  * ahead of its Kafka timestamp (a wrong clock: it moves no time). */
-int64_t cf_task_tie_time(cf_task *t, int32_t input,
-                         const rd_kafka_message_t *m);
+int64_t cf_task_tie_time(cf_task *t, int32_t input, const cf_inrec *r);
 
 /* The same for a record given as a cf_src (tests). */
 int64_t cf_task_tie_time_src(cf_task *t, const cf_src *src);
 
-/* Runs one input message through the chain (the runtime frees it). */
-void cf_task_process(cf_task *t, int32_t input, const rd_kafka_message_t *m);
+/* Runs one input record through the chain (the runtime frees it). */
+void cf_task_process(cf_task *t, int32_t input, const cf_inrec *r);
 
 /* The same for a record given as a cf_src (no Kafka: tests, the in-process
  * stage-chain benchmark). */
