@@ -585,6 +585,25 @@ static void wait_quiet(void)
         assert_int_equal(same, 10);
 }
 
+/* The input buffer's gauges (README, Metrics): its bound is the default
+ * input.buffer.max.bytes (64 MiB); input went through it (a peak above
+ * 0); once everything is processed and delivered it holds nothing. */
+static void input_buffer_gauges(void **state)
+{
+        (void)state;
+        wait_quiet();
+        double now = -1;
+        for (int i = 0; i < 100 && now != 0; i++) {
+                now = metric("chargeflow_input_buffer_bytes");
+                if (now != 0)
+                        sleep_ms(100);
+        }
+        assert_int_equal((int64_t)now, 0);
+        assert_int_equal((int64_t)metric("chargeflow_input_buffer_max_bytes"),
+                         67108864);
+        assert_true(metric("chargeflow_input_buffer_peak_bytes") > 0);
+}
+
 static void outputs_carry_registry_ids_and_decode_in_python(void **state)
 {
         char out[160], errp[200];
@@ -1298,6 +1317,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(client_errors_name_url_and_status),
                 cmocka_unit_test(ready_and_every_input_counted),
+                cmocka_unit_test(input_buffer_gauges),
                 cmocka_unit_test(
                     outputs_carry_registry_ids_and_decode_in_python),
                 /* After the pipeline has registered its outputs (ids). */

@@ -46,6 +46,7 @@ struct cf_metrics {
         hist commit, latency;
         int sb_copies, sb_failed;
         int64_t sb_lag;
+        int64_t inbuf, inbuf_peak, inbuf_max; /* input.buffer.max.bytes */
 };
 
 static void observe(hist *h, const double *le, size_t n, double v)
@@ -165,6 +166,16 @@ void cf_metrics_set_standby(cf_metrics *m, int copies, int failed, int64_t lag)
         m->sb_copies = copies;
         m->sb_failed = failed;
         m->sb_lag = lag;
+}
+
+void cf_metrics_set_input_buffer(cf_metrics *m, int64_t bytes, int64_t peak,
+                                 int64_t max)
+{
+        if (!m)
+                return;
+        m->inbuf = bytes;
+        m->inbuf_peak = peak;
+        m->inbuf_max = max;
 }
 
 void cf_metrics_set_restoring(cf_metrics *m, int n)
@@ -290,6 +301,19 @@ void cf_metrics_publish(cf_metrics *m, const cf_runtime *rt, int64_t commits)
                               "chargeflow_input_pending_records{topic=\"%s\"} "
                               "%" PRId64 "\n",
                               rt->in_topic[i], tot[i].pending);
+        head(&b, "chargeflow_input_buffer_bytes", "gauge",
+             "Input records fetched and waiting in the tasks' queues, in "
+             "bytes (input.buffer.max.bytes).");
+        cf_buf_printf(&b, "chargeflow_input_buffer_bytes %" PRId64 "\n",
+                      m->inbuf);
+        head(&b, "chargeflow_input_buffer_peak_bytes", "gauge",
+             "The most input the tasks' queues have held since the start.");
+        cf_buf_printf(&b, "chargeflow_input_buffer_peak_bytes %" PRId64 "\n",
+                      m->inbuf_peak);
+        head(&b, "chargeflow_input_buffer_max_bytes", "gauge",
+             "input.buffer.max.bytes.");
+        cf_buf_printf(&b, "chargeflow_input_buffer_max_bytes %" PRId64 "\n",
+                      m->inbuf_max);
         head(&b, "chargeflow_rejected_total", "counter",
              "Input records rejected, per reason.");
         for (int r = 0; r < CF_REJECT__CNT; r++)

@@ -35,6 +35,10 @@ void cf_metrics_stop(cf_metrics *m);
  * assignment is in with nothing restoring. m may be NULL (no endpoint). */
 void cf_metrics_set_tables_loaded(cf_metrics *m);
 void cf_metrics_set_assigned(cf_metrics *m, bool assigned);
+/* The input waiting in the tasks' queues now, the most it has been, and
+ * input.buffer.max.bytes (bytes). */
+void cf_metrics_set_input_buffer(cf_metrics *m, int64_t bytes, int64_t peak,
+                                 int64_t max);
 void cf_metrics_set_restoring(cf_metrics *m, int n);
 
 /* Standby copies (cf_standby_stats): kept, failed, offsets not yet read.

@@ -104,6 +104,16 @@ static cf_inrec *q_pop(cf_inq *q)
         return r;
 }
 
+/* The bytes of the records waiting in the tasks' queues. */
+static size_t queued_bytes(const cf_runtime *rt)
+{
+        size_t b = 0;
+        for (int32_t p = 0; p < rt->n_tasks; p++)
+                for (int i = 0; rt->tasks[p] && i < CF_IN__CNT; i++)
+                        b += rt->tasks[p]->in[i].bytes;
+        return b;
+}
+
 /* The tie time (cf_task_tie_time) of the head of t's queue of input. */
 static int64_t head_time(cf_task *t, int input)
 {
@@ -342,6 +352,9 @@ static cf_err_t commit_all_wait(rt_state *s, bool wait)
                 cf_standby_stats(s->sb, &copies, &failed, &lag);
                 cf_metrics_set_standby(s->metrics, copies, failed, lag);
         }
+        cf_metrics_set_input_buffer(s->metrics, (int64_t)queued_bytes(rt),
+                                    (int64_t)s->inbuf_peak,
+                                    rt->cfg->input_buffer_max_bytes);
         cf_metrics_publish(s->metrics, rt, s->commits);
         return rt->fatal ? CF_ERR_KAFKA : CF_OK;
 }
@@ -1189,16 +1202,6 @@ static void route(rt_state *s, rd_kafka_message_t *m)
                         s->t_first_input = s->last_msg;
                 s->t_last_input = s->last_msg;
         }
-}
-
-/* The bytes of the records waiting in the tasks' queues. */
-static size_t queued_bytes(const cf_runtime *rt)
-{
-        size_t b = 0;
-        for (int32_t p = 0; p < rt->n_tasks; p++)
-                for (int i = 0; rt->tasks[p] && i < CF_IN__CNT; i++)
-                        b += rt->tasks[p]->in[i].bytes;
-        return b;
 }
 
 /* Takes what librdkafka has fetched into the tasks' queues, up to
