@@ -211,6 +211,14 @@ static void head(cf_buf *b, const char *name, const char *type,
                       type);
 }
 
+/* A metric with one unlabelled sample. */
+static void single(cf_buf *b, const char *name, const char *type,
+                   const char *help, int64_t v)
+{
+        head(b, name, type, help);
+        cf_buf_printf(b, "%s %" PRId64 "\n", name, v);
+}
+
 static void render_hist(cf_buf *b, const char *name, const char *help,
                         const hist *h, const double *le, size_t n)
 {
@@ -301,19 +309,23 @@ void cf_metrics_publish(cf_metrics *m, const cf_runtime *rt, int64_t commits)
                               "chargeflow_input_pending_records{topic=\"%s\"} "
                               "%" PRId64 "\n",
                               rt->in_topic[i], tot[i].pending);
-        head(&b, "chargeflow_input_buffer_bytes", "gauge",
-             "Input records fetched and waiting in the tasks' queues, in "
-             "bytes (input.buffer.max.bytes).");
-        cf_buf_printf(&b, "chargeflow_input_buffer_bytes %" PRId64 "\n",
-                      m->inbuf);
-        head(&b, "chargeflow_input_buffer_peak_bytes", "gauge",
-             "The most input the tasks' queues have held since the start.");
-        cf_buf_printf(&b, "chargeflow_input_buffer_peak_bytes %" PRId64 "\n",
-                      m->inbuf_peak);
-        head(&b, "chargeflow_input_buffer_max_bytes", "gauge",
-             "input.buffer.max.bytes.");
-        cf_buf_printf(&b, "chargeflow_input_buffer_max_bytes %" PRId64 "\n",
-                      m->inbuf_max);
+        const struct {
+                const char *name, *help;
+                int64_t v;
+        } inbuf[] = {
+                { "chargeflow_input_buffer_bytes",
+                  "Input records fetched and waiting in the tasks' queues, in "
+                  "bytes (input.buffer.max.bytes).",
+                  m->inbuf },
+                { "chargeflow_input_buffer_peak_bytes",
+                  "The most input the tasks' queues have held since the "
+                  "start.",
+                  m->inbuf_peak },
+                { "chargeflow_input_buffer_max_bytes",
+                  "input.buffer.max.bytes.", m->inbuf_max },
+        };
+        for (size_t k = 0; k < sizeof(inbuf) / sizeof(inbuf[0]); k++)
+                single(&b, inbuf[k].name, "gauge", inbuf[k].help, inbuf[k].v);
         head(&b, "chargeflow_rejected_total", "counter",
              "Input records rejected, per reason.");
         for (int r = 0; r < CF_REJECT__CNT; r++)
@@ -345,17 +357,14 @@ void cf_metrics_publish(cf_metrics *m, const cf_runtime *rt, int64_t commits)
                                       hi > pos && hi >= 0 ? hi - pos : 0);
                 }
         }
-        head(&b, "chargeflow_output_produced_total", "counter",
-             "Output records handed to the producer (all output topics).");
-        cf_buf_printf(&b, "chargeflow_output_produced_total %" PRId64 "\n",
-                      rt->produced);
-        head(&b, "chargeflow_output_delivered_total", "counter",
-             "Output records the broker acknowledged (all output topics).");
-        cf_buf_printf(&b, "chargeflow_output_delivered_total %" PRId64 "\n",
-                      rt->delivered);
-        head(&b, "chargeflow_commits_total", "counter",
-             "Commits (one RocksDB batch for all tasks).");
-        cf_buf_printf(&b, "chargeflow_commits_total %" PRId64 "\n", commits);
+        single(&b, "chargeflow_output_produced_total", "counter",
+               "Output records handed to the producer (all output topics).",
+               rt->produced);
+        single(&b, "chargeflow_output_delivered_total", "counter",
+               "Output records the broker acknowledged (all output topics).",
+               rt->delivered);
+        single(&b, "chargeflow_commits_total", "counter",
+               "Commits (one RocksDB batch for all tasks).", commits);
         render_hist(&b, "chargeflow_commit_duration_seconds",
                     "Time of one commit: state batch written and synced, "
                     "outputs handed to the producer.",
