@@ -10,11 +10,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "outbox.h"
 #include "rating_rig.h"
+#include "state.h"
 #include "stages.h"
 
 /* state.cache.max.bytes is the process's total: 3/4 shared by the rating
@@ -474,6 +477,119 @@ static void contract_charger_split_across_partitions(void **state)
         cf_rig_done(r);
 }
 
+/* ---- the outbox's deletes ------------------------------------------------
+ * Outputs as task log records (which the rig's sink ignores), sent and
+ * delivered by hand: an entry is in flight once taken out of pending. */
+
+static int collect_seq(void *opaque, const uint8_t *key, size_t klen,
+                       const uint8_t *val, size_t vlen)
+{
+        (void)val;
+        (void)vlen;
+        int64_t *seqs = opaque; /* [0]: count, then the seqs */
+        assert_int_equal(klen, 2 + 8); /* state id + seq (outbox.c) */
+        seqs[1 + seqs[0]++] = (int64_t)cf_be64(key + 2);
+        return 0;
+}
+
+/* The seqs of t's outbox in the state, relative to s0, as "a,b,c". */
+static const char *outbox_seqs(cf_task *t, int64_t s0, char *out, size_t n)
+{
+        int64_t seqs[65] = { 0 };
+        char err[256];
+        cf_key k;
+        cf_key_init(&k, t->state_id);
+        assert_int_equal(cf_state_scan(t->rt->st, CF_COL_OUTBOX, k.b, k.len,
+                                       collect_seq, seqs, err, sizeof(err)),
+                         CF_OK);
+        size_t len = 0;
+        out[0] = '\0';
+        for (int64_t i = 0; i < seqs[0]; i++)
+                len += (size_t)snprintf(out + len, n - len, "%s%lld",
+                                        i ? "," : "",
+                                        (long long)(seqs[1 + i] - s0));
+        return out;
+}
+
+/* One commit of t's outbox alone, written; returns its entries. */
+static int outbox_commit(cf_task *t)
+{
+        char err[256];
+        cf_batch *b = cf_batch_new(t->rt->st);
+        cf_outbox_commit(t, b);
+        int n = cf_batch_count(b);
+        assert_int_equal(cf_state_write(t->rt->st, b, true, err, sizeof(err)),
+                         CF_OK);
+        cf_batch_destroy(b);
+        return n;
+}
+
+/* Sends t's pending entries: they are in flight (freed by the caller). */
+static size_t outbox_send(cf_task *t, cf_out **sent)
+{
+        size_t n = t->ob.n_pending;
+        memcpy(sent, t->ob.pending, n * sizeof(*sent));
+        t->ob.n_pending = t->ob.n_committed = 0;
+        return n;
+}
+
+/* A commit deletes the delivered entries below the first one not
+ * delivered as one range delete, so an output costs one write (its put)
+ * and not two; one delivered above a gap stays until the gap is filled,
+ * also across a restart. */
+static void outbox_deletes_delivered_entries_as_one_range(void **state)
+{
+        (void)state;
+        char got[256];
+        cf_out *sent[16];
+        cf_rig *r = rating_rig_new();
+        cf_task *t = cf_rig_task(r, 0);
+        assert_string_equal(outbox_seqs(t, 0, got, sizeof(got)), "");
+        int64_t s0 = t->ob.next_seq;
+        for (int i = 0; i < 5; i++)
+                cf_outbox_emit(t, CF_OUT_RATING_LOG, 0, "k", 1, "v", 1);
+        assert_int_equal(outbox_commit(t), 5); /* five puts */
+        assert_int_equal(outbox_send(t, sent), 5);
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)),
+                            "0,1,2,3,4");
+        /* 1, 0 and 3 delivered; 2 and 4 in flight. */
+        cf_outbox_delivered(t, s0 + 1);
+        cf_outbox_delivered(t, s0 + 0);
+        cf_outbox_delivered(t, s0 + 3);
+        assert_int_equal(outbox_commit(t), 1); /* [0, 2) */
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)), "2,3,4");
+        cf_outbox_delivered(t, s0 + 2);
+        assert_int_equal(outbox_commit(t), 1); /* [2, 4) */
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)), "4");
+        assert_int_equal(outbox_commit(t), 0); /* nothing new */
+        cf_outbox_delivered(t, s0 + 4);
+        assert_int_equal(outbox_commit(t), 1); /* [4, 5) */
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)), "");
+        for (int i = 0; i < 5; i++)
+                cf_out_free(sent[i]);
+
+        /* 5 in flight, 6 delivered: nothing can go; a restart finds both,
+         * and once they are handed over the two commits after leave none. */
+        cf_outbox_emit(t, CF_OUT_RATING_LOG, 0, "k", 1, "v", 1);
+        cf_outbox_emit(t, CF_OUT_RATING_LOG, 0, "k", 1, "v", 1);
+        assert_int_equal(outbox_commit(t), 2);
+        assert_int_equal(outbox_send(t, sent), 2);
+        cf_outbox_delivered(t, s0 + 6);
+        assert_int_equal(outbox_commit(t), 0);
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)), "5,6");
+        cf_out_free(sent[0]);
+        cf_out_free(sent[1]);
+        cf_rig_restart(r);
+        t = cf_rig_task(r, 0);
+        assert_int_equal(t->ob.n_pending, 2);
+        assert_int_equal(t->ob.pending[0]->seq, s0 + 5);
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)), "5,6");
+        cf_rig_commit(r); /* puts 5 and 6 again, hands them over */
+        cf_rig_commit(r); /* deletes [5, 7) */
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)), "");
+        cf_rig_done(r);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, cf_rig_cleanup)
 
 int main(void)
@@ -488,6 +604,7 @@ int main(void)
                 T(kafka_time_follows_the_kafka_timestamp),
                 T(tie_time_of_a_record),
                 T(contract_charger_split_across_partitions),
+                T(outbox_deletes_delivered_entries_as_one_range),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

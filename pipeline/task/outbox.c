@@ -188,6 +188,9 @@ cf_err_t cf_outbox_load(cf_task *t, char *errstr, size_t errstr_size)
         cf_err_t err = cf_state_scan(t->rt->st, CF_COL_OUTBOX, k.b, k.len,
                                      load_entry, t, errstr, errstr_size);
         t->ob.n_committed = t->ob.n_pending;
+        /* The scan walks seqs in order; below the first there is none. */
+        t->ob.del_lo =
+            t->ob.n_pending ? t->ob.pending[0]->seq : t->ob.next_seq;
         return err;
 }
 
@@ -214,19 +217,47 @@ void cf_outbox_commit_from(cf_task *t, cf_batch *b, size_t first)
         t->ob.n_committed = t->ob.n_pending;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* Deletes the delivered entries from del_lo up to the first seq not
+ * delivered as one range, and keeps the delivered ones above it for a
+ * later commit. A commit's outputs are mostly delivered by the next one,
+ * so the range covers nearly all of them. */
+static void delete_delivered(cf_task *t, cf_batch *b)
+{
+        cf_outbox *ob = &t->ob;
+        int64_t *d = ob->delivered, lo = ob->del_lo, hi = lo;
+        size_t n = ob->n_delivered, i = 0;
+        qsort(d, n, sizeof(*d), cmp_i64);
+        for (; i < n && d[i] <= hi; i++)
+                if (d[i] == hi)
+                        hi++;
+        memmove(d, d + i, (n - i) * sizeof(*d));
+        ob->n_delivered = n - i;
+        if (hi == lo)
+                return;
+        cf_key a, z;
+        cf_key_init(&a, t->state_id);
+        cf_key_u64(&a, (uint64_t)lo);
+        cf_key_init(&z, t->state_id);
+        cf_key_u64(&z, (uint64_t)hi);
+        cf_batch_delete_range(b, CF_COL_OUTBOX, a.b, a.len, z.b, z.len);
+        ob->del_lo = hi;
+}
+
 void cf_outbox_commit(cf_task *t, cf_batch *b)
 {
         cf_outbox *ob = &t->ob;
         if (t->rt->exactly_once) {
-                cf_key k;
                 put_entries(t, b, 0);
-                for (size_t i = 0; i < ob->n_delivered; i++) {
-                        cf_key_init(&k, t->state_id);
-                        cf_key_u64(&k, (uint64_t)ob->delivered[i]);
-                        cf_batch_delete(b, CF_COL_OUTBOX, k.b, k.len);
-                }
+                delete_delivered(t, b);
+        } else {
+                ob->n_delivered = 0;
         }
-        ob->n_delivered = 0;
         ob->n_committed = ob->n_pending;
 }
 

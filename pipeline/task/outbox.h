@@ -7,7 +7,9 @@
  *            large for its topic, is counted and logged instead);
  *   commit   the pending entries go into the commit's RocksDB batch (column
  *            family OUTBOX, key task + seq), with the stores and the input
- *            offsets, and the delivered ones are deleted from it;
+ *            offsets, and the delivered ones are deleted from it by one
+ *            range delete, up to the first seq not delivered yet (a
+ *            delivered entry above it waits for a later commit);
  *   produce  once that batch is synced, the pending entries are produced
  *            (idempotent producer, headers cf.task and cf.seq) and are in
  *            flight until their delivery report marks them delivered: the
@@ -86,8 +88,14 @@ typedef struct cf_outbox {
         int64_t next_seq; /* sequence number of the next output */
         cf_out **pending; /* emitted or recovered, not produced yet */
         size_t n_pending, cap_pending;
-        int64_t *delivered; /* seqs delivered, to delete at the next commit */
+        /* Seqs delivered and still in the state: a commit deletes them
+         * once every seq below them is delivered too (del_lo). */
+        int64_t *delivered;
         size_t n_delivered, cap_delivered;
+        /* Every seq below it is deleted from the state (or never was in
+         * it): a commit deletes [del_lo, the first seq not delivered) as
+         * one range, so that an output costs one write, not two. */
+        int64_t del_lo;
         size_t inflight; /* produced, delivery report not yet seen */
         /* The first n_committed pending entries were committed (written
          * to the state); the rest were emitted since the last commit. */
@@ -116,15 +124,16 @@ void cf_outbox_skip(struct cf_task *t, int32_t topic, int32_t partition,
                     int64_t seq, size_t bytes, const char *why);
 
 /* Marks output seq of t delivered: deleted from the state at the next
- * commit. */
+ * commit at which every seq below it is delivered as well. */
 void cf_outbox_delivered(struct cf_task *t, int64_t seq);
 
 /* Queues the entries of t's outbox found in the state (committed, not
  * known to be delivered) as pending, in sequence order. */
 cf_err_t cf_outbox_load(struct cf_task *t, char *errstr, size_t errstr_size);
 
-/* Adds t's pending entries to b and deletes its delivered ones (exactly
- * once only; at-least-once forgets the delivered list). */
+/* Adds t's pending entries to b and deletes its delivered ones below the
+ * first seq not delivered, as one range delete (exactly once only;
+ * at-least-once forgets the delivered list). */
 void cf_outbox_commit(struct cf_task *t, cf_batch *b);
 
 /* Adds t's pending entries from index first on to b (exactly once only):
