@@ -486,7 +486,7 @@ static int collect_seq(void *opaque, const uint8_t *key, size_t klen,
 {
         (void)val;
         (void)vlen;
-        int64_t *seqs = opaque; /* [0]: count, then the seqs */
+        int64_t *seqs = opaque;        /* [0]: count, then the seqs */
         assert_int_equal(klen, 2 + 8); /* state id + seq (outbox.c) */
         seqs[1 + seqs[0]++] = (int64_t)cf_be64(key + 2);
         return 0;
@@ -505,9 +505,9 @@ static const char *outbox_seqs(cf_task *t, int64_t s0, char *out, size_t n)
         size_t len = 0;
         out[0] = '\0';
         for (int64_t i = 0; i < seqs[0]; i++)
-                len += (size_t)snprintf(out + len, n - len, "%s%lld",
-                                        i ? "," : "",
-                                        (long long)(seqs[1 + i] - s0));
+                len +=
+                    (size_t)snprintf(out + len, n - len, "%s%lld", i ? "," : "",
+                                     (long long)(seqs[1 + i] - s0));
         return out;
 }
 
@@ -550,8 +550,7 @@ static void outbox_deletes_delivered_entries_as_one_range(void **state)
                 cf_outbox_emit(t, CF_OUT_RATING_LOG, 0, "k", 1, "v", 1);
         assert_int_equal(outbox_commit(t), 5); /* five puts */
         assert_int_equal(outbox_send(t, sent), 5);
-        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)),
-                            "0,1,2,3,4");
+        assert_string_equal(outbox_seqs(t, s0, got, sizeof(got)), "0,1,2,3,4");
         /* 1, 0 and 3 delivered; 2 and 4 in flight. */
         cf_outbox_delivered(t, s0 + 1);
         cf_outbox_delivered(t, s0 + 0);

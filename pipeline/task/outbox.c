@@ -189,8 +189,7 @@ cf_err_t cf_outbox_load(cf_task *t, char *errstr, size_t errstr_size)
                                      load_entry, t, errstr, errstr_size);
         t->ob.n_committed = t->ob.n_pending;
         /* The scan walks seqs in order; below the first there is none. */
-        t->ob.del_lo =
-            t->ob.n_pending ? t->ob.pending[0]->seq : t->ob.next_seq;
+        t->ob.del_lo = t->ob.n_pending ? t->ob.pending[0]->seq : t->ob.next_seq;
         return err;
 }
 
