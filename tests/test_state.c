@@ -1711,6 +1711,7 @@ static void state_logbatch_leaves_out_what_later_ops_replace(void **state)
         append7(c[1], CF_COL_SESSION, "e", "p");
         append7(c[1], CF_COL_SESSION, "f", "z");
         put7(c[1], CF_COL_SESSION, "r4", "1");
+        put7(c[1], CF_COL_META, "r5", "1"); /* in [r, s), another family */
         /* Commit 3: r3 before the range delete of [r, s), r2 and an
          * append to r4 after it. */
         put7(c[2], CF_COL_SESSION, "r3", "1");
@@ -1738,13 +1739,14 @@ static void state_logbatch_leaves_out_what_later_ops_replace(void **state)
         b = cf_batch_new(f->s);
         cf_logbatch_move(g, b);
         assert_int_equal(cf_logbatch_bytes(g), 0);
-        /* Kept: META a; a=2, delete b, appends x y to c, append p to e,
-         * the range delete, d=3, r2, append q to r4, f=3. */
-        assert_int_equal(cf_batch_count(b), 11);
+        /* Kept: META a and r5; a=2, delete b, appends x y to c, append p
+         * to e, the range delete, d=3, r2, append q to r4, f=3. */
+        assert_int_equal(cf_batch_count(b), 12);
         assert_int_equal(cf_state_write(f->s, b, false, f->err, sizeof(f->err)),
                          CF_OK);
         cf_batch_destroy(b);
         assert_string_equal(get7(f->s, CF_COL_META, "a"), "m");
+        assert_string_equal(get7(f->s, CF_COL_META, "r5"), "1");
         assert_string_equal(get7(f->s, CF_COL_SESSION, "a"), "2");
         assert_null(get7(f->s, CF_COL_SESSION, "b"));
         assert_string_equal(get7(f->s, CF_COL_SESSION, "c"), "oldxy");

@@ -631,9 +631,11 @@ cf_err_t cf_batch_add_log(cf_batch *b, const uint8_t *p, size_t n, char *errstr,
 typedef struct lb_op {
         size_t koff, voff;
         uint32_t klen, vlen;
-        uint64_t hash; /* of the column family and key (not for a range) */
-        int64_t prev;  /* the operation before it on the same key that it
-                        * keeps (it is an append), else -1 */
+        uint64_t hash;    /* of the column family and key (not for a range) */
+        int64_t prev;     /* the operation before it on the same key that it
+                           * keeps (it is an append), else -1 */
+        int64_t col_prev; /* the operation before it in the same column
+                           * family, else -1 (what a range delete walks) */
         uint8_t op, col;
         bool dead; /* made void by a later operation */
 } lb_op;
@@ -651,12 +653,24 @@ struct cf_logbatch {
         uint32_t *slot;
         size_t nslot; /* a power of two */
         size_t nkeys;
+        /* The last operation in each column family, else -1: a range
+         * delete (one per task and commit in the outbox) looks only at
+         * the operations of its own column family, not at all before it. */
+        int64_t col_last[256];
 };
+
+static void lb_reset_cols(cf_logbatch *g)
+{
+        for (size_t c = 0; c < sizeof(g->col_last) / sizeof(g->col_last[0]);
+             c++)
+                g->col_last[c] = -1;
+}
 
 cf_logbatch *cf_logbatch_new(void)
 {
         cf_logbatch *g = cf_calloc(1, sizeof(*g));
         cf_buf_init(&g->buf);
+        lb_reset_cols(g);
         return g;
 }
 
@@ -724,7 +738,7 @@ static void lb_note(cf_logbatch *g, size_t i)
                  * is in the database already). */
                 const uint8_t *lo = g->buf.p + o->koff,
                               *hi = g->buf.p + o->voff;
-                for (size_t j = 0; j < i; j++) {
+                for (int64_t j = o->col_prev; j >= 0; j = g->ops[j].col_prev) {
                         lb_op *e = &g->ops[j];
                         const uint8_t *k = g->buf.p + e->koff;
                         if (!e->dead && e->op != LOG_RANGE &&
@@ -782,6 +796,8 @@ cf_err_t cf_logbatch_add(cf_logbatch *g, const uint8_t *p, size_t n,
                 o->voff = (size_t)(v - g->buf.p);
                 o->vlen = vl;
                 o->dead = false;
+                o->col_prev = g->col_last[col];
+                g->col_last[col] = (int64_t)g->n;
                 o->hash = op == LOG_RANGE
                               ? 0
                               : cf_hash64(k, kl) ^
@@ -816,6 +832,7 @@ void cf_logbatch_move(cf_logbatch *g, cf_batch *b)
         }
         g->n = 0;
         g->nkeys = 0;
+        lb_reset_cols(g);
         if (g->slot)
                 memset(g->slot, 0, g->nslot * sizeof(*g->slot));
 }
