@@ -88,6 +88,7 @@ typedef struct bill_ctx {
         int64_t start_wall;
         cf_hmap index; /* "end_ms" decimal -> cf_hmap of ledger keys */
         int64_t grace, idle;
+        int64_t per_commit; /* billing.statements.per.commit */
 } bill_ctx;
 
 /* ---- encodings ---------------------------------------------------------- */
@@ -574,80 +575,109 @@ static int cmp_key(const void *a, const void *b)
         return r ? r : (int)x->klen - (int)y->klen;
 }
 
-/* Closes the periods ending at end (all of them: the index bucket). */
-static void close_bucket(cf_task *t, bill_ctx *c, cf_hmap *set)
+/* Closes up to max of the periods in set (one index bucket: they end at
+ * the same time), in key order, and takes them out of set. */
+static void close_bucket(cf_task *t, bill_ctx *c, cf_hmap *set, size_t max)
 {
         cf_hmap_slot **keys = cf_malloc((set->n + 1) * sizeof(*keys));
         size_t n = 0, i = 0;
         cf_hmap_slot *sl;
         while (cf_hmap_next(set, &i, &sl))
                 keys[n++] = sl;
-        /* Key order, so that the output does not depend on hash order. */
+        /* Key order, so that the output does not depend on hash order
+         * (nor on how many commits the bucket takes). */
         qsort(keys, n, sizeof(*keys), cmp_key);
+        if (n > max)
+                n = max;
         for (size_t k = 0; k < n; k++) {
                 ledger *g =
                     cf_store_get(c->ledgers, keys[k]->key, keys[k]->klen);
-                if (!g)
-                        continue;
-                emit_statement(t, c, g);
-                cf_store_del(c->ledgers, keys[k]->key, keys[k]->klen);
-                cf_arena_reset(cf_task_scratch(t));
+                if (g) {
+                        emit_statement(t, c, g);
+                        cf_store_del(c->ledgers, keys[k]->key, keys[k]->klen);
+                        cf_arena_reset(cf_task_scratch(t));
+                }
+                cf_hmap_del(set, keys[k]->key, keys[k]->klen);
         }
         free(keys);
 }
 
-/* Recomputes the watermark and closes what it allows. */
+/* The earliest bucket of the index that is due at watermark wm (its end
+ * plus the grace behind it): its end, or INT64_MAX. */
+static int64_t due_bucket(const bill_ctx *c, int64_t wm)
+{
+        int64_t best = INT64_MAX;
+        size_t i = 0;
+        cf_hmap_slot *sl;
+        while (cf_hmap_next(&c->index, &i, &sl)) {
+                int64_t e = strtoll(sl->key, NULL, 10);
+                if (e < best)
+                        best = e;
+        }
+        return wm != CF_NONE && best != INT64_MAX && best + c->grace <= wm
+                   ? best
+                   : INT64_MAX;
+}
+
+/* Recomputes the watermark, then closes the periods due by it, earliest
+ * first, up to billing.statements.per.commit statements in the task's
+ * next commit: the rest wait for the next commits (the commit's own tick
+ * calls this again). A period's statement is the same whenever it leaves:
+ * once its end plus grace is behind the watermark, a charge record for it
+ * is an adjustment elsewhere (aggregate). */
 static void close_due(cf_task *t, bill_ctx *c)
 {
         sources *s = get_sources(c, cf_task_sources(t));
         int64_t now = cf_task_wall_ms(t), wm = INT64_MAX;
-        bool any = false;
+        bool any = false, known = true;
         for (int32_t i = 0; i < s->n; i++) {
                 bool idle =
                     now - (c->seen_wall[i] ? c->seen_wall[i] : c->start_wall) >=
                     c->idle;
                 if (idle)
                         continue;
-                if (s->wm[i] == CF_NONE)
-                        return; /* a live source we have not heard from */
+                if (s->wm[i] == CF_NONE) {
+                        known = false; /* a live source not heard from */
+                        break;
+                }
                 if (s->wm[i] < wm)
                         wm = s->wm[i];
                 any = true;
         }
-        if (!any || (s->watermark != CF_NONE && wm <= s->watermark))
-                return;
-        s->watermark = wm;
-        cf_store_dirty(c->meta, "sources", 7);
-        /* Close the buckets that are due, earliest first. */
+        if (known && any && (s->watermark == CF_NONE || wm > s->watermark)) {
+                s->watermark = wm;
+                cf_store_dirty(c->meta, "sources", 7);
+        }
         for (;;) {
-                int64_t best = INT64_MAX;
-                size_t i = 0;
-                cf_hmap_slot *sl;
-                while (cf_hmap_next(&c->index, &i, &sl)) {
-                        int64_t e = strtoll(sl->key, NULL, 10);
-                        if (e < best)
-                                best = e;
-                }
-                if (best == INT64_MAX || best + c->grace > wm)
+                size_t out = cf_task_outputs_uncommitted(t);
+                if (out >= (size_t)c->per_commit)
+                        break;
+                int64_t best = due_bucket(c, s->watermark);
+                if (best == INT64_MAX)
                         break;
                 char e[24];
                 snprintf(e, sizeof(e), "%" PRId64, best);
-                cf_hmap *set = cf_hmap_sdel(&c->index, e);
-                close_bucket(t, c, set);
-                cf_hmap_free(set);
-                free(set);
+                cf_hmap *set = cf_hmap_sget(&c->index, e);
+                close_bucket(t, c, set, (size_t)c->per_commit - out);
+                if (!set->n) {
+                        cf_hmap_sdel(&c->index, e);
+                        cf_hmap_free(set);
+                        free(set);
+                }
         }
 }
 
 /* At the end of input, billing is finished once every rating task has
- * sent its end: until then a statement may still get charges. */
+ * sent its end (until then a statement may still get charges) and every
+ * statement due has left (close_due). */
 static bool bill_finished(cf_task *t, void *ctx)
 {
-        sources *s = get_sources(ctx, cf_task_sources(t));
+        bill_ctx *c = ctx;
+        sources *s = get_sources(c, cf_task_sources(t));
         for (int32_t i = 0; i < s->n; i++)
                 if (s->wm[i] != CF_WATERMARK_END)
                         return false;
-        return true;
+        return due_bucket(c, s->watermark) == INT64_MAX;
 }
 
 static cf_stage_rc bill_process(cf_task *t, void *ctx, cf_item *it)
@@ -705,6 +735,7 @@ static cf_err_t bill_init(cf_task *t, void **ctxp, char *errstr,
         bill_ctx *c = cf_calloc(1, sizeof(*c));
         cf_hmap_init(&c->index);
         c->grace = cfg->billing_grace_ms;
+        c->per_commit = cfg->billing_statements_per_commit;
         c->idle = cfg->watermark_idle_ms;
         c->start_wall = cf_task_wall_ms(t);
         c->seen_wall =

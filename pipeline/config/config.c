@@ -222,6 +222,11 @@ static const cf_config_entry cf_config_table[] = {
         I("billing.grace.ms", billing_grace_ms, "86400000", 0,
           365 * CF_MS_PER_DAY,
           "A period closes when its end plus this is behind the watermark."),
+        I("billing.statements.per.commit", billing_statements_per_commit,
+          "1024", 1, 1000000,
+          "Statements a billing task emits at most between two commits: "
+          "periods that close for many parties at once leave over several "
+          "commits (the same statements), so a commit stays small."),
         I("watermark.idle.ms", watermark_idle_ms, "30000", 0, CF_MS_PER_DAY,
           "A rating task silent for this long (wall clock) stops holding "
           "back billing's watermark."),

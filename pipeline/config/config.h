@@ -75,6 +75,7 @@ typedef struct cf_config {
         int64_t dedup_window;
         /* Billing */
         int64_t billing_grace_ms;
+        int64_t billing_statements_per_commit;
         int64_t watermark_idle_ms;
         /* kafka.* passthrough, in file order, later keys win */
         cf_kv *kafka;

@@ -100,6 +100,14 @@ void cf_inproc_drain(cf_inproc *ip)
                 cf_task_drain(ip->rt.tasks[p]);
 }
 
+bool cf_inproc_finished(cf_inproc *ip)
+{
+        for (int32_t p = 0; p < ip->rt.n_tasks; p++)
+                if (!cf_task_finished(ip->rt.tasks[p]))
+                        return false;
+        return true;
+}
+
 /* Billing tasks read what rating wrote to the repartition topic, as if
  * consumed from it. */
 static void feed_billing(cf_inproc *ip, const cf_out *o)

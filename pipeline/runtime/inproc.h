@@ -46,6 +46,11 @@ void cf_inproc_feed(cf_inproc *ip, const cf_src *src);
 /* The input is over: every task drains. */
 void cf_inproc_drain(cf_inproc *ip);
 
+/* After cf_inproc_drain: whether every task is finished (cf_task_finished:
+ * billing has every end and has emitted every statement due, which may
+ * take several commits, billing.statements.per.commit). */
+bool cf_inproc_finished(cf_inproc *ip);
+
 /* Commits every task (one synced batch), then hands the outputs to the
  * sink. */
 cf_err_t cf_inproc_commit(cf_inproc *ip, char *errstr, size_t errstr_size);

@@ -201,6 +201,10 @@ void cf_task_emit_charge(cf_task *t, const cf_charge_record *cr,
 /* Emits a statement to billing.statements (this task's partition). */
 void cf_task_emit_statement(cf_task *t, const cf_statement *st);
 
+/* Outputs the task emitted since its last commit: what its next commit
+ * will hold (a stage that can choose when to emit bounds it with this). */
+size_t cf_task_outputs_uncommitted(const cf_task *t);
+
 /* Counts a stage-specific event (e.g. "sessions_closed") for the stats. */
 void cf_task_count(cf_task *t, const cf_stage *stage, const char *counter,
                    int64_t delta);

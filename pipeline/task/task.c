@@ -287,6 +287,13 @@ void cf_task_emit_statement(cf_task *t, const cf_statement *st)
         cf_buf_free(&b);
 }
 
+size_t cf_task_outputs_uncommitted(const cf_task *t)
+{
+        return t->ob.n_pending > t->ob.n_committed
+                   ? t->ob.n_pending - t->ob.n_committed
+                   : 0;
+}
+
 void cf_task_count(cf_task *t, const cf_stage *stage, const char *counter,
                    int64_t delta)
 {
