@@ -231,6 +231,8 @@ static void delete_delivered(cf_task *t, cf_batch *b)
         cf_outbox *ob = &t->ob;
         int64_t *d = ob->delivered, lo = ob->del_lo, hi = lo;
         size_t n = ob->n_delivered, i = 0;
+        if (!n)
+                return; /* (d may be NULL: none delivered yet) */
         qsort(d, n, sizeof(*d), cmp_i64);
         for (; i < n && d[i] <= hi; i++)
                 if (d[i] == hi)
