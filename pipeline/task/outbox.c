@@ -187,9 +187,21 @@ cf_err_t cf_outbox_load(cf_task *t, char *errstr, size_t errstr_size)
         cf_key_init(&k, t->state_id);
         cf_err_t err = cf_state_scan(t->rt->st, CF_COL_OUTBOX, k.b, k.len,
                                      load_entry, t, errstr, errstr_size);
-        t->ob.n_committed = t->ob.n_pending;
+        cf_outbox *ob = &t->ob;
+        ob->n_committed = ob->n_pending;
         /* The scan walks seqs in order; below the first there is none. */
-        t->ob.del_lo = t->ob.n_pending ? t->ob.pending[0]->seq : t->ob.next_seq;
+        ob->del_lo = ob->n_pending ? ob->pending[0]->seq : ob->next_seq;
+        /* A seq above it that the state does not hold counts as deleted,
+         * so that the range deletes pass over it: in a state restored
+         * from the task log, the log records of the last commit of the
+         * task's earlier owner (a log does not carry its own records). */
+        size_t held = 0;
+        for (int64_t seq = ob->del_lo; seq < ob->next_seq; seq++) {
+                if (held < ob->n_pending && ob->pending[held]->seq == seq)
+                        held++;
+                else
+                        cf_outbox_delivered(t, seq);
+        }
         return err;
 }
 
