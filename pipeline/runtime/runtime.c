@@ -718,8 +718,11 @@ static int32_t task_index(const cf_runtime *rt, int input, int32_t p)
  * commit, which would otherwise leave their outputs to the next start. */
 static void await_hold(cf_runtime *rt)
 {
-        while (cf_mono_ms() < rt->hold_until_ms && !rt->fatal &&
-               !rd_kafka_assignment_lost(rt->consumer))
+        /* Not for ever: without the group's word (a broker down, say),
+         * the writes stay in the outbox for the next start. */
+        int64_t until = cf_mono_ms() + rt->hold_ms + 2 * rt->standstill_ms;
+        while (!rt->fatal && !rd_kafka_assignment_lost(rt->consumer) &&
+               !cf_outbox_may_write(rt) && cf_mono_ms() < until)
                 rd_kafka_poll(rt->producer, 50);
 }
 
@@ -854,9 +857,25 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         }
                         rt->tasks[idx]->log_full = full;
                         rt->tasks[idx]->log_done_n = done_n;
-                        cf_log(CF_LOG_INFO, "task %s assigned%s",
-                               rt->tasks[idx]->name,
-                               restored ? " (restored from the task log)" : "");
+                        cf_task *nt = rt->tasks[idx];
+                        int64_t o0 = nt->in[sub == 'B' ? CF_IN_REPARTITION
+                                                       : CF_IN_SESSIONS]
+                                         .next_offset;
+                        int64_t o1 = nt->in[CF_IN_METER].next_offset;
+                        char at[96];
+                        if (sub == 'B')
+                                snprintf(at, sizeof(at), "input at %" PRId64,
+                                         o0);
+                        else
+                                snprintf(at, sizeof(at),
+                                         "inputs at %" PRId64 ", %" PRId64, o0,
+                                         o1);
+                        cf_log(CF_LOG_INFO,
+                               "task %s assigned%s: %s, next output %" PRId64
+                               ", %zu outputs pending",
+                               nt->name,
+                               restored ? " (restored from the task log)" : "",
+                               at, nt->ob.next_seq, nt->ob.n_pending);
                 }
                 int64_t off = rt->tasks[idx]->in[input].next_offset;
                 tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
@@ -1359,8 +1378,10 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 return CF_ERR_CONFIG;
         }
         /* Writes wait after the main thread stood still for half a
-         * session (cf_outbox_may_write), for two heartbeats (at least
-         * 1.5 s): the consumer's time to hear from the group. */
+         * session (cf_outbox_may_write) until the group confirms the
+         * tasks are still this process's, and for two heartbeats at
+         * least (1.5 s at least): the consumer's time to hear from the
+         * group. */
         {
                 char v[32];
                 size_t vn = sizeof(v);
@@ -1605,6 +1626,8 @@ done:
                 for (int32_t p = 0; p < rt->n_tasks; p++)
                         cf_task_destroy(rt->tasks[p]);
         free(rt->tasks);
+        if (rt->confirm_q)
+                rd_kafka_queue_destroy(rt->confirm_q);
         if (rt->consumer)
                 rd_kafka_destroy(rt->consumer);
         cf_standby_destroy(s.sb);
