@@ -2,8 +2,11 @@
 # e2e_ab.sh: builds of chargeflow end to end, in turn, on one peer broker
 # holding one generated input, so that the machine's drift hits them alike.
 #
-#   bench/e2e_ab.sh PRESET DAYS ROUNDS BUILD_DIR...
+#   bench/e2e_ab.sh PRESET DAYS ROUNDS BUILD_DIR[,key=value...]...
 #
+# A run's argument may add configuration after its build directory,
+# comma-separated (build/,input.buffer.max.bytes=16777216): the same build
+# under two configurations is an A/B of its own.
 # Starts the peer broker (../shared/kafka-peer/kafka-peer or
 # $CF_KAFKA_PEER) in memory, creates the topics (16 partitions, kept
 # forever) and loads `gen --preset PRESET --seed 1 --faults --days DAYS`
@@ -17,7 +20,7 @@
 # WriteBatch bytes and disk bytes per event with the tables' load left out.
 set -euo pipefail
 if [ $# -lt 4 ]; then
-        echo "usage: $0 PRESET DAYS ROUNDS BUILD_DIR..." >&2
+        echo "usage: $0 PRESET DAYS ROUNDS BUILD_DIR[,key=value...]..." >&2
         exit 2
 fi
 preset=$1 days=$2 rounds=$3
@@ -30,7 +33,7 @@ kp=$!
 trap 'kill $kp 2>/dev/null || true; rm -rf "$d"' EXIT
 for _ in $(seq 100); do [ -s "$d/bs" ] && break; sleep 0.1; done
 bs=$(cat "$d/bs")
-cf0=$1/chargeflow
+cf0=${1%%,*}/chargeflow
 "$cf0" topics create --bootstrap "$bs" --partitions 16 --retention-ms -1 \
         >"$d/topics.log" 2>&1
 "$cf0" gen --preset "$preset" --seed 1 --faults --days "$days" \
@@ -38,8 +41,11 @@ cf0=$1/chargeflow
 tail -1 "$d/gen.log"
 i=0
 for _ in $(seq "$rounds"); do
-        for b in "$@"; do
+        for run in "$@"; do
                 i=$((i + 1))
+                b=${run%%,*}
+                extra=""
+                [ "$run" != "$b" ] && extra=${run#*,}
                 "$b/bench/bench_ceiling" --bootstrap "$bs" --json \
                         >"$d/ceil$i.json" 2>"$d/ceil$i.log"
                 p=$d/r$i.properties
@@ -51,6 +57,7 @@ for _ in $(seq "$rounds"); do
                         echo "topic.repartition=ab$i.repartition"
                         echo "topic.rating-log=ab$i.rating-log"
                         echo "topic.billing-log=ab$i.billing-log"
+                        [ -z "$extra" ] || echo "$extra" | tr ',' '\n'
                 } >"$p"
                 "$b/chargeflow" topics create -c "$p" --partitions 16 \
                         --retention-ms -1 >"$d/t$i.log" 2>&1
@@ -58,7 +65,7 @@ for _ in $(seq "$rounds"); do
                         >"$d/r$i.json" 2>"$d/r$i.log"
                 rss=$(awk '/Maximum resident/ {print int($6 / 1024)}' \
                         "$d/r$i.log")
-                python3 - "$d/r$i.json" "$d/ceil$i.json" "$b" "$rss" <<'EOF'
+                python3 - "$d/r$i.json" "$d/ceil$i.json" "$run" "$rss" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 c = json.load(open(sys.argv[2]))

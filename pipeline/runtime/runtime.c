@@ -718,11 +718,8 @@ static int32_t task_index(const cf_runtime *rt, int input, int32_t p)
  * commit, which would otherwise leave their outputs to the next start. */
 static void await_hold(cf_runtime *rt)
 {
-        /* Not for ever: without the group's word (a broker down, say),
-         * the writes stay in the outbox for the next start. */
-        int64_t until = cf_mono_ms() + rt->hold_ms + 2 * rt->standstill_ms;
-        while (!rt->fatal && !rd_kafka_assignment_lost(rt->consumer) &&
-               !cf_outbox_may_write(rt) && cf_mono_ms() < until)
+        while (cf_mono_ms() < rt->hold_until_ms && !rt->fatal &&
+               !rd_kafka_assignment_lost(rt->consumer))
                 rd_kafka_poll(rt->producer, 50);
 }
 
@@ -1378,10 +1375,8 @@ static cf_err_t open_clients(rt_state *s, char *errstr, size_t errstr_size)
                 return CF_ERR_CONFIG;
         }
         /* Writes wait after the main thread stood still for half a
-         * session (cf_outbox_may_write) until the group confirms the
-         * tasks are still this process's, and for two heartbeats at
-         * least (1.5 s at least): the consumer's time to hear from the
-         * group. */
+         * session (cf_outbox_may_write), for two heartbeats (at least
+         * 1.5 s): the consumer's time to hear from the group. */
         {
                 char v[32];
                 size_t vn = sizeof(v);
@@ -1626,8 +1621,6 @@ done:
                 for (int32_t p = 0; p < rt->n_tasks; p++)
                         cf_task_destroy(rt->tasks[p]);
         free(rt->tasks);
-        if (rt->confirm_q)
-                rd_kafka_queue_destroy(rt->confirm_q);
         if (rt->consumer)
                 rd_kafka_destroy(rt->consumer);
         cf_standby_destroy(s.sb);

@@ -8,7 +8,6 @@
 #include "outbox.h"
 
 #include <inttypes.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,97 +397,6 @@ void cf_outbox_produce(cf_task *t)
         produce(t, false);
 }
 
-/* The positions of rt's tasks' inputs (the next offset each processes),
- * for the confirmation's offset commit; NULL when none is known yet. */
-static rd_kafka_topic_partition_list_t *task_positions(cf_runtime *rt)
-{
-        rd_kafka_topic_partition_list_t *l = NULL;
-        for (int32_t p = 0; p < rt->n_tasks; p++) {
-                cf_task *t = rt->tasks[p];
-                for (int i = 0; t && i < CF_IN__CNT; i++) {
-                        if (t->in[i].next_offset < 0)
-                                continue;
-                        if (!l)
-                                l = rd_kafka_topic_partition_list_new(8);
-                        rd_kafka_topic_partition_list_add(l, rt->in_topic[i],
-                                                          t->id)
-                            ->offset = t->in[i].next_offset;
-                }
-        }
-        return l;
-}
-
-/* Asks for, or takes, the group's confirmation after a standstill (task.h,
- * cf_runtime.confirm). True once it came, or when there is nothing to ask
- * about (no input position yet: the time hold alone then). */
-static bool confirmed(cf_runtime *rt, int64_t now)
-{
-        if (!rt->confirm)
-                return true;
-        if (!rt->consumer) {
-                rt->confirm = 0;
-                return true;
-        }
-        if (!rt->confirm_q)
-                rt->confirm_q = rd_kafka_queue_new(rt->consumer);
-        rd_kafka_event_t *ev;
-        while ((ev = rd_kafka_queue_poll(rt->confirm_q, 0))) {
-                if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_OFFSET_COMMIT ||
-                    rt->confirm != 2 ||
-                    (intptr_t)rd_kafka_event_opaque(ev) != rt->confirm_seq) {
-                        rd_kafka_event_destroy(ev);
-                        continue;
-                }
-                rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
-                const rd_kafka_topic_partition_list_t *l =
-                    rd_kafka_event_topic_partition_list(ev);
-                for (int i = 0; !err && l && i < l->cnt; i++)
-                        err = l->elems[i].err;
-                rd_kafka_event_destroy(ev);
-                if (!err) {
-                        cf_log(CF_LOG_INFO,
-                               "the group confirmed that the tasks are still "
-                               "this process's: writes go on");
-                        rt->confirm = 0;
-                        return true;
-                }
-                if (!rt->confirm_warned)
-                        cf_log(CF_LOG_WARN,
-                               "the group did not confirm that the tasks "
-                               "are still this process's (%s): nothing is "
-                               "written until it does, or the assignment is "
-                               "found lost",
-                               rd_kafka_err2str(err));
-                rt->confirm_warned = true;
-                rt->confirm = 1;
-                rt->confirm_at = now + 500;
-        }
-        if (rt->confirm == 1 && now >= rt->confirm_at) {
-                rd_kafka_topic_partition_list_t *l = task_positions(rt);
-                if (!l) {
-                        rt->confirm = 0;
-                        return true;
-                }
-                rd_kafka_resp_err_t err =
-                    rd_kafka_commit_queue(rt->consumer, l, rt->confirm_q, NULL,
-                                          (void *)(intptr_t)++rt->confirm_seq);
-                rd_kafka_topic_partition_list_destroy(l);
-                if (err) {
-                        rt->confirm_at = now + 500;
-                        if (!rt->confirm_warned)
-                                cf_log(CF_LOG_WARN,
-                                       "the group's confirmation could not "
-                                       "be asked (%s): nothing is written "
-                                       "until it is",
-                                       rd_kafka_err2str(err));
-                        rt->confirm_warned = true;
-                } else {
-                        rt->confirm = 2;
-                }
-        }
-        return false;
-}
-
 bool cf_outbox_may_write(cf_runtime *rt)
 {
         int64_t now = cf_mono_ms();
@@ -497,24 +405,16 @@ bool cf_outbox_may_write(cf_runtime *rt)
                 cf_log(CF_LOG_WARN,
                        "the main thread stood still for %" PRId64
                        " ms (the process was paused, or starved): "
-                       "nothing is written until the group confirms that "
-                       "the tasks are still this process's, and for %" PRId64
-                       " ms at least",
+                       "nothing is written for %" PRId64
+                       " ms, until the group has had the time to say "
+                       "whether the tasks are still this process's",
                        now - rt->alive_ms, rt->hold_ms);
                 rt->hold_until_ms = now + rt->hold_ms;
-                /* Asked again, after the standstill (an answer to an
-                 * earlier request, still coming, no longer counts). */
-                rt->confirm = 1;
-                rt->confirm_at = now;
-                rt->confirm_warned = false;
         }
         rt->alive_ms = now;
-        /* Asked even when the assignment is found lost already: the
-         * answer (a refusal) says so in the log. */
-        bool ok = confirmed(rt, now);
-        if (rt->consumer && rd_kafka_assignment_lost(rt->consumer))
+        if (now < rt->hold_until_ms)
                 return false;
-        return ok && now >= rt->hold_until_ms;
+        return !(rt->consumer && rd_kafka_assignment_lost(rt->consumer));
 }
 
 /* ---- transactions (producer.fencing=transactions, fence.h) -------------

@@ -179,18 +179,6 @@ typedef struct cf_runtime {
          * ms), how long it may stand still before writes wait (0: no
          * check), how long they then wait, and until when. */
         int64_t alive_ms, standstill_ms, hold_ms, hold_until_ms;
-        /* And, after a standstill, until the group confirms that this
-         * process is still the member the tasks were given to: an offset
-         * commit sent after the standstill (the coordinator takes it only
-         * from a member of the group's current generation), answered on
-         * confirm_q (created on first use). confirm: 0 nothing asked, 1 to
-         * send (again at confirm_at), 2 sent (the request numbered
-         * confirm_seq: an answer to an earlier one does not count). */
-        int confirm;
-        intptr_t confirm_seq;
-        int64_t confirm_at;
-        bool confirm_warned;
-        rd_kafka_queue_t *confirm_q;
         volatile int fatal; /* a delivery failed for good */
         char fatal_msg[1024];
         int64_t produced, delivered;
