@@ -331,8 +331,15 @@ static cf_err_t commit_all_wait(rt_state *s, bool wait)
                 s->state_failed = true;
                 return err;
         }
-        if (s->assigned) /* a commit of tasks: written, none produced */
+        if (s->assigned) { /* a commit of tasks: written, none produced */
                 cf_crash_point("synced");
+                /* The same with nothing of earlier commits left in
+                 * librdkafka's hands: a process frozen with outputs handed
+                 * over sends them when it thaws (README, Zombies), so the
+                 * zombie test freezes here. */
+                if (rd_kafka_outq_len(rt->producer) == 0)
+                        cf_crash_point("synced-idle");
+        }
         /* Stopping on a signal: at most as long as the final delivery
          * wait (a broker gone for good must not hold the stop); the
          * outputs then wait in the outbox for the next start. */
