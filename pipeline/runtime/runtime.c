@@ -862,18 +862,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         rt->tasks[idx]->log_full = full;
                         rt->tasks[idx]->log_done_n = done_n;
                         cf_task *nt = rt->tasks[idx];
-                        int64_t o0 = nt->in[sub == 'B' ? CF_IN_REPARTITION
-                                                       : CF_IN_SESSIONS]
-                                         .next_offset;
-                        int64_t o1 = nt->in[CF_IN_METER].next_offset;
                         char at[96];
                         if (sub == 'B')
                                 snprintf(at, sizeof(at), "input at %" PRId64,
-                                         o0);
+                                         nt->in[CF_IN_REPARTITION].next_offset);
                         else
                                 snprintf(at, sizeof(at),
-                                         "inputs at %" PRId64 ", %" PRId64, o0,
-                                         o1);
+                                         "inputs at %" PRId64 ", %" PRId64,
+                                         nt->in[CF_IN_SESSIONS].next_offset,
+                                         nt->in[CF_IN_METER].next_offset);
                         cf_log(CF_LOG_INFO,
                                "task %s assigned%s: %s, next output %" PRId64
                                ", %zu outputs pending",

@@ -2,9 +2,9 @@
  * crash.h: crash points for the crash tests. CF_CRASH_AT=point:n makes the
  * process SIGKILL itself the n-th time it reaches point (start, tables,
  * commit, synced, synced-idle, produce, produced, log, tornlog);
- * CF_PAUSE_AT=point:n makes
- * it SIGSTOP itself there instead (a frozen process, a zombie once its group
- * moved its tasks; the test resumes it with SIGCONT). Unset in production:
+ * CF_PAUSE_AT=point:n makes it SIGSTOP itself there instead (a frozen
+ * process, a zombie once its group moved its tasks; the test resumes it
+ * with SIGCONT). Unset in production:
  * the check is a string compare at a handful of places that run once per
  * commit or less.
  */
